@@ -1,0 +1,65 @@
+//! Command-line definition and dispatch. One file per command group; this file only
+//! names them and routes. Conventions: results on stdout (JSON where a program reads
+//! them), diagnostics on stderr, exit status 2 when the input or a check is rejected.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod decode;
+pub mod gs1;
+pub mod pool;
+pub mod profile;
+
+/// linectl — open-source packaging-line controller for pharmaceutical serialization.
+#[derive(Debug, Parser)]
+#[command(name = "linectl", version, about)]
+pub struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "LINECTL_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, validate and build GS1 codes.
+    #[command(subcommand)]
+    Gs1(gs1::Gs1Cmd),
+    /// Check line profiles.
+    #[command(subcommand)]
+    Profile(profile::ProfileCmd),
+    /// Manage the serial-number pool.
+    Pool(pool::PoolArgs),
+    /// Decode, verify and grade DataMatrix frames from image files.
+    Decode(decode::DecodeArgs),
+}
+
+/// Exit status for a rejected input or a failed check.
+pub const EXIT_REJECTED: u8 = 2;
+
+/// Route a parsed command line to its command group.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Gs1(cmd) => gs1::run(cmd),
+        Command::Profile(cmd) => profile::run(cmd),
+        Command::Pool(args) => pool::run(args),
+        Command::Decode(args) => decode::run(args),
+    }
+}
+
+/// Set up `tracing` to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,10 @@
+//! linectl: the library behind the line-controller daemon. It owns the GS1 code engine,
+//! the market rules, line profiles, the serial-number pool and the vision stage; device
+//! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
+//! The binary (`src/main.rs`) is only command-line glue over this library.
+
+pub mod gs1;
+pub mod market;
+pub mod pool;
+pub mod profile;
+pub mod vision;

@@ -1,0 +1,1 @@
+//! pool: skeleton, filled by its issue.

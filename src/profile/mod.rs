@@ -1,0 +1,1 @@
+//! profile: skeleton, filled by its issue.

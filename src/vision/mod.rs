@@ -1,0 +1,1 @@
+//! vision: skeleton, filled by its issue.
