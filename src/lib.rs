@@ -5,6 +5,7 @@
 
 pub mod gs1;
 pub mod market;
+pub mod packml;
 pub mod pool;
 pub mod profile;
 pub mod vision;
