@@ -3,6 +3,7 @@
 //! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
+pub mod clock;
 pub mod gs1;
 pub mod market;
 pub mod packml;
