@@ -4,7 +4,9 @@
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
 pub mod clock;
+pub mod epcis;
 pub mod gs1;
+pub mod journal;
 pub mod market;
 pub mod packml;
 pub mod pool;

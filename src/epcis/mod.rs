@@ -1,0 +1,1 @@
+//! epcis: skeleton, filled by the events issue.

@@ -1,0 +1,1 @@
+//! journal: skeleton, filled by the events issue.
