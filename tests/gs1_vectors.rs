@@ -12,8 +12,16 @@ const VECTORS: &str = include_str!("data/gs1-syntax-engine-vectors.json");
 /// Cases that are not test cases: the extraction caught the C helper macro's own
 /// parameter names (`inbuf`, `expbuf`) instead of arguments.
 const EXCLUDED: &[(&str, usize, &str)] = &[
-    ("test_parseAIdata", 27, "macro parameters 'inbuf'/'expbuf' captured by the extraction, not a case"),
-    ("test_parseAIdata", 28, "macro parameter 'inbuf' captured by the extraction, not a case"),
+    (
+        "test_parseAIdata",
+        27,
+        "macro parameters 'inbuf'/'expbuf' captured by the extraction, not a case",
+    ),
+    (
+        "test_parseAIdata",
+        28,
+        "macro parameter 'inbuf' captured by the extraction, not a case",
+    ),
 ];
 
 /// parseDLuri cases run with the legacy zero-suppressed GTIN option on (the C test calls
@@ -67,8 +75,16 @@ fn syntax_engine_vectors() {
         println!("excluded {c}[{i}]: {why}");
     }
     println!("total: {total} cases ran, {} excluded", EXCLUDED.len());
-    assert!(total + EXCLUDED.len() == 379, "expected 379 cases in the file");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        total + EXCLUDED.len() == 379,
+        "expected 379 cases in the file"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn expect<T, E: std::fmt::Debug>(
@@ -104,7 +120,11 @@ fn run_case(cat: &str, id: usize, ok: bool, c: &[Value]) -> Result<(), String> {
                 require_leading_fnc1: true,
                 ..syntax_only()
             };
-            expect(ok, Gs1Code::parse_element_string_with(s(&c[1]), &opts), |_| Ok(()))
+            expect(
+                ok,
+                Gs1Code::parse_element_string_with(s(&c[1]), &opts),
+                |_| Ok(()),
+            )
         }
         "test_validateAIs" => {
             // Unknown AIs are permitted so that (89)/(3338) reach the rule under test.
@@ -134,9 +154,11 @@ fn run_case(cat: &str, id: usize, ok: bool, c: &[Value]) -> Result<(), String> {
                 unknown_ais_as_dl_attributes: DL_UNKNOWN_ATTR.contains(&id),
                 ..syntax_only()
             };
-            expect(ok, Gs1Code::parse_digital_link_with(s(&c[1]), &opts), |code| {
-                eq(&code.caret_string(), s(&c[2]))
-            })
+            expect(
+                ok,
+                Gs1Code::parse_digital_link_with(s(&c[1]), &opts),
+                |code| eq(&code.caret_string(), s(&c[2])),
+            )
         }
         "test_testGenerateDLuri" => {
             // Cases 18 and 19 permit unknown AIs; 19 also allows them as attributes.
@@ -151,7 +173,9 @@ fn run_case(cat: &str, id: usize, ok: bool, c: &[Value]) -> Result<(), String> {
                 "NULL" => CANONICAL_DL_STEM,
                 st => st,
             };
-            expect(ok, code.digital_link_with(stem, &opts), |uri| eq(&uri, s(&c[3])))
+            expect(ok, code.digital_link_with(stem, &opts), |uri| {
+                eq(&uri, s(&c[3]))
+            })
         }
         "test_testProcessScanData" => {
             expect(ok, ScanData::parse_with(s(&c[1]), &syntax_only()), |scan| {

@@ -88,7 +88,11 @@ fn unescape(s: &str, query: bool) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 let v = (h * 16 + l) as u8;
                 if v == 0 {
@@ -129,8 +133,7 @@ fn decode_value(
         kind: Gs1ErrorKind::Charset,
         position: Some(pos),
     })?;
-    if opts.permit_zero_suppressed_gtin_in_dl && ai == "01" && matches!(value.len(), 8 | 12 | 13)
-    {
+    if opts.permit_zero_suppressed_gtin_in_dl && ai == "01" && matches!(value.len(), 8 | 12 | 13) {
         value = format!("{value:0>14}");
     }
     validate::check_value(ai, entry, &value, pos)?;
@@ -158,14 +161,21 @@ pub fn parse(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> {
         .iter()
         .position(|c| BAD_DOMAIN_CHARS.contains(c))
     {
-        return Err(dl_err(None, "character not allowed in the domain", rest_at + p));
+        return Err(dl_err(
+            None,
+            "character not allowed in the domain",
+            rest_at + p,
+        ));
     }
     // path info runs to '?' (query) or '#' (fragment, ignored)
     let end = b[slash..]
         .iter()
         .position(|&c| c == b'#')
         .map_or(b.len(), |i| slash + i);
-    let qmark = b[slash..end].iter().position(|&c| c == b'?').map(|i| slash + i);
+    let qmark = b[slash..end]
+        .iter()
+        .position(|&c| c == b'?')
+        .map(|i| slash + i);
     let path_end = qmark.unwrap_or(end);
     let path = &input[slash..path_end];
 
@@ -173,7 +183,9 @@ pub fn parse(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> {
     let mut cut = path.len();
     let mut dp = None;
     loop {
-        let Some(r) = path[..cut].rfind('/') else { break };
+        let Some(r) = path[..cut].rfind('/') else {
+            break;
+        };
         let Some(p) = path[..r].rfind('/') else { break };
         let Some(entry) = path_ai(&path[p + 1..r], opts) else {
             break;

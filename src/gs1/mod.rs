@@ -456,3 +456,182 @@ impl fmt::Display for Gs1Code {
         f.write_str(&self.hri())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GTIN: &str = "09506000134352";
+
+    #[test]
+    fn builds_in_symbol_order() {
+        let code = Gs1Code::from_elements([
+            ("01", GTIN),
+            ("21", "ABC123"),
+            ("10", "LOT7"),
+            ("17", "281231"),
+        ])
+        .unwrap();
+        assert_eq!(
+            code.element_string(),
+            format!("01{GTIN}17281231") + "21ABC123\u{1d}10LOT7"
+        );
+        assert_eq!(
+            code.hri(),
+            format!("(01){GTIN}(17)281231(21)ABC123(10)LOT7")
+        );
+        assert_eq!(
+            code.caret_string(),
+            format!("^01{GTIN}21ABC123^10LOT7^17281231")
+        );
+        assert_eq!(code.get("10"), Some("LOT7"));
+        let mut buf = String::with_capacity(64);
+        code.write_element_string(&mut buf);
+        assert!(!buf.ends_with(GS) && !buf.starts_with(GS));
+        // round trip
+        let back = Gs1Code::parse_element_string(&buf).unwrap();
+        assert_eq!(back.hri(), code.hri());
+        assert_eq!(Gs1Code::parse(&code.hri()).unwrap().element_string(), buf);
+    }
+
+    #[test]
+    fn non_predefined_fixed_length_needs_separator() {
+        // (8111) is N4 but not in the predefined-length list: FNC1 after it.
+        let code =
+            Gs1Code::from_elements_with([("8111", "1234"), ("10", "A")], &Options::syntax_only())
+                .unwrap();
+        assert_eq!(code.element_string(), "81111234\u{1d}10A");
+    }
+
+    #[test]
+    fn digital_link_round_trip() {
+        let code = Gs1Code::from_elements([
+            ("01", GTIN),
+            ("17", "281231"),
+            ("21", "A/B 1"),
+            ("10", "L1"),
+        ]);
+        // a space is not CSET 82
+        assert_eq!(code.unwrap_err().kind, Gs1ErrorKind::Charset);
+        let code =
+            Gs1Code::from_elements([("01", GTIN), ("17", "281231"), ("21", "A/B1"), ("10", "L1")])
+                .unwrap();
+        let uri = code.digital_link(CANONICAL_DL_STEM).unwrap();
+        assert_eq!(
+            uri,
+            format!("https://id.gs1.org/01/{GTIN}/10/L1/21/A%2FB1?17=281231")
+        );
+        let back = Gs1Code::parse(&uri).unwrap();
+        assert_eq!(back.get("21"), Some("A/B1"));
+        assert_eq!(
+            back.element_string(),
+            code.element_string()
+                .replace("21A/B1\u{1d}10L1", "10L1\u{1d}21A/B1")
+        );
+    }
+
+    #[test]
+    fn errors_name_ai_rule_and_position() {
+        let e = Gs1Code::parse("(01)09506000134353(21)X").unwrap_err();
+        assert_eq!(e.ai.as_deref(), Some("01"));
+        assert_eq!(e.kind, Gs1ErrorKind::CheckDigit);
+        assert_eq!(e.position, Some(17));
+        assert!(e.to_string().contains("check digit"), "{e}");
+
+        let e = Gs1Code::parse(&format!("(01){GTIN}(17)250230")).unwrap_err();
+        assert_eq!(
+            (e.ai.as_deref(), &e.kind),
+            (Some("17"), &Gs1ErrorKind::Date)
+        );
+        // YYMMD0: day 00 is allowed
+        assert!(Gs1Code::parse(&format!("(01){GTIN}(17)250200")).is_ok());
+
+        let e = Gs1Code::parse("(21)ABC").unwrap_err();
+        assert!(matches!(e.kind, Gs1ErrorKind::MissingRequired(_)), "{e}");
+
+        let e = Gs1Code::parse(&format!("^01{GTIN}8899ABC")).unwrap_err();
+        assert_eq!(e.kind, Gs1ErrorKind::UnknownAi);
+        assert_eq!(e.position, Some(17));
+
+        let e = Gs1Code::parse(&format!("(01){GTIN}(21)123456789012345678901")).unwrap_err();
+        assert_eq!(
+            (e.ai.as_deref(), &e.kind),
+            (Some("21"), &Gs1ErrorKind::Length)
+        );
+
+        let e = Gs1Code::parse(&format!("(01){GTIN}(21)A(21)B")).unwrap_err();
+        assert_eq!(e.kind, Gs1ErrorKind::Duplicate);
+        assert_eq!(e.position, Some(23));
+
+        let e = Gs1Code::parse_bytes(b"(01)0950600013\xff4352").unwrap_err();
+        assert_eq!((e.kind, e.position), (Gs1ErrorKind::Charset, Some(14)));
+        assert!(Gs1Code::parse_bytes(format!("(01){GTIN}").as_bytes()).is_ok());
+
+        let e = Gs1Code::parse("https://id.gs1.org/01/09506000134352/10/").unwrap_err();
+        assert!(matches!(e.kind, Gs1ErrorKind::DigitalLink(_)), "{e}");
+    }
+
+    #[test]
+    fn scan_data_to_symbology() {
+        let (sym, code) = Gs1Code::parse_scan_data(&format!("]d201{GTIN}21ABC\u{1d}10L")).unwrap();
+        assert_eq!(sym, Symbology::DataMatrix);
+        assert_eq!(code.get("10"), Some("L"));
+        let (sym, _) =
+            Gs1Code::parse_scan_data(&format!("]Q1https://a.example/01/{GTIN}")).unwrap();
+        assert_eq!(sym, Symbology::QrCode);
+        assert!(Gs1Code::parse_scan_data("]d1HELLO").is_err());
+        assert!(Gs1Code::parse_scan_data("]E02112345678900").is_err());
+    }
+
+    /// xorshift64*: a small deterministic generator for garbage inputs.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        let seeds = [
+            format!("(01){GTIN}(21)ABC(10)L(17)281231"),
+            format!("^01{GTIN}21ABC\u{1d}10L\u{1d}17281231"),
+            format!("]d201{GTIN}21ABC"),
+            format!("https://id.gs1.org/01/{GTIN}/10/L%2F1/21/S?17=281231&99=x"),
+            "]E02112345678900|]e099COMPOSITE".to_owned(),
+            "(8110)012345612345611110123(8030)AbC-_=(4309)01234567890123456789".to_owned(),
+        ];
+        let alphabet: &[u8] = b"()^\x1d]%/?&=#0123456789ABCdQeCEJ+\\\xff\xc3";
+        let mut st = 0x9E37_79B9_7F4A_7C15u64;
+        let mut ok = 0usize;
+        for round in 0..40_000 {
+            let mut bytes: Vec<u8> = seeds[round % seeds.len()].as_bytes().to_vec();
+            let edits = 1 + next(&mut st) % 6;
+            for _ in 0..edits {
+                let r = next(&mut st);
+                let at = (r as usize >> 8) % (bytes.len() + 1);
+                match r % 4 {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[(r as usize >> 32) % alphabet.len()]),
+                    2 if at < bytes.len() => bytes[at] = (r >> 40) as u8,
+                    _ => bytes.truncate(at),
+                }
+            }
+            if let Ok(code) = Gs1Code::parse_bytes(&bytes) {
+                ok += 1;
+                // whatever parsed must rebuild and re-parse
+                let es = code.element_string();
+                assert!(Gs1Code::parse_element_string(&es).is_ok(), "{es:?}");
+                let _ = code.hri();
+                let _ = code.digital_link(CANONICAL_DL_STEM);
+            }
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                let _ = ScanData::parse_with(s, &Options::syntax_only());
+                let _ = Gs1Code::parse_with(s, &Options::syntax_only());
+            }
+        }
+        assert!(ok > 0, "some mutations should stay valid");
+    }
+}

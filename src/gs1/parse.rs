@@ -87,7 +87,10 @@ pub fn element_string(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> 
                 .last()
                 .map_or(pos, |i| i + 1);
             return Err(Gs1Error {
-                ai: input.get(pos..end).filter(|s| !s.is_empty()).map(str::to_owned),
+                ai: input
+                    .get(pos..end)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
                 kind: Gs1ErrorKind::UnknownAi,
                 position: Some(pos),
             });
@@ -204,7 +207,10 @@ impl ScanData {
             b"J0" => (S::DotCode, false),
             b"J1" => (S::DotCode, true),
             _ => {
-                return Err(Gs1Error::syntax("unsupported symbology identifier", Some(1)));
+                return Err(Gs1Error::syntax(
+                    "unsupported symbology identifier",
+                    Some(1),
+                ));
             }
         };
         let data = &input[3..];
@@ -297,7 +303,10 @@ fn gs1_scan(data: &str, opts: &Options, base: usize) -> Result<Gs1Code, Gs1Error
         }));
     }
     if data.is_empty() {
-        return Err(shift(Gs1Error::syntax("no GS1 data after the identifier", Some(0))));
+        return Err(shift(Gs1Error::syntax(
+            "no GS1 data after the identifier",
+            Some(0),
+        )));
     }
     let opts = Options {
         require_leading_fnc1: false,

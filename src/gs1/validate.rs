@@ -54,7 +54,11 @@ pub fn check_value(
     }
     let Some(entry) = entry else {
         if d.len() > UNKNOWN_AI_MAX_LEN {
-            return Err(err(ai, Gs1ErrorKind::Length, Some(base + UNKNOWN_AI_MAX_LEN)));
+            return Err(err(
+                ai,
+                Gs1ErrorKind::Length,
+                Some(base + UNKNOWN_AI_MAX_LEN),
+            ));
         }
         if let Some(p) = d.iter().position(|&b| !lint::is_cset82(b)) {
             return Err(err(ai, Gs1ErrorKind::Charset, Some(base + p)));
@@ -165,7 +169,9 @@ pub fn check_pairs(
             if unserialised {
                 return Err(err(
                     &e.ai,
-                    Gs1ErrorKind::Lint("8030 (DIGSIG) needs this key with its serial component".into()),
+                    Gs1ErrorKind::Lint(
+                        "8030 (DIGSIG) needs this key with its serial component".into(),
+                    ),
                     at(i),
                 ));
             }
