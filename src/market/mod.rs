@@ -110,9 +110,7 @@ pub struct SerialRules {
 #[non_exhaustive]
 pub enum MarketError {
     /// Not a market id linectl knows.
-    #[error(
-        "unknown market `{0}` (known: us-dscsa, eu-fmd, cn-nmpa, br-anvisa, ru-crypto, tr-its, sa-rsd, in-export)"
-    )]
+    #[error("unknown market `{0}` (known: us-dscsa, eu-fmd, cn-nmpa, br-anvisa, ru-crypto, tr-its, sa-rsd, in-export)")]
     UnknownMarket(String),
     /// The serial breaks the market's serial rules.
     #[error("{market}: serial `{serial}` rejected: {reason}")]
