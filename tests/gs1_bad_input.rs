@@ -93,7 +93,7 @@ fn pairing_rules() {
         &format!("(01){GTIN}(10)A(10)B"),
         Some("10"),
         |k| *k == K::Duplicate,
-        Some(21),
+        Some(23),
     );
     // a repeat with the same value is allowed
     assert!(Gs1Code::parse(&format!("(01){GTIN}(10)A(10)A")).is_ok());
