@@ -372,10 +372,460 @@ impl Market {
         }
     }
 
-    /// Build and validate the code of one unit.
+    /// Build and validate the code of one unit: product master data, serial, batch,
+    /// expiry and extra AIs are checked against the market's rules (the first problem
+    /// is returned), then the GS1 engine validates the whole code.
     pub fn build(self, product: &Product, unit: &UnitData) -> Result<Gs1Code, MarketError> {
-        let _ = (product, unit);
-        todo!("foundation issue")
+        if let Some(err) = self.product_problems(product).into_iter().next() {
+            return Err(err);
+        }
+        let batch = BatchData {
+            batch: unit.batch.clone(),
+            expiry: unit.expiry.clone(),
+        };
+        if let Some(err) = self.batch_problems(&batch).into_iter().next() {
+            return Err(err);
+        }
+        self.validate_serial(&unit.serial)?;
+        self.check_extra(&unit.extra)?;
+        let gtin = normalise_gtin(&product.gtin).map_err(|reason| self.rule(reason))?;
+        let elements = self.elements(&gtin, product, &batch, &unit.serial, &unit.extra);
+        Ok(Gs1Code::from_elements(elements)?)
+    }
+
+    /// Every problem with `product` for this market (empty when it is fine).
+    pub fn product_problems(self, product: &Product) -> Vec<MarketError> {
+        let spec = self.spec();
+        let mut out = Vec::new();
+        if let Err(reason) = normalise_gtin(&product.gtin) {
+            out.push(self.rule(format!("GTIN: {reason}")));
+        }
+        for (i, (ai, value)) in product.national_ais.iter().enumerate() {
+            if product.national_ais[..i].iter().any(|(a, _)| a == ai) {
+                out.push(self.rule(format!("AI ({ai}) is given twice")));
+                continue;
+            }
+            if let Err(reason) = check_national_ai(self, ai, value) {
+                out.push(self.rule(reason));
+            }
+        }
+        for ai in spec.required_national_ais {
+            if !product.national_ais.iter().any(|(a, _)| a == ai) {
+                out.push(MarketError::MissingAi {
+                    market: self,
+                    ai: (*ai).to_string(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Every problem with the batch data for this market (empty when it is fine).
+    pub fn batch_problems(self, batch: &BatchData) -> Vec<MarketError> {
+        let spec = self.spec();
+        let mut out = Vec::new();
+        if spec.required_ais.contains(&"10") {
+            if let Err(reason) = check_batch(&batch.batch, spec.batch_max_len) {
+                out.push(self.rule(reason));
+            }
+        }
+        if spec.required_ais.contains(&"17") {
+            if let Err(reason) = check_expiry(&batch.expiry, spec.expiry_day_zero) {
+                out.push(self.rule(reason));
+            }
+        }
+        out
+    }
+
+    /// Check the per-unit extra AIs: only those the market takes, each at most once,
+    /// all the market requires present, each in its form.
+    fn check_extra(self, extra: &[(String, String)]) -> Result<(), MarketError> {
+        let spec = self.spec();
+        for (i, (ai, value)) in extra.iter().enumerate() {
+            if !spec.unit_extra_ais.contains(&ai.as_str()) {
+                return Err(self.rule(format!("AI ({ai}) is not a per-unit AI of {self}")));
+            }
+            if extra[..i].iter().any(|(a, _)| a == ai) {
+                return Err(self.rule(format!("AI ({ai}) is given twice")));
+            }
+            if self == Market::RuCrypto {
+                ru_crypto::check_tail(ai, value).map_err(|reason| self.rule(reason))?;
+            }
+        }
+        for ai in spec.unit_extra_ais {
+            if spec.required_ais.contains(ai) && !extra.iter().any(|(a, _)| a == ai) {
+                return Err(MarketError::MissingAi {
+                    market: self,
+                    ai: (*ai).to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The unit's elements in the order linectl emits them: fixed-length first (01,
+    /// 17), then batch, national AIs, and the serial last (so the per-unit part is the
+    /// tail of the element string), then per-unit extras (Russia's 91/92).
+    fn elements(
+        self,
+        gtin: &str,
+        product: &Product,
+        batch: &BatchData,
+        serial: &str,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let spec = self.spec();
+        let mut el = vec![("01".to_string(), gtin.to_string())];
+        if spec.required_ais.contains(&"17") {
+            el.push(("17".to_string(), batch.expiry.clone()));
+        }
+        if spec.required_ais.contains(&"10") {
+            el.push(("10".to_string(), batch.batch.clone()));
+        }
+        for (ai, v) in &product.national_ais {
+            el.push((ai.clone(), v.clone()));
+        }
+        el.push(("21".to_string(), serial.to_string()));
+        for ai in spec.unit_extra_ais {
+            if let Some((a, v)) = extra.iter().find(|(a, _)| a == ai) {
+                el.push((a.clone(), v.clone()));
+            }
+        }
+        el
+    }
+
+    fn rule(self, reason: impl Into<String>) -> MarketError {
+        MarketError::Rule {
+            market: self,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a GS1 national (NHRN) AI stands for.
+pub fn national_ai_meaning(ai: &str) -> Option<&'static str> {
+    Some(match ai {
+        "710" => "NHRN: Germany PZN",
+        "711" => "NHRN: France CIP",
+        "712" => "NHRN: Spain Código Nacional",
+        "713" => "NHRN: Brazil ANVISA registration",
+        "714" => "NHRN: Portugal AIM",
+        "715" => "NHRN: US NDC",
+        _ => return None,
+    })
+}
+
+/// Check that `ai` is a national AI `market` accepts and that its value has the right
+/// form; the error says which rule broke.
+pub fn check_national_ai(market: Market, ai: &str, value: &str) -> Result<(), String> {
+    let spec = market.spec();
+    if !spec.national_ais.iter().any(|(a, _)| *a == ai) {
+        let known = national_ai_meaning(ai)
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        let accepted: Vec<_> = spec.national_ais.iter().map(|(a, _)| *a).collect();
+        let accepted = if accepted.is_empty() {
+            "none".to_string()
+        } else {
+            accepted.join(", ")
+        };
+        return Err(format!(
+            "AI ({ai}){known} is not a national AI of {market} (accepted: {accepted})"
+        ));
+    }
+    check_national_value(ai, value)
+}
+
+/// Check a national AI's value: the per-country format where linectl knows it, else
+/// 1–20 CSET 82 characters (the GS1 format of AIs 710–715).
+fn check_national_value(ai: &str, value: &str) -> Result<(), String> {
+    match ai {
+        "710" => eu_fmd::check_nhrn(ai, value),
+        "713" => br_anvisa::check_registration(value),
+        _ => {
+            if value.is_empty() || value.len() > 20 {
+                return Err(format!("AI ({ai}) must be 1 to 20 characters"));
+            }
+            match value
+                .bytes()
+                .position(|b| !SerialCharset::Cset82.contains(b))
+            {
+                Some(pos) => Err(format!(
+                    "AI ({ai}): character at position {pos} is not in GS1 CSET 82"
+                )),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// The GS1 check digit (mod 10, weights 3,1 from the right) over `digits`, which must
+/// be ASCII digits.
+pub fn gs1_check_digit(digits: &[u8]) -> u8 {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| u32::from(d.wrapping_sub(b'0')) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    // (10 - sum % 10) % 10 is below 10.
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// Check a GTIN-8, -12, -13 or -14 (digits and check digit) and return it as a GTIN-14
+/// (left-padded with zeros). The error names the expected check digit.
+pub fn normalise_gtin(gtin: &str) -> Result<String, String> {
+    let b = gtin.as_bytes();
+    if !matches!(b.len(), 8 | 12 | 13 | 14) {
+        return Err(format!(
+            "`{gtin}` has {} characters, a GTIN has 8, 12, 13 or 14 digits",
+            b.len()
+        ));
+    }
+    if let Some(pos) = b.iter().position(|c| !c.is_ascii_digit()) {
+        return Err(format!("`{gtin}` has a non-digit at position {pos}"));
+    }
+    let (body, last) = b.split_at(b.len() - 1);
+    let expected = gs1_check_digit(body);
+    if last.first().map(|d| d - b'0') != Some(expected) {
+        return Err(format!("check digit wrong (expected {expected})"));
+    }
+    Ok(format!("{gtin:0>14}"))
+}
+
+/// Check a batch / lot: 1 to `max_len` CSET 82 characters.
+pub fn check_batch(batch: &str, max_len: usize) -> Result<(), String> {
+    if batch.is_empty() {
+        return Err("batch (AI 10) is required".to_string());
+    }
+    if batch.len() > max_len {
+        return Err(format!(
+            "batch `{batch}` has {} characters, at most {max_len} allowed",
+            batch.len()
+        ));
+    }
+    if let Some(pos) = batch
+        .bytes()
+        .position(|b| !SerialCharset::Cset82.contains(b))
+    {
+        return Err(format!(
+            "batch `{batch}`: character at position {pos} is not in GS1 CSET 82"
+        ));
+    }
+    Ok(())
+}
+
+/// Check an expiry date YYMMDD: a real calendar date (GS1 century rule not needed for
+/// the day count: years are read as 20YY for leap years, 2000 being a leap year too);
+/// `DD` = `00` (end of month) only where `day_zero` allows it.
+pub fn check_expiry(expiry: &str, day_zero: bool) -> Result<(), String> {
+    let b = expiry.as_bytes();
+    if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) {
+        return Err(format!("expiry `{expiry}` must be 6 digits YYMMDD"));
+    }
+    let num = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
+    let (yy, mm, dd) = (num(0), num(2), num(4));
+    if !(1..=12).contains(&mm) {
+        return Err(format!("expiry `{expiry}`: month {mm:02} does not exist"));
+    }
+    if dd == 0 {
+        return if day_zero {
+            Ok(())
+        } else {
+            Err(format!(
+                "expiry `{expiry}`: day 00 (end of month) is not accepted, give the real day"
+            ))
+        };
+    }
+    let leap = yy % 4 == 0;
+    let days = match mm {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if dd > days {
+        return Err(format!(
+            "expiry `{expiry}`: day {dd:02} does not exist in month {mm:02}"
+        ));
+    }
+    Ok(())
+}
+
+/// Batch-level data shared by every unit of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchData {
+    /// Batch / lot (AI 10).
+    pub batch: String,
+    /// Expiry YYMMDD (AI 17).
+    pub expiry: String,
+}
+
+/// A per-batch prepared code: product and batch validated once, the fixed part of the
+/// element string and HRI precomputed, so that writing a unit's code only checks the
+/// serial and copies bytes. This is the line's hot path.
+///
+/// The output is byte-for-byte the element string the GS1 engine gives for the code
+/// `Market::build` makes from the same data (tested).
+#[derive(Debug, Clone)]
+pub struct CodeTemplate {
+    market: Market,
+    rules: SerialRules,
+    /// Element string up to and including the serial's AI `21`.
+    prefix: String,
+    /// HRI up to and including `(21)`.
+    hri_prefix: String,
+    /// Per-unit extras follow the serial (Russia's 91/92).
+    needs_tail: bool,
+}
+
+impl CodeTemplate {
+    /// Validate product and batch for `market` and prepare the fixed part of the code.
+    /// The GS1 engine checks a sample code once, so a template that builds can only
+    /// produce valid codes given valid serials.
+    pub fn new(
+        market: Market,
+        product: &Product,
+        batch: &BatchData,
+    ) -> Result<CodeTemplate, MarketError> {
+        if let Some(err) = market.product_problems(product).into_iter().next() {
+            return Err(err);
+        }
+        if let Some(err) = market.batch_problems(batch).into_iter().next() {
+            return Err(err);
+        }
+        let gtin = normalise_gtin(&product.gtin).map_err(|reason| market.rule(reason))?;
+        let rules = market.serial_rules();
+        let needs_tail = !market.spec().unit_extra_ais.is_empty();
+        // Validate the fixed part once through the GS1 engine with a sample serial
+        // (and sample tail).
+        let sample_serial = "1".repeat(rules.min_len);
+        let sample_extra: Vec<(String, String)> = if market == Market::RuCrypto {
+            vec![
+                ("91".to_string(), "A".repeat(ru_crypto::KEY_LEN)),
+                ("92".to_string(), "A".repeat(ru_crypto::CRYPTO_LEN)),
+            ]
+        } else {
+            Vec::new()
+        };
+        let elements = market.elements(&gtin, product, batch, &sample_serial, &sample_extra);
+        Gs1Code::from_elements(elements.clone())?;
+        let mut prefix = String::with_capacity(64);
+        let mut hri_prefix = String::with_capacity(64);
+        let fixed: Vec<_> = elements.iter().take_while(|(ai, _)| ai != "21").collect();
+        for (ai, value) in &fixed {
+            prefix.push_str(ai);
+            prefix.push_str(value);
+            // GS after a variable-length field (everything but 01 and 17 here); the
+            // serial always follows, so no field here is last.
+            if !is_predefined_fixed(ai) {
+                prefix.push(crate::gs1::GS);
+            }
+            hri_prefix.push('(');
+            hri_prefix.push_str(ai);
+            hri_prefix.push(')');
+            hri_prefix.push_str(value);
+        }
+        prefix.push_str("21");
+        hri_prefix.push_str("(21)");
+        Ok(CodeTemplate {
+            market,
+            rules,
+            prefix,
+            hri_prefix,
+            needs_tail,
+        })
+    }
+
+    /// The market.
+    pub fn market(&self) -> Market {
+        self.market
+    }
+
+    /// Check a serial against the market's rules (charset, length) without building.
+    #[inline]
+    pub fn check_serial(&self, serial: &str) -> Result<(), MarketError> {
+        check_serial(self.market, &self.rules, serial.as_bytes()).map_err(|reason| {
+            MarketError::Serial {
+                market: self.market,
+                serial: serial.to_string(),
+                reason,
+            }
+        })
+    }
+
+    /// Append the unit's element string (no leading FNC1, GS as 0x1D) to `out`. Only
+    /// the serial is checked. Markets with a per-unit tail (Russia) need
+    /// [`CodeTemplate::write_with_tail`].
+    #[inline]
+    pub fn write(&self, serial: &str, out: &mut String) -> Result<(), MarketError> {
+        if self.needs_tail {
+            return Err(MarketError::MissingAi {
+                market: self.market,
+                ai: "91".to_string(),
+            });
+        }
+        self.check_serial(serial)?;
+        out.push_str(&self.prefix);
+        out.push_str(serial);
+        Ok(())
+    }
+
+    /// Append the unit's HRI text, `(01)…(21)serial`, to `out`.
+    #[inline]
+    pub fn write_hri(&self, serial: &str, out: &mut String) -> Result<(), MarketError> {
+        if self.needs_tail {
+            return Err(MarketError::MissingAi {
+                market: self.market,
+                ai: "91".to_string(),
+            });
+        }
+        self.check_serial(serial)?;
+        out.push_str(&self.hri_prefix);
+        out.push_str(serial);
+        Ok(())
+    }
+
+    /// Russia: append the element string with the operator-issued verification key
+    /// (AI 91) and crypto code (AI 92).
+    pub fn write_with_tail(
+        &self,
+        serial: &str,
+        key91: &str,
+        crypto92: &str,
+        out: &mut String,
+    ) -> Result<(), MarketError> {
+        if !self.needs_tail {
+            return Err(MarketError::Rule {
+                market: self.market,
+                reason: "this market takes no AI (91)/(92) tail".to_string(),
+            });
+        }
+        self.check_serial(serial)?;
+        ru_crypto::check_tail("91", key91).map_err(|r| self.market.rule(r))?;
+        ru_crypto::check_tail("92", crypto92).map_err(|r| self.market.rule(r))?;
+        out.push_str(&self.prefix);
+        out.push_str(serial);
+        out.push(crate::gs1::GS);
+        out.push_str("91");
+        out.push_str(key91);
+        out.push(crate::gs1::GS);
+        out.push_str("92");
+        out.push_str(crypto92);
+        Ok(())
+    }
+}
+
+/// The GS1 "predefined length" AIs among those markets use (the two-digit prefixes
+/// 00–04, 11–20, 31–36, 41 are fixed length by the GS1 General Specifications).
+fn is_predefined_fixed(ai: &str) -> bool {
+    let b = ai.as_bytes();
+    match (b.first(), b.get(1)) {
+        (Some(&a), Some(&c)) if a.is_ascii_digit() && c.is_ascii_digit() => {
+            let two = (a - b'0') * 10 + (c - b'0');
+            matches!(two, 0..=4 | 11..=20 | 31..=36 | 41)
+        }
+        _ => false,
     }
 }
 
