@@ -709,25 +709,29 @@ impl CodeTemplate {
             Vec::new()
         };
         let elements = market.elements(&gtin, product, batch, &sample_serial, &sample_extra);
-        Gs1Code::from_elements(elements.clone())?;
-        let mut prefix = String::with_capacity(64);
-        let mut hri_prefix = String::with_capacity(64);
-        let fixed: Vec<_> = elements.iter().take_while(|(ai, _)| ai != "21").collect();
-        for (ai, value) in &fixed {
-            prefix.push_str(ai);
-            prefix.push_str(value);
-            // GS after a variable-length field (everything but 01 and 17 here); the
-            // serial always follows, so no field here is last.
-            if !is_predefined_fixed(ai) {
-                prefix.push(crate::gs1::GS);
-            }
-            hri_prefix.push('(');
-            hri_prefix.push_str(ai);
-            hri_prefix.push(')');
-            hri_prefix.push_str(value);
+        let sample = Gs1Code::from_elements(elements)?;
+        // The fixed part is what the GS1 engine writes before the serial: the serial
+        // is last in symbol order (or followed only by the tail), so cutting it off
+        // gives a prefix that makes the template byte-identical to the engine.
+        let mut tail = String::new();
+        for (ai, value) in &sample_extra {
+            tail.push(crate::gs1::GS);
+            tail.push_str(ai);
+            tail.push_str(value);
         }
-        prefix.push_str("21");
-        hri_prefix.push_str("(21)");
+        let cut = |text: String, tail: &str, ai: &str| -> Result<String, MarketError> {
+            text.strip_suffix(tail)
+                .and_then(|t| t.strip_suffix(sample_serial.as_str()))
+                .filter(|t| t.ends_with(ai))
+                .map(str::to_string)
+                .ok_or_else(|| market.rule(format!("internal: serial is not last in `{text}`")))
+        };
+        let prefix = cut(sample.element_string(), &tail, "21")?;
+        let hri_tail: String = sample_extra
+            .iter()
+            .map(|(ai, v)| format!("({ai}){v}"))
+            .collect();
+        let hri_prefix = cut(sample.hri(), &hri_tail, "(21)")?;
         Ok(CodeTemplate {
             market,
             rules,
@@ -813,19 +817,6 @@ impl CodeTemplate {
         out.push_str("92");
         out.push_str(crypto92);
         Ok(())
-    }
-}
-
-/// The GS1 "predefined length" AIs among those markets use (the two-digit prefixes
-/// 00–04, 11–20, 31–36, 41 are fixed length by the GS1 General Specifications).
-fn is_predefined_fixed(ai: &str) -> bool {
-    let b = ai.as_bytes();
-    match (b.first(), b.get(1)) {
-        (Some(&a), Some(&c)) if a.is_ascii_digit() && c.is_ascii_digit() => {
-            let two = (a - b'0') * 10 + (c - b'0');
-            matches!(two, 0..=4 | 11..=20 | 31..=36 | 41)
-        }
-        _ => false,
     }
 }
 
@@ -961,5 +952,344 @@ mod tests {
         assert!(guessing_probability_ok(Market::EuFmd, 21, 10, 1).is_err());
         assert!(guessing_probability_ok(Market::EuFmd, 10, 83, 1).is_err());
         assert!(guessing_probability_ok(Market::EuFmd, 10, 1, 1).is_err());
+    }
+
+    const GTIN: &str = "09506000134352";
+    const CRYPTO: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr";
+
+    fn product(national: &[(&str, &str)]) -> Product {
+        Product {
+            gtin: GTIN.to_string(),
+            national_ais: national
+                .iter()
+                .map(|(a, v)| (a.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn unit(serial: &str) -> UnitData {
+        UnitData {
+            serial: serial.to_string(),
+            batch: "LOT42".to_string(),
+            expiry: "281231".to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn ru_unit() -> UnitData {
+        UnitData {
+            extra: vec![
+                ("91".to_string(), "EE07".to_string()),
+                ("92".to_string(), CRYPTO.to_string()),
+            ],
+            ..unit("ABCDEFGHIJKLM")
+        }
+    }
+
+    /// A valid product and unit for every market.
+    fn valid(m: Market) -> (Product, UnitData) {
+        match m {
+            Market::EuFmd => (product(&[("710", "01234562")]), unit("X7K2P9Q4M8")),
+            Market::CnNmpa => (product(&[]), unit("1234567890123")),
+            Market::BrAnvisa => (product(&[("713", "1234567890123")]), unit("1234567890123")),
+            Market::RuCrypto => (product(&[]), ru_unit()),
+            _ => (product(&[]), unit("SN0001")),
+        }
+    }
+
+    #[test]
+    fn build_each_market() {
+        let expected = [
+            (
+                Market::UsDscsa,
+                "(01)09506000134352(17)281231(10)LOT42(21)SN0001",
+            ),
+            (
+                Market::EuFmd,
+                "(01)09506000134352(17)281231(10)LOT42(710)01234562(21)X7K2P9Q4M8",
+            ),
+            (
+                Market::CnNmpa,
+                "(01)09506000134352(17)281231(10)LOT42(21)1234567890123",
+            ),
+            (
+                Market::BrAnvisa,
+                "(01)09506000134352(17)281231(10)LOT42(713)1234567890123(21)1234567890123",
+            ),
+            (
+                Market::RuCrypto,
+                "(01)09506000134352(21)ABCDEFGHIJKLM(91)EE07(92)ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr",
+            ),
+            (
+                Market::TrIts,
+                "(01)09506000134352(17)281231(10)LOT42(21)SN0001",
+            ),
+            (
+                Market::SaRsd,
+                "(01)09506000134352(17)281231(10)LOT42(21)SN0001",
+            ),
+            (
+                Market::InExport,
+                "(01)09506000134352(17)281231(10)LOT42(21)SN0001",
+            ),
+        ];
+        for (m, hri) in expected {
+            let (p, u) = valid(m);
+            let code = m.build(&p, &u).unwrap_or_else(|e| panic!("{m}: {e}"));
+            assert_eq!(code.hri(), hri, "{m}");
+        }
+    }
+
+    #[test]
+    fn template_matches_engine_byte_for_byte() {
+        for m in Market::ALL {
+            let (p, u) = valid(m);
+            let batch = BatchData {
+                batch: u.batch.clone(),
+                expiry: u.expiry.clone(),
+            };
+            let t = CodeTemplate::new(m, &p, &batch).unwrap_or_else(|e| panic!("{m}: {e}"));
+            let code = m.build(&p, &u).unwrap();
+            let mut es = String::new();
+            if m == Market::RuCrypto {
+                t.write_with_tail(&u.serial, "EE07", CRYPTO, &mut es)
+                    .unwrap();
+                assert!(t.write(&u.serial, &mut String::new()).is_err());
+            } else {
+                t.write(&u.serial, &mut es).unwrap();
+                let mut hri = String::new();
+                t.write_hri(&u.serial, &mut hri).unwrap();
+                assert_eq!(hri, code.hri(), "{m}");
+                assert!(
+                    t.write_with_tail(&u.serial, "EE07", CRYPTO, &mut String::new())
+                        .is_err()
+                );
+            }
+            assert_eq!(es, code.element_string(), "{m}");
+            // And the engine reads it back as the same code.
+            let back = Gs1Code::parse_element_string(&es).unwrap();
+            assert_eq!(back.hri(), code.hri(), "{m}");
+        }
+    }
+
+    #[test]
+    fn template_rejects_bad_serials_and_writes_nothing() {
+        let (p, u) = valid(Market::EuFmd);
+        let t = CodeTemplate::new(
+            Market::EuFmd,
+            &p,
+            &BatchData {
+                batch: u.batch,
+                expiry: u.expiry,
+            },
+        )
+        .unwrap();
+        let mut out = String::new();
+        for bad in ["", "ABC DEF", "123456789012345678901", "AB#C", "\u{1d}X"] {
+            assert!(
+                matches!(t.write(bad, &mut out), Err(MarketError::Serial { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn build_errors_name_the_rule() {
+        let m = Market::EuFmd;
+        let (p, u) = valid(m);
+        let cases: Vec<(Product, UnitData, &str)> = vec![
+            (
+                Product {
+                    gtin: "09506000134353".into(),
+                    ..p.clone()
+                },
+                u.clone(),
+                "check digit wrong (expected 2)",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    serial: "A B".into(),
+                    ..u.clone()
+                },
+                "serial `A B` rejected",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    batch: String::new(),
+                    ..u.clone()
+                },
+                "batch (AI 10) is required",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    batch: "L".repeat(21),
+                    ..u.clone()
+                },
+                "at most 20",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    expiry: "281301".into(),
+                    ..u.clone()
+                },
+                "month 13 does not exist",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    expiry: "280230".into(),
+                    ..u.clone()
+                },
+                "day 30 does not exist",
+            ),
+            (
+                p.clone(),
+                UnitData {
+                    expiry: "2812".into(),
+                    ..u.clone()
+                },
+                "6 digits",
+            ),
+            (
+                product(&[("713", "1234567890123")]),
+                u.clone(),
+                "AI (713) (NHRN: Brazil ANVISA registration) is not a national AI of eu-fmd",
+            ),
+            (product(&[("710", "01234563")]), u.clone(), "expected 2"),
+            (
+                p.clone(),
+                UnitData {
+                    extra: vec![("91".into(), "EE07".into())],
+                    ..u.clone()
+                },
+                "AI (91) is not a per-unit AI of eu-fmd",
+            ),
+        ];
+        for (p, u, want) in cases {
+            let err = m.build(&p, &u).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn market_specific_rules() {
+        // EU accepts DD = 00, the US does not.
+        let (p, u) = valid(Market::EuFmd);
+        assert!(
+            Market::EuFmd
+                .build(
+                    &p,
+                    &UnitData {
+                        expiry: "281200".into(),
+                        ..u.clone()
+                    }
+                )
+                .is_ok()
+        );
+        let (p, u) = valid(Market::UsDscsa);
+        let err = Market::UsDscsa
+            .build(
+                &p,
+                &UnitData {
+                    expiry: "281200".into(),
+                    ..u
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("day 00"), "{err}");
+        // Brazil needs 713, 13 digits.
+        let (_, u) = valid(Market::BrAnvisa);
+        let err = Market::BrAnvisa.build(&product(&[]), &u).unwrap_err();
+        assert_eq!(
+            err,
+            MarketError::MissingAi {
+                market: Market::BrAnvisa,
+                ai: "713".into()
+            }
+        );
+        let err = Market::BrAnvisa
+            .build(&product(&[("713", "123")]), &u)
+            .unwrap_err();
+        assert!(err.to_string().contains("exactly 13 digits"), "{err}");
+        // Russia needs the operator's 91 and 92, in their lengths.
+        let (p, u) = valid(Market::RuCrypto);
+        let err = Market::RuCrypto
+            .build(
+                &p,
+                &UnitData {
+                    extra: vec![],
+                    ..u.clone()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            MarketError::MissingAi {
+                market: Market::RuCrypto,
+                ai: "91".into()
+            }
+        );
+        let short = vec![
+            ("91".to_string(), "EE07".to_string()),
+            ("92".to_string(), "short".to_string()),
+        ];
+        let err = Market::RuCrypto
+            .build(
+                &p,
+                &UnitData {
+                    extra: short,
+                    ..u.clone()
+                },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("must be 44 characters"), "{err}");
+        // China: the 13-digit issued tail, digits only.
+        let (p, u) = valid(Market::CnNmpa);
+        assert!(
+            Market::CnNmpa
+                .build(
+                    &p,
+                    &UnitData {
+                        serial: "123456789".into(),
+                        ..u
+                    }
+                )
+                .is_err()
+        );
+        // GTIN-13 is padded to GTIN-14.
+        let (_, u) = valid(Market::UsDscsa);
+        let code = Market::UsDscsa
+            .build(
+                &Product {
+                    gtin: "9506000134352".into(),
+                    national_ais: vec![],
+                },
+                &u,
+            )
+            .unwrap();
+        assert_eq!(code.get("01"), Some(GTIN));
+    }
+
+    #[test]
+    fn gtin_forms() {
+        assert_eq!(normalise_gtin("09506000134352").unwrap(), GTIN);
+        assert_eq!(
+            normalise_gtin("95060001343").unwrap_err(),
+            "`95060001343` has 11 characters, a GTIN has 8, 12, 13 or 14 digits"
+        );
+        assert_eq!(
+            normalise_gtin("0950600013435X").unwrap_err(),
+            "`0950600013435X` has a non-digit at position 13"
+        );
+        assert_eq!(
+            normalise_gtin("09506000134350").unwrap_err(),
+            "check digit wrong (expected 2)"
+        );
+        assert_eq!(normalise_gtin("96385074").unwrap(), "00000096385074");
     }
 }
