@@ -135,9 +135,13 @@ impl Profile {
         env: Option<BTreeMap<String, String>>,
     ) -> Result<Profile, ProfileError> {
         let mut problems = Problems::new(file);
-        let profile = parse(text, env, &mut problems);
+        let sections = parse(text, env, &mut problems);
+        validate::validate(&sections, &mut problems);
+        let profile = sections.complete();
         if let Some(p) = &profile {
-            validate::validate(p, &mut problems);
+            if problems.list.is_empty() {
+                validate::validate_code(p, &mut problems);
+            }
         }
         match profile {
             Some(p) if problems.list.is_empty() => Ok(p),
@@ -174,14 +178,45 @@ impl Profile {
     }
 }
 
+/// Every section that parsed; validation runs each rule whose sections are here, so a
+/// section that does not parse hides no problem of the others.
+#[derive(Default)]
+pub(crate) struct Sections {
+    pub(crate) line: Option<LineSection>,
+    pub(crate) product: Option<ProductSection>,
+    pub(crate) batch: Option<BatchSection>,
+    pub(crate) plc: Option<PlcSection>,
+    pub(crate) printer: Option<PrinterSection>,
+    pub(crate) camera: Option<CameraSection>,
+    pub(crate) geometry: Option<GeometrySection>,
+    pub(crate) verification: Option<VerificationSection>,
+    pub(crate) serials: Option<SerialsSection>,
+    pub(crate) hmi: Option<HmiSection>,
+    pub(crate) epcis: Option<EpcisSection>,
+}
+
+impl Sections {
+    /// The profile, when every section parsed.
+    fn complete(self) -> Option<Profile> {
+        Some(Profile {
+            line: self.line?,
+            product: self.product?,
+            batch: self.batch?,
+            plc: self.plc?,
+            printer: self.printer?,
+            camera: self.camera?,
+            geometry: self.geometry?,
+            verification: self.verification?,
+            serials: self.serials?,
+            hmi: self.hmi?,
+            epcis: self.epcis?,
+        })
+    }
+}
+
 /// Parse the merged TOML + environment into sections, one section at a time so that a
-/// bad section does not hide the problems of the others. Returns the profile only when
-/// every section parsed.
-fn parse(
-    text: &str,
-    env: Option<BTreeMap<String, String>>,
-    problems: &mut Problems,
-) -> Option<Profile> {
+/// bad section does not hide the problems of the others.
+fn parse(text: &str, env: Option<BTreeMap<String, String>>, problems: &mut Problems) -> Sections {
     let env_source = env.map(|m| m.into_iter().collect::<config::Map<String, String>>());
     let built = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
@@ -196,14 +231,14 @@ fn parse(
         Ok(cfg) => cfg,
         Err(e) => {
             problems.push("", format!("not valid TOML: {}", one_line(&e.to_string())));
-            return None;
+            return Sections::default();
         }
     };
     let mut table: BTreeMap<String, config::Value> = match cfg.try_deserialize() {
         Ok(t) => t,
         Err(e) => {
             problems.push("", e.to_string());
-            return None;
+            return Sections::default();
         }
     };
     for name in table.keys() {
@@ -214,30 +249,19 @@ fn parse(
             );
         }
     }
-    let line = section::<LineSection>(&mut table, "line", problems);
-    let product = section::<ProductSection>(&mut table, "product", problems);
-    let batch = section::<BatchSection>(&mut table, "batch", problems);
-    let plc = section::<PlcSection>(&mut table, "plc", problems);
-    let printer = section::<PrinterSection>(&mut table, "printer", problems);
-    let camera = section::<CameraSection>(&mut table, "camera", problems);
-    let geometry = section::<GeometrySection>(&mut table, "geometry", problems);
-    let verification = section::<VerificationSection>(&mut table, "verification", problems);
-    let serials = section::<SerialsSection>(&mut table, "serials", problems);
-    let hmi = section::<HmiSection>(&mut table, "hmi", problems);
-    let epcis = section::<EpcisSection>(&mut table, "epcis", problems);
-    Some(Profile {
-        line: line?,
-        product: product?,
-        batch: batch?,
-        plc: plc?,
-        printer: printer?,
-        camera: camera?,
-        geometry: geometry?,
-        verification: verification?,
-        serials: serials?,
-        hmi: hmi?,
-        epcis: epcis?,
-    })
+    Sections {
+        line: section(&mut table, "line", problems),
+        product: section(&mut table, "product", problems),
+        batch: section(&mut table, "batch", problems),
+        plc: section(&mut table, "plc", problems),
+        printer: section(&mut table, "printer", problems),
+        camera: section(&mut table, "camera", problems),
+        geometry: section(&mut table, "geometry", problems),
+        verification: section(&mut table, "verification", problems),
+        serials: section(&mut table, "serials", problems),
+        hmi: section(&mut table, "hmi", problems),
+        epcis: section(&mut table, "epcis", problems),
+    }
 }
 
 /// Deserialize one section; a missing optional section takes its defaults (by
@@ -285,6 +309,7 @@ fn describe(e: config::ConfigError) -> (Option<String>, String) {
             let (inner_key, message) = describe(*error);
             (key.or(inner_key), message)
         }
+        config::ConfigError::NotFound(key) => (Some(key), "required".to_string()),
         other => (None, one_line(&other.to_string())),
     }
 }
@@ -315,7 +340,30 @@ fn refine(section: &str, key: Option<String>, message: String) -> (String, Strin
             }
         }
     }
+    if let Some((_, value)) = message.split_once("does not have variant constructor ") {
+        let allowed = allowed_values(&path)
+            .map(|a| format!(" (allowed: {a})"))
+            .unwrap_or_default();
+        let message = format!("unknown variant `{value}`{allowed}");
+        return (path, message);
+    }
     (path, message)
+}
+
+/// The values an enum-typed key takes, for messages.
+fn allowed_values(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "product.market" => {
+            "us-dscsa, eu-fmd, cn-nmpa, br-anvisa, ru-crypto, tr-its, sa-rsd, in-export"
+        }
+        "plc.kind" => "modbus-tcp, modbus-rtu",
+        "printer.kind" => "zpl, zipher, markem",
+        "camera.kind" => "dir, tcp-stream",
+        "verification.min_grade" => "A, B, C, D, F",
+        "serials.source" => "import, generate-random, generate-sequential, site-server",
+        "epcis.identifiers" => "digital-link, epc-urn",
+        _ => return None,
+    })
 }
 
 fn one_line(s: &str) -> String {

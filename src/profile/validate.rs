@@ -6,30 +6,52 @@
 
 use std::net::SocketAddr;
 
-use super::Problems;
 use super::model::*;
+use super::{Problems, Sections};
 use crate::market::{self, CodeTemplate, Market};
 
-/// Run every rule over `p`, adding problems.
-pub(crate) fn validate(p: &Profile, out: &mut Problems) {
-    line(&p.line, out);
-    product(&p.product, out);
-    batch(p.product.market, &p.batch, out);
-    plc(&p.plc, out);
-    printer(&p.printer, out);
-    camera(&p.camera, out);
-    let deadline = geometry(&p.geometry, out);
-    verification(&p.verification, deadline, out);
-    serials(p.product.market, &p.serials, out);
-    hmi(&p.hmi, out);
-    epcis(&p.epcis, out);
-    // With nothing else wrong, build a code from the batch defaults once: a code that
-    // breaks its market's rules is an error before any printer sees it.
-    if out.list.is_empty() {
-        if let Some(batch) = p.default_batch() {
-            if let Err(e) = CodeTemplate::new(p.product.market, &p.market_product(), &batch) {
-                out.push("product", format!("the unit code cannot be built: {e}"));
-            }
+/// Run every rule whose sections parsed, adding problems.
+pub(crate) fn validate(s: &Sections, out: &mut Problems) {
+    if let Some(l) = &s.line {
+        line(l, out);
+    }
+    if let Some(p) = &s.product {
+        product(p, out);
+    }
+    let market = s.product.as_ref().map(|p| p.market);
+    if let (Some(m), Some(b)) = (market, &s.batch) {
+        batch(m, b, out);
+    }
+    if let Some(p) = &s.plc {
+        plc(p, out);
+    }
+    if let Some(p) = &s.printer {
+        printer(p, out);
+    }
+    if let Some(c) = &s.camera {
+        camera(c, out);
+    }
+    let deadline = s.geometry.as_ref().and_then(|g| geometry(g, out));
+    if let Some(v) = &s.verification {
+        verification(v, deadline, out);
+    }
+    if let (Some(m), Some(sr)) = (market, &s.serials) {
+        serials(m, sr, out);
+    }
+    if let Some(h) = &s.hmi {
+        hmi(h, out);
+    }
+    if let Some(e) = &s.epcis {
+        epcis(e, out);
+    }
+}
+
+/// With nothing else wrong, build a code from the batch defaults once: a code that
+/// breaks its market's rules is an error before any printer sees it.
+pub(crate) fn validate_code(p: &Profile, out: &mut Problems) {
+    if let Some(batch) = p.default_batch() {
+        if let Err(e) = CodeTemplate::new(p.product.market, &p.market_product(), &batch) {
+            out.push("product", format!("the unit code cannot be built: {e}"));
         }
     }
 }
