@@ -137,6 +137,66 @@ fn build_russian_code_with_operator_tail() {
 }
 
 #[test]
+fn build_chinese_code_in_both_forms() {
+    let v = ok_json(&[
+        "gs1",
+        "build",
+        "--market",
+        "cn-nmpa",
+        "--gtin",
+        "06901234567892",
+        "--serial",
+        "1234567890123",
+        "--batch",
+        "CN1",
+        "--expiry",
+        "280500",
+        "--cn-product-code",
+        "8123456",
+    ]);
+    assert_eq!(
+        v["hri"],
+        "(01)06901234567892(17)280500(10)CN1(21)1234567890123"
+    );
+    assert_eq!(v["cn_trace_code"], "81234561234567890123");
+    // Without the product code there is no trace code field.
+    let v = ok_json(&[
+        "gs1",
+        "build",
+        "--market",
+        "cn-nmpa",
+        "--gtin",
+        "06901234567892",
+        "--serial",
+        "1234567890123",
+        "--batch",
+        "CN1",
+        "--expiry",
+        "280500",
+    ]);
+    assert!(v.get("cn_trace_code").is_none());
+    rejected(
+        &[
+            "gs1",
+            "build",
+            "--market",
+            "cn-nmpa",
+            "--gtin",
+            "06901234567892",
+            "--serial",
+            "1234567890123",
+            "--batch",
+            "CN1",
+            "--expiry",
+            "280500",
+            "--cn-product-code",
+            "81234",
+        ],
+        "exactly 7 digits",
+    );
+}
+
+#[test]
 fn build_rejects_rule_breaks() {
     let base = [
         "gs1",

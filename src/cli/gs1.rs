@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use linectl::gs1::Gs1Code;
-use linectl::market::{Market, Product, UnitData};
+use linectl::market::{Market, Product, UnitData, cn_nmpa};
 use serde::Serialize;
 
 use super::EXIT_REJECTED;
@@ -48,6 +48,10 @@ pub enum Gs1Cmd {
         /// or per-unit AIs (Russia: `91=…`, `92=…`).
         #[arg(long = "ai", value_name = "AI=VALUE")]
         ais: Vec<String>,
+        /// China: the 7-digit product identification code; adds the 20-digit drug
+        /// trace code (`cn_trace_code`) to the output.
+        #[arg(long)]
+        cn_product_code: Option<String>,
         /// Base of the printed Digital Link URI.
         #[arg(long, default_value = DEFAULT_DL_BASE)]
         base: String,
@@ -61,15 +65,19 @@ struct CodeJson<'a> {
     hri: String,
     element_string: String,
     digital_link: Option<String>,
+    /// China: the 20-digit drug trace code, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cn_trace_code: Option<String>,
 }
 
-fn print_code(code: &Gs1Code, base: &str) -> anyhow::Result<()> {
+fn print_code(code: &Gs1Code, base: &str, cn_trace_code: Option<String>) -> anyhow::Result<()> {
     let json = CodeJson {
         elements: code.elements(),
         hri: code.hri(),
         element_string: code.element_string(),
         // A code without a Digital Link primary key has no URI; that is not an error.
         digital_link: code.digital_link(base).ok(),
+        cn_trace_code,
     };
     println!("{}", serde_json::to_string(&json)?);
     Ok(())
@@ -85,7 +93,7 @@ pub fn run(cmd: Gs1Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Gs1Cmd::Parse { input, base } => match Gs1Code::parse(&input) {
             Ok(code) => {
-                print_code(&code, &base)?;
+                print_code(&code, &base, None)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(rejected(e)),
@@ -97,6 +105,7 @@ pub fn run(cmd: Gs1Cmd) -> anyhow::Result<ExitCode> {
             batch,
             expiry,
             ais,
+            cn_product_code,
             base,
         } => {
             let mut product = Product {
@@ -120,9 +129,25 @@ pub fn run(cmd: Gs1Cmd) -> anyhow::Result<ExitCode> {
                     product.national_ais.push(entry);
                 }
             }
+            let trace_code = match cn_product_code {
+                None => None,
+                Some(_) if market != Market::CnNmpa => {
+                    return Ok(rejected(format!(
+                        "--cn-product-code is only for cn-nmpa, not {market}"
+                    )));
+                }
+                Some(pc) => {
+                    if let Err(e) = cn_nmpa::check_product_code(&pc) {
+                        return Ok(rejected(e));
+                    }
+                    let mut s = String::with_capacity(cn_nmpa::CODE_LEN);
+                    cn_nmpa::write_trace_code(&pc, &unit.serial, &mut s);
+                    Some(s)
+                }
+            };
             match market.build(&product, &unit) {
                 Ok(code) => {
-                    print_code(&code, &base)?;
+                    print_code(&code, &base, trace_code)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(rejected(e)),

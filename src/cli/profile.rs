@@ -50,20 +50,20 @@ pub fn run(cmd: ProfileCmd) -> anyhow::Result<ExitCode> {
 /// One line about a valid profile: line, product and market, devices, timing.
 fn summary(p: &Profile) -> String {
     format!(
-        "line {} | {} {} ({}) | plc {:?} {} | printer {:?} {} | camera {:?} {} | {:.0} units/min, verdict deadline {:.1} ms, decode deadline {} ms | serials {:?}",
+        "line {} | {} {} ({}) | plc {} {} | printer {} {} | camera {} {} | {:.0} units/min, verdict deadline {:.1} ms, decode deadline {} ms | serials {}",
         p.line.id,
         p.product.gtin,
         p.product.name,
         p.product.market,
-        p.plc.kind,
+        p.plc.kind.id(),
         p.plc.address,
-        p.printer.kind,
+        p.printer.kind.id(),
         p.printer.address,
-        p.camera.kind,
+        p.camera.kind.id(),
         p.camera.address,
         p.geometry.units_per_minute(),
         p.geometry.verdict_deadline_ms(),
         p.verification.decode_deadline_ms,
-        p.serials.source,
+        p.serials.source.id(),
     )
 }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::*;
+pub use validate::{Endpoint, parse_endpoint};
 
 use crate::market::{BatchData, Product};
 

@@ -517,3 +517,60 @@ pub struct Profile {
     /// `[epcis]`
     pub epcis: EpcisSection,
 }
+
+impl PlcKind {
+    /// The kind as written in profiles.
+    pub fn id(self) -> &'static str {
+        match self {
+            PlcKind::ModbusTcp => "modbus-tcp",
+            PlcKind::ModbusRtu => "modbus-rtu",
+        }
+    }
+}
+
+impl PrinterKind {
+    /// The kind as written in profiles.
+    pub fn id(self) -> &'static str {
+        match self {
+            PrinterKind::Zpl => "zpl",
+            PrinterKind::Zipher => "zipher",
+            PrinterKind::Markem => "markem",
+        }
+    }
+}
+
+impl CameraKind {
+    /// The kind as written in profiles.
+    pub fn id(self) -> &'static str {
+        match self {
+            CameraKind::Dir => "dir",
+            CameraKind::TcpStream => "tcp-stream",
+        }
+    }
+}
+
+impl SerialSource {
+    /// The source as written in profiles.
+    pub fn id(self) -> &'static str {
+        match self {
+            SerialSource::Import => "import",
+            SerialSource::GenerateRandom => "generate-random",
+            SerialSource::GenerateSequential => "generate-sequential",
+            SerialSource::SiteServer => "site-server",
+        }
+    }
+}
+
+impl PlcSection {
+    /// Where the PLC is reached (validated profiles always parse).
+    pub fn endpoint(&self) -> Result<super::Endpoint, String> {
+        super::parse_endpoint(&self.address)
+    }
+}
+
+impl PrinterSection {
+    /// Where the printer is reached (validated profiles always parse).
+    pub fn endpoint(&self) -> Result<super::Endpoint, String> {
+        super::parse_endpoint(&self.address)
+    }
+}
