@@ -424,15 +424,15 @@ impl Market {
     pub fn batch_problems(self, batch: &BatchData) -> Vec<MarketError> {
         let spec = self.spec();
         let mut out = Vec::new();
-        if spec.required_ais.contains(&"10") {
-            if let Err(reason) = check_batch(&batch.batch, spec.batch_max_len) {
-                out.push(self.rule(reason));
-            }
+        if spec.required_ais.contains(&"10")
+            && let Err(reason) = check_batch(&batch.batch, spec.batch_max_len)
+        {
+            out.push(self.rule(reason));
         }
-        if spec.required_ais.contains(&"17") {
-            if let Err(reason) = check_expiry(&batch.expiry, spec.expiry_day_zero) {
-                out.push(self.rule(reason));
-            }
+        if spec.required_ais.contains(&"17")
+            && let Err(reason) = check_expiry(&batch.expiry, spec.expiry_day_zero)
+        {
+            out.push(self.rule(reason));
         }
         out
     }

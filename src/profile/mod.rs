@@ -139,10 +139,10 @@ impl Profile {
         let sections = parse(text, env, &mut problems);
         validate::validate(&sections, &mut problems);
         let profile = sections.complete();
-        if let Some(p) = &profile {
-            if problems.list.is_empty() {
-                validate::validate_code(p, &mut problems);
-            }
+        if let Some(p) = &profile
+            && problems.list.is_empty()
+        {
+            validate::validate_code(p, &mut problems);
         }
         match profile {
             Some(p) if problems.list.is_empty() => Ok(p),
@@ -327,18 +327,18 @@ fn refine(section: &str, key: Option<String>, message: String) -> (String, Strin
         ("missing field `", "required"),
         ("unknown field `", "unknown key"),
     ] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some((field, tail)) = rest.split_once('`') {
-                path.push('.');
-                path.push_str(field);
-                let tail = tail.trim_start_matches(", ").trim();
-                let message = if tail.is_empty() {
-                    format!("{label}")
-                } else {
-                    format!("{label} ({tail})")
-                };
-                return (path, message);
-            }
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((field, tail)) = rest.split_once('`')
+        {
+            path.push('.');
+            path.push_str(field);
+            let tail = tail.trim_start_matches(", ").trim();
+            let message = if tail.is_empty() {
+                label.to_string()
+            } else {
+                format!("{label} ({tail})")
+            };
+            return (path, message);
         }
     }
     if let Some((_, value)) = message.split_once("does not have variant constructor ") {

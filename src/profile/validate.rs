@@ -49,10 +49,10 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
 /// With nothing else wrong, build a code from the batch defaults once: a code that
 /// breaks its market's rules is an error before any printer sees it.
 pub(crate) fn validate_code(p: &Profile, out: &mut Problems) {
-    if let Some(batch) = p.default_batch() {
-        if let Err(e) = CodeTemplate::new(p.product.market, &p.market_product(), &batch) {
-            out.push("product", format!("the unit code cannot be built: {e}"));
-        }
+    if let Some(batch) = p.default_batch()
+        && let Err(e) = CodeTemplate::new(p.product.market, &p.market_product(), &batch)
+    {
+        out.push("product", format!("the unit code cannot be built: {e}"));
     }
 }
 
@@ -142,16 +142,15 @@ fn product(p: &ProductSection, out: &mut Problems) {
                 "product.country",
                 format!("`{country}` is not an ISO 3166 alpha-2 code like `DE`"),
             );
-        } else if m == Market::EuFmd {
-            if let Some(ai) = market::eu_fmd::nhrn_ai_for_country(country) {
-                if !p.national_ais.contains_key(ai) {
-                    let meaning = market::national_ai_meaning(ai).unwrap_or("NHRN");
-                    out.push(
-                        "product.national_ais",
-                        format!("country {country} needs AI ({ai}) ({meaning}) in the code"),
-                    );
-                }
-            }
+        } else if m == Market::EuFmd
+            && let Some(ai) = market::eu_fmd::nhrn_ai_for_country(country)
+            && !p.national_ais.contains_key(ai)
+        {
+            let meaning = market::national_ai_meaning(ai).unwrap_or("NHRN");
+            out.push(
+                "product.national_ais",
+                format!("country {country} needs AI ({ai}) ({meaning}) in the code"),
+            );
         }
     }
     match (&p.cn_product_code, m) {
@@ -171,15 +170,15 @@ fn product(p: &ProductSection, out: &mut Problems) {
 
 fn batch(m: Market, b: &BatchSection, out: &mut Problems) {
     let spec = m.spec();
-    if let Some(lot) = &b.lot {
-        if let Err(msg) = market::check_batch(lot, spec.batch_max_len) {
-            out.push("batch.lot", msg);
-        }
+    if let Some(lot) = &b.lot
+        && let Err(msg) = market::check_batch(lot, spec.batch_max_len)
+    {
+        out.push("batch.lot", msg);
     }
-    if let Some(expiry) = &b.expiry {
-        if let Err(msg) = market::check_expiry(expiry, spec.expiry_day_zero) {
-            out.push("batch.expiry", format!("{msg} ({m})"));
-        }
+    if let Some(expiry) = &b.expiry
+        && let Err(msg) = market::check_expiry(expiry, spec.expiry_day_zero)
+    {
+        out.push("batch.expiry", format!("{msg} ({m})"));
     }
     if b.target_quantity == Some(0) {
         out.push("batch.target_quantity", "must be at least 1 when given");
@@ -417,21 +416,21 @@ fn geometry(g: &GeometrySection, out: &mut Problems) -> Option<f64> {
 
 fn verification(v: &VerificationSection, deadline: Option<f64>, out: &mut Problems) {
     positive_ms("verification.decode_deadline_ms", v.decode_deadline_ms, out);
-    if let Some(deadline) = deadline {
-        if v.decode_deadline_ms as f64 >= deadline {
-            out.push(
-                "verification.decode_deadline_ms",
-                format!(
-                    "{} ms must be below the verdict deadline {deadline:.1} ms (from [geometry])",
-                    v.decode_deadline_ms
-                ),
-            );
-        }
+    if let Some(deadline) = deadline
+        && v.decode_deadline_ms as f64 >= deadline
+    {
+        out.push(
+            "verification.decode_deadline_ms",
+            format!(
+                "{} ms must be below the verdict deadline {deadline:.1} ms (from [geometry])",
+                v.decode_deadline_ms
+            ),
+        );
     }
-    if let Some(roi) = v.roi {
-        if roi.w == 0 || roi.h == 0 {
-            out.push("verification.roi", "width and height must be above 0");
-        }
+    if let Some(roi) = v.roi
+        && (roi.w == 0 || roi.h == 0)
+    {
+        out.push("verification.roi", "width and height must be above 0");
     }
 }
 
@@ -524,9 +523,9 @@ fn epcis(e: &EpcisSection, out: &mut Problems) {
     } else if e.digital_link_base.ends_with('/') {
         out.push("epcis.digital_link_base", "must not end with `/`");
     }
-    if let Some(url) = &e.capture_url {
-        if let Err(msg) = check_url(url) {
-            out.push("epcis.capture_url", msg);
-        }
+    if let Some(url) = &e.capture_url
+        && let Err(msg) = check_url(url)
+    {
+        out.push("epcis.capture_url", msg);
     }
 }
