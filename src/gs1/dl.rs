@@ -57,10 +57,9 @@ fn path_ai(seg: &str, opts: &Options) -> Option<&'static AiEntry> {
     if opts.permit_convenience_alphas
         && (3..=5).contains(&seg.len())
         && !seg.as_bytes()[0].is_ascii_digit()
+        && let Some((_, ai)) = ALPHAS.iter().find(|(a, _)| *a == seg)
     {
-        if let Some((_, ai)) = ALPHAS.iter().find(|(a, _)| *a == seg) {
-            return table::lookup(ai.as_bytes());
-        }
+        return table::lookup(ai.as_bytes());
     }
     table::lookup(seg.as_bytes())
 }
@@ -182,11 +181,10 @@ pub fn parse(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> {
     // Walk back from the end of the path over "/AI/value" pairs to the primary key.
     let mut cut = path.len();
     let mut dp = None;
-    loop {
-        let Some(r) = path[..cut].rfind('/') else {
+    while let Some(r) = path[..cut].rfind('/') {
+        let Some(p) = path[..r].rfind('/') else {
             break;
         };
-        let Some(p) = path[..r].rfind('/') else { break };
         let Some(entry) = path_ai(&path[p + 1..r], opts) else {
             break;
         };
