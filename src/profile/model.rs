@@ -329,6 +329,25 @@ pub enum Grade {
     F,
 }
 
+impl Grade {
+    /// Whether this grade is `min` or better (`A` is best).
+    pub fn at_least(self, min: Grade) -> bool {
+        // Declared best first, so "better" is "earlier".
+        self <= min
+    }
+
+    /// The grade's numeric value (A 4.0 … D 1.0, F 0.0).
+    pub fn value(self) -> f32 {
+        match self {
+            Grade::A => 4.0,
+            Grade::B => 3.0,
+            Grade::C => 2.0,
+            Grade::D => 1.0,
+            Grade::F => 0.0,
+        }
+    }
+}
+
 /// A region of interest in the camera frame, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -572,5 +591,45 @@ impl PrinterSection {
     /// Where the printer is reached (validated profiles always parse).
     pub fn endpoint(&self) -> Result<super::Endpoint, String> {
         super::parse_endpoint(&self.address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grades_compare_best_first() {
+        assert!(Grade::A.at_least(Grade::C));
+        assert!(Grade::C.at_least(Grade::C));
+        assert!(!Grade::D.at_least(Grade::C));
+        assert!(!Grade::F.at_least(Grade::D));
+        assert_eq!(Grade::B.value(), 3.0);
+    }
+
+    #[test]
+    fn verdict_deadline_and_rate() {
+        let g = GeometrySection {
+            print_to_camera_mm: 300.0,
+            camera_to_reject_mm: 400.0,
+            conveyor_speed_mm_s: 500.0,
+            pitch_mm: 150.0,
+            plc_scan_ms: 10.0,
+            reject_actuation_ms: 20.0,
+        };
+        assert_eq!(g.verdict_deadline_ms(), 770.0);
+        assert_eq!(g.units_per_minute(), 200.0);
+    }
+
+    #[test]
+    fn default_registers_do_not_overlap() {
+        let regs = PlcRegisters::default().all();
+        let mut used = std::collections::BTreeSet::new();
+        for (name, addr, width) in regs {
+            for a in addr..addr + width {
+                assert!(used.insert(a), "{name} overlaps at {a}");
+            }
+        }
+        assert_eq!(used.len(), 11);
     }
 }

@@ -529,3 +529,80 @@ fn epcis(e: &EpcisSection, out: &mut Problems) {
         out.push("epcis.capture_url", msg);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let tcp = |h: &str, p: u16| Endpoint::Tcp {
+            host: h.to_string(),
+            port: p,
+        };
+        assert_eq!(parse_endpoint("127.0.0.1:502"), Ok(tcp("127.0.0.1", 502)));
+        assert_eq!(parse_endpoint("[::1]:9100"), Ok(tcp("::1", 9100)));
+        assert_eq!(
+            parse_endpoint("plc-3.line.local:502"),
+            Ok(tcp("plc-3.line.local", 502))
+        );
+        assert_eq!(
+            parse_endpoint("/dev/ttyUSB0"),
+            Ok(Endpoint::Serial {
+                path: "/dev/ttyUSB0".to_string()
+            })
+        );
+        assert_eq!(
+            parse_endpoint("COM3"),
+            Ok(Endpoint::Serial {
+                path: "COM3".to_string()
+            })
+        );
+        for bad in [
+            "",
+            "host",
+            "host:",
+            ":502",
+            "host:0",
+            "127.0.0.1:0",
+            "a..b:1",
+            "-a:1",
+            "COM",
+            "h:65536",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sites() {
+        assert_eq!(check_site("urn:epc:id:sgln:9506000.00000.0"), Ok(()));
+        // A 12-digit company prefix leaves an empty location reference (EPC TDS).
+        assert_eq!(check_site("urn:epc:id:sgln:950600012345..0"), Ok(()));
+        assert!(check_site("urn:epc:id:sgln:9506000.0000A.0").is_err());
+        assert_eq!(check_site("9506000000008"), Ok(()));
+        assert!(
+            check_site("9506000000009")
+                .unwrap_err()
+                .contains("expected 8")
+        );
+        assert!(
+            check_site("urn:epc:id:sgln:95060.0000000.0")
+                .unwrap_err()
+                .contains("6–12")
+        );
+        assert!(
+            check_site("urn:epc:id:sgln:9506000.00000.")
+                .unwrap_err()
+                .contains("extension")
+        );
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://127.0.0.1:8090/capture").is_ok());
+        assert!(check_url("https://x").is_ok());
+        assert!(check_url("https://").is_err());
+        assert!(check_url("ftp://x").is_err());
+    }
+}
