@@ -674,3 +674,42 @@ fn every_problem_is_reported_at_once() {
     }
     assert_eq!(all.len(), 4, "{all:#?}");
 }
+
+#[test]
+fn several_problems_in_one_section_are_all_reported() {
+    let text = edit(
+        "[plc]\n",
+        "[plc]\nspeed = 3\ncolour = \"red\"\ntimeout_ms = \"soon\"\n",
+    )
+    .replace("[plc.registers]", "")
+        + "\n[plc.registers]\nheartbeet = 3\nalarm_word = \"x\"\n";
+    let all = problems(&text);
+    for want in [
+        "t.toml: plc.speed: unknown key",
+        "t.toml: plc.colour: unknown key",
+        "t.toml: plc.timeout_ms: invalid type",
+        "t.toml: plc.registers.heartbeet: unknown key",
+        "t.toml: plc.registers.alarm_word: invalid type",
+    ] {
+        assert!(
+            all.iter().any(|p| p.starts_with(want)),
+            "missing `{want}` in {all:#?}"
+        );
+    }
+    assert_eq!(all.len(), 5, "{all:#?}");
+    // Every missing required key, not just the first.
+    let text = edit(
+        "gtin = \"09506000134352\"\nname = \"Test tablets\"\nmarket = \"eu-fmd\"\n",
+        "",
+    );
+    let all = problems(&text);
+    assert_eq!(
+        all,
+        [
+            "t.toml: product.gtin: required",
+            "t.toml: product.name: required",
+            "t.toml: product.market: required",
+        ],
+        "{all:#?}"
+    );
+}

@@ -282,14 +282,77 @@ fn section<T: serde::de::DeserializeOwned>(
             return None;
         }
     };
-    match value.try_deserialize::<T>() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let (key, message) = describe(e);
-            let (key, message) = refine(name, key, message);
-            problems.push(key, message);
-            None
+    let mut value = value;
+    // Required keys that are absent, all reported (serde stops at the first).
+    let missing: Vec<&str> = required_keys(name)
+        .iter()
+        .copied()
+        .filter(|k| match &value.kind {
+            config::ValueKind::Table(t) => !t.contains_key(*k),
+            _ => false,
+        })
+        .collect();
+    for k in &missing {
+        problems.push(format!("{name}.{k}"), "required");
+    }
+    let mut failed = !missing.is_empty();
+    // Keys already reported: a removed bad key comes back as "missing"; say it once.
+    let mut reported: Vec<String> = missing.iter().map(|k| k.to_string()).collect();
+    // On an error at a key, drop that key and try again, so that one bad key hides no
+    // other problem of the section; the section still counts as failed.
+    for _ in 0..64 {
+        match value.clone().try_deserialize::<T>() {
+            Ok(v) => return if failed { None } else { Some(v) },
+            Err(e) => {
+                failed = true;
+                let (key, message) = describe(e);
+                let (path, message) = refine(name, key, message);
+                let rel = path
+                    .strip_prefix(name)
+                    .unwrap_or("")
+                    .trim_start_matches('.')
+                    .to_string();
+                if !reported.contains(&rel) {
+                    problems.push(path, message);
+                    reported.push(rel.clone());
+                }
+                if rel.is_empty() || !remove_key(&mut value, &rel) {
+                    return None;
+                }
+            }
         }
+    }
+    None
+}
+
+/// Keys a section must have (no default).
+fn required_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "line" => &["id", "site"],
+        "product" => &["gtin", "name", "market"],
+        "plc" | "printer" | "camera" => &["kind", "address"],
+        "geometry" => &[
+            "print_to_camera_mm",
+            "camera_to_reject_mm",
+            "conveyor_speed_mm_s",
+            "pitch_mm",
+        ],
+        "serials" => &["source"],
+        _ => &[],
+    }
+}
+
+/// Remove the key at dotted `path` from a table value; false when it is not there.
+fn remove_key(value: &mut config::Value, path: &str) -> bool {
+    let config::ValueKind::Table(table) = &mut value.kind else {
+        return false;
+    };
+    match path.split_once('.') {
+        None => table.remove(path).is_some(),
+        Some((head, rest)) => match table.get_mut(head) {
+            Some(inner) => remove_key(inner, rest),
+            None => false,
+        },
     }
 }
 
