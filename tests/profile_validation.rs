@@ -333,6 +333,12 @@ fn each_rule_reports_its_key() {
         ),
         (
             "country = \"DE\"",
+            "country = \"IT\"",
+            "product.national_ais.710",
+            "does not belong on a pack for IT",
+        ),
+        (
+            "country = \"DE\"",
             "country = \"DE\"\ncn_product_code = \"8123456\"",
             "product.cn_product_code",
             "only for cn-nmpa",

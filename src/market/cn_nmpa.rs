@@ -14,7 +14,7 @@
 //! symbols on a pack name the same issued number. Owns the Chinese rule table and the
 //! 20-digit composition only.
 
-use super::{MarketSpec, SerialCharset, SerialRules};
+use super::{Market, MarketError, MarketSpec, SerialCharset, SerialRules};
 
 /// The China NMPA rules.
 pub const SPEC: MarketSpec = MarketSpec {
@@ -98,6 +98,35 @@ pub fn write_trace_code(product_code: &str, tail: &str, out: &mut String) {
     out.push_str(tail);
 }
 
+/// The per-product prepared 20-digit code: the product code checked once, then each
+/// unit only checks its 13-digit issued tail and copies bytes (the hot path beside
+/// `CodeTemplate`, which makes the GS1 form).
+#[derive(Debug, Clone)]
+pub struct TraceCodeTemplate {
+    product_code: String,
+}
+
+impl TraceCodeTemplate {
+    /// Check the 7-digit product identification code.
+    pub fn new(product_code: &str) -> Result<TraceCodeTemplate, MarketError> {
+        check_product_code(product_code).map_err(|reason| MarketError::Rule {
+            market: Market::CnNmpa,
+            reason,
+        })?;
+        Ok(TraceCodeTemplate {
+            product_code: product_code.to_string(),
+        })
+    }
+
+    /// Append the 20-digit code for the issued `tail` (13 digits) to `out`.
+    #[inline]
+    pub fn write(&self, tail: &str, out: &mut String) -> Result<(), MarketError> {
+        Market::CnNmpa.validate_serial(tail)?;
+        write_trace_code(&self.product_code, tail, out);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +141,29 @@ mod tests {
         let mut s = String::new();
         write_trace_code(c.product_code, &c.tail(), &mut s);
         assert_eq!(s, "81234561234567890123");
+    }
+
+    #[test]
+    fn trace_code_template() {
+        let t = TraceCodeTemplate::new("8123456").unwrap();
+        let mut s = String::new();
+        t.write("1234567890123", &mut s).unwrap();
+        assert_eq!(s, "81234561234567890123");
+        assert_eq!(
+            TraceCodeTemplate::parse_back(&s),
+            Some("1234567890123".to_string())
+        );
+        let mut s = String::new();
+        assert!(t.write("123456789012", &mut s).is_err());
+        assert!(t.write("123456789012X", &mut s).is_err());
+        assert!(s.is_empty());
+        assert!(TraceCodeTemplate::new("812345A").is_err());
+    }
+
+    impl TraceCodeTemplate {
+        fn parse_back(code: &str) -> Option<String> {
+            TraceCode::parse(code).ok().map(|c| c.tail())
+        }
     }
 
     #[test]

@@ -4,8 +4,27 @@
 //! the code for one unit from product master data and a serial. Uses the GS1 engine;
 //! knows nothing about printers, pools or profiles' files.
 //!
-//! SKELETON: the public API below is the contract other modules code against; the
-//! foundation issue fills in the bodies (one submodule per market) and may add to it.
+//! Two ways to build: [`Market::build`] checks everything and returns a validated
+//! [`Gs1Code`] (slow path, ~400k codes/s); [`CodeTemplate`] validates product and batch
+//! once through the GS1 engine and then only checks each serial and copies bytes (the
+//! line's hot path, tens of millions of codes/s; see `benches/market.rs`).
+//!
+//! Where the rules come from, and how sure they are (verify against current
+//! regulation before claiming support for a market):
+//!
+//! | market | rule table | basis |
+//! |---|---|---|
+//! | us-dscsa | (01)(21)(10)(17), serial ≤ 20 CSET 82, no randomisation, DD ≠ 00 | DSCSA / FDA SNI guidance, GS1 US guideline |
+//! | eu-fmd | (01)(21)(10)(17) + NHRN 710/711/712/714 by country, serial ≤ 20, random (< 1/10,000) | Delegated Regulation (EU) 2016/161, EMVO |
+//! | cn-nmpa | GS1 form (01)(17)(10)(21) + 20-digit trace code; serial = issued 13-digit tail | NMPA coding requirements; check-digit algorithm not public (see `cn_nmpa`) |
+//! | br-anvisa | (01)(713)(21)(17)(10), registration 13 digits, serial ≤ 13 | RDC 157/2017 (SNCM); serial charset kept at CSET 82 |
+//! | ru-crypto | (01)(21)(91)(92), serial 13, key 4, crypto 44; issued by the operator | Chestny ZNAK (MDLP) for medicines |
+//! | tr-its | (01)(21)(17)(10), serial ≤ 20, DD ≠ 00 (conservative) | ITS |
+//! | sa-rsd | (01)(21)(17)(10), serial ≤ 20, random, DD ≠ 00 (conservative) | SFDA RSD |
+//! | in-export | (01)(21)(17)(10), serial ≤ 20 | DGFT export requirements |
+//!
+//! Where a rule was unclear linectl takes the stricter side (refuse DD = 00, refuse
+//! another market's NHRN) so that a code it accepts is not rejected downstream.
 
 use std::fmt;
 use std::str::FromStr;

@@ -142,15 +142,29 @@ fn product(p: &ProductSection, out: &mut Problems) {
                 "product.country",
                 format!("`{country}` is not an ISO 3166 alpha-2 code like `DE`"),
             );
-        } else if m == Market::EuFmd
-            && let Some(ai) = market::eu_fmd::nhrn_ai_for_country(country)
-            && !p.national_ais.contains_key(ai)
-        {
-            let meaning = market::national_ai_meaning(ai).unwrap_or("NHRN");
-            out.push(
-                "product.national_ais",
-                format!("country {country} needs AI ({ai}) ({meaning}) in the code"),
-            );
+        } else if m == Market::EuFmd {
+            let wanted = market::eu_fmd::nhrn_ai_for_country(country);
+            if let Some(ai) = wanted
+                && !p.national_ais.contains_key(ai)
+            {
+                let meaning = market::national_ai_meaning(ai).unwrap_or("NHRN");
+                out.push(
+                    "product.national_ais",
+                    format!("country {country} needs AI ({ai}) ({meaning}) in the code"),
+                );
+            }
+            // Another country's NHRN on a pack for `country` is a mix-up.
+            for ai in p.national_ais.keys() {
+                if Some(ai.as_str()) != wanted
+                    && let Some(meaning) = market::national_ai_meaning(ai)
+                    && m.spec().national_ais.iter().any(|(a, _)| a == ai)
+                {
+                    out.push(
+                        format!("product.national_ais.{ai}"),
+                        format!("{meaning} does not belong on a pack for {country}"),
+                    );
+                }
+            }
         }
     }
     match (&p.cn_product_code, m) {
