@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use linectl::market::{BatchData, CodeTemplate, Market, Product, UnitData};
+use linectl::market::{BatchData, CodeTemplate, Market, Product, UnitData, cn_nmpa};
 
 const N: usize = 10_000;
 
@@ -61,6 +61,20 @@ fn bench(c: &mut Criterion) {
                 template
                     .write_hri(black_box(s), &mut out)
                     .expect("valid serial");
+                black_box(&out);
+            }
+        })
+    });
+    let cn = cn_nmpa::TraceCodeTemplate::new("8123456").expect("valid product code");
+    let tails: Vec<String> = (0..N as u64)
+        .map(|i| format!("{:013}", i.wrapping_mul(0x9E37_79B9) % 10_000_000_000_000))
+        .collect();
+    g.bench_function("trace_code_write_cn_nmpa", |b| {
+        let mut out = String::with_capacity(32);
+        b.iter(|| {
+            for t in &tails {
+                out.clear();
+                cn.write(black_box(t), &mut out).expect("valid tail");
                 black_box(&out);
             }
         })
