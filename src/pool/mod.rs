@@ -1271,3 +1271,6 @@ impl<'a, S: Store> Stager<'a, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

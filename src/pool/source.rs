@@ -291,7 +291,9 @@ mod tests {
         let p = write(d.path(), "a.csv", "serial\nA1\n\nB2\n");
         let r = all(open(&p, None).unwrap());
         assert_eq!(r.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(), ["A1", "B2"]);
-        assert_eq!(r[1].at, 4);
+        let p = write(d.path(), "a2.csv", "serial\nA1\nB2\n\"Q,\"\"1\"\n");
+        let r = all(open(&p, None).unwrap());
+        assert_eq!((r[1].at, r[2].serial.as_str()), (3, "Q,\"1"));
         let p = write(d.path(), "b.csv", "ABCDEFGHIJKLM,AB12,CRYPTO\n");
         let r = all(open(&p, None).unwrap());
         assert_eq!(r[0].ai91.as_deref(), Some("AB12"));

@@ -168,7 +168,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(allowed, 13);
+        assert_eq!(allowed, 12);
     }
 
     #[test]
