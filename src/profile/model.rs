@@ -1,0 +1,519 @@
+//! The typed line profile: one struct per TOML section, every field documented, with
+//! its default where one is sensible. Unknown keys are errors everywhere
+//! (`deny_unknown_fields`). Loading and validation live in `profile`; this file only
+//! says what a profile holds.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::market::Market;
+
+/// `[line]`: which line this is and where it stands.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineSection {
+    /// Line identifier, unique on the site (letters, digits, `-`, `_`), e.g. `"PL-03"`.
+    pub id: String,
+    /// Site location of the line (read point / business location of its EPCIS events):
+    /// an SGLN EPC URN `urn:epc:id:sgln:<company prefix>.<location ref>.<extension>`
+    /// (company prefix + location reference = 12 digits), or a 13-digit GLN.
+    pub site: String,
+}
+
+/// `[product]`: product master data for the batch on the line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSection {
+    /// GTIN (8, 12, 13 or 14 digits with check digit); stored as GTIN-14 in codes.
+    pub gtin: String,
+    /// Product name for the HMI and the audit trail.
+    pub name: String,
+    /// Target market whose code rules apply, e.g. `"eu-fmd"`.
+    pub market: Market,
+    /// ISO 3166 alpha-2 country of sale within the market (EU: decides which NHRN AI
+    /// the code must carry, e.g. `"DE"` needs AI 710 PZN). Default: none.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// National AIs (NHRN 710–715 and similar) and their values, e.g.
+    /// `national_ais = { "710" = "01234562" }`. Default: none.
+    #[serde(default)]
+    pub national_ais: BTreeMap<String, String>,
+    /// China only: the 7-digit product identification code that starts the 20-digit
+    /// drug trace code. Default: none (required for `cn-nmpa`).
+    #[serde(default)]
+    pub cn_product_code: Option<String>,
+}
+
+/// `[batch]`: defaults for a new batch (the operator confirms them at batch start).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSection {
+    /// Default batch / lot number (AI 10). Default: none, the operator enters it.
+    #[serde(default)]
+    pub lot: Option<String>,
+    /// Default expiry date YYMMDD (AI 17). Default: none, the operator enters it.
+    #[serde(default)]
+    pub expiry: Option<String>,
+    /// Units planned for the batch. Default: none (open-ended).
+    #[serde(default)]
+    pub target_quantity: Option<u64>,
+}
+
+/// PLC protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlcKind {
+    /// Modbus TCP; `address` is `host:port`.
+    ModbusTcp,
+    /// Modbus RTU over a serial line; `address` is a device path, `baud` needed.
+    ModbusRtu,
+}
+
+/// `[plc]`: the line PLC.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlcSection {
+    /// Protocol.
+    pub kind: PlcKind,
+    /// `host:port` for Modbus TCP, a serial device path (e.g. `/dev/ttyUSB0`) for RTU.
+    pub address: String,
+    /// Serial speed in baud; required with a serial device, refused otherwise.
+    #[serde(default)]
+    pub baud: Option<u32>,
+    /// Modbus unit (slave) id. Default: 1.
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    /// Timeout of one request, in milliseconds. Default: 100.
+    #[serde(default = "default_plc_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How often the trigger counter is polled, in milliseconds. Default: 5.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// The register map. Default: the map documented on [`PlcRegisters`].
+    #[serde(default)]
+    pub registers: PlcRegisters,
+}
+
+const fn default_unit_id() -> u8 {
+    1
+}
+const fn default_plc_timeout_ms() -> u64 {
+    100
+}
+const fn default_poll_ms() -> u64 {
+    5
+}
+
+/// `[plc.registers]`: 0-based holding-register addresses shared with the PLC program.
+/// Single registers are 16-bit; counters are 32-bit in two consecutive registers, high
+/// word first.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlcRegisters {
+    /// PLC → linectl: unit trigger counter, incremented by the PLC for every unit
+    /// detected at the entry photo-eye (wraps at 65535). Default: 0.
+    #[serde(default = "reg_trigger")]
+    pub trigger_counter: u16,
+    /// linectl → PLC: unit number the verdict is for (low 16 bits). Default: 1.
+    #[serde(default = "reg_verdict_unit")]
+    pub verdict_unit: u16,
+    /// linectl → PLC: verdict code for that unit (1 pass, 2 reject; 0 = none yet, which
+    /// the PLC treats as reject). Written after `verdict_unit`. Default: 2.
+    #[serde(default = "reg_verdict_code")]
+    pub verdict_code: u16,
+    /// linectl → PLC: heartbeat, incremented every cycle; the PLC stops the line when
+    /// it stops changing. Default: 3.
+    #[serde(default = "reg_heartbeat")]
+    pub heartbeat: u16,
+    /// linectl → PLC: PackML command (PackML command numbers). Default: 4.
+    #[serde(default = "reg_packml_command")]
+    pub packml_command: u16,
+    /// PLC → linectl: PackML state (PackML state numbers). Default: 5.
+    #[serde(default = "reg_packml_state")]
+    pub packml_state: u16,
+    /// PLC → linectl: good units counted, 32-bit in this and the next register.
+    /// Default: 6 (6–7).
+    #[serde(default = "reg_count_good")]
+    pub count_good: u16,
+    /// PLC → linectl: rejected units counted, 32-bit in this and the next register.
+    /// Default: 8 (8–9).
+    #[serde(default = "reg_count_rejected")]
+    pub count_rejected: u16,
+    /// PLC → linectl: alarm bits (one bit per alarm, 0 = no alarm). Default: 10.
+    #[serde(default = "reg_alarm_word")]
+    pub alarm_word: u16,
+}
+
+const fn reg_trigger() -> u16 {
+    0
+}
+const fn reg_verdict_unit() -> u16 {
+    1
+}
+const fn reg_verdict_code() -> u16 {
+    2
+}
+const fn reg_heartbeat() -> u16 {
+    3
+}
+const fn reg_packml_command() -> u16 {
+    4
+}
+const fn reg_packml_state() -> u16 {
+    5
+}
+const fn reg_count_good() -> u16 {
+    6
+}
+const fn reg_count_rejected() -> u16 {
+    8
+}
+const fn reg_alarm_word() -> u16 {
+    10
+}
+
+impl Default for PlcRegisters {
+    fn default() -> Self {
+        PlcRegisters {
+            trigger_counter: reg_trigger(),
+            verdict_unit: reg_verdict_unit(),
+            verdict_code: reg_verdict_code(),
+            heartbeat: reg_heartbeat(),
+            packml_command: reg_packml_command(),
+            packml_state: reg_packml_state(),
+            count_good: reg_count_good(),
+            count_rejected: reg_count_rejected(),
+            alarm_word: reg_alarm_word(),
+        }
+    }
+}
+
+impl PlcRegisters {
+    /// Every register with its name and width in registers.
+    pub fn all(&self) -> [(&'static str, u16, u16); 9] {
+        [
+            ("trigger_counter", self.trigger_counter, 1),
+            ("verdict_unit", self.verdict_unit, 1),
+            ("verdict_code", self.verdict_code, 1),
+            ("heartbeat", self.heartbeat, 1),
+            ("packml_command", self.packml_command, 1),
+            ("packml_state", self.packml_state, 1),
+            ("count_good", self.count_good, 2),
+            ("count_rejected", self.count_rejected, 2),
+            ("alarm_word", self.alarm_word, 1),
+        ]
+    }
+}
+
+/// Coding printer protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrinterKind {
+    /// ZPL (Zebra and compatible label printers) over TCP.
+    Zpl,
+    /// Videojet Zipher text protocol (TCP or serial).
+    Zipher,
+    /// Markem-Imaje protocol (TCP or serial).
+    Markem,
+}
+
+/// `[printer]`: the coding printer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterSection {
+    /// Protocol.
+    pub kind: PrinterKind,
+    /// `host:port`, or a serial device path (Zipher, Markem) with `baud`.
+    pub address: String,
+    /// Serial speed in baud; required with a serial device, refused otherwise.
+    #[serde(default)]
+    pub baud: Option<u32>,
+    /// Timeout of one request / acknowledgement, in milliseconds. Default: 500.
+    #[serde(default = "default_printer_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Codes kept loaded in the printer ahead of the line. Default: 4.
+    #[serde(default = "default_buffer_ahead")]
+    pub buffer_ahead: u32,
+}
+
+const fn default_printer_timeout_ms() -> u64 {
+    500
+}
+const fn default_buffer_ahead() -> u32 {
+    4
+}
+
+/// Camera / frame source kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CameraKind {
+    /// Frames appear as image files in a directory; `address` is the directory.
+    Dir,
+    /// Frames arrive over a TCP stream; `address` is `host:port`.
+    TcpStream,
+}
+
+/// `[camera]`: the verification camera.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSection {
+    /// Frame source.
+    pub kind: CameraKind,
+    /// Directory for `dir`, `host:port` for `tcp-stream`.
+    pub address: String,
+    /// Time to wait for the frame of a unit, in milliseconds. Default: 200.
+    #[serde(default = "default_camera_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+const fn default_camera_timeout_ms() -> u64 {
+    200
+}
+
+/// `[geometry]`: the conveyor between printer, camera and reject station.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeometrySection {
+    /// Distance from the print head to the camera's field of view, in mm.
+    pub print_to_camera_mm: f64,
+    /// Distance from the camera to the reject station, in mm.
+    pub camera_to_reject_mm: f64,
+    /// Conveyor speed, in mm/s.
+    pub conveyor_speed_mm_s: f64,
+    /// Distance between the leading edges of consecutive units, in mm.
+    pub pitch_mm: f64,
+    /// PLC scan time, in ms, taken off the verdict deadline. Default: 10.
+    #[serde(default = "default_plc_scan_ms")]
+    pub plc_scan_ms: f64,
+    /// Reject valve / pusher reaction time, in ms, taken off the deadline. Default: 20.
+    #[serde(default = "default_reject_actuation_ms")]
+    pub reject_actuation_ms: f64,
+}
+
+const fn default_plc_scan_ms() -> f64 {
+    10.0
+}
+const fn default_reject_actuation_ms() -> f64 {
+    20.0
+}
+
+impl GeometrySection {
+    /// The per-unit verdict deadline after the camera sees the unit, in ms: travel
+    /// time camera → reject minus PLC scan and reject actuation. May be ≤ 0 (the
+    /// validation refuses that).
+    pub fn verdict_deadline_ms(&self) -> f64 {
+        self.camera_to_reject_mm / self.conveyor_speed_mm_s * 1000.0
+            - self.plc_scan_ms
+            - self.reject_actuation_ms
+    }
+
+    /// Nominal line rate in units per minute.
+    pub fn units_per_minute(&self) -> f64 {
+        self.conveyor_speed_mm_s / self.pitch_mm * 60.0
+    }
+}
+
+/// ISO/IEC 15415 overall symbol grade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum Grade {
+    /// 4.0
+    A,
+    /// 3.0
+    B,
+    /// 2.0
+    C,
+    /// 1.0
+    D,
+    /// 0.0
+    F,
+}
+
+/// A region of interest in the camera frame, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roi {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width (> 0).
+    pub w: u32,
+    /// Height (> 0).
+    pub h: u32,
+}
+
+/// `[verification]`: what a readable, good code is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationSection {
+    /// Lowest acceptable symbol grade, `"A"` to `"F"`. Default: `"C"` (GS1 healthcare).
+    #[serde(default = "default_min_grade")]
+    pub min_grade: Grade,
+    /// Time allowed to decode one frame, in ms; must be below the verdict deadline.
+    /// Default: 50.
+    #[serde(default = "default_decode_deadline_ms")]
+    pub decode_deadline_ms: u64,
+    /// Region of the frame to search, `{ x, y, w, h }`. Default: the whole frame.
+    #[serde(default)]
+    pub roi: Option<Roi>,
+}
+
+const fn default_min_grade() -> Grade {
+    Grade::C
+}
+const fn default_decode_deadline_ms() -> u64 {
+    50
+}
+
+impl Default for VerificationSection {
+    fn default() -> Self {
+        VerificationSection {
+            min_grade: default_min_grade(),
+            decode_deadline_ms: default_decode_deadline_ms(),
+            roi: None,
+        }
+    }
+}
+
+/// Where serials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SerialSource {
+    /// Imported into the pool from files (`linectl pool import`).
+    Import,
+    /// Generated locally at random (markets that allow local generation).
+    GenerateRandom,
+    /// Generated locally in sequence (markets that allow sequential serials).
+    GenerateSequential,
+    /// Requested in blocks from the site server.
+    SiteServer,
+}
+
+/// `[serials]`: the serial-number supply.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialsSection {
+    /// Source of serials.
+    pub source: SerialSource,
+    /// Serials reserved from the pool per block. Default: 1000.
+    #[serde(default = "default_block_size")]
+    pub block_size: u32,
+    /// Refill when fewer than this many unallocated serials remain. Default: 5000.
+    #[serde(default = "default_low_water")]
+    pub low_water: u64,
+    /// Serial length for local generation. Default: 12.
+    #[serde(default = "default_serial_length")]
+    pub length: usize,
+    /// Most serials that will ever be valid for this GTIN (for the EU guessing
+    /// probability check of random generation). Default: 100,000,000.
+    #[serde(default = "default_expected_per_gtin")]
+    pub expected_per_gtin: u64,
+    /// Site-server serial endpoint (`http://` or `https://`), for `site-server`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+const fn default_block_size() -> u32 {
+    1000
+}
+const fn default_low_water() -> u64 {
+    5000
+}
+const fn default_serial_length() -> usize {
+    12
+}
+const fn default_expected_per_gtin() -> u64 {
+    100_000_000
+}
+
+/// `[hmi]`: the operator web interface.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmiSection {
+    /// Listen address `ip:port`. Default: `"127.0.0.1:8080"`.
+    #[serde(default = "default_hmi_listen")]
+    pub listen: String,
+}
+
+fn default_hmi_listen() -> String {
+    "127.0.0.1:8080".to_string()
+}
+
+impl Default for HmiSection {
+    fn default() -> Self {
+        HmiSection {
+            listen: default_hmi_listen(),
+        }
+    }
+}
+
+/// How EPCIS events name objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentifierForm {
+    /// GS1 Digital Link URIs, e.g. `https://id.gs1.org/01/…/21/…`.
+    DigitalLink,
+    /// EPC pure-identity URNs, e.g. `urn:epc:id:sgtin:…`.
+    EpcUrn,
+}
+
+/// `[epcis]`: event output.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpcisSection {
+    /// Identifier form. Default: `"digital-link"`.
+    #[serde(default = "default_identifiers")]
+    pub identifiers: IdentifierForm,
+    /// Digital Link base URI. Default: `"https://id.gs1.org"`.
+    #[serde(default = "default_dl_base")]
+    pub digital_link_base: String,
+    /// Site server capture interface (`http(s)://…/capture`). Default: none (events
+    /// are only journaled and served for pull).
+    #[serde(default)]
+    pub capture_url: Option<String>,
+}
+
+const fn default_identifiers() -> IdentifierForm {
+    IdentifierForm::DigitalLink
+}
+fn default_dl_base() -> String {
+    "https://id.gs1.org".to_string()
+}
+
+impl Default for EpcisSection {
+    fn default() -> Self {
+        EpcisSection {
+            identifiers: default_identifiers(),
+            digital_link_base: default_dl_base(),
+            capture_url: None,
+        }
+    }
+}
+
+/// A whole line profile, validated (see `Profile::load`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// `[line]`
+    pub line: LineSection,
+    /// `[product]`
+    pub product: ProductSection,
+    /// `[batch]`
+    pub batch: BatchSection,
+    /// `[plc]`
+    pub plc: PlcSection,
+    /// `[printer]`
+    pub printer: PrinterSection,
+    /// `[camera]`
+    pub camera: CameraSection,
+    /// `[geometry]`
+    pub geometry: GeometrySection,
+    /// `[verification]`
+    pub verification: VerificationSection,
+    /// `[serials]`
+    pub serials: SerialsSection,
+    /// `[hmi]`
+    pub hmi: HmiSection,
+    /// `[epcis]`
+    pub epcis: EpcisSection,
+}
