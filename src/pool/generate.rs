@@ -17,9 +17,6 @@ pub const RANDOM_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Length of randomised serials (within the market's bounds).
 pub const RANDOM_LEN: usize = 12;
 
-/// The guessing-probability bound: serials in use × this < serial space.
-pub const GUESS_FACTOR: u128 = 10_000;
-
 /// How generation picks serials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -59,11 +56,6 @@ pub fn scheme_for(market: Market) -> Result<Scheme, PoolError> {
     }
 }
 
-/// The number of different serials a random scheme can produce.
-pub fn space(len: usize, alphabet: usize) -> u128 {
-    (0..len).fold(1u128, |s, _| s.saturating_mul(alphabet as u128))
-}
-
 impl<S: Store> Pool<S> {
     /// Generate `count` new serials for `gtin` of `market` and add them to the pool.
     pub fn generate(&mut self, gtin: &str, market: Market, count: u64) -> Result<ImportReport, PoolError> {
@@ -72,17 +64,11 @@ impl<S: Store> Pool<S> {
         let meta = self.meta_for(&gtin14, Some(market))?;
         let records: Box<dyn Iterator<Item = Result<SerialRecord, super::SourceError>>> = match scheme {
             Scheme::Random { len, alphabet } => {
+                // The whole pool of this GTIN counts: every serial in it is valid.
                 let in_use = u128::from(meta.next_seq) + u128::from(count);
-                let space = space(len, alphabet.len());
-                if in_use.saturating_mul(GUESS_FACTOR) >= space {
-                    return Err(PoolError::Generation {
-                        market,
-                        reason: format!(
-                            "{in_use} serials in a space of {space} would make the chance of guessing one \
-                             {in_use}/{space}, not below 1/10,000"
-                        ),
-                    });
-                }
+                let alphabet_len = u32::try_from(alphabet.len()).unwrap_or(u32::MAX);
+                crate::market::guessing_probability_ok(market, len, alphabet_len, in_use)
+                    .map_err(|e| PoolError::Generation { market, reason: e.to_string() })?;
                 let mut rng = StdRng::from_os_rng();
                 // Duplicates are skipped by the importer; draw a few extra to make up for
                 // them (in a space ≥ 10,000× the pool they are rare).

@@ -8,7 +8,7 @@ use crate::market::{Market, SerialCharset, SerialRules};
 
 /// Is `c` in GS1 character set 82 (the set of AI 21)?
 pub fn is_cset82(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!\"%&'()*+,-./:;<=>?_".contains(c)
+    u8::try_from(c).is_ok_and(|b| SerialCharset::Cset82.contains(b))
 }
 
 /// Check a GTIN (8, 12, 13 or 14 digits, GS1 check digit) and return it as GTIN-14.
@@ -33,39 +33,8 @@ pub fn normalise_gtin(gtin: &str) -> Result<String, String> {
 }
 
 /// The market's serial rules.
-// TEMPORARY until the `market` branch lands: the table from research/line-systems.md.
 pub fn serial_rules(market: Market) -> SerialRules {
-    let r = |charset, min_len, max_len, randomised, local_generation, sequential_allowed| {
-        SerialRules { charset, min_len, max_len, randomised, local_generation, sequential_allowed }
-    };
-    use SerialCharset::*;
-    match market {
-        Market::UsDscsa | Market::TrIts | Market::InExport => r(Cset82, 1, 20, false, true, true),
-        Market::EuFmd | Market::SaRsd => r(Cset82, 1, 20, true, true, false),
-        Market::CnNmpa => r(Numeric, 9, 9, false, false, false),
-        Market::BrAnvisa => r(Cset82, 13, 13, false, true, true),
-        Market::RuCrypto => r(Cset82, 13, 13, false, false, false),
-    }
-}
-
-// TEMPORARY until the `market` branch lands.
-fn validate_serial(market: Market, serial: &str) -> Result<(), String> {
-    let rules = serial_rules(market);
-    let n = serial.chars().count();
-    if n < rules.min_len || n > rules.max_len {
-        return Err(format!(
-            "{market}: serial `{serial}` rejected: length {n} outside {}..={}",
-            rules.min_len, rules.max_len
-        ));
-    }
-    let ok = match rules.charset {
-        SerialCharset::Numeric => serial.chars().all(|c| c.is_ascii_digit()),
-        SerialCharset::Cset82 => serial.chars().all(is_cset82),
-    };
-    if !ok {
-        return Err(format!("{market}: serial `{serial}` rejected: character outside {:?}", rules.charset));
-    }
-    Ok(())
+    market.serial_rules()
 }
 
 /// Check one serial (and its AI 91/92 tail, for Russia) against the market's rules.
@@ -75,7 +44,7 @@ pub fn check_serial(
     ai91: Option<&str>,
     ai92: Option<&str>,
 ) -> Result<(), String> {
-    validate_serial(market, serial)?;
+    market.validate_serial(serial).map_err(|e| e.to_string())?;
     let needs_tail = market == Market::RuCrypto;
     match (needs_tail, ai91, ai92) {
         (true, Some(k), Some(c)) => {
@@ -94,20 +63,6 @@ pub fn check_serial(
         (false, None, None) => Ok(()),
         (false, _, _) => Err(format!("{market}: codes carry no AI (91)/(92); got them for `{serial}`")),
     }
-}
-
-/// The number of different serials the market's charset allows at `len` characters,
-/// saturating at `u128::MAX`.
-pub fn serial_space(rules: &SerialRules, len: usize, alphabet: usize) -> u128 {
-    let per_char = match rules.charset {
-        SerialCharset::Numeric => 10u128,
-        SerialCharset::Cset82 => alphabet as u128,
-    };
-    let mut space: u128 = 1;
-    for _ in 0..len {
-        space = space.saturating_mul(per_char);
-    }
-    space
 }
 
 #[cfg(test)]
