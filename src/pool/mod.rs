@@ -819,7 +819,7 @@ impl<S: Store> Pool<S> {
                 continue;
             }
             let payload = make_payload(&rec.serial, rec.ai91.as_deref(), rec.ai92.as_deref());
-            if let Err(e) = stager.offer(&rec.serial, &payload, &format!("{name}: {}", rec.at)) {
+            if let Err(e) = stager.offer(&rec.serial, &payload, (name, rec.at)) {
                 failure = Some(e);
                 break;
             }
@@ -1227,7 +1227,7 @@ impl<'a, S: Store> Stager<'a, S> {
         Stager { store, gtin, start, cur: start, dup_pool: 0, dup_file: 0, dup_examples: Vec::new() }
     }
 
-    fn offer(&mut self, serial: &str, payload: &[u8], at: &str) -> Result<Offer, PoolError> {
+    fn offer(&mut self, serial: &str, payload: &[u8], at: (&str, u64)) -> Result<Offer, PoolError> {
         let seq = self.cur;
         let sk = k_serial(self.gtin, seq);
         self.store.put(Space::Serials, &sk, payload)?;
@@ -1258,7 +1258,9 @@ impl<'a, S: Store> Stager<'a, S> {
                         }
                         if self.dup_examples.len() < EXAMPLES {
                             self.dup_examples.push(format!(
-                                "{at}: `{serial}` {}",
+                                "{}: {}: `{serial}` {}",
+                                at.0,
+                                at.1,
                                 if in_pool { "is already in the pool" } else { "appears earlier in the file" }
                             ));
                         }

@@ -114,9 +114,9 @@ fn an_import_that_dies_half_way_leaves_nothing() {
     // Stage serials as an import would, then "crash" before the commit.
     {
         let mut st = Stager::new(&p.store, G, 1);
-        st.offer("B1", b"B1", "x").unwrap();
-        st.offer("B2", b"B2", "x").unwrap();
-        assert_eq!(st.offer("A1", b"A1", "x").unwrap(), Offer::Duplicate);
+        st.offer("B1", b"B1", ("x", 1)).unwrap();
+        st.offer("B2", b"B2", ("x", 1)).unwrap();
+        assert_eq!(st.offer("A1", b"A1", ("x", 1)).unwrap(), Offer::Duplicate);
     }
     drop(p);
     let mut p = new_pool(d.path());
@@ -254,4 +254,31 @@ fn russian_codes_keep_their_crypto_tail() {
     let e = p.import(ru, None, list(&["NOPQRSTUVWXYZ"]), "t").unwrap_err();
     assert!(e.to_string().contains("91"), "{e}");
     assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn verify_finds_every_kind_of_inconsistency() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3", "A4"]), "t").unwrap();
+    {
+        let mut a = p.allocator(G, "L", "B", AllocatorConfig { block_size: 2, quantity: Some(2) }).unwrap();
+        for _ in 0..2 {
+            let h = a.next_serial().unwrap();
+            a.mark_encoded(&h).unwrap();
+        }
+    }
+    assert!(p.verify().unwrap().ok());
+    // A state an Unallocated serial cannot have.
+    p.store.put(Space::Ctl, &k_over(G, 3), &[SerialState::Commissioned.code()]).unwrap();
+    // The same serial indexed at a second place.
+    p.store.put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes()).unwrap();
+    // A serial gone from the list.
+    p.store.del(Space::Serials, &k_serial(G, 1)).unwrap();
+    let v = p.verify().unwrap();
+    let all = v.problems.join("\n");
+    assert!(all.contains("cannot reach"), "{all}");
+    assert!(all.contains("indexed at seq 0"), "{all}");
+    assert!(all.contains("jump from 1 to 2"), "{all}");
+    assert!(!v.ok());
 }
