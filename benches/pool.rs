@@ -15,7 +15,8 @@ const GTIN: &str = "09506000134352";
 
 fn refill(pool: &mut Pool, need: u64) {
     if pool.available(GTIN).unwrap() < need {
-        pool.generate(GTIN, Market::EuFmd, need.max(500_000)).unwrap();
+        pool.generate(GTIN, Market::EuFmd, need.max(500_000))
+            .unwrap();
     }
 }
 
@@ -33,7 +34,10 @@ fn bench_pool(c: &mut Criterion) {
             while left > 0 {
                 let n = left.min(200_000);
                 refill(&mut pool, n + 1);
-                let cfg = AllocatorConfig { block_size: n + 1, quantity: Some(n + 1) };
+                let cfg = AllocatorConfig {
+                    block_size: n + 1,
+                    quantity: Some(n + 1),
+                };
                 let mut a = pool.allocator(GTIN, "L1", "B1", cfg).unwrap();
                 black_box(a.next_serial().unwrap()); // reserves the block, not timed
                 let t = Instant::now();
@@ -53,7 +57,10 @@ fn bench_pool(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             refill(&mut pool, 1000 * (iters + 1));
-            let cfg = AllocatorConfig { block_size: 1000, quantity: None };
+            let cfg = AllocatorConfig {
+                block_size: 1000,
+                quantity: None,
+            };
             let mut a = pool.allocator(GTIN, "L1", "B1", cfg).unwrap();
             let mut h = a.next_serial().unwrap();
             for _ in 0..iters {

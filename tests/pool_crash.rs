@@ -29,22 +29,42 @@ fn pool(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn sigkill_at_random_moments_never_hands_a_serial_out_twice() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = pool(d, &["generate", "--gtin", GTIN, "--count", "100000", "--market", "eu-fmd"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pool(
+        d,
+        &[
+            "generate", "--gtin", GTIN, "--count", "100000", "--market", "eu-fmd",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut rng = rand::rng();
     let mut handed: Vec<String> = Vec::new();
     let (mut killed, mut finished, mut runs) = (0u32, 0u32, 0u32);
     let started = Instant::now();
     while killed < 200 {
-        assert!(started.elapsed() < Duration::from_secs(120), "crash loop too slow: {killed} kills");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "crash loop too slow: {killed} kills"
+        );
         runs += 1;
         let count = rng.random_range(1..=400u32).to_string();
         let block = ["1", "7", "32", "100"][rng.random_range(0..4)];
         let mut child = Command::new(BIN)
             .args(["pool", "--data-dir"])
             .arg(d)
-            .args(["take", "--gtin", GTIN, "--count", &count, "--block-size", block])
+            .args([
+                "take",
+                "--gtin",
+                GTIN,
+                "--count",
+                &count,
+                "--block-size",
+                block,
+            ])
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -111,7 +131,10 @@ fn sigkill_at_random_moments_never_hands_a_serial_out_twice() {
         assert_ne!(st, "Allocated", "serial {s} still Allocated after recovery");
         if st == "Encoded" {
             encoded += 1;
-            assert!(seen.contains(s.as_str()), "serial {s} is Encoded but was never handed out");
+            assert!(
+                seen.contains(s.as_str()),
+                "serial {s} is Encoded but was never handed out"
+            );
         }
     }
     eprintln!(

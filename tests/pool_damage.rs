@@ -50,14 +50,24 @@ fn flip(db: &Path, at: usize, len: usize) {
 }
 
 fn truncate(db: &Path, len: usize) {
-    std::fs::OpenOptions::new().write(true).open(db).unwrap().set_len(len as u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(db)
+        .unwrap()
+        .set_len(len as u64)
+        .unwrap();
 }
 
 fn snapshots(store: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(store)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("snap."))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+        })
         .collect()
 }
 
@@ -65,54 +75,110 @@ fn snapshots(store: &Path) -> Vec<PathBuf> {
 fn damaged_stores_are_refused_or_intact_never_empty() {
     let base = tempfile::tempdir().unwrap();
     let good = base.path().join("good");
-    let out = pool(&good, &["generate", "--gtin", GTIN, "--count", &TOTAL.to_string(), "--market", "eu-fmd"]);
+    let out = pool(
+        &good,
+        &[
+            "generate",
+            "--gtin",
+            GTIN,
+            "--count",
+            &TOTAL.to_string(),
+            "--market",
+            "eu-fmd",
+        ],
+    );
     assert!(out.status.success());
-    let out = pool(&good, &["take", "--gtin", GTIN, "--count", &TAKEN.to_string(), "--block-size", "100"]);
+    let out = pool(
+        &good,
+        &[
+            "take",
+            "--gtin",
+            GTIN,
+            "--count",
+            &TAKEN.to_string(),
+            "--block-size",
+            "100",
+        ],
+    );
     assert!(out.status.success());
-    let handed: HashSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    let handed: HashSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(handed.len() as u64, TAKEN);
 
     type Damage = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Damage)> = vec![
-        ("truncate data file to half", Box::new(|d| {
-            let db = d.join("store/db");
-            truncate(&db, data_end(&db) / 2)
-        })),
-        ("truncate the last 100 bytes of the log", Box::new(|d| {
-            let db = d.join("store/db");
-            truncate(&db, data_end(&db) - 100)
-        })),
-        ("flip bytes near the end of the log", Box::new(|d| {
-            let db = d.join("store/db");
-            flip(&db, data_end(&db) - 40, 16)
-        })),
-        ("flip 4 KiB inside the data", Box::new(|d| {
-            let db = d.join("store/db");
-            flip(&db, data_end(&db) / 2, 4096)
-        })),
-        ("delete the snapshot", Box::new(|d| {
-            for s in snapshots(&d.join("store")) {
-                std::fs::remove_file(s).unwrap();
-            }
-        })),
-        ("delete the snapshot and flip the log end", Box::new(|d| {
-            for s in snapshots(&d.join("store")) {
-                std::fs::remove_file(s).unwrap();
-            }
-            let db = d.join("store/db");
-            flip(&db, data_end(&db) - 40, 16)
-        })),
-        ("delete the high-water mark", Box::new(|d| std::fs::remove_file(d.join("hwm")).unwrap())),
-        ("damage both slots of the high-water mark", Box::new(|d| {
-            let p = d.join("hwm");
-            flip(&p, 20, 4);
-            flip(&p, 532, 4);
-        })),
-        ("delete the store", Box::new(|d| std::fs::remove_dir_all(d.join("store")).unwrap())),
-        ("empty the store directory", Box::new(|d| {
-            std::fs::remove_dir_all(d.join("store")).unwrap();
-            std::fs::create_dir(d.join("store")).unwrap();
-        })),
+        (
+            "truncate data file to half",
+            Box::new(|d| {
+                let db = d.join("store/db");
+                truncate(&db, data_end(&db) / 2)
+            }),
+        ),
+        (
+            "truncate the last 100 bytes of the log",
+            Box::new(|d| {
+                let db = d.join("store/db");
+                truncate(&db, data_end(&db) - 100)
+            }),
+        ),
+        (
+            "flip bytes near the end of the log",
+            Box::new(|d| {
+                let db = d.join("store/db");
+                flip(&db, data_end(&db) - 40, 16)
+            }),
+        ),
+        (
+            "flip 4 KiB inside the data",
+            Box::new(|d| {
+                let db = d.join("store/db");
+                flip(&db, data_end(&db) / 2, 4096)
+            }),
+        ),
+        (
+            "delete the snapshot",
+            Box::new(|d| {
+                for s in snapshots(&d.join("store")) {
+                    std::fs::remove_file(s).unwrap();
+                }
+            }),
+        ),
+        (
+            "delete the snapshot and flip the log end",
+            Box::new(|d| {
+                for s in snapshots(&d.join("store")) {
+                    std::fs::remove_file(s).unwrap();
+                }
+                let db = d.join("store/db");
+                flip(&db, data_end(&db) - 40, 16)
+            }),
+        ),
+        (
+            "delete the high-water mark",
+            Box::new(|d| std::fs::remove_file(d.join("hwm")).unwrap()),
+        ),
+        (
+            "damage both slots of the high-water mark",
+            Box::new(|d| {
+                let p = d.join("hwm");
+                flip(&p, 20, 4);
+                flip(&p, 532, 4);
+            }),
+        ),
+        (
+            "delete the store",
+            Box::new(|d| std::fs::remove_dir_all(d.join("store")).unwrap()),
+        ),
+        (
+            "empty the store directory",
+            Box::new(|d| {
+                std::fs::remove_dir_all(d.join("store")).unwrap();
+                std::fs::create_dir(d.join("store")).unwrap();
+            }),
+        ),
     ];
     let mut refused = 0;
     for (i, (name, damage)) in cases.iter().enumerate() {
@@ -126,27 +192,46 @@ fn damaged_stores_are_refused_or_intact_never_empty() {
                 refused += 1;
                 assert!(
                     stderr.contains("linectl: error:")
-                        && ["serial store", "refused", "high-water mark"].iter().any(|w| stderr.contains(w)),
+                        && ["serial store", "refused", "high-water mark"]
+                            .iter()
+                            .any(|w| stderr.contains(w)),
                     "{name}: unclear error: {stderr}"
                 );
                 // And it stays refused: nothing was "repaired" into an empty pool.
                 let again = pool(&d, &["take", "--gtin", GTIN, "--count", "1"]);
-                assert_eq!(again.status.code(), Some(2), "{name}: second open succeeded");
+                assert_eq!(
+                    again.status.code(),
+                    Some(2),
+                    "{name}: second open succeeded"
+                );
                 assert!(again.stdout.is_empty());
             }
             Some(0) => {
                 let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
                 assert_eq!(v[0]["total"], TOTAL, "{name}: pool came back smaller");
-                assert_eq!(v[0]["states"]["Encoded"], TAKEN, "{name}: Encoded serials lost");
+                assert_eq!(
+                    v[0]["states"]["Encoded"], TAKEN,
+                    "{name}: Encoded serials lost"
+                );
                 let take = pool(&d, &["take", "--gtin", GTIN, "--count", "20"]);
                 for s in String::from_utf8_lossy(&take.stdout).lines() {
                     assert!(!handed.contains(s), "{name}: serial {s} handed out again");
                 }
-                assert!(matches!(take.status.code(), Some(0 | 2)), "{name}: take crashed");
+                assert!(
+                    matches!(take.status.code(), Some(0 | 2)),
+                    "{name}: take crashed"
+                );
             }
             other => panic!("{name}: status exited {other:?}: {stderr}"),
         }
-        eprintln!("{name}: {}", if st.status.code() == Some(2) { stderr.trim().to_string() } else { "intact".into() });
+        eprintln!(
+            "{name}: {}",
+            if st.status.code() == Some(2) {
+                stderr.trim().to_string()
+            } else {
+                "intact".into()
+            }
+        );
     }
     assert!(refused >= 5, "only {refused} damaged stores were refused");
 }
@@ -155,12 +240,29 @@ fn damaged_stores_are_refused_or_intact_never_empty() {
 fn a_second_process_on_the_same_data_dir_gets_a_clear_error() {
     let base = tempfile::tempdir().unwrap();
     let d = base.path();
-    assert!(pool(d, &["generate", "--gtin", GTIN, "--count", "200000", "--market", "eu-fmd"]).status.success());
+    assert!(
+        pool(
+            d,
+            &[
+                "generate", "--gtin", GTIN, "--count", "200000", "--market", "eu-fmd"
+            ]
+        )
+        .status
+        .success()
+    );
     // A long take holds the lock while it runs.
     let mut first = Command::new(BIN)
         .args(["pool", "--data-dir"])
         .arg(d)
-        .args(["take", "--gtin", GTIN, "--count", "150000", "--block-size", "1"])
+        .args([
+            "take",
+            "--gtin",
+            GTIN,
+            "--count",
+            "150000",
+            "--block-size",
+            "1",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -47,33 +47,37 @@ fn parse(trace: &str) -> Vec<Ev> {
     let mut pending: std::collections::HashMap<String, String> = Default::default();
     let mut evs = Vec::new();
     for line in trace.lines() {
-        let Some((pid, body)) = line.split_once(' ') else { continue };
+        let Some((pid, body)) = line.split_once(' ') else {
+            continue;
+        };
         let body = body.trim_start();
         let main = *main_pid.get_or_insert_with(|| pid.to_string()) == pid;
         let (call, rest) = if let Some(r) = body.strip_prefix("<... ") {
             let call = r.split_whitespace().next().unwrap_or("");
-            let Some(start) = pending.remove(&format!("{pid}/{call}")) else { continue };
+            let Some(start) = pending.remove(&format!("{pid}/{call}")) else {
+                continue;
+            };
             if matches!(call, "pwrite64" | "write" | "sync_file_range") {
                 continue; // counted when it started
             }
             (call.to_string(), start)
         } else {
-            let Some((call, rest)) = body.split_once('(') else { continue };
+            let Some((call, rest)) = body.split_once('(') else {
+                continue;
+            };
             if body.ends_with("<unfinished ...>") {
                 pending.insert(format!("{pid}/{call}"), rest.to_string());
                 // A write is issued when it starts; syncs count when they complete.
                 if !matches!(call, "pwrite64" | "write" | "sync_file_range") {
                     continue;
                 }
-                (call.to_string(), rest.to_string())
-            } else {
-                (call.to_string(), rest.to_string())
             }
+            (call.to_string(), rest.to_string())
         };
-        if let Some(ev) = classify(&call, &rest) {
-            if main || ev == Ev::DbWrite {
-                evs.push(ev);
-            }
+        if let Some(ev) = classify(&call, &rest)
+            && (main || ev == Ev::DbWrite)
+        {
+            evs.push(ev);
         }
     }
     evs
@@ -86,10 +90,16 @@ fn an_fsync_lands_between_every_reservation_and_its_first_serial() {
     let out = Command::new(BIN)
         .args(["pool", "--data-dir"])
         .arg(d)
-        .args(["generate", "--gtin", GTIN, "--count", "100", "--market", "us-dscsa"])
+        .args([
+            "generate", "--gtin", GTIN, "--count", "100", "--market", "us-dscsa",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let trace_path = d.join("trace.txt");
     let out = Command::new("strace")
         .args(["-f", "-y", "-s", "64", "-o"])
@@ -102,11 +112,24 @@ fn an_fsync_lands_between_every_reservation_and_its_first_serial() {
         .env("RUST_LOG", "error")
         .output()
         .expect("strace must be installed (apt-get install strace)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let taken: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let taken: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(taken.len(), 50);
     let evs = parse(&std::fs::read_to_string(&trace_path).unwrap());
-    let outs: Vec<usize> = evs.iter().enumerate().filter(|(_, e)| matches!(e, Ev::Out(_))).map(|(i, _)| i).collect();
+    let outs: Vec<usize> = evs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Ev::Out(_)))
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(outs.len(), 50, "every serial is one write(1, ...)");
     for (n, &at) in outs.iter().enumerate() {
         assert_eq!(evs[at], Ev::Out(taken[n].clone()));
@@ -116,21 +139,36 @@ fn an_fsync_lands_between_every_reservation_and_its_first_serial() {
         if n % 7 == 0 {
             // First serial of a block: db writes, then fsync of the db, then the mark
             // written and fdatasync'ed, and only then the serial.
-            let pos = |want: &Ev, after: usize| gap.iter().skip(after).position(|e| e == want).map(|p| p + after);
-            let hwm_w = pos(&Ev::HwmWrite, 0).unwrap_or_else(|| panic!("serial {n}: no high-water mark written before it: {gap:?}"));
+            let pos = |want: &Ev, after: usize| {
+                gap.iter()
+                    .skip(after)
+                    .position(|e| e == want)
+                    .map(|p| p + after)
+            };
+            let hwm_w = pos(&Ev::HwmWrite, 0).unwrap_or_else(|| {
+                panic!("serial {n}: no high-water mark written before it: {gap:?}")
+            });
             let before_mark = &gap[..hwm_w];
             let last_db_write = before_mark
                 .iter()
                 .rposition(|e| *e == Ev::DbWrite)
-                .unwrap_or_else(|| panic!("serial {n}: no write of the reservation before it: {gap:?}"));
+                .unwrap_or_else(|| {
+                    panic!("serial {n}: no write of the reservation before it: {gap:?}")
+                });
             assert!(
                 before_mark[last_db_write..].contains(&Ev::DbSync),
                 "serial {n}: no fsync of the store between its last write and the mark: {gap:?}"
             );
-            assert!(pos(&Ev::HwmSync, hwm_w).is_some(), "serial {n}: mark not fdatasync'ed before the serial: {gap:?}");
+            assert!(
+                pos(&Ev::HwmSync, hwm_w).is_some(),
+                "serial {n}: mark not fdatasync'ed before the serial: {gap:?}"
+            );
             assert_eq!(hwm_writes, 1, "serial {n}: one reservation per block");
         } else {
-            assert_eq!(hwm_writes, 0, "serial {n}: a reservation inside a block: {gap:?}");
+            assert_eq!(
+                hwm_writes, 0,
+                "serial {n}: a reservation inside a block: {gap:?}"
+            );
         }
     }
 }

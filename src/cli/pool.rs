@@ -139,7 +139,11 @@ pub fn run(args: PoolArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn open(dir: &Path, create: bool) -> Result<Pool, PoolError> {
-    let mode = if create { OpenMode::CreateIfMissing } else { OpenMode::MustExist };
+    let mode = if create {
+        OpenMode::CreateIfMissing
+    } else {
+        OpenMode::MustExist
+    };
     let pool = Pool::open(dir, mode)?;
     let rec = pool.recovery();
     if rec.blocks_closed > 0 || rec.staged_removed > 0 {
@@ -173,7 +177,13 @@ fn print_import(r: &linectl::pool::ImportReport, json: bool) -> Result<(), PoolE
 
 fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
     match cmd {
-        PoolCmd::Import { gtin, market, format, json, file } => {
+        PoolCmd::Import {
+            gtin,
+            market,
+            format,
+            json,
+            file,
+        } => {
             let src = source::open(&file, format)?;
             let mut pool = open(dir, true)?;
             let r = pool.import(&gtin, market, src, &file.display().to_string())?;
@@ -181,10 +191,15 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
         }
         PoolCmd::Receive { json, file } => {
             let mut pool = open(dir, false)?;
-            match pool.receive_collection(|| source::open(&file, Some(Format::Json)), &file.display().to_string())? {
+            match pool.receive_collection(
+                || source::open(&file, Some(Format::Json)),
+                &file.display().to_string(),
+            )? {
                 Received::Imported(r) => print_import(&r, json)?,
                 Received::AlreadyReceived(r) => {
-                    eprintln!("linectl: this collection was already received for its token; nothing imported again");
+                    eprintln!(
+                        "linectl: this collection was already received for its token; nothing imported again"
+                    );
                     print_import(&r, json)?;
                 }
             }
@@ -194,10 +209,17 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
             let t = pool.begin_request(&gtin, count)?;
             print_json(&t)?;
         }
-        PoolCmd::Generate { gtin, count, market } => {
+        PoolCmd::Generate {
+            gtin,
+            count,
+            market,
+        } => {
             let mut pool = open(dir, true)?;
             let r = pool.generate(&gtin, market, count)?;
-            println!("GTIN {}: generated {} serial(s) for {market}", r.gtin, r.imported);
+            println!(
+                "GTIN {}: generated {} serial(s) for {market}",
+                r.gtin, r.imported
+            );
         }
         PoolCmd::Status { json } => {
             let pool = open(dir, false)?;
@@ -216,9 +238,18 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                 }
             }
         }
-        PoolCmd::Take { gtin, count, line, batch, block_size } => {
+        PoolCmd::Take {
+            gtin,
+            count,
+            line,
+            batch,
+            block_size,
+        } => {
             let mut pool = open(dir, false)?;
-            let cfg = AllocatorConfig { block_size, quantity: Some(count) };
+            let cfg = AllocatorConfig {
+                block_size,
+                quantity: Some(count),
+            };
             let mut alloc = pool.allocator(&gtin, &line, &batch, cfg)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -247,7 +278,10 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                 }
             }
             if !r.ok() {
-                eprintln!("linectl: error: the pool is inconsistent ({} problem(s))", r.problems.len());
+                eprintln!(
+                    "linectl: error: the pool is inconsistent ({} problem(s))",
+                    r.problems.len()
+                );
                 return Ok(ExitCode::from(EXIT_REJECTED));
             }
         }
@@ -257,10 +291,11 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut err = None;
             pool.for_each(&gtin, |serial, st| {
-                if state.is_none_or(|want| want == st) && err.is_none() {
-                    if let Err(e) = writeln!(out, "{serial}\t{st}") {
-                        err = Some(e);
-                    }
+                if state.is_none_or(|want| want == st)
+                    && err.is_none()
+                    && let Err(e) = writeln!(out, "{serial}\t{st}")
+                {
+                    err = Some(e);
                 }
             })?;
             if let Some(e) = err.or_else(|| out.flush().err()) {
@@ -278,7 +313,14 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                 print_json(&reports)?;
             } else {
                 for r in &reports {
-                    println!("block {} GTIN {} line {} batch {}: {} SNInvalid", r.block, r.gtin, r.line, r.batch, r.serials.len());
+                    println!(
+                        "block {} GTIN {} line {} batch {}: {} SNInvalid",
+                        r.block,
+                        r.gtin,
+                        r.line,
+                        r.batch,
+                        r.serials.len()
+                    );
                     for s in &r.serials {
                         println!("  {s}");
                     }

@@ -6,8 +6,8 @@
 //! [`Allocator::mark_encoded`].
 
 use super::{
-    Block, BlockStatus, GS, Op, Pool, PoolError, SerialState, Space, Store, k_active, k_bidx,
-    k_block, k_gtin, k_report, k_serial, printable, rules, tail_u64, to_json, M_NEXT_BLOCK,
+    Block, BlockStatus, GS, M_NEXT_BLOCK, Op, Pool, PoolError, SerialState, Space, Store, k_active,
+    k_bidx, k_block, k_gtin, k_report, k_serial, printable, rules, tail_u64, to_json,
 };
 
 /// One serial handed out.
@@ -49,13 +49,19 @@ pub struct AllocatorConfig {
 
 impl Default for AllocatorConfig {
     fn default() -> Self {
-        AllocatorConfig { block_size: 1000, quantity: None }
+        AllocatorConfig {
+            block_size: 1000,
+            quantity: None,
+        }
     }
 }
 
+/// A serial of a reserved block: its seq and stored payload.
+type Entry = (u64, Box<str>);
+
 struct Active {
     block: Block,
-    entries: Vec<(u64, Box<str>)>,
+    entries: Vec<Entry>,
     pos: usize,
 }
 
@@ -107,7 +113,10 @@ impl<S: Store> Pool<S> {
     fn close_ops(b: &Block) -> Vec<Op> {
         let mut closed = b.clone();
         closed.status = BlockStatus::Closed;
-        let mut ops = vec![Op::Put(k_block(b.id), to_json(&closed)), Op::Del(k_active(b.id))];
+        let mut ops = vec![
+            Op::Put(k_block(b.id), to_json(&closed)),
+            Op::Del(k_active(b.id)),
+        ];
         if closed.encoded_upto < closed.end {
             ops.push(Op::Put(k_report(b.id), Vec::new()));
         }
@@ -123,12 +132,16 @@ impl<S: Store> Pool<S> {
         batch: &str,
         want: u64,
         prev: Option<&Block>,
-    ) -> Result<(Block, Vec<(u64, Box<str>)>), PoolError> {
-        let meta = self.gtin_meta(gtin)?.ok_or_else(|| PoolError::UnknownGtin(gtin.to_string()))?;
+    ) -> Result<(Block, Vec<Entry>), PoolError> {
+        let meta = self
+            .gtin_meta(gtin)?
+            .ok_or_else(|| PoolError::UnknownGtin(gtin.to_string()))?;
         let want_n = usize::try_from(want).unwrap_or(usize::MAX);
-        let mut entries: Vec<(u64, Box<str>)> = Vec::with_capacity(want_n.min(1 << 20));
+        let mut entries: Vec<Entry> = Vec::with_capacity(want_n.min(1 << 20));
         {
-            let mut over = self.overrides(gtin, meta.reserved_upto, meta.next_seq).peekable();
+            let mut over = self
+                .overrides(gtin, meta.reserved_upto, meta.next_seq)
+                .peekable();
             let scan = self.store.scan(
                 Space::Serials,
                 &k_serial(gtin, meta.reserved_upto),
@@ -186,7 +199,10 @@ impl<S: Store> Pool<S> {
             encoded_upto: meta.reserved_upto,
             status: BlockStatus::Open,
         };
-        let new_meta = super::GtinMeta { reserved_upto: block.end, ..meta };
+        let new_meta = super::GtinMeta {
+            reserved_upto: block.end,
+            ..meta
+        };
         let mut ops = prev.map(Pool::<S>::close_ops).unwrap_or_default();
         ops.extend([
             Op::Put(k_block(id), to_json(&block)),
@@ -197,7 +213,13 @@ impl<S: Store> Pool<S> {
         ]);
         self.commit_durable(ops, Some(id))?;
         self.next_block = id + 1;
-        tracing::debug!(block = id, gtin, start = block.start, end = block.end, "block reserved");
+        tracing::debug!(
+            block = id,
+            gtin,
+            start = block.start,
+            end = block.end,
+            "block reserved"
+        );
         Ok((block, entries))
     }
 }
@@ -211,15 +233,32 @@ impl<S: Store> Allocator<'_, S> {
                 self.cfg.quantity.unwrap_or(0)
             )));
         }
-        let exhausted = self.active.as_ref().is_none_or(|a| a.pos >= a.entries.len());
+        let exhausted = self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.pos >= a.entries.len());
         if exhausted {
-            let want = self.remaining.map_or(self.cfg.block_size, |r| r.min(self.cfg.block_size));
+            let want = self
+                .remaining
+                .map_or(self.cfg.block_size, |r| r.min(self.cfg.block_size));
             let prev = self.active.take();
-            let (block, entries) =
-                self.pool.reserve(&self.gtin, &self.line, &self.batch, want, prev.as_ref().map(|a| &a.block))?;
-            self.active = Some(Active { block, entries, pos: 0 });
+            let (block, entries) = self.pool.reserve(
+                &self.gtin,
+                &self.line,
+                &self.batch,
+                want,
+                prev.as_ref().map(|a| &a.block),
+            )?;
+            self.active = Some(Active {
+                block,
+                entries,
+                pos: 0,
+            });
         }
-        let a = self.active.as_mut().ok_or_else(|| PoolError::Usage("no active block".into()))?;
+        let a = self
+            .active
+            .as_mut()
+            .ok_or_else(|| PoolError::Usage("no active block".into()))?;
         let (seq, payload) = a
             .entries
             .get(a.pos)
@@ -228,7 +267,11 @@ impl<S: Store> Allocator<'_, S> {
         if let Some(r) = self.remaining.as_mut() {
             *r -= 1;
         }
-        Ok(Handed { block: a.block.id, seq: *seq, payload: payload.to_string() })
+        Ok(Handed {
+            block: a.block.id,
+            seq: *seq,
+            payload: payload.to_string(),
+        })
     }
 
     /// Report that `h` (and every serial handed out before it from its block) was sent
@@ -239,21 +282,37 @@ impl<S: Store> Allocator<'_, S> {
             .active
             .as_mut()
             .filter(|a| a.block.id == h.block)
-            .ok_or_else(|| PoolError::Usage(format!("serial `{}` is not from the current block", h.serial())))?;
-        let handed_upto = a.pos.checked_sub(1).and_then(|i| a.entries.get(i)).map(|e| e.0);
+            .ok_or_else(|| {
+                PoolError::Usage(format!(
+                    "serial `{}` is not from the current block",
+                    h.serial()
+                ))
+            })?;
+        let handed_upto = a
+            .pos
+            .checked_sub(1)
+            .and_then(|i| a.entries.get(i))
+            .map(|e| e.0);
         if handed_upto.is_none_or(|last| h.seq > last) {
-            return Err(PoolError::Usage(format!("serial `{}` was not handed out yet", h.serial())));
+            return Err(PoolError::Usage(format!(
+                "serial `{}` was not handed out yet",
+                h.serial()
+            )));
         }
         if h.seq + 1 > a.block.encoded_upto {
             a.block.encoded_upto = h.seq + 1;
-            self.pool.store.put(Space::Ctl, &k_block(a.block.id), &to_json(&a.block))?;
+            self.pool
+                .store
+                .put(Space::Ctl, &k_block(a.block.id), &to_json(&a.block))?;
         }
         Ok(())
     }
 
     /// Serials reserved but not yet handed out.
     pub fn in_hand(&self) -> u64 {
-        self.active.as_ref().map_or(0, |a| (a.entries.len() - a.pos) as u64)
+        self.active
+            .as_ref()
+            .map_or(0, |a| (a.entries.len() - a.pos) as u64)
     }
 
     /// The state the pool holds for the current block's serials (Allocated until

@@ -19,7 +19,9 @@ fn default_minutes() -> f64 {
 
 impl Default for Forecast {
     fn default() -> Self {
-        Forecast { low_water_minutes: default_minutes() }
+        Forecast {
+            low_water_minutes: default_minutes(),
+        }
     }
 }
 
@@ -41,7 +43,11 @@ impl Forecast {
     /// Assess `available` serials (Unallocated plus those in hand) against a batch that
     /// still needs `batch_remaining` units at `rate_per_min` units per minute.
     pub fn assess(&self, available: u64, batch_remaining: u64, rate_per_min: f64) -> PoolLevel {
-        let rate = if rate_per_min.is_finite() && rate_per_min > 0.0 { rate_per_min } else { 0.0 };
+        let rate = if rate_per_min.is_finite() && rate_per_min > 0.0 {
+            rate_per_min
+        } else {
+            0.0
+        };
         let horizon = (rate * self.low_water_minutes.max(0.0)).ceil();
         // `as` saturates for floats; the value is non-negative.
         let needed_in_horizon = batch_remaining.min(horizon as u64);
@@ -60,7 +66,9 @@ mod tests {
 
     #[test]
     fn alarm_when_the_horizon_needs_more_than_the_pool_has() {
-        let f = Forecast { low_water_minutes: 10.0 };
+        let f = Forecast {
+            low_water_minutes: 10.0,
+        };
         // 200/min for 10 min = 2000 needed, batch needs 5000 more, pool has 1500.
         let l = f.assess(1500, 5000, 200.0);
         assert!(l.alarm);

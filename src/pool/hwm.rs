@@ -85,7 +85,11 @@ fn decode(b: &[u8]) -> Option<(u64, Mark)> {
     }
     Some((
         u64_at(b, 8)?,
-        Mark { generation: u64_at(b, 16)?, last_block: u64_at(b, 24)?, store_id: u64_at(b, 32)? },
+        Mark {
+            generation: u64_at(b, 16)?,
+            last_block: u64_at(b, 24)?,
+            store_id: u64_at(b, 32)?,
+        },
     ))
 }
 
@@ -98,7 +102,11 @@ impl Hwm {
     /// Create a new mark file at `path` holding `mark` (write-temp, fsync, rename,
     /// fsync of the directory).
     pub fn create(path: &Path, mark: Mark) -> Result<Hwm, HwmError> {
-        let io = |op, source| HwmError::Io { path: path.to_path_buf(), op, source };
+        let io = |op, source| HwmError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        };
         let tmp = path.with_extension("tmp");
         let mut buf = vec![0u8; (2 * SLOT) as usize];
         buf[..REC].copy_from_slice(&encode(1, &mark));
@@ -116,22 +124,33 @@ impl Hwm {
 
     /// Open an existing mark file and read its newest valid slot.
     pub fn open(path: &Path) -> Result<Hwm, HwmError> {
-        let io = |op, source| HwmError::Io { path: path.to_path_buf(), op, source };
-        let file =
-            OpenOptions::new().read(true).write(true).open(path).map_err(|e| io("open", e))?;
+        let io = |op, source| HwmError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| io("open", e))?;
         let mut best: Option<(u64, Mark)> = None;
         for slot in 0..2u64 {
             let mut b = [0u8; REC];
-            if file.read_exact_at(&mut b, slot * SLOT).is_ok() {
-                if let Some((c, m)) = decode(&b) {
-                    if best.is_none_or(|(bc, _)| c > bc) {
-                        best = Some((c, m));
-                    }
-                }
+            if file.read_exact_at(&mut b, slot * SLOT).is_ok()
+                && let Some((c, m)) = decode(&b)
+                && best.is_none_or(|(bc, _)| c > bc)
+            {
+                best = Some((c, m));
             }
         }
         let (counter, mark) = best.ok_or_else(|| HwmError::Damaged(path.to_path_buf()))?;
-        Ok(Hwm { path: path.to_path_buf(), file, counter, mark })
+        Ok(Hwm {
+            path: path.to_path_buf(),
+            file,
+            counter,
+            mark,
+        })
     }
 
     /// The last mark written.
@@ -143,8 +162,14 @@ impl Hwm {
     pub fn write(&mut self, mark: Mark) -> Result<(), HwmError> {
         let counter = self.counter + 1;
         let rec = encode(counter, &mark);
-        let io = |op, source| HwmError::Io { path: self.path.clone(), op, source };
-        self.file.write_all_at(&rec, (counter % 2) * SLOT).map_err(|e| io("write", e))?;
+        let io = |op, source| HwmError::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        };
+        self.file
+            .write_all_at(&rec, (counter % 2) * SLOT)
+            .map_err(|e| io("write", e))?;
         self.file.sync_data().map_err(|e| io("fdatasync", e))?;
         self.counter = counter;
         self.mark = mark;
@@ -160,9 +185,27 @@ mod tests {
     fn newest_valid_slot_wins_and_torn_slot_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("hwm");
-        let mut h = Hwm::create(&p, Mark { generation: 1, last_block: 0, store_id: 7 }).unwrap();
-        h.write(Mark { generation: 2, last_block: 1, store_id: 7 }).unwrap();
-        h.write(Mark { generation: 3, last_block: 2, store_id: 7 }).unwrap();
+        let mut h = Hwm::create(
+            &p,
+            Mark {
+                generation: 1,
+                last_block: 0,
+                store_id: 7,
+            },
+        )
+        .unwrap();
+        h.write(Mark {
+            generation: 2,
+            last_block: 1,
+            store_id: 7,
+        })
+        .unwrap();
+        h.write(Mark {
+            generation: 3,
+            last_block: 2,
+            store_id: 7,
+        })
+        .unwrap();
         assert_eq!(Hwm::open(&p).unwrap().mark().generation, 3);
         // Tear the newest slot (counter 3 → slot 1): the previous one is read.
         let f = OpenOptions::new().write(true).open(&p).unwrap();

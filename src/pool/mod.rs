@@ -421,8 +421,10 @@ fn tail_u64(key: &[u8]) -> Result<u64, PoolError> {
 }
 
 fn json<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, PoolError> {
-    serde_json::from_slice(v)
-        .map_err(|e| PoolError::Corrupt { key: printable(key), reason: e.to_string() })
+    serde_json::from_slice(v).map_err(|e| PoolError::Corrupt {
+        key: printable(key),
+        reason: e.to_string(),
+    })
 }
 
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -476,8 +478,15 @@ impl Pool<SledStore> {
     }
 
     /// [`Pool::open`] with sled tuning.
-    pub fn open_with(dir: &Path, mode: OpenMode, cfg: &SledConfig) -> Result<Pool<SledStore>, PoolError> {
-        let damaged = |reason: String| PoolError::Damaged { dir: dir.to_path_buf(), reason };
+    pub fn open_with(
+        dir: &Path,
+        mode: OpenMode,
+        cfg: &SledConfig,
+    ) -> Result<Pool<SledStore>, PoolError> {
+        let damaged = |reason: String| PoolError::Damaged {
+            dir: dir.to_path_buf(),
+            reason,
+        };
         let store_dir = dir.join("store");
         let hwm_path = dir.join("hwm");
         let exists = store_dir.exists() || hwm_path.exists();
@@ -514,13 +523,24 @@ impl Pool<SledStore> {
         };
         let store_id = match &id {
             Some(v) => be_u64(M_ID, v)?,
-            None => return Err(damaged("the store has no id record: it is empty or damaged".into())),
+            None => {
+                return Err(damaged(
+                    "the store has no id record: it is empty or damaged".into(),
+                ));
+            }
         };
         let hwm = if hwm_path.exists() {
             Hwm::open(&hwm_path)?
         } else if generation == 0 {
             // A crash between creating the store and writing the first mark.
-            Hwm::create(&hwm_path, Mark { generation: 0, last_block: 0, store_id })?
+            Hwm::create(
+                &hwm_path,
+                Mark {
+                    generation: 0,
+                    last_block: 0,
+                    store_id,
+                },
+            )?
         } else {
             return Err(damaged(format!(
                 "the high-water mark {} is missing for a store at generation {generation}",
@@ -584,7 +604,14 @@ impl Pool<SledStore> {
             Op::Put(M_GEN.to_vec(), 0u64.to_be_bytes().to_vec()),
         ])?;
         store.make_durable()?;
-        let hwm = Hwm::create(&dir.join("hwm"), Mark { generation: 0, last_block: 0, store_id })?;
+        let hwm = Hwm::create(
+            &dir.join("hwm"),
+            Mark {
+                generation: 0,
+                last_block: 0,
+                store_id,
+            },
+        )?;
         hwm::sync_dir(dir).map_err(|e| PoolError::Damaged {
             dir: dir.to_path_buf(),
             reason: format!("cannot fsync the data dir: {e}"),
@@ -622,7 +649,11 @@ impl<S: Store> Pool<S> {
 
     /// Commit `ops` atomically with a new generation, make the store durable, then
     /// advance the high-water mark. Returns after everything is on disk.
-    fn commit_durable(&mut self, mut ops: Vec<Op>, last_block: Option<u64>) -> Result<(), PoolError> {
+    fn commit_durable(
+        &mut self,
+        mut ops: Vec<Op>,
+        last_block: Option<u64>,
+    ) -> Result<(), PoolError> {
         let generation = self.generation + 1;
         ops.push(Op::Put(M_GEN.to_vec(), generation.to_be_bytes().to_vec()));
         self.store.commit(ops)?;
@@ -656,15 +687,21 @@ impl<S: Store> Pool<S> {
     /// The record of one GTIN, if it has serials here.
     pub fn gtin_meta(&self, gtin: &str) -> Result<Option<GtinMeta>, PoolError> {
         let k = k_gtin(gtin);
-        self.store.get(Space::Ctl, &k)?.map(|v| json(&k, &v)).transpose()
+        self.store
+            .get(Space::Ctl, &k)?
+            .map(|v| json(&k, &v))
+            .transpose()
     }
 
     fn block(&self, id: u64) -> Result<Block, PoolError> {
         let k = k_block(id);
-        let v = self.store.get(Space::Ctl, &k)?.ok_or_else(|| PoolError::Corrupt {
-            key: printable(&k),
-            reason: "block record missing".into(),
-        })?;
+        let v = self
+            .store
+            .get(Space::Ctl, &k)?
+            .ok_or_else(|| PoolError::Corrupt {
+                key: printable(&k),
+                reason: "block record missing".into(),
+            })?;
         json(&k, &v)
     }
 
@@ -679,15 +716,24 @@ impl<S: Store> Pool<S> {
     }
 
     /// Overrides of a GTIN in `[from, to)`: (seq, state).
-    fn overrides(&self, gtin: &str, from: u64, to: u64) -> impl Iterator<Item = Result<(u64, SerialState), PoolError>> + '_ {
+    fn overrides(
+        &self,
+        gtin: &str,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<(u64, SerialState), PoolError>> + '_ {
         self.store
             .scan(Space::Ctl, &k_over(gtin, from), &k_over(gtin, to))
             .map(|kv| {
                 let (k, v) = kv?;
                 let seq = tail_u64(&k)?;
-                let st = v.first().and_then(|c| SerialState::from_code(*c)).ok_or_else(|| {
-                    PoolError::Corrupt { key: printable(&k), reason: "bad state code".into() }
-                })?;
+                let st = v
+                    .first()
+                    .and_then(|c| SerialState::from_code(*c))
+                    .ok_or_else(|| PoolError::Corrupt {
+                        key: printable(&k),
+                        reason: "bad state code".into(),
+                    })?;
                 Ok((seq, st))
             })
     }
@@ -728,15 +774,19 @@ impl<S: Store> Pool<S> {
     fn remove_staged(&self, gtin: &str, from: u64) -> Result<u64, PoolError> {
         let staged: Vec<store::Kv> = self
             .store
-            .scan(Space::Serials, &k_serial(gtin, from), &k_serial(gtin, u64::MAX))
+            .scan(
+                Space::Serials,
+                &k_serial(gtin, from),
+                &k_serial(gtin, u64::MAX),
+            )
             .collect::<Result<_, _>>()?;
         for (k, v) in &staged {
             let seq = tail_u64(k)?;
             let ik = k_index(gtin, &String::from_utf8_lossy(payload_serial(v)));
-            if let Some(iv) = self.store.get(Space::Index, &ik)? {
-                if be_u64(&ik, &iv)? == seq {
-                    self.store.del(Space::Index, &ik)?;
-                }
+            if let Some(iv) = self.store.get(Space::Index, &ik)?
+                && be_u64(&ik, &iv)? == seq
+            {
+                self.store.del(Space::Index, &ik)?;
             }
             self.store.del(Space::Serials, k)?;
         }
@@ -751,9 +801,12 @@ impl<S: Store> Pool<S> {
                 asked,
             }),
             (Some(m), _) => Ok(m),
-            (None, Some(market)) => {
-                Ok(GtinMeta { market, next_seq: 0, reserved_upto: 0, next_sequential: 1 })
-            }
+            (None, Some(market)) => Ok(GtinMeta {
+                market,
+                next_seq: 0,
+                reserved_upto: 0,
+                next_sequential: 1,
+            }),
             (None, None) => Err(PoolError::MarketNeeded(gtin.to_string())),
         }
     }
@@ -762,7 +815,13 @@ impl<S: Store> Pool<S> {
     /// Every serial is checked against the market: one bad serial and nothing is
     /// imported. Duplicates (in the file or against the pool) are skipped and reported.
     /// The import becomes visible in one atomic, durable commit.
-    pub fn import(&mut self, gtin: &str, market: Option<Market>, source: Source, name: &str) -> Result<ImportReport, PoolError> {
+    pub fn import(
+        &mut self,
+        gtin: &str,
+        market: Option<Market>,
+        source: Source,
+        name: &str,
+    ) -> Result<ImportReport, PoolError> {
         self.import_inner(gtin, market, source, name, None, None)
     }
 
@@ -784,7 +843,11 @@ impl<S: Store> Pool<S> {
             }
             match (market, h.market) {
                 (Some(a), Some(b)) if a != b => {
-                    return Err(PoolError::MarketMismatch { gtin, have: b, asked: a });
+                    return Err(PoolError::MarketMismatch {
+                        gtin,
+                        have: b,
+                        asked: a,
+                    });
                 }
                 (None, m) => market = m,
                 _ => {}
@@ -806,9 +869,12 @@ impl<S: Store> Pool<S> {
                 }
             };
             read += 1;
-            if let Err(reason) =
-                rules::check_serial(meta.market, &rec.serial, rec.ai91.as_deref(), rec.ai92.as_deref())
-            {
+            if let Err(reason) = rules::check_serial(
+                meta.market,
+                &rec.serial,
+                rec.ai91.as_deref(),
+                rec.ai92.as_deref(),
+            ) {
                 invalid += 1;
                 if invalid_examples.len() < EXAMPLES {
                     invalid_examples.push(format!("{name}: {}: {reason}", rec.at));
@@ -825,7 +891,10 @@ impl<S: Store> Pool<S> {
             }
         }
         if failure.is_none() && invalid > 0 {
-            failure = Some(PoolError::InvalidSerials { count: invalid, examples: invalid_examples });
+            failure = Some(PoolError::InvalidSerials {
+                count: invalid,
+                examples: invalid_examples,
+            });
         }
         if let Some(e) = failure {
             let staged_to = stager.cur;
@@ -853,12 +922,22 @@ impl<S: Store> Pool<S> {
         drop(stager);
         let mut ops = vec![
             Op::Put(k_gtin(&gtin), to_json(&new_meta)),
-            Op::Put(ctl_key(b"p/", &[&report.import_id.to_be_bytes()]), to_json(&report)),
-            Op::Put(M_NEXT_IMPORT.to_vec(), (self.next_import + 1).to_be_bytes().to_vec()),
+            Op::Put(
+                ctl_key(b"p/", &[&report.import_id.to_be_bytes()]),
+                to_json(&report),
+            ),
+            Op::Put(
+                M_NEXT_IMPORT.to_vec(),
+                (self.next_import + 1).to_be_bytes().to_vec(),
+            ),
         ];
         if let Some((mut rec, collection_id, digest, count)) = token {
-            rec.received =
-                Some(ReceivedCollection { collection_id, count, digest, report: report.clone() });
+            rec.received = Some(ReceivedCollection {
+                collection_id,
+                count,
+                digest,
+                report: report.clone(),
+            });
             ops.push(Op::Put(k_token(&rec.token), to_json(&rec)));
         }
         self.commit_durable(ops, None)?;
@@ -870,7 +949,9 @@ impl<S: Store> Pool<S> {
 
     /// Unallocated serials of a GTIN.
     pub fn available(&self, gtin: &str) -> Result<u64, PoolError> {
-        let Some(meta) = self.gtin_meta(gtin)? else { return Ok(0) };
+        let Some(meta) = self.gtin_meta(gtin)? else {
+            return Ok(0);
+        };
         let mut n = meta.next_seq - meta.reserved_upto.min(meta.next_seq);
         for o in self.overrides(gtin, meta.reserved_upto, meta.next_seq) {
             o?;
@@ -918,7 +999,8 @@ impl<S: Store> Pool<S> {
         let blocks = self.blocks(gtin)?;
         let mut c = [0i128; 9];
         let at = |s: SerialState| SerialState::ALL.iter().position(|x| *x == s).unwrap_or(0);
-        c[at(SerialState::Unallocated)] += i128::from(meta.next_seq) - i128::from(meta.reserved_upto);
+        c[at(SerialState::Unallocated)] +=
+            i128::from(meta.next_seq) - i128::from(meta.reserved_upto);
         for b in &blocks {
             let enc = b.encoded_upto.clamp(b.start, b.end);
             c[at(SerialState::Encoded)] += i128::from(enc - b.start);
@@ -947,7 +1029,9 @@ impl<S: Store> Pool<S> {
 
     fn seq_of(&self, gtin: &str, serial: &str) -> Result<Option<u64>, PoolError> {
         let ik = k_index(gtin, serial);
-        let Some(v) = self.store.get(Space::Index, &ik)? else { return Ok(None) };
+        let Some(v) = self.store.get(Space::Index, &ik)? else {
+            return Ok(None);
+        };
         let seq = be_u64(&ik, &v)?;
         let live = self.gtin_meta(gtin)?.is_some_and(|m| seq < m.next_seq);
         Ok(live.then_some(seq))
@@ -955,9 +1039,13 @@ impl<S: Store> Pool<S> {
 
     fn state_at(&self, gtin: &str, meta: &GtinMeta, seq: u64) -> Result<SerialState, PoolError> {
         if let Some(v) = self.store.get(Space::Ctl, &k_over(gtin, seq))? {
-            return v.first().and_then(|c| SerialState::from_code(*c)).ok_or_else(|| {
-                PoolError::Corrupt { key: printable(&k_over(gtin, seq)), reason: "bad state code".into() }
-            });
+            return v
+                .first()
+                .and_then(|c| SerialState::from_code(*c))
+                .ok_or_else(|| PoolError::Corrupt {
+                    key: printable(&k_over(gtin, seq)),
+                    reason: "bad state code".into(),
+                });
         }
         if seq >= meta.reserved_upto {
             return Ok(SerialState::Unallocated);
@@ -969,17 +1057,25 @@ impl<S: Store> Pool<S> {
                 if seq >= b.start && seq < b.end {
                     Ok(b.base_state(seq))
                 } else {
-                    Err(PoolError::Corrupt { key: printable(&k), reason: format!("no block covers seq {seq}") })
+                    Err(PoolError::Corrupt {
+                        key: printable(&k),
+                        reason: format!("no block covers seq {seq}"),
+                    })
                 }
             }
-            _ => Err(PoolError::Corrupt { key: format!("k/{gtin}"), reason: format!("no block covers seq {seq}") }),
+            _ => Err(PoolError::Corrupt {
+                key: format!("k/{gtin}"),
+                reason: format!("no block covers seq {seq}"),
+            }),
         }
     }
 
     /// The state of one serial, `None` when it is not in the pool.
     pub fn state_of(&self, gtin: &str, serial: &str) -> Result<Option<SerialState>, PoolError> {
         let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
-        let Some(meta) = self.gtin_meta(&gtin)? else { return Ok(None) };
+        let Some(meta) = self.gtin_meta(&gtin)? else {
+            return Ok(None);
+        };
         match self.seq_of(&gtin, serial)? {
             Some(seq) => Ok(Some(self.state_at(&gtin, &meta, seq)?)),
             None => Ok(None),
@@ -990,25 +1086,44 @@ impl<S: Store> Pool<S> {
     /// Destroyed, Sampled; for Unallocated serials: SNInvalid), checked by
     /// [`transition`], in one durable commit. Returns to the site server go through
     /// [`Pool::return_unallocated`].
-    pub fn set_state(&mut self, gtin: &str, serials: &[&str], to: SerialState) -> Result<(), PoolError> {
+    pub fn set_state(
+        &mut self,
+        gtin: &str,
+        serials: &[&str],
+        to: SerialState,
+    ) -> Result<(), PoolError> {
         if to == SerialState::Returned {
-            return Err(PoolError::Usage("use return_unallocated to return serials".into()));
+            return Err(PoolError::Usage(
+                "use return_unallocated to return serials".into(),
+            ));
         }
         let ops = self.override_ops(gtin, serials, to)?.1;
         self.commit_durable(ops, None)
     }
 
-    fn override_ops(&self, gtin: &str, serials: &[&str], to: SerialState) -> Result<(String, Vec<Op>), PoolError> {
+    fn override_ops(
+        &self,
+        gtin: &str,
+        serials: &[&str],
+        to: SerialState,
+    ) -> Result<(String, Vec<Op>), PoolError> {
         let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
-        let meta = self.gtin_meta(&gtin)?.ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
+        let meta = self
+            .gtin_meta(&gtin)?
+            .ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
         let mut ops = Vec::new();
         for s in serials {
-            let unknown = || PoolError::UnknownSerial { gtin: gtin.clone(), serial: s.to_string() };
+            let unknown = || PoolError::UnknownSerial {
+                gtin: gtin.clone(),
+                serial: s.to_string(),
+            };
             let seq = self.seq_of(&gtin, s)?.ok_or_else(unknown)?;
             let from = self.state_at(&gtin, &meta, seq)?;
             // Invalidating or returning is only offered for serials never reserved: a
             // reserved serial's fate belongs to its block.
-            if matches!(to, SerialState::SnInvalid | SerialState::Returned) && from != SerialState::Unallocated {
+            if matches!(to, SerialState::SnInvalid | SerialState::Returned)
+                && from != SerialState::Unallocated
+            {
                 return Err(PoolError::Transition {
                     gtin: gtin.clone(),
                     serial: s.to_string(),
@@ -1027,12 +1142,23 @@ impl<S: Store> Pool<S> {
 
     /// Return Unallocated serials to the site server (SNReturnUnallocated): they become
     /// Returned, with an audit record naming why. Returns the record id.
-    pub fn return_unallocated(&mut self, gtin: &str, serials: &[&str], reason: &str) -> Result<u64, PoolError> {
+    pub fn return_unallocated(
+        &mut self,
+        gtin: &str,
+        serials: &[&str],
+        reason: &str,
+    ) -> Result<u64, PoolError> {
         let (gtin, mut ops) = self.override_ops(gtin, serials, SerialState::Returned)?;
         let id = self.next_import;
         let record = serde_json::json!({ "gtin": gtin, "serials": serials, "reason": reason });
-        ops.push(Op::Put(ctl_key(b"n/", &[&id.to_be_bytes()]), to_json(&record)));
-        ops.push(Op::Put(M_NEXT_IMPORT.to_vec(), (id + 1).to_be_bytes().to_vec()));
+        ops.push(Op::Put(
+            ctl_key(b"n/", &[&id.to_be_bytes()]),
+            to_json(&record),
+        ));
+        ops.push(Op::Put(
+            M_NEXT_IMPORT.to_vec(),
+            (id + 1).to_be_bytes().to_vec(),
+        ));
         self.commit_durable(ops, None)?;
         self.next_import += 1;
         Ok(id)
@@ -1053,13 +1179,23 @@ impl<S: Store> Pool<S> {
                 .overrides(&b.gtin, b.encoded_upto, b.end)
                 .map(|o| o.map(|(s, _)| s))
                 .collect::<Result<_, _>>()?;
-            for kv in self.store.scan(Space::Serials, &k_serial(&b.gtin, b.encoded_upto), &k_serial(&b.gtin, b.end)) {
+            for kv in self.store.scan(
+                Space::Serials,
+                &k_serial(&b.gtin, b.encoded_upto),
+                &k_serial(&b.gtin, b.end),
+            ) {
                 let (k, v) = kv?;
                 if !overridden.contains(&tail_u64(&k)?) {
                     serials.push(String::from_utf8_lossy(payload_serial(&v)).to_string());
                 }
             }
-            out.push(InvalidReport { block: id, gtin: b.gtin, line: b.line, batch: b.batch, serials });
+            out.push(InvalidReport {
+                block: id,
+                gtin: b.gtin,
+                line: b.line,
+                batch: b.batch,
+                serials,
+            });
         }
         Ok(out)
     }
@@ -1067,18 +1203,30 @@ impl<S: Store> Pool<S> {
     /// Record that the site server has received the SNInvalid report of `block`.
     pub fn ack_invalid_report(&mut self, block: u64) -> Result<(), PoolError> {
         if self.store.get(Space::Ctl, &k_report(block))?.is_none() {
-            return Err(PoolError::Usage(format!("block {block} has no pending SNInvalid report")));
+            return Err(PoolError::Usage(format!(
+                "block {block} has no pending SNInvalid report"
+            )));
         }
         self.commit_durable(vec![Op::Del(k_report(block))], None)
     }
 
     /// Call `f(serial payload, state)` for every serial of a GTIN, in seq order.
-    pub fn for_each(&self, gtin: &str, mut f: impl FnMut(&str, SerialState)) -> Result<(), PoolError> {
+    pub fn for_each(
+        &self,
+        gtin: &str,
+        mut f: impl FnMut(&str, SerialState),
+    ) -> Result<(), PoolError> {
         let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
-        let meta = self.gtin_meta(&gtin)?.ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
+        let meta = self
+            .gtin_meta(&gtin)?
+            .ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
         let blocks = self.blocks(&gtin)?;
         let mut over = self.overrides(&gtin, 0, u64::MAX).peekable();
-        for kv in self.store.scan(Space::Serials, &k_serial(&gtin, 0), &k_serial(&gtin, meta.next_seq)) {
+        for kv in self.store.scan(
+            Space::Serials,
+            &k_serial(&gtin, 0),
+            &k_serial(&gtin, meta.next_seq),
+        ) {
             let (k, v) = kv?;
             let seq = tail_u64(&k)?;
             let mut st = base_state(&blocks, &meta, seq);
@@ -1115,18 +1263,28 @@ impl<S: Store> Pool<S> {
     /// collection.
     pub fn begin_request(&mut self, gtin: &str, count: u64) -> Result<TokenRecord, PoolError> {
         let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
-        if let Some(pending) = self.pending_requests()?.into_iter().find(|t| t.gtin == gtin) {
+        if let Some(pending) = self
+            .pending_requests()?
+            .into_iter()
+            .find(|t| t.gtin == gtin)
+        {
             return Ok(pending);
         }
         let token = format!("{:032x}", rand::random::<u128>());
-        let rec = TokenRecord { token: token.clone(), gtin, count, received: None };
+        let rec = TokenRecord {
+            token: token.clone(),
+            gtin,
+            count,
+            received: None,
+        };
         self.commit_durable(vec![Op::Put(k_token(&token), to_json(&rec))], None)?;
         Ok(rec)
     }
 
     /// Requests sent (or about to be) that have no collection yet.
     pub fn pending_requests(&self) -> Result<Vec<TokenRecord>, PoolError> {
-        self.tokens().map(|v| v.into_iter().filter(|t| t.received.is_none()).collect())
+        self.tokens()
+            .map(|v| v.into_iter().filter(|t| t.received.is_none()).collect())
     }
 
     /// Every request token on record.
@@ -1143,25 +1301,39 @@ impl<S: Store> Pool<S> {
     /// it). The first time it is imported and recorded against the token in the same
     /// commit; the same collection again changes nothing; a different collection for a
     /// token that already has one is refused.
-    pub fn receive_collection(&mut self, open: impl Fn() -> Result<Source, SourceError>, name: &str) -> Result<Received, PoolError> {
+    pub fn receive_collection(
+        &mut self,
+        open: impl Fn() -> Result<Source, SourceError>,
+        name: &str,
+    ) -> Result<Received, PoolError> {
         let source = open()?;
-        let header = source.header.clone().ok_or_else(|| {
-            PoolError::Usage(format!("{name}: not an SNCollection document"))
-        })?;
+        let header = source
+            .header
+            .clone()
+            .ok_or_else(|| PoolError::Usage(format!("{name}: not an SNCollection document")))?;
         let token = header.request_token.clone().ok_or_else(|| {
             PoolError::Usage(format!("{name}: the SNCollection has no requestToken"))
         })?;
         let tk = k_token(&token);
         let rec: TokenRecord = match self.store.get(Space::Ctl, &tk)? {
             Some(v) => json(&tk, &v)?,
-            None => return Err(PoolError::Token { token, reason: "not a request this pool sent".into() }),
+            None => {
+                return Err(PoolError::Token {
+                    token,
+                    reason: "not a request this pool sent".into(),
+                });
+            }
         };
         // Digest of the collection's payloads, in order.
         let mut h = crc32fast::Hasher::new();
         let mut count = 0u64;
         for r in source.records {
             let r = r?;
-            h.update(&make_payload(&r.serial, r.ai91.as_deref(), r.ai92.as_deref()));
+            h.update(&make_payload(
+                &r.serial,
+                r.ai91.as_deref(),
+                r.ai92.as_deref(),
+            ));
             h.update(b"\n");
             count += 1;
         }
@@ -1181,11 +1353,21 @@ impl<S: Store> Pool<S> {
         if rules::normalise_gtin(&header.gtin).ok().as_deref() != Some(rec.gtin.as_str()) {
             return Err(PoolError::Token {
                 token,
-                reason: format!("requested GTIN {}, the collection is for {}", rec.gtin, header.gtin),
+                reason: format!(
+                    "requested GTIN {}, the collection is for {}",
+                    rec.gtin, header.gtin
+                ),
             });
         }
         let gtin = rec.gtin.clone();
-        let report = self.import_inner(&gtin, None, open()?, name, Some((rec, header.id, digest, count)), None)?;
+        let report = self.import_inner(
+            &gtin,
+            None,
+            open()?,
+            name,
+            Some((rec, header.id, digest, count)),
+            None,
+        )?;
         Ok(Received::Imported(report))
     }
 }
@@ -1224,7 +1406,15 @@ enum Offer {
 
 impl<'a, S: Store> Stager<'a, S> {
     fn new(store: &'a S, gtin: &'a str, start: u64) -> Self {
-        Stager { store, gtin, start, cur: start, dup_pool: 0, dup_file: 0, dup_examples: Vec::new() }
+        Stager {
+            store,
+            gtin,
+            start,
+            cur: start,
+            dup_pool: 0,
+            dup_file: 0,
+            dup_examples: Vec::new(),
+        }
     }
 
     fn offer(&mut self, serial: &str, payload: &[u8], at: (&str, u64)) -> Result<Offer, PoolError> {
@@ -1235,7 +1425,10 @@ impl<'a, S: Store> Stager<'a, S> {
         let seq_b = seq.to_be_bytes();
         let mut expect: Option<Vec<u8>> = None;
         loop {
-            match self.store.cas(Space::Index, &ik, expect.as_deref(), Some(&seq_b))? {
+            match self
+                .store
+                .cas(Space::Index, &ik, expect.as_deref(), Some(&seq_b))?
+            {
                 Ok(()) => {
                     self.cur += 1;
                     return Ok(Offer::Staged);
@@ -1261,7 +1454,11 @@ impl<'a, S: Store> Stager<'a, S> {
                                 "{}: {}: `{serial}` {}",
                                 at.0,
                                 at.1,
-                                if in_pool { "is already in the pool" } else { "appears earlier in the file" }
+                                if in_pool {
+                                    "is already in the pool"
+                                } else {
+                                    "appears earlier in the file"
+                                }
                             ));
                         }
                         return Ok(Offer::Duplicate);

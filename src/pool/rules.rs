@@ -27,7 +27,9 @@ pub fn normalise_gtin(gtin: &str) -> Result<String, String> {
         .sum();
     let want = (10 - sum % 10) % 10;
     if check.first() != Some(&want) {
-        return Err(format!("GTIN `{gtin}` has a wrong check digit (expected {want})"));
+        return Err(format!(
+            "GTIN `{gtin}` has a wrong check digit (expected {want})"
+        ));
     }
     Ok(g14)
 }
@@ -61,7 +63,9 @@ pub fn check_serial(
             "{market}: serial `{serial}` needs its AI (91) key and AI (92) crypto code from the operator"
         )),
         (false, None, None) => Ok(()),
-        (false, _, _) => Err(format!("{market}: codes carry no AI (91)/(92); got them for `{serial}`")),
+        (false, _, _) => Err(format!(
+            "{market}: codes carry no AI (91)/(92); got them for `{serial}`"
+        )),
     }
 }
 
@@ -73,7 +77,11 @@ mod tests {
     fn gtin_check_digit() {
         assert_eq!(normalise_gtin("09506000134352").unwrap(), "09506000134352");
         assert_eq!(normalise_gtin("9506000134352").unwrap(), "09506000134352");
-        assert!(normalise_gtin("09506000134353").unwrap_err().contains("check digit"));
+        assert!(
+            normalise_gtin("09506000134353")
+                .unwrap_err()
+                .contains("check digit")
+        );
         assert!(normalise_gtin("0950600013435X").is_err());
         assert!(normalise_gtin("123").is_err());
     }

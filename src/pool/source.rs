@@ -121,7 +121,11 @@ pub enum SourceError {
 #[serde(untagged)]
 enum JsonItem {
     Plain(String),
-    Full { serial: String, ai91: Option<String>, ai92: Option<String> },
+    Full {
+        serial: String,
+        ai91: Option<String>,
+        ai92: Option<String>,
+    },
 }
 
 #[derive(serde::Deserialize)]
@@ -147,27 +151,49 @@ enum JsonDoc {
 
 fn item(at: u64, it: JsonItem) -> SerialRecord {
     match it {
-        JsonItem::Plain(serial) => SerialRecord { at, serial, ai91: None, ai92: None },
-        JsonItem::Full { serial, ai91, ai92 } => SerialRecord { at, serial, ai91, ai92 },
+        JsonItem::Plain(serial) => SerialRecord {
+            at,
+            serial,
+            ai91: None,
+            ai92: None,
+        },
+        JsonItem::Full { serial, ai91, ai92 } => SerialRecord {
+            at,
+            serial,
+            ai91,
+            ai92,
+        },
     }
 }
 
 /// Open `path` as a serial list of `format` (guessed from the extension when `None`).
 pub fn open(path: &Path, format: Option<Format>) -> Result<Source, SourceError> {
     let name = path.display().to_string();
-    let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| SourceError::Malformed {
+    let format =
+        format
+            .or_else(|| Format::from_path(path))
+            .ok_or_else(|| SourceError::Malformed {
+                path: name.clone(),
+                at: "file name".into(),
+                reason: "cannot tell the format from the extension; give --format csv|json".into(),
+            })?;
+    let file = File::open(path).map_err(|source| SourceError::Io {
         path: name.clone(),
-        at: "file name".into(),
-        reason: "cannot tell the format from the extension; give --format csv|json".into(),
+        source,
     })?;
-    let file = File::open(path).map_err(|source| SourceError::Io { path: name.clone(), source })?;
     match format {
-        Format::Csv => Ok(Source { header: None, records: Box::new(csv_records(name, file)) }),
+        Format::Csv => Ok(Source {
+            header: None,
+            records: Box::new(csv_records(name, file)),
+        }),
         Format::Json => json_source(name, file),
     }
 }
 
-fn csv_records(name: String, file: File) -> impl Iterator<Item = Result<SerialRecord, SourceError>> {
+fn csv_records(
+    name: String,
+    file: File,
+) -> impl Iterator<Item = Result<SerialRecord, SourceError>> {
     let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -178,7 +204,10 @@ fn csv_records(name: String, file: File) -> impl Iterator<Item = Result<SerialRe
         let rec = match r {
             Ok(rec) => rec,
             Err(e) => {
-                let at = e.position().map(|p| format!("line {}", p.line())).unwrap_or_default();
+                let at = e
+                    .position()
+                    .map(|p| format!("line {}", p.line()))
+                    .unwrap_or_default();
                 return Some(Err(SourceError::Malformed {
                     path: name.clone(),
                     at,
@@ -199,29 +228,45 @@ fn csv_records(name: String, file: File) -> impl Iterator<Item = Result<SerialRe
             return Some(Err(SourceError::Malformed {
                 path: name.clone(),
                 at: format!("line {line}"),
-                reason: format!("expected 1 column (serial) or 3 (serial,ai91,ai92), found {}", rec.len()),
+                reason: format!(
+                    "expected 1 column (serial) or 3 (serial,ai91,ai92), found {}",
+                    rec.len()
+                ),
             }));
         }
         let opt = |i: usize| rec.get(i).map(str::to_string);
-        Some(Ok(SerialRecord { at: line, serial: serial.to_string(), ai91: opt(1), ai92: opt(2) }))
+        Some(Ok(SerialRecord {
+            at: line,
+            serial: serial.to_string(),
+            ai91: opt(1),
+            ai92: opt(2),
+        }))
     })
 }
 
 fn json_source(name: String, file: File) -> Result<Source, SourceError> {
-    let doc: JsonDoc = serde_json::from_reader(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
-        SourceError::Malformed {
-            path: name.clone(),
-            at: format!("line {} column {}", e.line(), e.column()),
-            reason: format!(
-                "not a JSON list of serials nor an SNCollection document ({e})"
-            ),
-        }
-    })?;
-    let bad = |reason: String| SourceError::Malformed { path: name.clone(), at: "document".into(), reason };
+    let doc: JsonDoc =
+        serde_json::from_reader(BufReader::with_capacity(1 << 20, file)).map_err(|e| {
+            SourceError::Malformed {
+                path: name.clone(),
+                at: format!("line {} column {}", e.line(), e.column()),
+                reason: format!("not a JSON list of serials nor an SNCollection document ({e})"),
+            }
+        })?;
+    let bad = |reason: String| SourceError::Malformed {
+        path: name.clone(),
+        at: "document".into(),
+        reason,
+    };
     match doc {
         JsonDoc::List(items) => Ok(Source {
             header: None,
-            records: Box::new(items.into_iter().zip(1u64..).map(|(it, at)| Ok(item(at, it)))),
+            records: Box::new(
+                items
+                    .into_iter()
+                    .zip(1u64..)
+                    .map(|(it, at)| Ok(item(at, it))),
+            ),
         }),
         JsonDoc::Collection(c) => {
             if c.kind != "SNCollection" || c.version != 1 {
@@ -237,26 +282,32 @@ fn json_source(name: String, file: File) -> Result<Source, SourceError> {
             let with_tail = match c.sn_format.as_deref() {
                 None | Some("SN") => false,
                 Some("SN+91+92") => true,
-                Some(other) => return Err(bad(format!("unknown snFormat `{other}` (SN or SN+91+92)"))),
+                Some(other) => {
+                    return Err(bad(format!("unknown snFormat `{other}` (SN or SN+91+92)")));
+                }
             };
             let path = name.clone();
-            let records = c.serial_numbers.into_iter().zip(1u64..).map(move |(it, at)| {
-                let r = item(at, it);
-                let has_tail = r.ai91.is_some() && r.ai92.is_some();
-                let has_any = r.ai91.is_some() || r.ai92.is_some();
-                if (with_tail && !has_tail) || (!with_tail && has_any) {
-                    return Err(SourceError::Malformed {
-                        path: path.clone(),
-                        at: format!("serialNumbers item {at}"),
-                        reason: format!(
-                            "snFormat {} {} ai91/ai92",
-                            if with_tail { "SN+91+92" } else { "SN" },
-                            if with_tail { "needs" } else { "forbids" }
-                        ),
-                    });
-                }
-                Ok(r)
-            });
+            let records = c
+                .serial_numbers
+                .into_iter()
+                .zip(1u64..)
+                .map(move |(it, at)| {
+                    let r = item(at, it);
+                    let has_tail = r.ai91.is_some() && r.ai92.is_some();
+                    let has_any = r.ai91.is_some() || r.ai92.is_some();
+                    if (with_tail && !has_tail) || (!with_tail && has_any) {
+                        return Err(SourceError::Malformed {
+                            path: path.clone(),
+                            at: format!("serialNumbers item {at}"),
+                            reason: format!(
+                                "snFormat {} {} ai91/ai92",
+                                if with_tail { "SN+91+92" } else { "SN" },
+                                if with_tail { "needs" } else { "forbids" }
+                            ),
+                        });
+                    }
+                    Ok(r)
+                });
             Ok(Source {
                 header: Some(CollectionHeader {
                     id: c.sn_collection_id,
@@ -277,7 +328,10 @@ mod tests {
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);
-        std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         p
     }
 
@@ -290,7 +344,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = write(d.path(), "a.csv", "serial\nA1\n\nB2\n");
         let r = all(open(&p, None).unwrap());
-        assert_eq!(r.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(), ["A1", "B2"]);
+        assert_eq!(
+            r.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
+            ["A1", "B2"]
+        );
         let p = write(d.path(), "a2.csv", "serial\nA1\nB2\n\"Q,\"\"1\"\n");
         let r = all(open(&p, None).unwrap());
         assert_eq!((r[1].at, r[2].serial.as_str()), (3, "Q,\"1"));
@@ -315,7 +372,10 @@ mod tests {
         );
         let s = open(&p, None).unwrap();
         let h = s.header.clone().unwrap();
-        assert_eq!((h.id.as_str(), h.request_token.as_deref()), ("c1", Some("t1")));
+        assert_eq!(
+            (h.id.as_str(), h.request_token.as_deref()),
+            ("c1", Some("t1"))
+        );
         assert_eq!(h.market, Some(Market::EuFmd));
         assert_eq!(all(s).len(), 3);
     }
@@ -326,9 +386,25 @@ mod tests {
         let p = write(d.path(), "bad.json", "[\"A1\",\n 42]");
         let e = open(&p, None).err().unwrap().to_string();
         assert!(e.contains("bad.json") && e.contains("line"), "{e}");
-        let p = write(d.path(), "bad2.json", r#"{"type":"SNList","version":1,"snCollectionId":"c","gtin":"1","serialNumbers":[]}"#);
-        assert!(open(&p, None).err().unwrap().to_string().contains("SNCollection"));
+        let p = write(
+            d.path(),
+            "bad2.json",
+            r#"{"type":"SNList","version":1,"snCollectionId":"c","gtin":"1","serialNumbers":[]}"#,
+        );
+        assert!(
+            open(&p, None)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("SNCollection")
+        );
         let p = write(d.path(), "x.bin", "");
-        assert!(open(&p, None).err().unwrap().to_string().contains("--format"));
+        assert!(
+            open(&p, None)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("--format")
+        );
     }
 }

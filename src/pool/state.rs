@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The life-cycle state of one serial number (OPEN-SCS OPC 30260 names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "PascalCase")]
 pub enum SerialState {
     /// In the pool, not yet reserved for any line or batch.
@@ -84,7 +86,9 @@ impl SerialState {
 
     /// A state nothing can leave.
     pub fn is_terminal(self) -> bool {
-        SerialState::ALL.into_iter().all(|to| transition(self, to).is_err())
+        SerialState::ALL
+            .into_iter()
+            .all(|to| transition(self, to).is_err())
     }
 }
 
@@ -138,7 +142,11 @@ pub fn transition(from: SerialState, to: SerialState) -> Result<SerialState, Tra
             | (Encoded, Commissioned | LabelScrapped | Destroyed | Sampled)
             | (Commissioned, Sampled | Destroyed)
     );
-    if ok { Ok(to) } else { Err(TransitionError { from, to }) }
+    if ok {
+        Ok(to)
+    } else {
+        Err(TransitionError { from, to })
+    }
 }
 
 #[cfg(test)]

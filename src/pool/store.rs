@@ -97,7 +97,9 @@ pub struct SledConfig {
 
 impl Default for SledConfig {
     fn default() -> Self {
-        SledConfig { cache_bytes: 256 * 1024 * 1024 }
+        SledConfig {
+            cache_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -112,7 +114,10 @@ pub struct SledStore {
 }
 
 fn io_err(op: &'static str) -> impl Fn(sled::Error) -> StoreError {
-    move |e| StoreError::Io { op, reason: e.to_string() }
+    move |e| StoreError::Io {
+        op,
+        reason: e.to_string(),
+    }
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -129,7 +134,10 @@ impl SledStore {
     /// Open (or create, when `create` is true) the sled store in `path`. A panic inside
     /// sled while opening damaged files is caught and returned as [`StoreError::Open`].
     pub fn open(path: &Path, create: bool, cfg: &SledConfig) -> Result<SledStore, StoreError> {
-        let open_err = |reason: String| StoreError::Open { path: path.to_path_buf(), reason };
+        let open_err = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
         if !create && !path.join("db").is_file() {
             return Err(open_err("the data file `db` is missing".into()));
         }
@@ -151,7 +159,13 @@ impl SledStore {
         };
         let data_file = File::open(path.join("db"))
             .map_err(|e| open_err(format!("cannot open data file for fsync: {e}")))?;
-        Ok(SledStore { db, ctl, serials, index, data_file })
+        Ok(SledStore {
+            db,
+            ctl,
+            serials,
+            index,
+            data_file,
+        })
     }
 
     fn tree(&self, space: Space) -> &sled::Tree {
@@ -165,11 +179,17 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(space).get(key).map_err(io_err("read"))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(space)
+            .get(key)
+            .map_err(io_err("read"))?
+            .map(|v| v.to_vec()))
     }
 
     fn put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree(space).insert(key, value).map_err(io_err("write"))?;
+        self.tree(space)
+            .insert(key, value)
+            .map_err(io_err("write"))?;
         Ok(())
     }
 
@@ -185,7 +205,11 @@ impl Store for SledStore {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
-        match self.tree(space).compare_and_swap(key, old, new).map_err(io_err("write"))? {
+        match self
+            .tree(space)
+            .compare_and_swap(key, old, new)
+            .map_err(io_err("write"))?
+        {
             Ok(()) => Ok(Ok(())),
             Err(e) => Ok(Err(e.current.map(|v| v.to_vec()))),
         }
@@ -202,7 +226,8 @@ impl Store for SledStore {
     fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> Scan<'a> {
         let iter = self.tree(space).range(start.to_vec()..end.to_vec());
         Box::new(iter.map(|r| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io_err("scan"))
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(io_err("scan"))
         }))
     }
 

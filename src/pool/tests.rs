@@ -9,9 +9,19 @@ fn list(items: &[&str]) -> Source {
     let v: Vec<Result<SerialRecord, SourceError>> = items
         .iter()
         .zip(1u64..)
-        .map(|(s, at)| Ok(SerialRecord { at, serial: s.to_string(), ai91: None, ai92: None }))
+        .map(|(s, at)| {
+            Ok(SerialRecord {
+                at,
+                serial: s.to_string(),
+                ai91: None,
+                ai92: None,
+            })
+        })
         .collect();
-    Source { header: None, records: Box::new(v.into_iter()) }
+    Source {
+        header: None,
+        records: Box::new(v.into_iter()),
+    }
 }
 
 fn new_pool(dir: &Path) -> Pool {
@@ -26,14 +36,34 @@ fn count(p: &Pool, st: SerialState) -> u64 {
 fn reserve_hand_out_encode_and_recover_after_a_crash() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3", "A4", "A5", "A6"]), "t").unwrap();
-    let mut a = p.allocator(G, "L1", "B1", AllocatorConfig { block_size: 4, quantity: None }).unwrap();
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4", "A5", "A6"]),
+        "t",
+    )
+    .unwrap();
+    let mut a = p
+        .allocator(
+            G,
+            "L1",
+            "B1",
+            AllocatorConfig {
+                block_size: 4,
+                quantity: None,
+            },
+        )
+        .unwrap();
     let h1 = a.next_serial().unwrap();
     let h2 = a.next_serial().unwrap();
     assert_eq!((h1.serial(), h2.serial()), ("A1", "A2"));
     a.mark_encoded(&h1).unwrap();
     // Marking a serial not yet handed out is refused.
-    let fake = Handed { block: h2.block, seq: h2.seq + 1, payload: "A3".into() };
+    let fake = Handed {
+        block: h2.block,
+        seq: h2.seq + 1,
+        payload: "A3".into(),
+    };
     assert!(a.mark_encoded(&fake).is_err());
     // Crash: the allocator vanishes without closing its block.
     std::mem::forget(a);
@@ -49,7 +79,9 @@ fn reserve_hand_out_encode_and_recover_after_a_crash() {
     assert!(p.verify().unwrap().ok());
     // Never handed out again.
     let mut p = p;
-    let mut a = p.allocator(G, "L1", "B1", AllocatorConfig::default()).unwrap();
+    let mut a = p
+        .allocator(G, "L1", "B1", AllocatorConfig::default())
+        .unwrap();
     assert_eq!(a.next_serial().unwrap().serial(), "A5");
 }
 
@@ -57,29 +89,68 @@ fn reserve_hand_out_encode_and_recover_after_a_crash() {
 fn a_batch_the_pool_cannot_cover_is_refused_with_the_shortfall() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t").unwrap();
-    let cfg = AllocatorConfig { block_size: 10, quantity: Some(5) };
+    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+        .unwrap();
+    let cfg = AllocatorConfig {
+        block_size: 10,
+        quantity: Some(5),
+    };
     match p.allocator(G, "L1", "B1", cfg).err().unwrap() {
-        PoolError::InsufficientSerialNumbers { requested: 5, available: 3, shortfall: 2, .. } => {}
+        PoolError::InsufficientSerialNumbers {
+            requested: 5,
+            available: 3,
+            shortfall: 2,
+            ..
+        } => {}
         e => panic!("{e}"),
     }
     // Open-ended allocation runs dry with the same error.
-    let mut a = p.allocator(G, "L1", "B1", AllocatorConfig { block_size: 2, quantity: None }).unwrap();
+    let mut a = p
+        .allocator(
+            G,
+            "L1",
+            "B1",
+            AllocatorConfig {
+                block_size: 2,
+                quantity: None,
+            },
+        )
+        .unwrap();
     for _ in 0..3 {
         let h = a.next_serial().unwrap();
         a.mark_encoded(&h).unwrap();
     }
-    assert!(matches!(a.next_serial(), Err(PoolError::InsufficientSerialNumbers { .. })));
+    assert!(matches!(
+        a.next_serial(),
+        Err(PoolError::InsufficientSerialNumbers { .. })
+    ));
 }
 
 #[test]
 fn states_move_forward_only_and_returns_are_recorded() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3", "A4"]), "t").unwrap();
-    p.return_unallocated(G, &["A2"], "site server asked").unwrap();
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4"]),
+        "t",
+    )
+    .unwrap();
+    p.return_unallocated(G, &["A2"], "site server asked")
+        .unwrap();
     {
-        let mut a = p.allocator(G, "L", "B", AllocatorConfig { block_size: 10, quantity: Some(2) }).unwrap();
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 10,
+                    quantity: Some(2),
+                },
+            )
+            .unwrap();
         for _ in 0..2 {
             let h = a.next_serial().unwrap();
             assert_ne!(h.serial(), "A2", "a returned serial was handed out");
@@ -97,7 +168,10 @@ fn states_move_forward_only_and_returns_are_recorded() {
     assert!(p.set_state(G, &["A4"], SerialState::Commissioned).is_err());
     assert!(p.set_state(G, &["A3"], SerialState::SnInvalid).is_err());
     assert!(p.return_unallocated(G, &["A3"], "x").is_err());
-    assert!(matches!(p.set_state(G, &["ZZ"], SerialState::Destroyed), Err(PoolError::UnknownSerial { .. })));
+    assert!(matches!(
+        p.set_state(G, &["ZZ"], SerialState::Destroyed),
+        Err(PoolError::UnknownSerial { .. })
+    ));
     assert_eq!(count(&p, SerialState::Sampled), 1);
     assert_eq!(count(&p, SerialState::Returned), 1);
     assert_eq!(count(&p, SerialState::Encoded), 1);
@@ -110,7 +184,8 @@ fn states_move_forward_only_and_returns_are_recorded() {
 fn an_import_that_dies_half_way_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::UsDscsa), list(&["A1"]), "t").unwrap();
+    p.import(G, Some(Market::UsDscsa), list(&["A1"]), "t")
+        .unwrap();
     // Stage serials as an import would, then "crash" before the commit.
     {
         let mut st = Stager::new(&p.store, G, 1);
@@ -125,9 +200,14 @@ fn an_import_that_dies_half_way_leaves_nothing() {
     assert!(p.verify().unwrap().ok());
     // The staged serials are importable afterwards (their stale index entries are gone).
     let r = p.import(G, None, list(&["B1", "B2", "B1"]), "t").unwrap();
-    assert_eq!((r.imported, r.duplicates_in_file, r.duplicates_in_pool), (2, 1, 0));
+    assert_eq!(
+        (r.imported, r.duplicates_in_file, r.duplicates_in_pool),
+        (2, 1, 0)
+    );
     // One bad serial: nothing imported.
-    let e = p.import(G, None, list(&["C1", "C 2", "C3"]), "f.csv").unwrap_err();
+    let e = p
+        .import(G, None, list(&["C1", "C 2", "C3"]), "f.csv")
+        .unwrap_err();
     assert!(e.to_string().contains("f.csv: 2"), "{e}");
     assert_eq!(p.status().unwrap()[0].total, 3);
     assert_eq!(p.state_of(G, "C1").unwrap(), None);
@@ -139,20 +219,26 @@ fn a_store_behind_its_high_water_mark_is_refused() {
     let d = tempfile::tempdir().unwrap();
     {
         let mut p = new_pool(d.path());
-        p.import(G, Some(Market::UsDscsa), list(&["A1", "A2"]), "t").unwrap();
+        p.import(G, Some(Market::UsDscsa), list(&["A1", "A2"]), "t")
+            .unwrap();
     }
     // Keep a copy of the store, advance the pool, put the old store back.
     let old = tempfile::tempdir().unwrap();
     copy_dir(&d.path().join("store"), old.path());
     {
         let mut p = new_pool(d.path());
-        let mut a = p.allocator(G, "L", "B", AllocatorConfig::default()).unwrap();
+        let mut a = p
+            .allocator(G, "L", "B", AllocatorConfig::default())
+            .unwrap();
         let h = a.next_serial().unwrap();
         a.mark_encoded(&h).unwrap();
     }
     std::fs::remove_dir_all(d.path().join("store")).unwrap();
     copy_dir(old.path(), &d.path().join("store"));
-    let e = Pool::open(d.path(), OpenMode::MustExist).err().unwrap().to_string();
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("behind its high-water mark"), "{e}");
 }
 
@@ -172,16 +258,23 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_second_open_of_the_same_dir_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let _p = new_pool(d.path());
-    assert!(matches!(Pool::open(d.path(), OpenMode::MustExist), Err(PoolError::InUse(_))));
+    assert!(matches!(
+        Pool::open(d.path(), OpenMode::MustExist),
+        Err(PoolError::InUse(_))
+    ));
     let e = tempfile::tempdir().unwrap();
-    assert!(matches!(Pool::open(e.path(), OpenMode::MustExist), Err(PoolError::NoPool(_))));
+    assert!(matches!(
+        Pool::open(e.path(), OpenMode::MustExist),
+        Err(PoolError::NoPool(_))
+    ));
 }
 
 #[test]
 fn request_tokens_make_retries_idempotent() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::EuFmd), list(&["SEED1"]), "t").unwrap();
+    p.import(G, Some(Market::EuFmd), list(&["SEED1"]), "t")
+        .unwrap();
     let t1 = p.begin_request(G, 3).unwrap();
     // A retry (here: after a restart) gets the same token.
     drop(p);
@@ -198,13 +291,20 @@ fn request_tokens_make_retries_idempotent() {
     };
     let c1 = doc("c1", &["X1", "X2", "X3"]);
     let open1 = || source::open(&c1, None);
-    assert!(matches!(p.receive_collection(open1, "c1").unwrap(), Received::Imported(r) if r.imported == 3));
+    assert!(
+        matches!(p.receive_collection(open1, "c1").unwrap(), Received::Imported(r) if r.imported == 3)
+    );
     // The same answer again (a retried response): nothing imported twice.
-    assert!(matches!(p.receive_collection(open1, "c1").unwrap(), Received::AlreadyReceived(_)));
+    assert!(matches!(
+        p.receive_collection(open1, "c1").unwrap(),
+        Received::AlreadyReceived(_)
+    ));
     assert_eq!(p.status().unwrap()[0].total, 4);
     // A different collection for the same token is refused.
     let c2 = doc("c2", &["Y1", "Y2", "Y3"]);
-    let e = p.receive_collection(|| source::open(&c2, None), "c2").unwrap_err();
+    let e = p
+        .receive_collection(|| source::open(&c2, None), "c2")
+        .unwrap_err();
     assert!(e.to_string().contains("already answered"), "{e}");
     assert!(p.pending_requests().unwrap().is_empty());
     // A new request gets a new token.
@@ -218,9 +318,13 @@ fn generation_respects_the_market() {
     let r = p.generate(G, Market::EuFmd, 500).unwrap();
     assert_eq!(r.imported, 500);
     // Guessing probability: 34^12 / 10,000 serials at most.
-    let e = p.generate(G, Market::EuFmd, 300_000_000_000_000).unwrap_err();
+    let e = p
+        .generate(G, Market::EuFmd, 300_000_000_000_000)
+        .unwrap_err();
     assert!(e.to_string().contains("1/10,000"), "{e}");
-    let e = p.generate("04601234567893", Market::RuCrypto, 10).unwrap_err();
+    let e = p
+        .generate("04601234567893", Market::RuCrypto, 10)
+        .unwrap_err();
     assert!(e.to_string().contains("issued"), "{e}");
     let us = "00012345678905";
     p.generate(us, Market::UsDscsa, 3).unwrap();
@@ -242,16 +346,23 @@ fn russian_codes_keep_their_crypto_tail() {
         ai91: Some("EE07".into()),
         ai92: Some("Ab1+/=cryptocryptocryptocryptocryptocrypto12".into()),
     };
-    let src = Source { header: None, records: Box::new(vec![Ok(rec("ABCDEFGHIJKLM"))].into_iter()) };
+    let src = Source {
+        header: None,
+        records: Box::new(vec![Ok(rec("ABCDEFGHIJKLM"))].into_iter()),
+    };
     p.import(ru, Some(Market::RuCrypto), src, "t").unwrap();
-    let mut a = p.allocator(ru, "L", "B", AllocatorConfig::default()).unwrap();
+    let mut a = p
+        .allocator(ru, "L", "B", AllocatorConfig::default())
+        .unwrap();
     let h = a.next_serial().unwrap();
     assert_eq!(h.serial(), "ABCDEFGHIJKLM");
     assert_eq!(h.extra_ais()[0], ("91", "EE07"));
     a.mark_encoded(&h).unwrap();
     a.close().unwrap();
     // A serial without its tail is refused.
-    let e = p.import(ru, None, list(&["NOPQRSTUVWXYZ"]), "t").unwrap_err();
+    let e = p
+        .import(ru, None, list(&["NOPQRSTUVWXYZ"]), "t")
+        .unwrap_err();
     assert!(e.to_string().contains("91"), "{e}");
     assert!(p.verify().unwrap().ok());
 }
@@ -260,9 +371,25 @@ fn russian_codes_keep_their_crypto_tail() {
 fn verify_finds_every_kind_of_inconsistency() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
-    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3", "A4"]), "t").unwrap();
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4"]),
+        "t",
+    )
+    .unwrap();
     {
-        let mut a = p.allocator(G, "L", "B", AllocatorConfig { block_size: 2, quantity: Some(2) }).unwrap();
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 2,
+                    quantity: Some(2),
+                },
+            )
+            .unwrap();
         for _ in 0..2 {
             let h = a.next_serial().unwrap();
             a.mark_encoded(&h).unwrap();
@@ -270,9 +397,17 @@ fn verify_finds_every_kind_of_inconsistency() {
     }
     assert!(p.verify().unwrap().ok());
     // A state an Unallocated serial cannot have.
-    p.store.put(Space::Ctl, &k_over(G, 3), &[SerialState::Commissioned.code()]).unwrap();
+    p.store
+        .put(
+            Space::Ctl,
+            &k_over(G, 3),
+            &[SerialState::Commissioned.code()],
+        )
+        .unwrap();
     // The same serial indexed at a second place.
-    p.store.put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes()).unwrap();
+    p.store
+        .put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes())
+        .unwrap();
     // A serial gone from the list.
     p.store.del(Space::Serials, &k_serial(G, 1)).unwrap();
     let v = p.verify().unwrap();
