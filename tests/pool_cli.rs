@@ -330,3 +330,29 @@ fn generate_take_status_list_invalid_and_tokens() {
     assert_eq!(total(d, EU), 1002);
     ok(&pool(d, &["verify"]));
 }
+
+#[test]
+fn verify_exits_2_on_an_inconsistent_pool() {
+    use linectl::pool::{OpenMode, Pool, Space, Store};
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    ok(&pool(
+        d,
+        &[
+            "generate", "--gtin", US, "--count", "10", "--market", "us-dscsa",
+        ],
+    ));
+    ok(&pool(d, &["verify"]));
+    {
+        let p = Pool::open(d, OpenMode::MustExist).unwrap();
+        // The serial at seq 3 also indexed at seq 5: one serial in two places.
+        let mut key = US.as_bytes().to_vec();
+        key.extend_from_slice(b"4");
+        p.store()
+            .put(Space::Index, &key, &5u64.to_be_bytes())
+            .unwrap();
+    }
+    let out = pool(d, &["verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INCONSISTENT"));
+}

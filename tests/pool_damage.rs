@@ -244,7 +244,7 @@ fn a_second_process_on_the_same_data_dir_gets_a_clear_error() {
         pool(
             d,
             &[
-                "generate", "--gtin", GTIN, "--count", "200000", "--market", "eu-fmd"
+                "generate", "--gtin", GTIN, "--count", "20000", "--market", "eu-fmd"
             ]
         )
         .status
@@ -259,7 +259,7 @@ fn a_second_process_on_the_same_data_dir_gets_a_clear_error() {
             "--gtin",
             GTIN,
             "--count",
-            "150000",
+            "15000",
             "--block-size",
             "1",
         ])
