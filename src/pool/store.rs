@@ -144,7 +144,8 @@ impl SledStore {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
-            .flush_every_ms(Some(500));
+            .flush_every_ms(Some(500))
+            .mode(sled::Mode::HighThroughput);
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
             let db = config.open()?;
             let ctl = db.open_tree("ctl")?;
