@@ -53,6 +53,7 @@ fn sigkill_at_random_moments_never_hands_a_serial_out_twice() {
         runs += 1;
         let count = rng.random_range(1..=400u32).to_string();
         let block = ["1", "7", "32", "100"][rng.random_range(0..4)];
+        let errlog = d.join("take.err");
         let mut child = Command::new(BIN)
             .args(["pool", "--data-dir"])
             .arg(d)
@@ -67,7 +68,7 @@ fn sigkill_at_random_moments_never_hands_a_serial_out_twice() {
             ])
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&errlog).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -85,7 +86,11 @@ fn sigkill_at_random_moments_never_hands_a_serial_out_twice() {
         std::thread::sleep(Duration::from_micros(rng.random_range(0..150_000)));
         match child.try_wait().unwrap() {
             Some(status) => {
-                assert!(status.success(), "take failed on its own: {status}");
+                assert!(
+                    status.success(),
+                    "take --count {count} --block-size {block} failed on its own ({status}): {}",
+                    std::fs::read_to_string(&errlog).unwrap_or_default()
+                );
                 finished += 1;
             }
             None => {

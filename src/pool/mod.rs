@@ -15,7 +15,8 @@
 //! DIR/store/      the sled database (db, conf, snap.*), three trees:
 //!   serials       GTIN(14 ASCII digits) ++ seq(u64 BE) -> payload
 //!                 payload = serial, or serial GS "91" key GS "92" crypto (Russia);
-//!                 per GTIN, seq 0.. in import order; only seq < next_seq is live
+//!                 per GTIN, seq 0.. in import order (within one import in
+//!                 serial order per chunk of 2^20); only seq < next_seq is live
 //!   index         GTIN ++ serial -> seq(u64 BE)            (duplicate detection)
 //!   ctl           every state record, changed only by atomic batches:
 //!     m/id m/gen m/nextblock m/nextimport   store id, generation, counters (u64 BE)
@@ -1421,7 +1422,11 @@ impl<'a, S: Store> Stager<'a, S> {
     /// Stage a chunk in serial order (stable: of equal serials the earlier line is
     /// kept). Sorted writes touch each index page once per chunk instead of once per
     /// serial, which is what makes large imports fast on sled.
-    fn offer_sorted(&mut self, chunk: &mut Vec<(String, Vec<u8>, u64)>, name: &str) -> Result<(), PoolError> {
+    fn offer_sorted(
+        &mut self,
+        chunk: &mut Vec<(String, Vec<u8>, u64)>,
+        name: &str,
+    ) -> Result<(), PoolError> {
         chunk.sort_by(|a, b| a.0.cmp(&b.0));
         for (serial, payload, at) in chunk.drain(..) {
             self.offer(&serial, &payload, (name, at))?;
