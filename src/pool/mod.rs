@@ -888,11 +888,11 @@ impl<S: Store> Pool<S> {
             }
             let payload = make_payload(&rec.serial, rec.ai91.as_deref(), rec.ai92.as_deref());
             chunk.push((rec.serial, payload, rec.at));
-            if chunk.len() >= IMPORT_CHUNK {
-                if let Err(e) = stager.offer_sorted(&mut chunk, name) {
-                    failure = Some(e);
-                    break;
-                }
+            if chunk.len() >= IMPORT_CHUNK
+                && let Err(e) = stager.offer_sorted(&mut chunk, name)
+            {
+                failure = Some(e);
+                break;
             }
         }
         if failure.is_none()
