@@ -130,6 +130,30 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Move sled's snapshot files (only `*.generating` ones, or all) into
+/// `quarantine/` inside the store directory; returns what was moved.
+fn quarantine_snapshots(path: &Path, only_generating: bool) -> std::io::Result<Vec<PathBuf>> {
+    let mut moved = Vec::new();
+    let q = path.join("quarantine");
+    for e in std::fs::read_dir(path)? {
+        let p = e?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.starts_with("snap.") && (!only_generating || name.ends_with(".generating")) {
+            std::fs::create_dir_all(&q)?;
+            let to = q.join(format!("{name}.{}", std::process::id()));
+            std::fs::rename(&p, &to)?;
+            moved.push(to);
+        }
+    }
+    if !moved.is_empty() {
+        File::open(path)?.sync_all()?;
+    }
+    Ok(moved)
+}
+
 impl SledStore {
     /// Open (or create, when `create` is true) the sled store in `path`. A panic inside
     /// sled while opening damaged files is caught and returned as [`StoreError::Open`].
@@ -145,20 +169,37 @@ impl SledStore {
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .flush_every_ms(Some(500));
-        // Not `Mode::HighThroughput`: it imports ~25% faster, but the SIGKILL test
-        // (tests/pool_crash.rs) found it returning "Read corrupted data" at open.
-        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
+        // Not `Mode::HighThroughput`: it imports ~25% faster, but made SIGKILL leave
+        // stores that would not open far more often in tests/pool_crash.rs.
+        let try_open = || match catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
             let db = config.open()?;
             let ctl = db.open_tree("ctl")?;
             let serials = db.open_tree("serials")?;
             let index = db.open_tree("index")?;
             Ok((db, ctl, serials, index))
-        }));
-        let (db, ctl, serials, index) = match opened {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => return Err(open_err(e.to_string())),
-            Err(p) => return Err(open_err(format!("sled panicked: {}", panic_text(&p)))),
+        })) {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(p) => Err(format!("sled panicked: {}", panic_text(&p))),
         };
+        // A SIGKILL while sled writes a snapshot can leave a snapshot sled then refuses
+        // ("corrupt snapshot file"); the log still holds everything. Move snapshots
+        // aside (never delete them: first the one being generated, then all) and let
+        // sled rebuild from the log. Whatever comes back is checked against the
+        // high-water mark by the pool, so a store that lost writes is still refused.
+        let mut opened = try_open();
+        for only_generating in [true, false] {
+            let Err(first) = &opened else { break };
+            let moved = quarantine_snapshots(path, only_generating)
+                .map_err(|e| open_err(format!("{first}; moving snapshots aside failed: {e}")))?;
+            if moved.is_empty() {
+                continue;
+            }
+            tracing::warn!(store = %path.display(), error = %first, moved = ?moved,
+                "sled refused to open; snapshots moved aside, rebuilding from the log");
+            opened = try_open().map_err(|e| format!("{first}; without the snapshots: {e}"));
+        }
+        let (db, ctl, serials, index) = opened.map_err(open_err)?;
         let data_file = File::open(path.join("db"))
             .map_err(|e| open_err(format!("cannot open data file for fsync: {e}")))?;
         Ok(SledStore {
