@@ -169,8 +169,8 @@ impl SledStore {
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .flush_every_ms(Some(500));
-        // Not `Mode::HighThroughput`: it imports ~25% faster, but made SIGKILL leave
-        // stores that would not open far more often in tests/pool_crash.rs.
+        // Default mode (LowSpace). `Mode::HighThroughput` imported ~25% faster here but
+        // is not what the crash and damage tests were run against.
         let try_open = || match catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
             let db = config.open()?;
             let ctl = db.open_tree("ctl")?;
