@@ -13,6 +13,15 @@ use linectl::pool::{Format, OpenMode, Pool, PoolError, Received, SerialState, so
 
 use super::EXIT_REJECTED;
 
+/// `println!` that returns an error instead of panicking when stdout is gone (e.g.
+/// `linectl pool list | head`).
+macro_rules! say {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($t)*)
+            .map_err(|e| PoolError::Usage(format!("cannot write to stdout: {e}")))?
+    };
+}
+
 /// `linectl pool` arguments.
 #[derive(Debug, Args)]
 pub struct PoolArgs {
@@ -157,7 +166,7 @@ fn open(dir: &Path, create: bool) -> Result<Pool, PoolError> {
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), PoolError> {
     let text = serde_json::to_string_pretty(v).map_err(|e| PoolError::Usage(e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -165,12 +174,16 @@ fn print_import(r: &linectl::pool::ImportReport, json: bool) -> Result<(), PoolE
     if json {
         return print_json(r);
     }
-    println!(
+    say!(
         "GTIN {}: read {}, imported {}, rejected {} duplicate(s) already in the pool and {} within the file",
-        r.gtin, r.read, r.imported, r.duplicates_in_pool, r.duplicates_in_file
+        r.gtin,
+        r.read,
+        r.imported,
+        r.duplicates_in_pool,
+        r.duplicates_in_file
     );
     for d in &r.duplicate_examples {
-        println!("  duplicate: {d}");
+        say!("  duplicate: {d}");
     }
     Ok(())
 }
@@ -216,9 +229,10 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
         } => {
             let mut pool = open(dir, true)?;
             let r = pool.generate(&gtin, market, count)?;
-            println!(
+            say!(
                 "GTIN {}: generated {} serial(s) for {market}",
-                r.gtin, r.imported
+                r.gtin,
+                r.imported
             );
         }
         PoolCmd::Status { json } => {
@@ -228,11 +242,11 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                 print_json(&st)?;
             } else {
                 for g in &st {
-                    println!("GTIN {} ({}): {} serial(s)", g.gtin, g.market, g.total);
+                    say!("GTIN {} ({}): {} serial(s)", g.gtin, g.market, g.total);
                     for s in SerialState::ALL {
                         let n = g.states.get(s.name()).copied().unwrap_or(0);
                         if n > 0 {
-                            println!("  {:<14} {n}", s.name());
+                            say!("  {:<14} {n}", s.name());
                         }
                     }
                 }
@@ -272,9 +286,9 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
             if json {
                 print_json(&r)?;
             } else {
-                println!("{} serial(s) and {} block(s) checked", r.serials, r.blocks);
+                say!("{} serial(s) and {} block(s) checked", r.serials, r.blocks);
                 for p in &r.problems {
-                    println!("INCONSISTENT: {p}");
+                    say!("INCONSISTENT: {p}");
                 }
             }
             if !r.ok() {
@@ -313,7 +327,7 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                 print_json(&reports)?;
             } else {
                 for r in &reports {
-                    println!(
+                    say!(
                         "block {} GTIN {} line {} batch {}: {} SNInvalid",
                         r.block,
                         r.gtin,
@@ -322,7 +336,7 @@ fn run_cmd(dir: &Path, cmd: PoolCmd) -> Result<ExitCode, PoolError> {
                         r.serials.len()
                     );
                     for s in &r.serials {
-                        println!("  {s}");
+                        say!("  {s}");
                     }
                 }
             }
