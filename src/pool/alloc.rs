@@ -1,0 +1,354 @@
+//! The allocator: hands out the serials of one GTIN to one line and batch. It reserves
+//! blocks (one durable commit per block: store flush + fsync, then the high-water mark)
+//! and only then hands the block's serials out from memory, so a crash can lose at most
+//! serials of a reserved block, which recovery makes SNInvalid; it can never hand one
+//! out twice. It does not know printers: "Encoded" is whatever the caller reports with
+//! [`Allocator::mark_encoded`].
+
+use super::{
+    Block, BlockStatus, GS, M_NEXT_BLOCK, Op, Pool, PoolError, SerialState, Space, Store, k_active,
+    k_bidx, k_block, k_gtin, k_report, k_serial, printable, rules, tail_u64, to_json,
+};
+
+/// One serial handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handed {
+    /// The block it came from.
+    pub block: u64,
+    /// Its sequence number in the GTIN's pool.
+    pub seq: u64,
+    /// The stored payload: the serial, then for Russia GS "91"key GS "92"crypto.
+    pub payload: String,
+}
+
+impl Handed {
+    /// The serial (AI 21).
+    pub fn serial(&self) -> &str {
+        self.payload.split(char::from(GS)).next().unwrap_or("")
+    }
+
+    /// The extra AIs stored with it (Russia: 91 and 92), as (AI, value).
+    pub fn extra_ais(&self) -> Vec<(&str, &str)> {
+        self.payload
+            .split(char::from(GS))
+            .skip(1)
+            .map(|e| (e.get(..2).unwrap_or(""), e.get(2..).unwrap_or("")))
+            .collect()
+    }
+}
+
+/// Allocator settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocatorConfig {
+    /// Serials per durable reservation.
+    pub block_size: u64,
+    /// How many serials this batch (or request) will take in all; the last block is cut
+    /// to it, and starting is refused when the pool cannot cover it. `None`: open-ended.
+    pub quantity: Option<u64>,
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> Self {
+        AllocatorConfig {
+            block_size: 1000,
+            quantity: None,
+        }
+    }
+}
+
+/// A serial of a reserved block: its seq and stored payload.
+type Entry = (u64, Box<str>);
+
+struct Active {
+    block: Block,
+    entries: Vec<Entry>,
+    pos: usize,
+}
+
+/// Hands out serials of one GTIN for one line and batch.
+pub struct Allocator<'p, S: Store> {
+    pool: &'p mut Pool<S>,
+    gtin: String,
+    line: String,
+    batch: String,
+    cfg: AllocatorConfig,
+    remaining: Option<u64>,
+    active: Option<Active>,
+}
+
+impl<S: Store> Pool<S> {
+    /// Start handing out serials of `gtin` for `line` and `batch`. With a quantity, the
+    /// start is refused (InsufficientSerialNumbers, naming the shortfall) when the pool
+    /// cannot cover it.
+    pub fn allocator(
+        &mut self,
+        gtin: &str,
+        line: &str,
+        batch: &str,
+        cfg: AllocatorConfig,
+    ) -> Result<Allocator<'_, S>, PoolError> {
+        let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
+        if self.gtin_meta(&gtin)?.is_none() {
+            return Err(PoolError::UnknownGtin(gtin));
+        }
+        if cfg.block_size == 0 {
+            return Err(PoolError::Usage("block size must be at least 1".into()));
+        }
+        if let Some(q) = cfg.quantity {
+            self.ensure_available(&gtin, q)?;
+        }
+        Ok(Allocator {
+            pool: self,
+            gtin,
+            line: line.to_string(),
+            batch: batch.to_string(),
+            remaining: cfg.quantity,
+            cfg,
+            active: None,
+        })
+    }
+
+    /// Ops that close `b` (its unused tail becomes SNInvalid and is listed for the site
+    /// server).
+    fn close_ops(b: &Block) -> Vec<Op> {
+        let mut closed = b.clone();
+        closed.status = BlockStatus::Closed;
+        let mut ops = vec![
+            Op::Put(k_block(b.id), to_json(&closed)),
+            Op::Del(k_active(b.id)),
+        ];
+        if closed.encoded_upto < closed.end {
+            ops.push(Op::Put(k_report(b.id), Vec::new()));
+        }
+        ops
+    }
+
+    /// Reserve up to `want` Unallocated serials as one block, durably, closing `prev`
+    /// in the same commit. Returns after the block is on disk and in the high-water mark.
+    fn reserve(
+        &mut self,
+        gtin: &str,
+        line: &str,
+        batch: &str,
+        want: u64,
+        prev: Option<&Block>,
+    ) -> Result<(Block, Vec<Entry>), PoolError> {
+        let meta = self
+            .gtin_meta(gtin)?
+            .ok_or_else(|| PoolError::UnknownGtin(gtin.to_string()))?;
+        let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+        let mut entries: Vec<Entry> = Vec::with_capacity(want_n.min(1 << 20));
+        {
+            let mut over = self
+                .overrides(gtin, meta.reserved_upto, meta.next_seq)
+                .peekable();
+            let scan = self.store.scan(
+                Space::Serials,
+                &k_serial(gtin, meta.reserved_upto),
+                &k_serial(gtin, meta.next_seq),
+            );
+            for kv in scan {
+                if entries.len() >= want_n {
+                    break;
+                }
+                let (k, v) = kv?;
+                let seq = tail_u64(&k)?;
+                let mut skip = false;
+                while let Some(o) = over.peek() {
+                    match o {
+                        Ok((s, _)) if *s < seq => {
+                            over.next();
+                        }
+                        Ok((s, _)) => {
+                            skip = *s == seq;
+                            break;
+                        }
+                        Err(_) => {
+                            if let Some(Err(e)) = over.next() {
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+                if skip {
+                    continue;
+                }
+                let text = String::from_utf8(v).map_err(|_| PoolError::Corrupt {
+                    key: printable(&k),
+                    reason: "serial is not UTF-8".into(),
+                })?;
+                entries.push((seq, text.into_boxed_str()));
+            }
+        }
+        let Some(last) = entries.last().map(|e| e.0) else {
+            return Err(PoolError::InsufficientSerialNumbers {
+                gtin: gtin.to_string(),
+                requested: want,
+                available: 0,
+                shortfall: want,
+            });
+        };
+        let id = self.next_block;
+        let block = Block {
+            id,
+            gtin: gtin.to_string(),
+            start: meta.reserved_upto,
+            end: last + 1,
+            line: line.to_string(),
+            batch: batch.to_string(),
+            encoded_upto: meta.reserved_upto,
+            status: BlockStatus::Open,
+        };
+        let new_meta = super::GtinMeta {
+            reserved_upto: block.end,
+            ..meta
+        };
+        let mut ops = prev.map(Pool::<S>::close_ops).unwrap_or_default();
+        ops.extend([
+            Op::Put(k_block(id), to_json(&block)),
+            Op::Put(k_bidx(gtin, block.start), id.to_be_bytes().to_vec()),
+            Op::Put(k_active(id), Vec::new()),
+            Op::Put(k_gtin(gtin), to_json(&new_meta)),
+            Op::Put(M_NEXT_BLOCK.to_vec(), (id + 1).to_be_bytes().to_vec()),
+        ]);
+        self.commit_durable(ops, Some(id))?;
+        self.next_block = id + 1;
+        tracing::debug!(
+            block = id,
+            gtin,
+            start = block.start,
+            end = block.end,
+            "block reserved"
+        );
+        Ok((block, entries))
+    }
+}
+
+impl<S: Store> Allocator<'_, S> {
+    /// The next serial. Reserves a new block (durably) when the current one is used up.
+    pub fn next_serial(&mut self) -> Result<Handed, PoolError> {
+        if self.remaining == Some(0) {
+            return Err(PoolError::Usage(format!(
+                "all {} serials of this allocation were handed out",
+                self.cfg.quantity.unwrap_or(0)
+            )));
+        }
+        let exhausted = self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.pos >= a.entries.len());
+        if exhausted {
+            let want = self
+                .remaining
+                .map_or(self.cfg.block_size, |r| r.min(self.cfg.block_size));
+            let prev = self.active.take();
+            let (block, entries) = self.pool.reserve(
+                &self.gtin,
+                &self.line,
+                &self.batch,
+                want,
+                prev.as_ref().map(|a| &a.block),
+            )?;
+            self.active = Some(Active {
+                block,
+                entries,
+                pos: 0,
+            });
+        }
+        let a = self
+            .active
+            .as_mut()
+            .ok_or_else(|| PoolError::Usage("no active block".into()))?;
+        let (seq, payload) = a
+            .entries
+            .get(a.pos)
+            .ok_or_else(|| PoolError::Usage("no serial left in the block".into()))?;
+        a.pos += 1;
+        if let Some(r) = self.remaining.as_mut() {
+            *r -= 1;
+        }
+        Ok(Handed {
+            block: a.block.id,
+            seq: *seq,
+            payload: payload.to_string(),
+        })
+    }
+
+    /// Report that `h` (and every serial handed out before it from its block) was sent
+    /// to the printer: they become Encoded. Written to the store without waiting for
+    /// the disk: a crash can at worst turn them SNInvalid, never Unallocated.
+    pub fn mark_encoded(&mut self, h: &Handed) -> Result<(), PoolError> {
+        let a = self
+            .active
+            .as_mut()
+            .filter(|a| a.block.id == h.block)
+            .ok_or_else(|| {
+                PoolError::Usage(format!(
+                    "serial `{}` is not from the current block",
+                    h.serial()
+                ))
+            })?;
+        let handed_upto = a
+            .pos
+            .checked_sub(1)
+            .and_then(|i| a.entries.get(i))
+            .map(|e| e.0);
+        if handed_upto.is_none_or(|last| h.seq > last) {
+            return Err(PoolError::Usage(format!(
+                "serial `{}` was not handed out yet",
+                h.serial()
+            )));
+        }
+        if h.seq + 1 > a.block.encoded_upto {
+            a.block.encoded_upto = h.seq + 1;
+            self.pool
+                .store
+                .put(Space::Ctl, &k_block(a.block.id), &to_json(&a.block))?;
+        }
+        Ok(())
+    }
+
+    /// Serials reserved but not yet handed out.
+    pub fn in_hand(&self) -> u64 {
+        self.active
+            .as_ref()
+            .map_or(0, |a| (a.entries.len() - a.pos) as u64)
+    }
+
+    /// The state the pool holds for the current block's serials (Allocated until
+    /// marked Encoded).
+    pub fn current_block(&self) -> Option<&Block> {
+        self.active.as_ref().map(|a| &a.block)
+    }
+
+    /// Unallocated serials left in the pool for this GTIN (plus those in hand).
+    pub fn available(&self) -> Result<u64, PoolError> {
+        Ok(self.pool.available(&self.gtin)? + self.in_hand())
+    }
+
+    /// Close the current block durably: serials handed out but not marked Encoded, and
+    /// those never handed out, become SNInvalid and are listed for the site server.
+    pub fn close(mut self) -> Result<(), PoolError> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<(), PoolError> {
+        if let Some(a) = self.active.take() {
+            let ops = Pool::<S>::close_ops(&a.block);
+            self.pool.commit_durable(ops, None)?;
+            let unused = a.block.end - a.block.encoded_upto;
+            if unused > 0 {
+                tracing::info!(block = a.block.id, unused, state = %SerialState::SnInvalid, "block closed with unused serials");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Store> Drop for Allocator<'_, S> {
+    fn drop(&mut self) {
+        if let Err(e) = self.close_inner() {
+            tracing::error!(error = %e, "closing the allocator's block failed; recovery will invalidate it at the next open");
+        }
+    }
+}

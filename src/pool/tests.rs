@@ -1,0 +1,419 @@
+//! Unit tests of the pool on a real sled store in a temporary directory.
+
+use super::alloc::AllocatorConfig;
+use super::*;
+
+const G: &str = "09506000134352";
+
+fn list(items: &[&str]) -> Source {
+    let v: Vec<Result<SerialRecord, SourceError>> = items
+        .iter()
+        .zip(1u64..)
+        .map(|(s, at)| {
+            Ok(SerialRecord {
+                at,
+                serial: s.to_string(),
+                ai91: None,
+                ai92: None,
+            })
+        })
+        .collect();
+    Source {
+        header: None,
+        records: Box::new(v.into_iter()),
+    }
+}
+
+fn new_pool(dir: &Path) -> Pool {
+    Pool::open(dir, OpenMode::CreateIfMissing).unwrap()
+}
+
+fn count(p: &Pool, st: SerialState) -> u64 {
+    p.status().unwrap()[0].states[st.name()]
+}
+
+#[test]
+fn reserve_hand_out_encode_and_recover_after_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4", "A5", "A6"]),
+        "t",
+    )
+    .unwrap();
+    let mut a = p
+        .allocator(
+            G,
+            "L1",
+            "B1",
+            AllocatorConfig {
+                block_size: 4,
+                quantity: None,
+            },
+        )
+        .unwrap();
+    let h1 = a.next_serial().unwrap();
+    let h2 = a.next_serial().unwrap();
+    assert_eq!((h1.serial(), h2.serial()), ("A1", "A2"));
+    a.mark_encoded(&h1).unwrap();
+    // Marking a serial not yet handed out is refused.
+    let fake = Handed {
+        block: h2.block,
+        seq: h2.seq + 1,
+        payload: "A3".into(),
+    };
+    assert!(a.mark_encoded(&fake).is_err());
+    // Crash: the allocator vanishes without closing its block.
+    std::mem::forget(a);
+    drop(p);
+    let p = new_pool(d.path());
+    assert_eq!(p.recovery().blocks_closed, 1);
+    assert_eq!(p.recovery().serials_invalidated, 3);
+    assert_eq!(p.state_of(G, "A1").unwrap(), Some(SerialState::Encoded));
+    assert_eq!(p.state_of(G, "A2").unwrap(), Some(SerialState::SnInvalid));
+    assert_eq!(p.state_of(G, "A5").unwrap(), Some(SerialState::Unallocated));
+    let reports = p.invalid_reports().unwrap();
+    assert_eq!(reports[0].serials, ["A2", "A3", "A4"]);
+    assert!(p.verify().unwrap().ok());
+    // Never handed out again.
+    let mut p = p;
+    let mut a = p
+        .allocator(G, "L1", "B1", AllocatorConfig::default())
+        .unwrap();
+    assert_eq!(a.next_serial().unwrap().serial(), "A5");
+}
+
+#[test]
+fn a_batch_the_pool_cannot_cover_is_refused_with_the_shortfall() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+        .unwrap();
+    let cfg = AllocatorConfig {
+        block_size: 10,
+        quantity: Some(5),
+    };
+    match p.allocator(G, "L1", "B1", cfg).err().unwrap() {
+        PoolError::InsufficientSerialNumbers {
+            requested: 5,
+            available: 3,
+            shortfall: 2,
+            ..
+        } => {}
+        e => panic!("{e}"),
+    }
+    // Open-ended allocation runs dry with the same error.
+    let mut a = p
+        .allocator(
+            G,
+            "L1",
+            "B1",
+            AllocatorConfig {
+                block_size: 2,
+                quantity: None,
+            },
+        )
+        .unwrap();
+    for _ in 0..3 {
+        let h = a.next_serial().unwrap();
+        a.mark_encoded(&h).unwrap();
+    }
+    assert!(matches!(
+        a.next_serial(),
+        Err(PoolError::InsufficientSerialNumbers { .. })
+    ));
+}
+
+#[test]
+fn states_move_forward_only_and_returns_are_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4"]),
+        "t",
+    )
+    .unwrap();
+    p.return_unallocated(G, &["A2"], "site server asked")
+        .unwrap();
+    {
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 10,
+                    quantity: Some(2),
+                },
+            )
+            .unwrap();
+        for _ in 0..2 {
+            let h = a.next_serial().unwrap();
+            assert_ne!(h.serial(), "A2", "a returned serial was handed out");
+            a.mark_encoded(&h).unwrap();
+        }
+        a.close().unwrap();
+    }
+    assert_eq!(p.state_of(G, "A3").unwrap(), Some(SerialState::Encoded));
+    p.set_state(G, &["A1"], SerialState::Commissioned).unwrap();
+    p.set_state(G, &["A1"], SerialState::Sampled).unwrap();
+    assert!(matches!(
+        p.set_state(G, &["A1"], SerialState::Commissioned),
+        Err(PoolError::Transition { .. })
+    ));
+    assert!(p.set_state(G, &["A4"], SerialState::Commissioned).is_err());
+    assert!(p.set_state(G, &["A3"], SerialState::SnInvalid).is_err());
+    assert!(p.return_unallocated(G, &["A3"], "x").is_err());
+    assert!(matches!(
+        p.set_state(G, &["ZZ"], SerialState::Destroyed),
+        Err(PoolError::UnknownSerial { .. })
+    ));
+    assert_eq!(count(&p, SerialState::Sampled), 1);
+    assert_eq!(count(&p, SerialState::Returned), 1);
+    assert_eq!(count(&p, SerialState::Encoded), 1);
+    assert_eq!(count(&p, SerialState::Unallocated), 1);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+}
+
+#[test]
+fn an_import_that_dies_half_way_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(G, Some(Market::UsDscsa), list(&["A1"]), "t")
+        .unwrap();
+    // Stage serials as an import would, then "crash" before the commit.
+    {
+        let mut st = Stager::new(&p.store, G, 1);
+        st.offer("B1", b"B1", ("x", 1)).unwrap();
+        st.offer("B2", b"B2", ("x", 1)).unwrap();
+        assert_eq!(st.offer("A1", b"A1", ("x", 1)).unwrap(), Offer::Duplicate);
+    }
+    drop(p);
+    let mut p = new_pool(d.path());
+    assert_eq!(p.recovery().staged_removed, 2);
+    assert_eq!(p.status().unwrap()[0].total, 1);
+    assert!(p.verify().unwrap().ok());
+    // The staged serials are importable afterwards (their stale index entries are gone).
+    let r = p.import(G, None, list(&["B1", "B2", "B1"]), "t").unwrap();
+    assert_eq!(
+        (r.imported, r.duplicates_in_file, r.duplicates_in_pool),
+        (2, 1, 0)
+    );
+    // One bad serial: nothing imported.
+    let e = p
+        .import(G, None, list(&["C1", "C 2", "C3"]), "f.csv")
+        .unwrap_err();
+    assert!(e.to_string().contains("f.csv: 2"), "{e}");
+    assert_eq!(p.status().unwrap()[0].total, 3);
+    assert_eq!(p.state_of(G, "C1").unwrap(), None);
+    assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn a_store_behind_its_high_water_mark_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let mut p = new_pool(d.path());
+        p.import(G, Some(Market::UsDscsa), list(&["A1", "A2"]), "t")
+            .unwrap();
+    }
+    // Keep a copy of the store, advance the pool, put the old store back.
+    let old = tempfile::tempdir().unwrap();
+    copy_dir(&d.path().join("store"), old.path());
+    {
+        let mut p = new_pool(d.path());
+        let mut a = p
+            .allocator(G, "L", "B", AllocatorConfig::default())
+            .unwrap();
+        let h = a.next_serial().unwrap();
+        a.mark_encoded(&h).unwrap();
+    }
+    std::fs::remove_dir_all(d.path().join("store")).unwrap();
+    copy_dir(old.path(), &d.path().join("store"));
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("behind its high-water mark"), "{e}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_second_open_of_the_same_dir_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let _p = new_pool(d.path());
+    assert!(matches!(
+        Pool::open(d.path(), OpenMode::MustExist),
+        Err(PoolError::InUse(_))
+    ));
+    let e = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Pool::open(e.path(), OpenMode::MustExist),
+        Err(PoolError::NoPool(_))
+    ));
+}
+
+#[test]
+fn request_tokens_make_retries_idempotent() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(G, Some(Market::EuFmd), list(&["SEED1"]), "t")
+        .unwrap();
+    let t1 = p.begin_request(G, 3).unwrap();
+    // A retry (here: after a restart) gets the same token.
+    drop(p);
+    let mut p = new_pool(d.path());
+    let t2 = p.begin_request(G, 3).unwrap();
+    assert_eq!(t1.token, t2.token);
+    assert_eq!(p.pending_requests().unwrap().len(), 1);
+    let doc = |id: &str, serials: &[&str]| {
+        let v = serde_json::json!({"type": "SNCollection", "version": 1, "snCollectionId": id,
+            "requestToken": t1.token, "gtin": G, "serialNumbers": serials});
+        let path = d.path().join(format!("{id}.json"));
+        std::fs::write(&path, v.to_string()).unwrap();
+        path
+    };
+    let c1 = doc("c1", &["X1", "X2", "X3"]);
+    let open1 = || source::open(&c1, None);
+    assert!(
+        matches!(p.receive_collection(open1, "c1").unwrap(), Received::Imported(r) if r.imported == 3)
+    );
+    // The same answer again (a retried response): nothing imported twice.
+    assert!(matches!(
+        p.receive_collection(open1, "c1").unwrap(),
+        Received::AlreadyReceived(_)
+    ));
+    assert_eq!(p.status().unwrap()[0].total, 4);
+    // A different collection for the same token is refused.
+    let c2 = doc("c2", &["Y1", "Y2", "Y3"]);
+    let e = p
+        .receive_collection(|| source::open(&c2, None), "c2")
+        .unwrap_err();
+    assert!(e.to_string().contains("already answered"), "{e}");
+    assert!(p.pending_requests().unwrap().is_empty());
+    // A new request gets a new token.
+    assert_ne!(p.begin_request(G, 3).unwrap().token, t1.token);
+}
+
+#[test]
+fn generation_respects_the_market() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    let r = p.generate(G, Market::EuFmd, 500).unwrap();
+    assert_eq!(r.imported, 500);
+    // Guessing probability: 34^12 / 10,000 serials at most.
+    let e = p
+        .generate(G, Market::EuFmd, 300_000_000_000_000)
+        .unwrap_err();
+    assert!(e.to_string().contains("1/10,000"), "{e}");
+    let e = p
+        .generate("04601234567893", Market::RuCrypto, 10)
+        .unwrap_err();
+    assert!(e.to_string().contains("issued"), "{e}");
+    let us = "00012345678905";
+    p.generate(us, Market::UsDscsa, 3).unwrap();
+    p.generate(us, Market::UsDscsa, 2).unwrap();
+    let mut got = Vec::new();
+    p.for_each(us, |s, _| got.push(s.to_string())).unwrap();
+    assert_eq!(got, ["1", "2", "3", "4", "5"]);
+    assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn russian_codes_keep_their_crypto_tail() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    let ru = "04601234567893";
+    let rec = |s: &str| SerialRecord {
+        at: 1,
+        serial: s.to_string(),
+        ai91: Some("EE07".into()),
+        ai92: Some("Ab1+/=cryptocryptocryptocryptocryptocrypto12".into()),
+    };
+    let src = Source {
+        header: None,
+        records: Box::new(vec![Ok(rec("ABCDEFGHIJKLM"))].into_iter()),
+    };
+    p.import(ru, Some(Market::RuCrypto), src, "t").unwrap();
+    let mut a = p
+        .allocator(ru, "L", "B", AllocatorConfig::default())
+        .unwrap();
+    let h = a.next_serial().unwrap();
+    assert_eq!(h.serial(), "ABCDEFGHIJKLM");
+    assert_eq!(h.extra_ais()[0], ("91", "EE07"));
+    a.mark_encoded(&h).unwrap();
+    a.close().unwrap();
+    // A serial without its tail is refused.
+    let e = p
+        .import(ru, None, list(&["NOPQRSTUVWXYZ"]), "t")
+        .unwrap_err();
+    assert!(e.to_string().contains("91"), "{e}");
+    assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn verify_finds_every_kind_of_inconsistency() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["A1", "A2", "A3", "A4"]),
+        "t",
+    )
+    .unwrap();
+    {
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 2,
+                    quantity: Some(2),
+                },
+            )
+            .unwrap();
+        for _ in 0..2 {
+            let h = a.next_serial().unwrap();
+            a.mark_encoded(&h).unwrap();
+        }
+    }
+    assert!(p.verify().unwrap().ok());
+    // A state an Unallocated serial cannot have.
+    p.store
+        .put(
+            Space::Ctl,
+            &k_over(G, 3),
+            &[SerialState::Commissioned.code()],
+        )
+        .unwrap();
+    // The same serial indexed at a second place.
+    p.store
+        .put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes())
+        .unwrap();
+    // A serial gone from the list.
+    p.store.del(Space::Serials, &k_serial(G, 1)).unwrap();
+    let v = p.verify().unwrap();
+    let all = v.problems.join("\n");
+    assert!(all.contains("cannot reach"), "{all}");
+    assert!(all.contains("indexed at seq 0"), "{all}");
+    assert!(all.contains("jump from 1 to 2"), "{all}");
+    assert!(!v.ok());
+}
