@@ -1,0 +1,273 @@
+//! The decoder: finds and reads one GS1 DataMatrix in a grey frame with rxing's
+//! DataMatrix reader (no other symbology is ever tried: the multi-format path false-reads
+//! print clutter as 1D codes), through an ordered list of passes — a cheap 2×-downscaled
+//! pass first, then full resolution, then luma-inverted passes for light-on-dark laser
+//! codes, then a morphological closing for dotted inkjet codes — and grades the symbol on
+//! the very pixels that decoded. It owns per-worker scratch buffers so that a steady
+//! stream of frames does not allocate frame-sized memory. It does not validate GS1
+//! syntax (the verifier does) and has no notion of time (the pool does).
+
+use rxing::common::HybridBinarizer;
+use rxing::datamatrix::DataMatrixReader;
+use rxing::{
+    BinaryBitmap, DecodeHints, Luma8Source, LuminanceSource, RXingResultMetadataType,
+    RXingResultMetadataValue, Reader,
+};
+
+use super::frame::{FrameError, GreyFrame, Plane, Roi};
+use super::grade::{GradeReport, grade_symbol};
+use super::preprocess;
+
+/// One decoding attempt over the frame (or ROI), in the order they are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassKind {
+    /// 2× box-downscaled luma, try-harder: cheap, and rescues blurred / noisy frames.
+    Downscaled,
+    /// Full-resolution luma, try-harder.
+    Full,
+    /// 2× downscaled, luma inverted (light-on-dark codes).
+    DownscaledInverted,
+    /// Full resolution, luma inverted.
+    FullInverted,
+    /// Morphological closing of the dark ink (dotted inkjet codes), full resolution.
+    Dotted,
+    /// Closing on the 2× downscaled luma.
+    DottedDownscaled,
+}
+
+impl PassKind {
+    /// Whether this pass reads light-on-dark codes.
+    pub fn inverted(self) -> bool {
+        matches!(self, PassKind::DownscaledInverted | PassKind::FullInverted)
+    }
+}
+
+/// Which passes the decoder may run; the order is fixed (cheapest and likeliest first).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Decode only this rectangle of the frame (pixels). Default: the whole frame.
+    pub roi: Option<Roi>,
+    /// Try luma-inverted passes for light-on-dark (laser) codes. Default true.
+    pub inverted: bool,
+    /// Try the closing passes for dotted (continuous inkjet) codes. Default true.
+    pub dotted: bool,
+    /// Radius in full-resolution pixels of the closing for dotted codes (about a third of
+    /// the module size). Default 1.
+    pub dot_radius: u8,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            roi: None,
+            inverted: true,
+            dotted: true,
+            dot_radius: 1,
+        }
+    }
+}
+
+/// A symbol read from a frame.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Read {
+    /// The decoded data as rxing reports it: for GS1 the leading FNC1 is dropped and
+    /// every later FNC1 is a GS (0x1D).
+    pub content: String,
+    /// The symbology identifier, `]d2` for GS1 DataMatrix (`]d1` when the symbol does
+    /// not start with FNC1, i.e. it is not a GS1 symbol).
+    pub symbology: String,
+    /// The pass that read it.
+    pub pass: PassKind,
+    /// Symbol corners in frame pixels: top-left, top-right, bottom-right, bottom-left of
+    /// the symbol as sampled (the L finder runs along left and bottom).
+    pub corners: [(f32, f32); 4],
+    /// The print-quality estimate.
+    pub grade: GradeReport,
+}
+
+/// Per-worker decoder: configuration and scratch buffers.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    cfg: DecodeConfig,
+    small: Vec<u8>,
+    work: Vec<u8>,
+    tmp: Vec<u8>,
+    out: Vec<u8>,
+}
+
+const ALL_PASSES: [PassKind; 6] = [
+    PassKind::Downscaled,
+    PassKind::Full,
+    PassKind::DownscaledInverted,
+    PassKind::FullInverted,
+    PassKind::DottedDownscaled,
+    PassKind::Dotted,
+];
+
+impl Decoder {
+    /// A decoder with `cfg`.
+    pub fn new(cfg: DecodeConfig) -> Decoder {
+        Decoder {
+            cfg,
+            ..Decoder::default()
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DecodeConfig {
+        &self.cfg
+    }
+
+    /// The passes this configuration runs, in order.
+    pub fn passes(&self) -> impl Iterator<Item = PassKind> + '_ {
+        ALL_PASSES.into_iter().filter(|p| match p {
+            PassKind::DownscaledInverted | PassKind::FullInverted => self.cfg.inverted,
+            PassKind::Dotted | PassKind::DottedDownscaled => self.cfg.dotted,
+            _ => true,
+        })
+    }
+
+    /// Decode `frame`: `Ok(None)` when no pass reads a DataMatrix; an error only when the
+    /// configured ROI does not fit the frame.
+    pub fn decode(&mut self, frame: &GreyFrame) -> Result<Option<Read>, FrameError> {
+        let passes: Vec<PassKind> = self.passes().collect();
+        for pass in passes {
+            if let Some(read) = self.decode_pass(frame, pass)? {
+                return Ok(Some(read));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Run one pass only (benches and tests use this to measure each retry).
+    pub fn decode_pass(
+        &mut self,
+        frame: &GreyFrame,
+        pass: PassKind,
+    ) -> Result<Option<Read>, FrameError> {
+        let roi = self.cfg.roi.unwrap_or(Roi {
+            x: 0,
+            y: 0,
+            width: frame.width(),
+            height: frame.height(),
+        });
+        let plane = frame.region(roi)?;
+        let offset = (roi.x as f32, roi.y as f32);
+        let found = match pass {
+            PassKind::Full | PassKind::FullInverted => {
+                let invert = pass == PassKind::FullInverted;
+                // Borrow the frame; crop is a view in rxing too: no copy unless inverted.
+                let Ok(src) = Luma8Source::new_with_slice(frame.pixels(), frame.width(), frame.height())
+                else {
+                    return Ok(None);
+                };
+                let src = if roi.width == frame.width() && roi.height == frame.height() {
+                    src
+                } else {
+                    match src.crop(
+                        roi.x as usize,
+                        roi.y as usize,
+                        roi.width as usize,
+                        roi.height as usize,
+                    ) {
+                        Ok(s) => s,
+                        Err(_) => return Ok(None),
+                    }
+                };
+                let mut src = src;
+                if invert {
+                    src.invert();
+                }
+                run_reader(src).map(|hit| {
+                    let grade = grade_symbol(plane, invert, &hit.points);
+                    (hit, 1.0, grade)
+                })
+            }
+            PassKind::Downscaled | PassKind::DownscaledInverted => {
+                let invert = pass == PassKind::DownscaledInverted;
+                let (w, h) = preprocess::downscale2(plane, invert, &mut self.small);
+                self.read_packed(Buf::Small, w, h, 2.0)
+            }
+            PassKind::DottedDownscaled => {
+                let (w, h) = preprocess::downscale2(plane, false, &mut self.small);
+                preprocess::close_dark(&self.small, w, h, 1, &mut self.tmp, &mut self.out);
+                self.read_packed(Buf::Out, w, h, 2.0)
+            }
+            PassKind::Dotted => {
+                preprocess::pack(plane, false, &mut self.work);
+                let (w, h) = (plane.width(), plane.height());
+                let r = usize::from(self.cfg.dot_radius.max(1));
+                preprocess::close_dark(&self.work, w, h, r, &mut self.tmp, &mut self.out);
+                self.read_packed(Buf::Out, w, h, 1.0)
+            }
+        };
+        Ok(found.map(|(hit, scale, grade)| {
+            let corner = |i: usize| {
+                hit.points
+                    .get(i)
+                    .map(|p| (p.x * scale + offset.0, p.y * scale + offset.1))
+                    .unwrap_or((f32::NAN, f32::NAN))
+            };
+            Read {
+                content: hit.text,
+                symbology: hit.symbology,
+                pass,
+                corners: [corner(0), corner(1), corner(2), corner(3)],
+                grade,
+            }
+        }))
+    }
+
+    fn read_packed(
+        &self,
+        which: Buf,
+        w: usize,
+        h: usize,
+        scale: f32,
+    ) -> Option<(Hit, f32, GradeReport)> {
+        let data = match which {
+            Buf::Small => &self.small,
+            Buf::Out => &self.out,
+        };
+        let src = Luma8Source::new_with_slice(data, w as u32, h as u32).ok()?;
+        let hit = run_reader(src)?;
+        let plane = Plane::contiguous(data, w, h)?;
+        let grade = grade_symbol(plane, false, &hit.points);
+        Some((hit, scale, grade))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Buf {
+    Small,
+    Out,
+}
+
+struct Hit {
+    text: String,
+    symbology: String,
+    points: Vec<rxing::Point>,
+}
+
+fn run_reader(src: Luma8Source<'_>) -> Option<Hit> {
+    let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(src));
+    let hints = DecodeHints {
+        TryHarder: Some(true),
+        ..DecodeHints::default()
+    };
+    let result = DataMatrixReader.decode_with_hints(&mut bitmap, &hints).ok()?;
+    let symbology = match result
+        .getRXingResultMetadata()
+        .get(&RXingResultMetadataType::SYMBOLOGY_IDENTIFIER)
+    {
+        Some(RXingResultMetadataValue::SymbologyIdentifier(s)) => s.clone(),
+        _ => String::from("]d1"),
+    };
+    Some(Hit {
+        text: result.getText().to_owned(),
+        symbology,
+        points: result.getPoints().to_vec(),
+    })
+}
