@@ -75,7 +75,8 @@ def zint_matrix(bracketed, vers=None):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = []
     for line in out.strip().splitlines():
-        bits = "".join(f"{int(b, 16):08b}" for b in line.split())
+        # each token is 2 hex digits, the last one of a row may be 1 (a nibble)
+        bits = "".join(f"{int(b, 16):0{4 * len(b)}b}" for b in line.split())
         rows.append(bits)
     # The bottom row is the solid L side: its run of ones is the symbol width.
     width = len(rows[-1]) - len(rows[-1].lstrip("1"))

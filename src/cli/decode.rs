@@ -119,6 +119,9 @@ struct Subset {
     read: usize,
     wrong: usize,
     errors: usize,
+    symbologies: BTreeMap<String, usize>,
+    passes: BTreeMap<String, usize>,
+    grades: BTreeMap<String, usize>,
 }
 
 fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
@@ -156,7 +159,12 @@ fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
                     entry.wrong += 1;
                     eprintln!("{rel_s}: WRONG read {:?}", read.content);
                 }
-                _ => entry.read += 1,
+                _ => {
+                    entry.read += 1;
+                    *entry.symbologies.entry(read.symbology.clone()).or_default() += 1;
+                    *entry.passes.entry(format!("{:?}", read.pass)).or_default() += 1;
+                    *entry.grades.entry(read.grade.overall.to_string()).or_default() += 1;
+                }
             },
             Ok(Ok(None)) => eprintln!("{rel_s}: no read"),
             Ok(Err(e)) => {
@@ -176,6 +184,15 @@ fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
         all.read += s.read;
         all.wrong += s.wrong;
         all.errors += s.errors;
+        for (k, v) in &s.symbologies {
+            *all.symbologies.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &s.passes {
+            *all.passes.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &s.grades {
+            *all.grades.entry(k.clone()).or_default() += v;
+        }
     }
     print_summary("all", &all);
     Ok(ExitCode::SUCCESS)
@@ -202,6 +219,9 @@ fn print_summary(name: &str, s: &Subset) {
         "median_ms": (pct(0.5) * 100.0).round() / 100.0,
         "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
         "max_ms": (pct(1.0) * 100.0).round() / 100.0,
+        "symbologies": s.symbologies,
+        "passes": s.passes,
+        "grades": s.grades,
     });
     println!("{line}");
 }

@@ -14,7 +14,7 @@ use rxing::{
     RXingResultMetadataValue, Reader,
 };
 
-use super::frame::{FrameError, GreyFrame, Plane, Roi};
+use super::frame::{FrameError, GreyFrame, Roi};
 use super::grade::{GradeReport, grade_symbol};
 use super::preprocess;
 
@@ -97,12 +97,13 @@ pub struct Decoder {
     out: Vec<u8>,
 }
 
+/// Cheapest first: the 2× passes cost about a quarter of a full-resolution pass.
 const ALL_PASSES: [PassKind; 6] = [
     PassKind::Downscaled,
-    PassKind::Full,
     PassKind::DownscaledInverted,
-    PassKind::FullInverted,
     PassKind::DottedDownscaled,
+    PassKind::Full,
+    PassKind::FullInverted,
     PassKind::Dotted,
 ];
 
@@ -132,8 +133,22 @@ impl Decoder {
     /// Decode `frame`: `Ok(None)` when no pass reads a DataMatrix; an error only when the
     /// configured ROI does not fit the frame.
     pub fn decode(&mut self, frame: &GreyFrame) -> Result<Option<Read>, FrameError> {
+        self.decode_until(frame, &|| false)
+    }
+
+    /// Like [`Decoder::decode`], but give up before starting another pass once
+    /// `stop()` says so (the pool passes "the deadline has passed"): rxing cannot be
+    /// interrupted inside a pass, so a frame is abandoned between passes.
+    pub fn decode_until(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Read>, FrameError> {
         let passes: Vec<PassKind> = self.passes().collect();
         for pass in passes {
+            if stop() {
+                return Ok(None);
+            }
             if let Some(read) = self.decode_pass(frame, pass)? {
                 return Ok(Some(read));
             }
@@ -154,95 +169,83 @@ impl Decoder {
             height: frame.height(),
         });
         let plane = frame.region(roi)?;
-        let offset = (roi.x as f32, roi.y as f32);
         let found = match pass {
             PassKind::Full | PassKind::FullInverted => {
-                let invert = pass == PassKind::FullInverted;
                 // Borrow the frame; crop is a view in rxing too: no copy unless inverted.
-                let Ok(src) = Luma8Source::new_with_slice(frame.pixels(), frame.width(), frame.height())
+                let Ok(src) =
+                    Luma8Source::new_with_slice(frame.pixels(), frame.width(), frame.height())
                 else {
                     return Ok(None);
                 };
                 let src = if roi.width == frame.width() && roi.height == frame.height() {
-                    src
+                    Ok(src)
                 } else {
-                    match src.crop(
+                    src.crop(
                         roi.x as usize,
                         roi.y as usize,
                         roi.width as usize,
                         roi.height as usize,
-                    ) {
-                        Ok(s) => s,
-                        Err(_) => return Ok(None),
-                    }
+                    )
                 };
-                let mut src = src;
-                if invert {
+                let Ok(mut src) = src else {
+                    return Ok(None);
+                };
+                if pass == PassKind::FullInverted {
                     src.invert();
                 }
-                run_reader(src).map(|hit| {
-                    let grade = grade_symbol(plane, invert, &hit.points);
-                    (hit, 1.0, grade)
-                })
+                run_reader(src).map(|hit| (hit, 1.0))
             }
             PassKind::Downscaled | PassKind::DownscaledInverted => {
                 let invert = pass == PassKind::DownscaledInverted;
                 let (w, h) = preprocess::downscale2(plane, invert, &mut self.small);
-                self.read_packed(Buf::Small, w, h, 2.0)
+                read_packed(&self.small, w, h).map(|hit| (hit, 2.0))
             }
             PassKind::DottedDownscaled => {
                 let (w, h) = preprocess::downscale2(plane, false, &mut self.small);
                 preprocess::close_dark(&self.small, w, h, 1, &mut self.tmp, &mut self.out);
-                self.read_packed(Buf::Out, w, h, 2.0)
+                read_packed(&self.out, w, h).map(|hit| (hit, 2.0))
             }
             PassKind::Dotted => {
                 preprocess::pack(plane, false, &mut self.work);
                 let (w, h) = (plane.width(), plane.height());
                 let r = usize::from(self.cfg.dot_radius.max(1));
                 preprocess::close_dark(&self.work, w, h, r, &mut self.tmp, &mut self.out);
-                self.read_packed(Buf::Out, w, h, 1.0)
+                read_packed(&self.out, w, h).map(|hit| (hit, 1.0))
             }
         };
-        Ok(found.map(|(hit, scale, grade)| {
-            let corner = |i: usize| {
-                hit.points
-                    .get(i)
-                    .map(|p| (p.x * scale + offset.0, p.y * scale + offset.1))
-                    .unwrap_or((f32::NAN, f32::NAN))
-            };
-            Read {
-                content: hit.text,
-                symbology: hit.symbology,
-                pass,
-                corners: [corner(0), corner(1), corner(2), corner(3)],
-                grade,
-            }
+        let Some((hit, scale)) = found else {
+            return Ok(None);
+        };
+        // Grade on the full-resolution pixels of the ROI (as the camera saw them, inverted
+        // for light-on-dark codes), with the corners scaled back from the pass's image.
+        let points: Vec<rxing::Point> = hit
+            .points
+            .iter()
+            .map(|p| rxing::Point {
+                x: p.x * scale,
+                y: p.y * scale,
+            })
+            .collect();
+        let grade = grade_symbol(plane, pass.inverted(), &points);
+        let corner = |i: usize| {
+            points
+                .get(i)
+                .map(|p| (p.x + roi.x as f32, p.y + roi.y as f32))
+                .unwrap_or((f32::NAN, f32::NAN))
+        };
+        Ok(Some(Read {
+            content: hit.text,
+            symbology: hit.symbology,
+            pass,
+            corners: [corner(0), corner(1), corner(2), corner(3)],
+            grade,
         }))
-    }
-
-    fn read_packed(
-        &self,
-        which: Buf,
-        w: usize,
-        h: usize,
-        scale: f32,
-    ) -> Option<(Hit, f32, GradeReport)> {
-        let data = match which {
-            Buf::Small => &self.small,
-            Buf::Out => &self.out,
-        };
-        let src = Luma8Source::new_with_slice(data, w as u32, h as u32).ok()?;
-        let hit = run_reader(src)?;
-        let plane = Plane::contiguous(data, w, h)?;
-        let grade = grade_symbol(plane, false, &hit.points);
-        Some((hit, scale, grade))
     }
 }
 
-#[derive(Clone, Copy)]
-enum Buf {
-    Small,
-    Out,
+fn read_packed(data: &[u8], w: usize, h: usize) -> Option<Hit> {
+    let src = Luma8Source::new_with_slice(data, w as u32, h as u32).ok()?;
+    run_reader(src)
 }
 
 struct Hit {

@@ -271,13 +271,20 @@ fn border_expect(c: usize, r: usize, rows: usize, cols: usize) -> Option<bool> {
     }
 }
 
-/// Every valid DataMatrix size (ECC 200 square, rectangular and DMRE), as rows × cols.
-fn valid_sizes() -> impl Iterator<Item = (usize, usize)> {
-    (8..=144usize).step_by(2).flat_map(|r| {
+/// Every valid DataMatrix size (ECC 200 square, rectangular and DMRE), as rows × cols,
+/// from rxing's version table (computed once).
+fn valid_sizes() -> &'static [(usize, usize)] {
+    static SIZES: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+    SIZES.get_or_init(|| {
         (8..=144usize)
             .step_by(2)
-            .filter(move |&c| Version::getVersionForDimensions(r as u32, c as u32).is_ok())
-            .map(move |c| (r, c))
+            .flat_map(|r| {
+                (8..=144usize)
+                    .step_by(2)
+                    .filter(move |&c| Version::getVersionForDimensions(r as u32, c as u32).is_ok())
+                    .map(move |c| (r, c))
+            })
+            .collect()
     })
 }
 
@@ -292,32 +299,35 @@ pub fn grade_symbol(plane: Plane<'_>, invert: bool, points: &[rxing::Point]) -> 
     if pts.iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
         return GradeReport::failed("decoder gave non-finite corners");
     }
-    // Find orientation (4 rotations × 2 windings) and size by the border match.
+    // Find orientation and size by the border match: rxing's own order first (top-left,
+    // top-right, bottom-right, bottom-left with the L at bottom-left), then the other
+    // three rotations and the mirrored windings.
     let mut best: Option<(f32, Grid)> = None;
-    for start in 0..4 {
-        for wind in [false, true] {
-            let idx = |k: usize| {
-                if wind {
-                    (start + 4 - k) % 4
-                } else {
-                    (start + k) % 4
-                }
-            };
-            let quad = Quad([pts[idx(0)], pts[idx(1)], pts[idx(2)], pts[idx(3)]]);
-            let [a, b, c, d] = quad.0;
-            let wpx = (dist(a, b) + dist(d, c)) / 2.0;
-            let hpx = (dist(a, d) + dist(b, c)) / 2.0;
-            for (rows, cols) in valid_sizes() {
-                let mx = wpx / cols as f32;
-                let my = hpx / rows as f32;
-                if mx < 1.2 || my < 1.2 || (mx - my).abs() / (mx + my) * 2.0 > 0.3 {
-                    continue;
-                }
-                let grid = Grid { quad, rows, cols };
-                let score = border_score(&grid, plane, invert);
-                if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                    best = Some((score, grid));
-                }
+    for (start, wind) in (0..4).flat_map(|s| [(s, false), (s, true)]) {
+        if best.as_ref().is_some_and(|(s, _)| *s >= 0.95) {
+            break;
+        }
+        let idx = |k: usize| {
+            if wind {
+                (start + 4 - k) % 4
+            } else {
+                (start + k) % 4
+            }
+        };
+        let quad = Quad([pts[idx(0)], pts[idx(1)], pts[idx(2)], pts[idx(3)]]);
+        let [a, b, c, d] = quad.0;
+        let wpx = (dist(a, b) + dist(d, c)) / 2.0;
+        let hpx = (dist(a, d) + dist(b, c)) / 2.0;
+        for &(rows, cols) in valid_sizes() {
+            let mx = wpx / cols as f32;
+            let my = hpx / rows as f32;
+            if mx < 1.2 || my < 1.2 || (mx - my).abs() / (mx + my) * 2.0 > 0.3 {
+                continue;
+            }
+            let grid = Grid { quad, rows, cols };
+            let score = border_score(&grid, plane, invert);
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, grid));
             }
         }
     }
@@ -599,7 +609,7 @@ mod tests {
 
     #[test]
     fn sizes_include_square_rect_and_dmre() {
-        let sizes: Vec<_> = valid_sizes().collect();
+        let sizes = valid_sizes();
         for s in [(10, 10), (24, 24), (144, 144), (8, 18), (16, 48), (8, 120), (26, 64)] {
             assert!(sizes.contains(&s), "{s:?}");
         }

@@ -111,13 +111,22 @@ impl Clock for ManualClock {
 
 /// What the pool runs on each frame.
 pub trait FrameDecoder: Send + 'static {
-    /// Decode one frame: `Ok(None)` when nothing is read.
-    fn decode(&mut self, frame: &GreyFrame) -> Result<Option<Read>, FrameError>;
+    /// Decode one frame: `Ok(None)` when nothing is read. `stop()` turns true once the
+    /// frame's deadline has passed: a decoder should then give up as soon as it can.
+    fn decode(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Read>, FrameError>;
 }
 
 impl FrameDecoder for Decoder {
-    fn decode(&mut self, frame: &GreyFrame) -> Result<Option<Read>, FrameError> {
-        Decoder::decode(self, frame)
+    fn decode(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Read>, FrameError> {
+        Decoder::decode_until(self, frame, stop)
     }
 }
 
@@ -377,7 +386,9 @@ where
             tracing::debug!("frame abandoned: deadline passed in the queue");
             continue;
         }
-        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame)));
+        let deadline = job.deadline;
+        let stop = || clock.now() >= deadline;
+        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame, &stop)));
         let reply = match result {
             Ok(Ok(read)) => Ok((read, clock.now().saturating_duration_since(start))),
             Ok(Err(e)) => Err(NoRead::BadFrame(e.to_string())),
@@ -408,7 +419,11 @@ mod tests {
     }
 
     impl FrameDecoder for Scripted {
-        fn decode(&mut self, frame: &GreyFrame) -> Result<Option<Read>, FrameError> {
+        fn decode(
+            &mut self,
+            frame: &GreyFrame,
+            _stop: &dyn Fn() -> bool,
+        ) -> Result<Option<Read>, FrameError> {
             match frame.pixels().first() {
                 Some(1) => panic!("hostile frame"),
                 Some(2) => {

@@ -65,12 +65,19 @@ fn filter(src: &[u8], w: usize, h: usize, r: usize, op: Op, tmp: &mut Vec<u8>, o
     tmp.resize(w * h, 0);
     out.clear();
     out.resize(w * h, 0);
-    // horizontal
+    // horizontal: interior pixels from sliding windows, the r-wide edges clamped
+    let win = 2 * r + 1;
     for (srow, trow) in src.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
-        for (x, t) in trow.iter_mut().enumerate() {
+        if w > win {
+            for (t, wnd) in trow[r..w - r].iter_mut().zip(srow.windows(win)) {
+                *t = wnd.iter().copied().fold(wnd[0], pick);
+            }
+        }
+        let edges = (0..r.min(w)).chain(w.saturating_sub(r).max(r.min(w))..w);
+        for x in edges.chain(if w > win { 0..0 } else { 0..w }) {
             let lo = x.saturating_sub(r);
             let hi = (x + r + 1).min(w);
-            *t = srow[lo..hi].iter().copied().fold(srow[x], pick);
+            trow[x] = srow[lo..hi].iter().copied().fold(srow[x], pick);
         }
     }
     // vertical
