@@ -190,6 +190,13 @@ impl Verifier {
                 read.symbology
             )));
         }
+        // The engine tolerates a stray leading / trailing separator; a printed symbol
+        // never has one (GS1 General Specifications: FNC1 only between elements).
+        if read.content.starts_with(GS) || read.content.ends_with(GS) {
+            return Verdict::Reject(RejectReason::BadSyntax(
+                "FNC1 separator at the start or end of the data".into(),
+            ));
+        }
         let code = match Gs1Code::parse_element_string(&read.content) {
             Ok(c) => c,
             Err(e) => return Verdict::Reject(RejectReason::BadSyntax(e.to_string())),
