@@ -31,7 +31,11 @@ fn one_json_line_per_file_and_exit_zero() {
         .arg(dir.path().join("missing.png"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -70,7 +74,12 @@ fn roi_option_is_parsed_and_checked() {
     assert!(out.status.success());
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["ok"], false);
-    assert!(line["error"].as_str().unwrap().contains("region of interest"));
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("region of interest")
+    );
 }
 
 #[test]

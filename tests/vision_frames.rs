@@ -40,7 +40,10 @@ fn every_frame_reads_exactly_or_not_at_all() {
 
 #[test]
 fn light_on_dark_needs_the_inverted_pass() {
-    let e = manifest().into_iter().find(|e| e.subset == "inverted").unwrap();
+    let e = manifest()
+        .into_iter()
+        .find(|e| e.subset == "inverted")
+        .unwrap();
     let frame = load(&e.file);
     let mut no_inv = Decoder::new(DecodeConfig {
         inverted: false,
@@ -67,12 +70,15 @@ fn dotted_codes_need_the_closing() {
     let mut rescued = 0;
     for e in manifest().into_iter().filter(|e| e.subset == "dotted") {
         let frame = load(&e.file);
-        if plain.decode(&frame).unwrap().is_none() {
-            if let Some(r) = full.decode(&frame).unwrap() {
-                assert!(matches!(r.pass, PassKind::Dotted | PassKind::DottedDownscaled));
-                assert_eq!(r.content, e.content);
-                rescued += 1;
-            }
+        if plain.decode(&frame).unwrap().is_none()
+            && let Some(r) = full.decode(&frame).unwrap()
+        {
+            assert!(matches!(
+                r.pass,
+                PassKind::Dotted | PassKind::DottedDownscaled
+            ));
+            assert_eq!(r.content, e.content);
+            rescued += 1;
         }
     }
     assert!(rescued > 0);
@@ -80,7 +86,10 @@ fn dotted_codes_need_the_closing() {
 
 #[test]
 fn roi_around_the_code_reads_and_elsewhere_does_not() {
-    let e = manifest().into_iter().find(|e| e.subset == "clean").unwrap();
+    let e = manifest()
+        .into_iter()
+        .find(|e| e.subset == "clean")
+        .unwrap();
     let frame = load(&e.file);
     let read = Decoder::new(DecodeConfig::default())
         .decode(&frame)
@@ -106,13 +115,26 @@ fn roi_around_the_code_reads_and_elsewhere_does_not() {
     assert_eq!(in_roi.content, e.content);
     // corners are reported in frame coordinates either way
     for (a, b) in in_roi.corners.iter().zip(read.corners.iter()) {
-        assert!((a.0 - b.0).abs() < 6.0 && (a.1 - b.1).abs() < 6.0, "{a:?} {b:?}");
+        assert!(
+            (a.0 - b.0).abs() < 6.0 && (a.1 - b.1).abs() < 6.0,
+            "{a:?} {b:?}"
+        );
     }
     // a strip that does not contain the code
     let away = if x1 + 200 < frame.width() {
-        Roi { x: x1 + 10, y: 0, width: frame.width() - x1 - 10, height: frame.height() }
+        Roi {
+            x: x1 + 10,
+            y: 0,
+            width: frame.width() - x1 - 10,
+            height: frame.height(),
+        }
     } else {
-        Roi { x: 0, y: 0, width: x0.max(1), height: frame.height() }
+        Roi {
+            x: 0,
+            y: 0,
+            width: x0.max(1),
+            height: frame.height(),
+        }
     };
     let mut dec = Decoder::new(DecodeConfig {
         roi: Some(away),
@@ -120,15 +142,26 @@ fn roi_around_the_code_reads_and_elsewhere_does_not() {
     });
     assert!(dec.decode(&frame).unwrap().is_none());
     let mut bad = Decoder::new(DecodeConfig {
-        roi: Some(Roi { x: 1200, y: 0, width: 100, height: 10 }),
+        roi: Some(Roi {
+            x: 1200,
+            y: 0,
+            width: 100,
+            height: 10,
+        }),
         ..DecodeConfig::default()
     });
-    assert!(matches!(bad.decode(&frame), Err(FrameError::RoiOutside { .. })));
+    assert!(matches!(
+        bad.decode(&frame),
+        Err(FrameError::RoiOutside { .. })
+    ));
 }
 
 #[test]
 fn grades_clean_codes_well_and_low_contrast_lower() {
-    let e = manifest().into_iter().find(|e| e.subset == "clean").unwrap();
+    let e = manifest()
+        .into_iter()
+        .find(|e| e.subset == "clean")
+        .unwrap();
     let frame = load(&e.file);
     let mut dec = Decoder::new(DecodeConfig::default());
     let good = dec.decode(&frame).unwrap().unwrap().grade;
@@ -145,13 +178,20 @@ fn grades_clean_codes_well_and_low_contrast_lower() {
     let flat = GreyFrame::new(frame.width(), frame.height(), flat).unwrap();
     let low = dec.decode(&flat).unwrap().unwrap();
     assert_eq!(low.content, e.content);
-    assert!(low.grade.symbol_contrast.grade < good.symbol_contrast.grade, "{:?}", low.grade);
+    assert!(
+        low.grade.symbol_contrast.grade < good.symbol_contrast.grade,
+        "{:?}",
+        low.grade
+    );
     assert!(low.grade.overall <= Grade::D, "{:?}", low.grade);
 }
 
 #[test]
 fn damaged_finder_lowers_fixed_pattern_grade() {
-    let e = manifest().into_iter().find(|e| e.subset == "clean").unwrap();
+    let e = manifest()
+        .into_iter()
+        .find(|e| e.subset == "clean")
+        .unwrap();
     let frame = load(&e.file);
     let mut dec = Decoder::new(DecodeConfig::default());
     let read = dec.decode(&frame).unwrap().unwrap();
@@ -186,7 +226,10 @@ fn corrupt_and_wrong_format_files_are_clear_errors() {
     use linectl::vision::FrameLimits;
     let png = std::fs::read(vision_support::frames_dir().join(&manifest()[0].file)).unwrap();
     let truncated = GreyFrame::from_image_bytes(&png[..png.len() / 3], FrameLimits::default());
-    assert!(matches!(truncated, Err(FrameError::Corrupt(_))), "{truncated:?}");
+    assert!(
+        matches!(truncated, Err(FrameError::Corrupt(_))),
+        "{truncated:?}"
+    );
     let mut flipped = png.clone();
     for b in flipped.iter_mut().skip(200).step_by(97) {
         *b ^= 0x5a;
@@ -197,9 +240,16 @@ fn corrupt_and_wrong_format_files_are_clear_errors() {
         GreyFrame::from_image_bytes(&jpeg, FrameLimits::default()),
         Err(FrameError::Format(_))
     ));
-    let small = FrameLimits { max_width: 640, max_height: 480 };
+    let small = FrameLimits {
+        max_width: 640,
+        max_height: 480,
+    };
     assert!(matches!(
         GreyFrame::from_image_bytes(&png, small),
-        Err(FrameError::TooLarge { width: 1280, height: 960, .. })
+        Err(FrameError::TooLarge {
+            width: 1280,
+            height: 960,
+            ..
+        })
     ));
 }

@@ -73,12 +73,17 @@ fn pool_reads_then_verifier_passes_and_flags_duplicates() {
     assert_eq!(verifier.passed_count(), entries.len());
     // the same unit seen again in this batch is a duplicate
     let again = verifier.verify(&expected(&entries[0].bracketed), &outcomes[0]);
-    assert!(matches!(again, Verdict::Reject(RejectReason::Duplicate { .. })), "{again:?}");
+    assert!(
+        matches!(again, Verdict::Reject(RejectReason::Duplicate { .. })),
+        "{again:?}"
+    );
     assert_eq!(again.code(), "duplicate");
     // a new batch forgets
     verifier.new_batch();
     assert_eq!(
-        verifier.verify(&expected(&entries[0].bracketed), &outcomes[0]).code(),
+        verifier
+            .verify(&expected(&entries[0].bracketed), &outcomes[0])
+            .code(),
         "pass"
     );
     pool.shutdown();
@@ -94,7 +99,11 @@ fn wrong_code_names_the_ai() {
         .elements()
         .iter()
         .map(|el| {
-            let v = if el.ai == "21" { format!("{}X", el.value) } else { el.value.clone() };
+            let v = if el.ai == "21" {
+                format!("{}X", el.value)
+            } else {
+                el.value.clone()
+            };
             (el.ai.clone(), v)
         })
         .collect();
@@ -195,13 +204,21 @@ fn low_grade_late_missing_and_no_read() {
     let mut v = Verifier::new(VerifyConfig::default());
     assert_eq!(v.verify(&printed, &outcome(f)).code(), "low-grade");
     assert_eq!(v.verify(&printed, &FrameOutcome::Late).code(), "late");
-    assert_eq!(v.verify(&printed, &FrameOutcome::Missing).code(), "missing-frame");
     assert_eq!(
-        v.verify(&printed, &FrameOutcome::NoRead(NoRead::NotFound)).code(),
+        v.verify(&printed, &FrameOutcome::Missing).code(),
+        "missing-frame"
+    );
+    assert_eq!(
+        v.verify(&printed, &FrameOutcome::NoRead(NoRead::NotFound))
+            .code(),
         "no-read"
     );
     assert_eq!(
-        v.verify(&printed, &FrameOutcome::NoRead(NoRead::Panicked("x".into()))).code(),
+        v.verify(
+            &printed,
+            &FrameOutcome::NoRead(NoRead::Panicked("x".into()))
+        )
+        .code(),
         "no-read"
     );
     // a rejected unit did not enter the seen-set

@@ -19,9 +19,10 @@ pub struct DecodeArgs {
     /// Decode only this region of each frame: X,Y,W,H in pixels.
     #[arg(long, value_name = "X,Y,W,H")]
     pub roi: Option<Roi>,
-    /// Per-frame deadline in ms (a frame past it is reported `late`).
-    #[arg(long, default_value_t = 2000)]
-    pub deadline_ms: u64,
+    /// Per-frame deadline in ms: a frame past it is reported `late` (default 2000); with
+    /// --bench, frames give up between passes once past it (default: no deadline).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
     /// Benchmark mode: decode every PNG / PNM under DIR on this thread and print the read
     /// rate and median / p99 decode time per sub-folder (checked against DIR/manifest.csv
     /// when present). Build with --release for meaningful times.
@@ -39,12 +40,12 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         ..DecodeConfig::default()
     };
     if let Some(dir) = &args.bench {
-        return bench(dir, decode);
+        return bench(dir, decode, args.deadline_ms.map(Duration::from_millis));
     }
     let cfg = PoolConfig {
         workers: 1,
         queue: 1,
-        deadline_ms: args.deadline_ms,
+        deadline_ms: args.deadline_ms.unwrap_or(2000),
         decode,
     };
     let pool = DecodePool::new(&cfg, Arc::new(SystemClock));
@@ -124,12 +125,16 @@ struct Subset {
     grades: BTreeMap<String, usize>,
 }
 
-fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
+fn bench(dir: &Path, decode: DecodeConfig, deadline: Option<Duration>) -> anyhow::Result<ExitCode> {
     let expected = load_manifest(dir)?;
     let mut files = Vec::new();
     collect(dir, &mut files).with_context(|| format!("listing {}", dir.display()))?;
     files.sort();
-    anyhow::ensure!(!files.is_empty(), "no PNG / PNM files under {}", dir.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no PNG / PNM files under {}",
+        dir.display()
+    );
     let mut decoder = Decoder::new(decode);
     let mut subsets: BTreeMap<String, Subset> = BTreeMap::new();
     for file in &files {
@@ -149,8 +154,9 @@ fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
             }
         };
         let start = Instant::now();
+        let stop = || deadline.is_some_and(|d| start.elapsed() >= d);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decoder.decode(&frame)
+            decoder.decode_until(&frame, &stop)
         }));
         entry.times.push(start.elapsed().as_secs_f64() * 1000.0);
         match result {
@@ -163,7 +169,10 @@ fn bench(dir: &Path, decode: DecodeConfig) -> anyhow::Result<ExitCode> {
                     entry.read += 1;
                     *entry.symbologies.entry(read.symbology.clone()).or_default() += 1;
                     *entry.passes.entry(format!("{:?}", read.pass)).or_default() += 1;
-                    *entry.grades.entry(read.grade.overall.to_string()).or_default() += 1;
+                    *entry
+                        .grades
+                        .entry(read.grade.overall.to_string())
+                        .or_default() += 1;
                 }
             },
             Ok(Ok(None)) => eprintln!("{rel_s}: no read"),

@@ -242,8 +242,14 @@ impl GreyFrame {
     pub fn region(&self, roi: Roi) -> Result<Plane<'_>, FrameError> {
         let fits = roi.width > 0
             && roi.height > 0
-            && roi.x.checked_add(roi.width).is_some_and(|r| r <= self.width)
-            && roi.y.checked_add(roi.height).is_some_and(|b| b <= self.height);
+            && roi
+                .x
+                .checked_add(roi.width)
+                .is_some_and(|r| r <= self.width)
+            && roi
+                .y
+                .checked_add(roi.height)
+                .is_some_and(|b| b <= self.height);
         if !fits {
             return Err(FrameError::RoiOutside {
                 roi,
@@ -252,8 +258,8 @@ impl GreyFrame {
             });
         }
         let start = roi.y as usize * self.width as usize + roi.x as usize;
-        let end = (roi.y + roi.height - 1) as usize * self.width as usize
-            + (roi.x + roi.width) as usize;
+        let end =
+            (roi.y + roi.height - 1) as usize * self.width as usize + (roi.x + roi.width) as usize;
         Ok(Plane {
             data: self.pixels.get(start..end).unwrap_or(&[]),
             width: roi.width as usize,
@@ -367,7 +373,14 @@ mod tests {
         };
         let err = GreyFrame::from_image_bytes(&png(64, 16), limits).unwrap_err();
         assert!(
-            matches!(err, FrameError::TooLarge { width: 64, height: 16, .. }),
+            matches!(
+                err,
+                FrameError::TooLarge {
+                    width: 64,
+                    height: 16,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -397,14 +410,15 @@ mod tests {
             .unwrap();
         assert_eq!(r.row(0), &[32, 33, 34, 35]);
         assert_eq!(r.row(4), &[72, 73, 74, 75]);
-        assert!(f
-            .region(Roi {
+        assert!(
+            f.region(Roi {
                 x: 8,
                 y: 0,
                 width: 3,
                 height: 1
             })
-            .is_err());
+            .is_err()
+        );
         assert!("1,2,3".parse::<Roi>().is_err());
         assert!("1,2,0,4".parse::<Roi>().is_err());
         assert_eq!(

@@ -99,7 +99,9 @@ impl std::str::FromStr for Grade {
             "C" | "c" | "2" => Ok(Grade::C),
             "D" | "d" | "1" => Ok(Grade::D),
             "F" | "f" | "0" => Ok(Grade::F),
-            other => Err(format!("grade {other:?} is not one of A, B, C, D, F or 4..0")),
+            other => Err(format!(
+                "grade {other:?} is not one of A, B, C, D, F or 4..0"
+            )),
         }
     }
 }
@@ -263,9 +265,9 @@ fn border_expect(c: usize, r: usize, rows: usize, cols: usize) -> Option<bool> {
     if c == 0 || r == rows - 1 {
         Some(true)
     } else if r == 0 {
-        Some(c % 2 == 0)
+        Some(c.is_multiple_of(2))
     } else if c == cols - 1 {
-        Some(r % 2 == 1)
+        Some(!r.is_multiple_of(2))
     } else {
         None
     }
@@ -355,9 +357,9 @@ fn border_score(grid: &Grid, plane: Plane<'_>, invert: bool) -> f32 {
             samples.push((grid.sample(plane, invert, c as f32, r as f32), c, r));
         }
     }
-    let (lo, hi) = samples
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s.0), hi.max(s.0)));
+    let (lo, hi) = samples.iter().fold((f32::MAX, f32::MIN), |(lo, hi), s| {
+        (lo.min(s.0), hi.max(s.0))
+    });
     let gt = (lo + hi) / 2.0;
     let ok = samples
         .iter()
@@ -413,7 +415,11 @@ fn grade_grid(grid: &Grid, plane: Plane<'_>, invert: bool) -> GradeReport {
 
     // Modulation: module grades pooled against the error-correction budget.
     let module_grade = |v: f32| {
-        let m = if sc > 0.0 { 2.0 * (v - gt).abs() / sc } else { 0.0 };
+        let m = if sc > 0.0 {
+            2.0 * (v - gt).abs() / sc
+        } else {
+            0.0
+        };
         (m, Grade::at_least(m, [0.50, 0.40, 0.30, 0.20]))
     };
     let min_mod = refl
@@ -541,7 +547,9 @@ fn unused_ec(bits: &BitMatrix) -> (f32, usize) {
     let mut ec_total = 0usize;
     for block in &blocks {
         let cw = block.getCodewords();
-        let ec = cw.len().saturating_sub(block.getNumDataCodewords() as usize);
+        let ec = cw
+            .len()
+            .saturating_sub(block.getNumDataCodewords() as usize);
         ec_total += ec;
         if ec == 0 {
             continue;
@@ -610,7 +618,15 @@ mod tests {
     #[test]
     fn sizes_include_square_rect_and_dmre() {
         let sizes = valid_sizes();
-        for s in [(10, 10), (24, 24), (144, 144), (8, 18), (16, 48), (8, 120), (26, 64)] {
+        for s in [
+            (10, 10),
+            (24, 24),
+            (144, 144),
+            (8, 18),
+            (16, 48),
+            (8, 120),
+            (26, 64),
+        ] {
             assert!(sizes.contains(&s), "{s:?}");
         }
         assert!(!sizes.contains(&(10, 12)));

@@ -97,7 +97,10 @@ impl std::fmt::Display for RejectReason {
                 read.as_deref().unwrap_or("<absent>")
             ),
             RejectReason::Duplicate { gtin, serial } => {
-                write!(f, "duplicate: serial {serial} of GTIN {gtin} already passed")
+                write!(
+                    f,
+                    "duplicate: serial {serial} of GTIN {gtin} already passed"
+                )
             }
             RejectReason::BadSyntax(m) => write!(f, "bad-syntax: {m}"),
             RejectReason::LowGrade { grade, min } => {
