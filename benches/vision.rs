@@ -41,10 +41,12 @@ fn passes(c: &mut Criterion) {
     for pass in [
         PassKind::Downscaled,
         PassKind::DownscaledInverted,
+        PassKind::Rotated45,
         PassKind::DottedDownscaled,
-        PassKind::Full,
-        PassKind::FullInverted,
         PassKind::Dotted,
+        PassKind::Closed,
+        PassKind::FullInverted,
+        PassKind::Full,
     ] {
         g.bench_function(format!("{pass:?}"), |b| {
             b.iter(|| decoder.decode_pass(&f, pass))
