@@ -1,0 +1,525 @@
+//! The decode worker pool: a fixed set of threads fed by a bounded crossbeam channel,
+//! each decode under `catch_unwind`, every frame with a deadline on an injected
+//! [`Clock`]. The caller gets an answer for every frame by its deadline at the latest:
+//! the read, a no-read (nothing found, a panicking frame, a rejected frame, a full
+//! queue), or `Late` — at which point the worker finishes (or, if the frame was still
+//! queued, skips) the frame and lives on. A panic never kills a worker. It owns threads
+//! and time; decoding itself is behind [`FrameDecoder`] and knows nothing of either.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+
+use super::decode::{DecodeConfig, Decoder, Read};
+use super::frame::{FrameError, GreyFrame};
+
+/// Time as the pool sees it. Production uses [`SystemClock`]; tests and the simulator
+/// use [`ManualClock`] so that deadlines are deterministic.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant on this clock.
+    fn now(&self) -> Instant;
+    /// A channel that receives (once) when this clock reaches `deadline`; at once if it
+    /// already has.
+    fn alarm(&self, deadline: Instant) -> Receiver<Instant>;
+}
+
+/// The real monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn alarm(&self, deadline: Instant) -> Receiver<Instant> {
+        crossbeam_channel::at(deadline)
+    }
+}
+
+/// A clock that only moves when told to ([`ManualClock::advance`]).
+#[derive(Debug)]
+pub struct ManualClock {
+    inner: Mutex<ManualInner>,
+}
+
+#[derive(Debug)]
+struct ManualInner {
+    now: Instant,
+    alarms: Vec<(Instant, Sender<Instant>)>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new()
+    }
+}
+
+impl ManualClock {
+    /// A clock standing at the current real instant.
+    pub fn new() -> ManualClock {
+        ManualClock {
+            inner: Mutex::new(ManualInner {
+                now: Instant::now(),
+                alarms: Vec::new(),
+            }),
+        }
+    }
+
+    /// Move the clock forward by `d`, firing every alarm that falls due.
+    pub fn advance(&self, d: Duration) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.now += d;
+        let now = inner.now;
+        inner.alarms.retain(|(at, tx)| {
+            if *at <= now {
+                let _ = tx.try_send(now);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Number of alarms not yet fired (tests use it to wait until a caller is waiting).
+    pub fn pending_alarms(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alarms
+            .len()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).now
+    }
+    fn alarm(&self, deadline: Instant) -> Receiver<Instant> {
+        let (tx, rx) = bounded(1);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if deadline <= inner.now {
+            let _ = tx.try_send(inner.now);
+        } else {
+            inner.alarms.push((deadline, tx));
+        }
+        rx
+    }
+}
+
+/// What the pool runs on each frame.
+pub trait FrameDecoder: Send + 'static {
+    /// Decode one frame: `Ok(None)` when nothing is read. `stop()` turns true once the
+    /// frame's deadline has passed: a decoder should then give up as soon as it can.
+    fn decode(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Read>, FrameError>;
+}
+
+impl FrameDecoder for Decoder {
+    fn decode(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Read>, FrameError> {
+        Decoder::decode_until(self, frame, stop)
+    }
+}
+
+/// Why a frame gave no read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRead {
+    /// Every decode pass ran and none found a DataMatrix.
+    NotFound,
+    /// The decoder panicked on this frame (the worker was restored and lives on).
+    Panicked(String),
+    /// The frame itself was rejected (e.g. the ROI does not fit it).
+    BadFrame(String),
+    /// The queue was full: the frame was not decoded.
+    QueueFull,
+    /// The pool has shut down.
+    PoolClosed,
+}
+
+impl std::fmt::Display for NoRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoRead::NotFound => write!(f, "no DataMatrix found"),
+            NoRead::Panicked(m) => write!(f, "decoder panicked: {m}"),
+            NoRead::BadFrame(m) => write!(f, "bad frame: {m}"),
+            NoRead::QueueFull => write!(f, "decode queue full, frame dropped"),
+            NoRead::PoolClosed => write!(f, "decode pool closed"),
+        }
+    }
+}
+
+/// What became of one unit's frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameOutcome {
+    /// A symbol was read before the deadline (with the decode time on the pool's clock).
+    Read {
+        /// The read.
+        read: Box<Read>,
+        /// Time from the worker taking the frame to the read.
+        decode_time: Duration,
+    },
+    /// No symbol was read.
+    NoRead(NoRead),
+    /// The deadline passed first.
+    Late,
+    /// No frame arrived for the unit (made by the caller, never by the pool).
+    Missing,
+}
+
+/// Pool sizing and the default deadline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Worker threads. Default 1 (one core for vision on a 2-core line PC).
+    pub workers: usize,
+    /// Frames that may wait for a worker; one more is a `QueueFull` no-read. Default 4.
+    pub queue: usize,
+    /// Deadline from submission when the caller gives none, in ms. Default 100.
+    pub deadline_ms: u64,
+    /// The decoder configuration every worker uses.
+    pub decode: DecodeConfig,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            workers: 1,
+            queue: 4,
+            deadline_ms: 100,
+            decode: DecodeConfig::default(),
+        }
+    }
+}
+
+type Reply = Result<(Option<Read>, Duration), NoRead>;
+
+struct Job {
+    frame: GreyFrame,
+    deadline: Instant,
+    reply: Sender<Reply>,
+}
+
+/// The worker pool. Dropping it closes the queue; workers exit after their current frame.
+pub struct DecodePool {
+    tx: Option<Sender<Job>>,
+    clock: Arc<dyn Clock>,
+    deadline: Duration,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for DecodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodePool")
+            .field("workers", &self.workers.len())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// A submitted frame; [`Pending::wait`] gives its outcome by the deadline.
+#[derive(Debug)]
+pub struct Pending {
+    state: PendingState,
+}
+
+#[derive(Debug)]
+enum PendingState {
+    Done(FrameOutcome),
+    Waiting {
+        rx: Receiver<Reply>,
+        deadline: Instant,
+        clock: Arc<dyn Clock>,
+    },
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock")
+    }
+}
+
+impl Pending {
+    /// Block until the read, or the deadline on the pool's clock, whichever is first.
+    pub fn wait(self) -> FrameOutcome {
+        let (rx, deadline, clock) = match self.state {
+            PendingState::Done(o) => return o,
+            PendingState::Waiting {
+                rx,
+                deadline,
+                clock,
+            } => (rx, deadline, clock),
+        };
+        // A result already there wins over a deadline that fires at the same moment.
+        if let Ok(reply) = rx.try_recv() {
+            return to_outcome(reply);
+        }
+        let alarm = clock.alarm(deadline);
+        select! {
+            recv(rx) -> msg => match msg {
+                Ok(reply) => to_outcome(reply),
+                Err(_) => FrameOutcome::NoRead(NoRead::PoolClosed),
+            },
+            recv(alarm) -> _ => match rx.try_recv() {
+                Ok(reply) => to_outcome(reply),
+                Err(_) => FrameOutcome::Late,
+            },
+        }
+    }
+}
+
+fn to_outcome(reply: Reply) -> FrameOutcome {
+    match reply {
+        Ok((Some(read), decode_time)) => FrameOutcome::Read {
+            read: Box::new(read),
+            decode_time,
+        },
+        Ok((None, _)) => FrameOutcome::NoRead(NoRead::NotFound),
+        Err(no) => FrameOutcome::NoRead(no),
+    }
+}
+
+impl DecodePool {
+    /// A pool of rxing [`Decoder`]s with `cfg.decode`.
+    pub fn new(cfg: &PoolConfig, clock: Arc<dyn Clock>) -> DecodePool {
+        let decode = cfg.decode.clone();
+        DecodePool::with_decoder(cfg, clock, move || Decoder::new(decode.clone()))
+    }
+
+    /// A pool whose workers each run a decoder made by `make` (again after a panic).
+    pub fn with_decoder<D, F>(cfg: &PoolConfig, clock: Arc<dyn Clock>, make: F) -> DecodePool
+    where
+        D: FrameDecoder,
+        F: Fn() -> D + Send + Sync + 'static,
+    {
+        let (tx, rx) = bounded::<Job>(cfg.queue.max(1));
+        let make = Arc::new(make);
+        let workers = (0..cfg.workers.max(1))
+            .map(|i| {
+                let rx = rx.clone();
+                let make = Arc::clone(&make);
+                let clock = Arc::clone(&clock);
+                std::thread::Builder::new()
+                    .name(format!("decode-{i}"))
+                    .spawn(move || worker(rx, make, clock))
+            })
+            .filter_map(|r| match r {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot spawn a decode worker");
+                    None
+                }
+            })
+            .collect();
+        DecodePool {
+            tx: Some(tx),
+            clock,
+            deadline: Duration::from_millis(cfg.deadline_ms),
+            workers,
+        }
+    }
+
+    /// Submit a frame with the default deadline (from now on the pool's clock).
+    pub fn submit(&self, frame: GreyFrame) -> Pending {
+        let deadline = self.clock.now() + self.deadline;
+        self.submit_until(frame, deadline)
+    }
+
+    /// Submit a frame that must be answered by `deadline`. Never blocks: a full queue is
+    /// an immediate `QueueFull` no-read.
+    pub fn submit_until(&self, frame: GreyFrame, deadline: Instant) -> Pending {
+        let Some(tx) = &self.tx else {
+            return Pending {
+                state: PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed)),
+            };
+        };
+        let (reply, rx) = bounded(1);
+        let job = Job {
+            frame,
+            deadline,
+            reply,
+        };
+        let state = match tx.try_send(job) {
+            Ok(()) => PendingState::Waiting {
+                rx,
+                deadline,
+                clock: Arc::clone(&self.clock),
+            },
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("decode queue full, frame dropped");
+                PendingState::Done(FrameOutcome::NoRead(NoRead::QueueFull))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed))
+            }
+        };
+        Pending { state }
+    }
+
+    /// Close the queue and wait for the workers to finish their current frame.
+    pub fn shutdown(mut self) {
+        self.tx = None;
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker<D, F>(rx: Receiver<Job>, make: Arc<F>, clock: Arc<dyn Clock>)
+where
+    D: FrameDecoder,
+    F: Fn() -> D + Send + Sync + 'static,
+{
+    let mut decoder = make();
+    for job in rx {
+        let start = clock.now();
+        if start >= job.deadline {
+            // Already late while queued: abandon without decoding.
+            tracing::debug!("frame abandoned: deadline passed in the queue");
+            continue;
+        }
+        let deadline = job.deadline;
+        let stop = || clock.now() >= deadline;
+        let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame, &stop)));
+        let reply = match result {
+            Ok(Ok(read)) => Ok((read, clock.now().saturating_duration_since(start))),
+            Ok(Err(e)) => Err(NoRead::BadFrame(e.to_string())),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::warn!(panic = %msg, "decoder panicked on a frame; worker restored");
+                // Scratch state may be half-written: start from a fresh decoder.
+                decoder = make();
+                Err(NoRead::Panicked(msg))
+            }
+        };
+        // The caller may have gone (late): the result is then dropped.
+        let _ = job.reply.send(reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Test decoder: pixel 0 says what to do (0 nothing, 1 panic, 2 block until released).
+    struct Scripted {
+        release: Receiver<()>,
+    }
+
+    impl FrameDecoder for Scripted {
+        fn decode(
+            &mut self,
+            frame: &GreyFrame,
+            _stop: &dyn Fn() -> bool,
+        ) -> Result<Option<Read>, FrameError> {
+            match frame.pixels().first() {
+                Some(1) => panic!("hostile frame"),
+                Some(2) => {
+                    let _ = self.release.recv();
+                    Ok(None)
+                }
+                _ => Ok(None),
+            }
+        }
+    }
+
+    fn frame(kind: u8) -> GreyFrame {
+        GreyFrame::new(2, 2, vec![kind, 0, 0, 0]).unwrap()
+    }
+
+    fn pool(clock: Arc<ManualClock>, release: Receiver<()>) -> DecodePool {
+        let cfg = PoolConfig {
+            workers: 1,
+            queue: 2,
+            deadline_ms: 50,
+            ..PoolConfig::default()
+        };
+        DecodePool::with_decoder(&cfg, clock, move || Scripted {
+            release: release.clone(),
+        })
+    }
+
+    #[test]
+    fn panicking_frame_is_a_no_read_and_the_worker_lives_on() {
+        let clock = Arc::new(ManualClock::new());
+        let (_rel_tx, rel_rx) = bounded(4);
+        let pool = pool(clock, rel_rx);
+        for _ in 0..3 {
+            match pool.submit(frame(1)).wait() {
+                FrameOutcome::NoRead(NoRead::Panicked(m)) => assert!(m.contains("hostile")),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                pool.submit(frame(0)).wait(),
+                FrameOutcome::NoRead(NoRead::NotFound)
+            );
+        }
+        pool.shutdown();
+    }
+
+    #[test]
+    fn slow_frame_is_late_at_the_deadline_and_the_worker_recovers() {
+        let clock = Arc::new(ManualClock::new());
+        let (rel_tx, rel_rx) = bounded(4);
+        let pool = pool(Arc::clone(&clock), rel_rx);
+        let pending = pool.submit(frame(2));
+        let waiter = std::thread::spawn(move || pending.wait());
+        // wait until the caller is blocked on its alarm, then pass the deadline
+        while clock.pending_alarms() == 0 {
+            std::thread::yield_now();
+        }
+        clock.advance(Duration::from_millis(49));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "answered before the deadline");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(waiter.join().unwrap(), FrameOutcome::Late);
+        // the worker is still stuck on the slow frame; a frame queued behind it whose
+        // deadline passes in the queue is late too, then everything flows again.
+        let queued = pool.submit(frame(0));
+        clock.advance(Duration::from_millis(60));
+        assert_eq!(queued.wait(), FrameOutcome::Late);
+        rel_tx.send(()).unwrap();
+        assert_eq!(
+            pool.submit(frame(0)).wait(),
+            FrameOutcome::NoRead(NoRead::NotFound)
+        );
+        pool.shutdown();
+    }
+
+    #[test]
+    fn full_queue_is_an_immediate_no_read() {
+        let clock = Arc::new(ManualClock::new());
+        let (rel_tx, rel_rx) = bounded(8);
+        let pool = pool(clock, rel_rx);
+        let first = pool.submit(frame(2)); // taken by the worker (blocks)
+        let mut outcomes = Vec::new();
+        let mut pend = Vec::new();
+        for _ in 0..4 {
+            pend.push(pool.submit(frame(2)));
+        }
+        for _ in 0..5 {
+            rel_tx.send(()).unwrap();
+        }
+        for p in pend {
+            outcomes.push(p.wait());
+        }
+        let _ = first.wait();
+        assert!(
+            outcomes.contains(&FrameOutcome::NoRead(NoRead::QueueFull)),
+            "{outcomes:?}"
+        );
+        pool.shutdown();
+    }
+}
