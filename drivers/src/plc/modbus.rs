@@ -277,13 +277,16 @@ impl ModbusPlc {
         let Some(ctx) = ctx.as_mut() else {
             return Err(Error::config("internal: no connection after connect"));
         };
-        let r = rt.block_on(tokio::time::timeout(timeout, async move {
-            match op {
-                Op::Read(a, n) => ctx.read_holding_registers(a, n).await,
-                Op::WriteOne(a, v) => ctx.write_single_register(a, v).await.map(|r| r.map(|()| Vec::new())),
-                Op::Write(a, w) => ctx.write_multiple_registers(a, &w).await.map(|r| r.map(|()| Vec::new())),
-            }
-        }));
+        let r = rt.block_on(async move {
+            tokio::time::timeout(timeout, async move {
+                match op {
+                    Op::Read(a, n) => ctx.read_holding_registers(a, n).await,
+                    Op::WriteOne(a, v) => ctx.write_single_register(a, v).await.map(|r| r.map(|()| Vec::new())),
+                    Op::Write(a, w) => ctx.write_multiple_registers(a, &w).await.map(|r| r.map(|()| Vec::new())),
+                }
+            })
+            .await
+        });
         match r {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(exc))) => Err(Error::DeviceFault {
