@@ -49,7 +49,9 @@ pub enum CodecError {
         limit: usize,
     },
     /// The checksum at the end of a frame does not match its content.
-    #[error("bad checksum in frame 0x{ident:02x}: computed 0x{computed:02x}, received 0x{received:02x}")]
+    #[error(
+        "bad checksum in frame 0x{ident:02x}: computed 0x{computed:02x}, received 0x{received:02x}"
+    )]
     BadChecksum {
         /// Frame identifier.
         ident: u8,
@@ -102,7 +104,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The peer closed the link; `pending` bytes of an unfinished message were dropped.
-    #[error("{device}: connection closed while {during} ({pending} bytes of an unfinished message dropped)")]
+    #[error(
+        "{device}: connection closed while {during} ({pending} bytes of an unfinished message dropped)"
+    )]
     Disconnected {
         /// Device description.
         device: String,
@@ -163,11 +167,29 @@ mod tests {
         let d = || "dev".to_string();
         let cases = [
             (
-                Error::Timeout { device: d(), during: "x", timeout: Duration::from_millis(1) },
+                Error::Timeout {
+                    device: d(),
+                    during: "x",
+                    timeout: Duration::from_millis(1),
+                },
                 ErrorKind::Timeout,
             ),
-            (Error::Disconnected { device: d(), during: "x", pending: 3 }, ErrorKind::Transport),
-            (Error::DeviceFault { device: d(), code: Some(2), detail: "nak".into() }, ErrorKind::DeviceFault),
+            (
+                Error::Disconnected {
+                    device: d(),
+                    during: "x",
+                    pending: 3,
+                },
+                ErrorKind::Transport,
+            ),
+            (
+                Error::DeviceFault {
+                    device: d(),
+                    code: Some(2),
+                    detail: "nak".into(),
+                },
+                ErrorKind::DeviceFault,
+            ),
             (
                 Error::Protocol {
                     device: d(),
@@ -185,7 +207,11 @@ mod tests {
 
     #[test]
     fn fault_message_names_code() {
-        let e = Error::DeviceFault { device: "plc".into(), code: Some(2), detail: "illegal address".into() };
+        let e = Error::DeviceFault {
+            device: "plc".into(),
+            code: Some(2),
+            detail: "illegal address".into(),
+        };
         assert_eq!(e.to_string(), "plc: device fault 2: illegal address");
     }
 }

@@ -78,10 +78,18 @@ impl Address {
             return Err(Error::config("empty device address"));
         }
         if address.contains('/') || address.starts_with("COM") {
-            Ok(Address::Serial { path: address.to_string(), baud: baud.unwrap_or(default_baud) })
-        } else if address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+            Ok(Address::Serial {
+                path: address.to_string(),
+                baud: baud.unwrap_or(default_baud),
+            })
+        } else if address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
             if baud.is_some() {
-                return Err(Error::config(format!("baud rate given for TCP address {address:?}")));
+                return Err(Error::config(format!(
+                    "baud rate given for TCP address {address:?}"
+                )));
             }
             Ok(Address::Tcp(address.to_string()))
         } else {
@@ -106,9 +114,17 @@ pub fn open_tcp(address: &str, timeout: Duration) -> Result<TcpStream, Error> {
     let sa = resolve(address)?;
     let stream = TcpStream::connect_timeout(&sa, timeout).map_err(|source| {
         if source.kind() == io::ErrorKind::TimedOut {
-            Error::Timeout { device: address.to_string(), during: "connecting", timeout }
+            Error::Timeout {
+                device: address.to_string(),
+                during: "connecting",
+                timeout,
+            }
         } else {
-            Error::Transport { device: address.to_string(), during: "connecting", source }
+            Error::Transport {
+                device: address.to_string(),
+                during: "connecting",
+                source,
+            }
         }
     })?;
     let _ = stream.set_nodelay(true);
@@ -157,7 +173,11 @@ pub trait Decoder {
 }
 
 /// Append `bytes` to `buf` unless that would pass `limit + READ_CHUNK`.
-pub(crate) fn bounded_extend(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) -> Result<(), CodecError> {
+pub(crate) fn bounded_extend(
+    buf: &mut Vec<u8>,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(), CodecError> {
     let size = buf.len() + bytes.len();
     if size > limit + READ_CHUNK {
         buf.clear();
@@ -178,7 +198,12 @@ pub struct Framed<D: Decoder> {
 impl<D: Decoder> Framed<D> {
     /// Wrap a link. `device` names the device in errors.
     pub fn new(link: Box<dyn Link>, decoder: D, device: impl Into<String>) -> Self {
-        Framed { link, decoder, device: device.into(), chunk: vec![0; READ_CHUNK] }
+        Framed {
+            link,
+            decoder,
+            device: device.into(),
+            chunk: vec![0; READ_CHUNK],
+        }
     }
 
     /// Read up to `size` bytes at once (for bulk streams; the decoder must accept
@@ -198,7 +223,11 @@ impl<D: Decoder> Framed<D> {
         self.link
             .write_all(bytes)
             .and_then(|()| self.link.flush())
-            .map_err(|source| Error::Transport { device: self.device.clone(), during, source })
+            .map_err(|source| Error::Transport {
+                device: self.device.clone(),
+                during,
+                source,
+            })
     }
 
     /// Receive the next message, waiting at most `timeout`.
@@ -210,7 +239,11 @@ impl<D: Decoder> Framed<D> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout { device: self.device.clone(), during, timeout });
+                return Err(Error::Timeout {
+                    device: self.device.clone(),
+                    during,
+                    timeout,
+                });
             }
             self.read_some(deadline - now, during)?;
         }
@@ -227,13 +260,19 @@ impl<D: Decoder> Framed<D> {
     }
 
     fn try_decode(&mut self, during: &'static str) -> Result<Option<D::Item>, Error> {
-        self.decoder
-            .decode()
-            .map_err(|source| Error::Protocol { device: self.device.clone(), during, source })
+        self.decoder.decode().map_err(|source| Error::Protocol {
+            device: self.device.clone(),
+            during,
+            source,
+        })
     }
 
     fn read_some(&mut self, wait: Duration, during: &'static str) -> Result<(), Error> {
-        let transport = |source| Error::Transport { device: self.device.clone(), during, source };
+        let transport = |source| Error::Transport {
+            device: self.device.clone(),
+            during,
+            source,
+        };
         self.link.set_read_timeout(wait).map_err(transport)?;
         match self.link.read(&mut self.chunk) {
             Ok(0) => Err(Error::Disconnected {
@@ -244,16 +283,26 @@ impl<D: Decoder> Framed<D> {
             Ok(n) => self
                 .decoder
                 .feed(self.chunk.get(..n).unwrap_or_default())
-                .map_err(|source| Error::Protocol { device: self.device.clone(), during, source }),
+                .map_err(|source| Error::Protocol {
+                    device: self.device.clone(),
+                    during,
+                    source,
+                }),
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 Ok(())
             }
-            Err(source) => Err(Error::Transport { device: self.device.clone(), during, source }),
+            Err(source) => Err(Error::Transport {
+                device: self.device.clone(),
+                during,
+                source,
+            }),
         }
     }
 }
@@ -275,7 +324,11 @@ pub trait DeviceSession: Send {
 }
 
 /// Run a device session over one link until the peer closes, an I/O error, or `stop`.
-pub fn serve_session<S: DeviceSession>(mut link: Box<dyn Link>, mut session: S, stop: &AtomicBool) -> io::Result<()> {
+pub fn serve_session<S: DeviceSession>(
+    mut link: Box<dyn Link>,
+    mut session: S,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let mut dec = session.decoder();
     let mut chunk = [0u8; READ_CHUNK];
     link.set_read_timeout(Duration::from_millis(20))?;
@@ -304,7 +357,13 @@ pub fn serve_session<S: DeviceSession>(mut link: Box<dyn Link>, mut session: S, 
                     link.flush()?;
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
@@ -329,35 +388,48 @@ impl TwinServer {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("twin-tcp".into()).spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_nodelay(true);
-                        let session = make();
-                        let stop3 = stop2.clone();
-                        let _ = std::thread::Builder::new().name("twin-conn".into()).spawn(move || {
-                            if let Err(e) = serve_session(Box::new(stream), session, &stop3) {
-                                tracing::debug!(%peer, error = %e, "twin connection ended");
-                            }
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "twin accept failed");
-                        std::thread::sleep(Duration::from_millis(50));
+        let thread = std::thread::Builder::new()
+            .name("twin-tcp".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_nodelay(true);
+                            let session = make();
+                            let stop3 = stop2.clone();
+                            let _ = std::thread::Builder::new().name("twin-conn".into()).spawn(
+                                move || {
+                                    if let Err(e) = serve_session(Box::new(stream), session, &stop3)
+                                    {
+                                        tracing::debug!(%peer, error = %e, "twin connection ended");
+                                    }
+                                },
+                            );
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "twin accept failed");
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                     }
                 }
-            }
-        })?;
-        Ok(TwinServer { stop, local: Some(local), thread: Some(thread) })
+            })?;
+        Ok(TwinServer {
+            stop,
+            local: Some(local),
+            thread: Some(thread),
+        })
     }
 
     /// Serve one session on a serial port (or PTY) until stopped.
-    pub fn spawn_serial<S: DeviceSession + 'static>(path: &str, baud: u32, session: S) -> Result<Self, Error> {
+    pub fn spawn_serial<S: DeviceSession + 'static>(
+        path: &str,
+        baud: u32,
+        session: S,
+    ) -> Result<Self, Error> {
         let link = open_serial(path, baud, Duration::from_millis(20))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -368,8 +440,16 @@ impl TwinServer {
                     tracing::debug!(error = %e, "serial twin ended");
                 }
             })
-            .map_err(|source| Error::Transport { device: path.to_string(), during: "spawning twin", source })?;
-        Ok(TwinServer { stop, local: None, thread: Some(thread) })
+            .map_err(|source| Error::Transport {
+                device: path.to_string(),
+                during: "spawning twin",
+                source,
+            })?;
+        Ok(TwinServer {
+            stop,
+            local: None,
+            thread: Some(thread),
+        })
     }
 
     /// The bound TCP address (None for serial twins).
@@ -402,14 +482,23 @@ mod tests {
 
     #[test]
     fn addresses_parse() {
-        assert_eq!(Address::parse("127.0.0.1:9100", None, 9600).ok(), Some(Address::Tcp("127.0.0.1:9100".into())));
+        assert_eq!(
+            Address::parse("127.0.0.1:9100", None, 9600).ok(),
+            Some(Address::Tcp("127.0.0.1:9100".into()))
+        );
         assert_eq!(
             Address::parse("/tmp/xA", Some(19200), 9600).ok(),
-            Some(Address::Serial { path: "/tmp/xA".into(), baud: 19200 })
+            Some(Address::Serial {
+                path: "/tmp/xA".into(),
+                baud: 19200
+            })
         );
         assert_eq!(
             Address::parse("/dev/ttyS0", None, 9600).ok(),
-            Some(Address::Serial { path: "/dev/ttyS0".into(), baud: 9600 })
+            Some(Address::Serial {
+                path: "/dev/ttyS0".into(),
+                baud: 9600
+            })
         );
         for bad in ["", "printer", "host:notaport", ":9100"] {
             assert!(Address::parse(bad, None, 9600).is_err(), "{bad:?}");
@@ -421,7 +510,10 @@ mod tests {
     fn bounded_extend_refuses_growth() {
         let mut b = Vec::new();
         assert!(bounded_extend(&mut b, &[0; 100], 10).is_ok());
-        assert!(matches!(bounded_extend(&mut b, &[0; 500], 10), Err(CodecError::Oversize { .. })));
+        assert!(matches!(
+            bounded_extend(&mut b, &[0; 500], 10),
+            Err(CodecError::Oversize { .. })
+        ));
         assert!(b.is_empty());
     }
 }

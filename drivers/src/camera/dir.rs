@@ -23,20 +23,28 @@ impl DirectorySource {
     /// List `*.png`, `*.pgm`, `*.pnm` files (case-insensitive) of `dir`, sorted by name.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
         let dir = dir.as_ref();
-        let rd = std::fs::read_dir(dir).map_err(|e| Error::config(format!("frame directory {}: {e}", dir.display())))?;
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| Error::config(format!("frame directory {}: {e}", dir.display())))?;
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "pgm" | "pnm"))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "png" | "pgm" | "pnm")
+                })
             })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Error::config(format!("frame directory {} holds no .png/.pgm/.pnm file", dir.display())));
+            return Err(Error::config(format!(
+                "frame directory {} holds no .png/.pgm/.pnm file",
+                dir.display()
+            )));
         }
-        Ok(DirectorySource { files, started: Instant::now(), device: format!("dir@{}", dir.display()) })
+        Ok(DirectorySource {
+            files,
+            started: Instant::now(),
+            device: format!("dir@{}", dir.display()),
+        })
     }
 
     /// Number of files replayed.
@@ -59,7 +67,10 @@ pub fn load_grey(path: &Path) -> Result<(u32, u32, Vec<u8>), Error> {
         .into_dimensions()
         .map_err(|e| Error::config(format!("frame {}: {e}", path.display())))?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(Error::config(format!("frame {}: {w}x{h} exceeds {MAX_PIXELS} pixels", path.display())));
+        return Err(Error::config(format!(
+            "frame {}: {w}x{h} exceeds {MAX_PIXELS} pixels",
+            path.display()
+        )));
     }
     let img = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
@@ -82,6 +93,12 @@ impl FrameSource for DirectorySource {
             .get((unit % n) as usize)
             .ok_or_else(|| Error::config("frame directory is empty"))?;
         let (width, height, pixels) = load_grey(path)?;
-        Ok(Frame { unit, timestamp_us: self.started.elapsed().as_micros() as u64, width, height, pixels })
+        Ok(Frame {
+            unit,
+            timestamp_us: self.started.elapsed().as_micros() as u64,
+            width,
+            height,
+            pixels,
+        })
     }
 }

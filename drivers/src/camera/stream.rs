@@ -80,7 +80,10 @@ impl Default for FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing frames over `max_pixels`.
     pub fn new(max_pixels: usize) -> Self {
-        FrameDecoder { buf: Vec::new(), max_pixels }
+        FrameDecoder {
+            buf: Vec::new(),
+            max_pixels,
+        }
     }
 }
 
@@ -108,12 +111,22 @@ impl Decoder for FrameDecoder {
         let have = self.buf.len().min(4);
         if self.buf.get(..have) != MAGIC.get(..have) {
             // Resynchronise at the next possible magic start.
-            let skip = self.buf.iter().skip(1).position(|&b| b == MAGIC[0]).map_or(self.buf.len(), |p| p + 1);
+            let skip = self
+                .buf
+                .iter()
+                .skip(1)
+                .position(|&b| b == MAGIC[0])
+                .map_or(self.buf.len(), |p| p + 1);
             let byte = self.buf.first().copied().unwrap_or(0);
             self.buf.drain(..skip);
-            return Err(CodecError::UnexpectedByte { byte, context: "where the frame magic LCFS was expected" });
+            return Err(CodecError::UnexpectedByte {
+                byte,
+                context: "where the frame magic LCFS was expected",
+            });
         }
-        let Some(h) = self.buf.get(..HEADER_LEN) else { return Ok(None) };
+        let Some(h) = self.buf.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
         let version = h[4];
         let unit = u64::from_be_bytes(be(h, 8));
         let width = u32::from_be_bytes(be(h, 16));
@@ -121,16 +134,25 @@ impl Decoder for FrameDecoder {
         let timestamp_us = u64::from_be_bytes(be(h, 24));
         if version != VERSION {
             self.buf.clear();
-            return Err(CodecError::Malformed { what: "frame header", detail: format!("version {version}, expected {VERSION}") });
+            return Err(CodecError::Malformed {
+                what: "frame header",
+                detail: format!("version {version}, expected {VERSION}"),
+            });
         }
         let n = u64::from(width) * u64::from(height);
         if n == 0 {
             self.buf.clear();
-            return Err(CodecError::Malformed { what: "frame header", detail: format!("empty frame {width}x{height}") });
+            return Err(CodecError::Malformed {
+                what: "frame header",
+                detail: format!("empty frame {width}x{height}"),
+            });
         }
         if n > self.max_pixels as u64 {
             self.buf.clear();
-            return Err(CodecError::Oversize { size: n as usize, limit: self.max_pixels });
+            return Err(CodecError::Oversize {
+                size: n as usize,
+                limit: self.max_pixels,
+            });
         }
         let total = HEADER_LEN + n as usize;
         if self.buf.len() < total {
@@ -138,7 +160,13 @@ impl Decoder for FrameDecoder {
         }
         let pixels = self.buf.get(HEADER_LEN..total).unwrap_or_default().to_vec();
         self.buf.drain(..total);
-        Ok(Some(Frame { unit, timestamp_us, width, height, pixels }))
+        Ok(Some(Frame {
+            unit,
+            timestamp_us,
+            width,
+            height,
+            pixels,
+        }))
     }
     fn pending(&self) -> usize {
         self.buf.len()
@@ -156,12 +184,26 @@ impl StreamSource {
     /// Connect to `host:port`; `timeout` bounds connecting and each `frame` call.
     pub fn connect(address: &str, timeout: Duration) -> Result<Self, Error> {
         let link = open_tcp(address, timeout)?;
-        Ok(Self::over(Box::new(link), format!("tcp-frames@{address}"), timeout, DEFAULT_MAX_PIXELS))
+        Ok(Self::over(
+            Box::new(link),
+            format!("tcp-frames@{address}"),
+            timeout,
+            DEFAULT_MAX_PIXELS,
+        ))
     }
 
     /// Read frames from any link with a pixel limit.
-    pub fn over(link: Box<dyn crate::link::Link>, device: String, timeout: Duration, max_pixels: usize) -> Self {
-        StreamSource { framed: Framed::new(link, FrameDecoder::new(max_pixels), device).with_chunk(CHUNK), timeout, ahead: None }
+    pub fn over(
+        link: Box<dyn crate::link::Link>,
+        device: String,
+        timeout: Duration,
+        max_pixels: usize,
+    ) -> Self {
+        StreamSource {
+            framed: Framed::new(link, FrameDecoder::new(max_pixels), device).with_chunk(CHUNK),
+            timeout,
+            ahead: None,
+        }
     }
 }
 
@@ -178,7 +220,11 @@ impl FrameSource for StreamSource {
                 None => {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
-                        return Err(Error::Timeout { device: self.framed.device().to_string(), during: "waiting for a frame", timeout: self.timeout });
+                        return Err(Error::Timeout {
+                            device: self.framed.device().to_string(),
+                            during: "waiting for a frame",
+                            timeout: self.timeout,
+                        });
                     }
                     self.framed.recv(left, "waiting for a frame")?
                 }
@@ -195,7 +241,12 @@ impl FrameSource for StreamSource {
                     detail: format!("frame of unit {unit} lost: the next frame is for unit {next}"),
                 });
             }
-            tracing::debug!(device = self.framed.device(), skipped = f.unit, wanted = unit, "older frame skipped");
+            tracing::debug!(
+                device = self.framed.device(),
+                skipped = f.unit,
+                wanted = unit,
+                "older frame skipped"
+            );
         }
     }
 }
@@ -211,7 +262,11 @@ pub struct FrameServer {
 impl FrameServer {
     /// Listen on `addr` (e.g. `127.0.0.1:0`).
     pub fn bind(addr: &str) -> Result<Self, Error> {
-        let tr = |source| Error::Transport { device: addr.to_string(), during: "binding the frame server", source };
+        let tr = |source| Error::Transport {
+            device: addr.to_string(),
+            during: "binding the frame server",
+            source,
+        };
         let listener = TcpListener::bind(addr).map_err(tr)?;
         let local = listener.local_addr().map_err(tr)?;
         listener.set_nonblocking(true).map_err(tr)?;
@@ -234,7 +289,12 @@ impl FrameServer {
                 }
             })
             .map_err(tr)?;
-        Ok(FrameServer { clients, stop, local, thread: Some(thread) })
+        Ok(FrameServer {
+            clients,
+            stop,
+            local,
+            thread: Some(thread),
+        })
     }
 
     /// The bound address.
@@ -297,7 +357,13 @@ mod tests {
     use super::*;
 
     fn frame(unit: u64) -> Frame {
-        Frame { unit, timestamp_us: 1_700_000_000_000_000, width: 3, height: 2, pixels: vec![0, 1, 2, 253, 254, 255] }
+        Frame {
+            unit,
+            timestamp_us: 1_700_000_000_000_000,
+            width: 3,
+            height: 2,
+            pixels: vec![0, 1, 2, 253, 254, 255],
+        }
     }
 
     #[test]
@@ -324,7 +390,13 @@ mod tests {
         let bytes = encode(&big).unwrap_or_default();
         let mut d = FrameDecoder::new(1000);
         assert!(d.feed(bytes.get(..HEADER_LEN).unwrap_or_default()).is_ok());
-        assert!(matches!(d.decode(), Err(CodecError::Oversize { size: 25_000_000, limit: 1000 })));
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::Oversize {
+                size: 25_000_000,
+                limit: 1000
+            })
+        ));
         assert_eq!(d.pending(), 0);
     }
 

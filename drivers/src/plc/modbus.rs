@@ -78,7 +78,11 @@ impl RegisterMap {
             ("packml_state", u32::from(self.packml_state), 1),
             ("counters", u32::from(self.counters), 6),
             ("alarms", u32::from(self.alarms), 1),
-            ("verdict_base", u32::from(self.verdict_base), 3 * u32::from(self.verdict_slots)),
+            (
+                "verdict_base",
+                u32::from(self.verdict_base),
+                3 * u32::from(self.verdict_slots),
+            ),
         ]
     }
 
@@ -91,7 +95,10 @@ impl RegisterMap {
         let b = self.blocks();
         for (name, start, len) in &b {
             if start + len > 0x1_0000 {
-                problems.push(format!("plc.registers.{name}: registers {start}..{} pass 65535", start + len));
+                problems.push(format!(
+                    "plc.registers.{name}: registers {start}..{} pass 65535",
+                    start + len
+                ));
             }
         }
         for (i, (n1, s1, l1)) in b.iter().enumerate() {
@@ -101,12 +108,20 @@ impl RegisterMap {
                 }
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(Error::config(problems.join("; "))) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::config(problems.join("; ")))
+        }
     }
 
     /// One past the highest register used.
     pub fn size(&self) -> usize {
-        self.blocks().iter().map(|(_, s, l)| (s + l) as usize).max().unwrap_or(0)
+        self.blocks()
+            .iter()
+            .map(|(_, s, l)| (s + l) as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Address of the verdict slot for `unit`.
@@ -198,9 +213,21 @@ impl ModbusPlc {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| Error::Transport { device: device.clone(), during: "starting the I/O runtime", source })?;
+            .map_err(|source| Error::Transport {
+                device: device.clone(),
+                during: "starting the I/O runtime",
+                source,
+            })?;
         let backoff = cfg.backoff_initial;
-        let mut plc = ModbusPlc { rt, endpoint, cfg, ctx: None, next_attempt: Instant::now(), backoff, device };
+        let mut plc = ModbusPlc {
+            rt,
+            endpoint,
+            cfg,
+            ctx: None,
+            next_attempt: Instant::now(),
+            backoff,
+            device,
+        };
         plc.ensure_connected("connecting")?;
         Ok(plc)
     }
@@ -226,7 +253,10 @@ impl ModbusPlc {
                 during,
                 source: io::Error::new(
                     io::ErrorKind::NotConnected,
-                    format!("disconnected; next reconnect attempt in {:?}", self.next_attempt - now),
+                    format!(
+                        "disconnected; next reconnect attempt in {:?}",
+                        self.next_attempt - now
+                    ),
                 ),
             });
         }
@@ -238,7 +268,8 @@ impl ModbusPlc {
                 match endpoint {
                     Endpoint::Tcp(a) => tokio_modbus::client::tcp::connect_slave(a, slave).await,
                     Endpoint::Rtu { path, baud } => {
-                        let port = tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
+                        let port =
+                            tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
                         Ok(tokio_modbus::client::rtu::attach_slave(port, slave))
                     }
                 }
@@ -254,11 +285,19 @@ impl ModbusPlc {
             }
             Ok(Err(source)) => {
                 self.schedule_retry();
-                Err(Error::Transport { device: self.device.clone(), during, source })
+                Err(Error::Transport {
+                    device: self.device.clone(),
+                    during,
+                    source,
+                })
             }
             Err(_) => {
                 self.schedule_retry();
-                Err(Error::Timeout { device: self.device.clone(), during, timeout })
+                Err(Error::Timeout {
+                    device: self.device.clone(),
+                    during,
+                    timeout,
+                })
             }
         }
     }
@@ -281,8 +320,14 @@ impl ModbusPlc {
             tokio::time::timeout(timeout, async move {
                 match op {
                     Op::Read(a, n) => ctx.read_holding_registers(a, n).await,
-                    Op::WriteOne(a, v) => ctx.write_single_register(a, v).await.map(|r| r.map(|()| Vec::new())),
-                    Op::Write(a, w) => ctx.write_multiple_registers(a, &w).await.map(|r| r.map(|()| Vec::new())),
+                    Op::WriteOne(a, v) => ctx
+                        .write_single_register(a, v)
+                        .await
+                        .map(|r| r.map(|()| Vec::new())),
+                    Op::Write(a, w) => ctx
+                        .write_multiple_registers(a, &w)
+                        .await
+                        .map(|r| r.map(|()| Vec::new())),
                 }
             })
             .await
@@ -297,7 +342,11 @@ impl ModbusPlc {
             Ok(Err(tokio_modbus::Error::Transport(source))) => {
                 self.next_attempt = Instant::now();
                 self.ctx = None;
-                Err(Error::Transport { device: self.device.clone(), during, source })
+                Err(Error::Transport {
+                    device: self.device.clone(),
+                    during,
+                    source,
+                })
             }
             Ok(Err(tokio_modbus::Error::Protocol(p))) => {
                 self.next_attempt = Instant::now();
@@ -305,14 +354,21 @@ impl ModbusPlc {
                 Err(Error::Protocol {
                     device: self.device.clone(),
                     during,
-                    source: CodecError::Malformed { what: "Modbus reply", detail: p.to_string() },
+                    source: CodecError::Malformed {
+                        what: "Modbus reply",
+                        detail: p.to_string(),
+                    },
                 })
             }
             Err(_) => {
                 // A late reply would desynchronise the next request: start afresh.
                 self.next_attempt = Instant::now();
                 self.ctx = None;
-                Err(Error::Timeout { device: self.device.clone(), during, timeout })
+                Err(Error::Timeout {
+                    device: self.device.clone(),
+                    during,
+                    timeout,
+                })
             }
         }
     }
@@ -323,7 +379,10 @@ impl ModbusPlc {
             return Err(Error::Protocol {
                 device: self.device.clone(),
                 during,
-                source: CodecError::Malformed { what: "Modbus reply", detail: format!("{} registers, asked {n}", v.len()) },
+                source: CodecError::Malformed {
+                    what: "Modbus reply",
+                    detail: format!("{} registers, asked {n}", v.len()),
+                },
             });
         }
         Ok(v)
@@ -336,21 +395,37 @@ impl Plc for ModbusPlc {
     }
 
     fn trigger_counter(&mut self) -> Result<u32, Error> {
-        let v = self.read(self.cfg.map.trigger_counter, 2, "reading the trigger counter")?;
+        let v = self.read(
+            self.cfg.map.trigger_counter,
+            2,
+            "reading the trigger counter",
+        )?;
         Ok(u32_of(&v, 0))
     }
 
     fn write_verdict(&mut self, unit: u64, verdict: Verdict) -> Result<(), Error> {
         let addr = self.cfg.map.verdict_slot(unit);
-        self.exec(Op::Write(addr, verdict_words(unit, verdict).to_vec()), "writing a verdict").map(drop)
+        self.exec(
+            Op::Write(addr, verdict_words(unit, verdict).to_vec()),
+            "writing a verdict",
+        )
+        .map(drop)
     }
 
     fn heartbeat(&mut self, value: u16) -> Result<(), Error> {
-        self.exec(Op::WriteOne(self.cfg.map.heartbeat, value), "writing the heartbeat").map(drop)
+        self.exec(
+            Op::WriteOne(self.cfg.map.heartbeat, value),
+            "writing the heartbeat",
+        )
+        .map(drop)
     }
 
     fn command(&mut self, cmd: PackMlCommand) -> Result<(), Error> {
-        self.exec(Op::WriteOne(self.cfg.map.packml_command, cmd as u16), "writing a PackML command").map(drop)
+        self.exec(
+            Op::WriteOne(self.cfg.map.packml_command, cmd as u16),
+            "writing a PackML command",
+        )
+        .map(drop)
     }
 
     fn state(&mut self) -> Result<Option<PackMlState>, Error> {
@@ -360,7 +435,11 @@ impl Plc for ModbusPlc {
 
     fn counters(&mut self) -> Result<PlcCounters, Error> {
         let v = self.read(self.cfg.map.counters, 6, "reading counters")?;
-        Ok(PlcCounters { total: u32_of(&v, 0), good: u32_of(&v, 2), rejected: u32_of(&v, 4) })
+        Ok(PlcCounters {
+            total: u32_of(&v, 0),
+            good: u32_of(&v, 2),
+            rejected: u32_of(&v, 4),
+        })
     }
 
     fn alarms(&mut self) -> Result<u16, Error> {
@@ -387,7 +466,10 @@ impl PlcTwin {
         if let Some(r) = regs.get_mut(usize::from(map.packml_state)) {
             *r = PackMlState::Stopped as u16;
         }
-        Ok(PlcTwin { regs: Arc::new(Mutex::new(regs)), map })
+        Ok(PlcTwin {
+            regs: Arc::new(Mutex::new(regs)),
+            map,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<u16>> {
@@ -428,7 +510,9 @@ impl PlcTwin {
     pub fn verdict(&self, unit: u64) -> Option<Verdict> {
         let a = self.map.verdict_slot(unit);
         let u = self.get_u32(a);
-        (u == unit as u32).then(|| Verdict::from_code(self.register(a.saturating_add(2)))).flatten()
+        (u == unit as u32)
+            .then(|| Verdict::from_code(self.register(a.saturating_add(2))))
+            .flatten()
     }
 
     /// Count a unit leaving the line as good or rejected.
@@ -462,12 +546,16 @@ impl PlcTwin {
 
     fn apply_command(&self, code: u16) {
         use PackMlState as S;
-        let Some(cmd) = PackMlCommand::from_code(code) else { return };
+        let Some(cmd) = PackMlCommand::from_code(code) else {
+            return;
+        };
         let cur = self.state();
         let next = match (cmd, cur) {
             (PackMlCommand::Reset, Some(S::Stopped | S::Complete)) => Some(S::Idle),
             (PackMlCommand::Start, Some(S::Idle)) => Some(S::Execute),
-            (PackMlCommand::Stop, Some(s)) if !matches!(s, S::Aborted | S::Aborting) => Some(S::Stopped),
+            (PackMlCommand::Stop, Some(s)) if !matches!(s, S::Aborted | S::Aborting) => {
+                Some(S::Stopped)
+            }
             (PackMlCommand::Hold, Some(S::Execute)) => Some(S::Held),
             (PackMlCommand::Unhold, Some(S::Held)) => Some(S::Execute),
             (PackMlCommand::Suspend, Some(S::Execute)) => Some(S::Suspended),
@@ -486,13 +574,19 @@ impl PlcTwin {
     pub fn handle(&self, req: Request<'_>) -> Result<Response, ExceptionCode> {
         let range = |a: u16, n: usize, len: usize| {
             let s = usize::from(a);
-            if n == 0 || s + n > len { Err(ExceptionCode::IllegalDataAddress) } else { Ok(s..s + n) }
+            if n == 0 || s + n > len {
+                Err(ExceptionCode::IllegalDataAddress)
+            } else {
+                Ok(s..s + n)
+            }
         };
         match req {
             Request::ReadHoldingRegisters(a, n) => {
                 let regs = self.lock();
                 let r = range(a, usize::from(n), regs.len())?;
-                Ok(Response::ReadHoldingRegisters(regs.get(r).unwrap_or_default().to_vec()))
+                Ok(Response::ReadHoldingRegisters(
+                    regs.get(r).unwrap_or_default().to_vec(),
+                ))
             }
             Request::WriteSingleRegister(a, v) => {
                 {
@@ -540,11 +634,19 @@ impl PlcTwin {
             async move { tokio_modbus::server::tcp::accept_tcp_connection(stream, addr, ns) }
         };
         let on_error = |e: io::Error| tracing::debug!(error = %e, "plc twin connection ended");
-        server.serve_until(&on_connected, on_error, stop).await.map(drop)
+        server
+            .serve_until(&on_connected, on_error, stop)
+            .await
+            .map(drop)
     }
 
     /// Serve Modbus RTU on a serial device until `stop` resolves (async).
-    pub async fn serve_rtu(self, path: &str, baud: u32, stop: impl Future<Output = ()> + Send + Sync + 'static) -> io::Result<()> {
+    pub async fn serve_rtu(
+        self,
+        path: &str,
+        baud: u32,
+        stop: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> io::Result<()> {
         let port = tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
         let server = tokio_modbus::server::rtu::Server::new(port);
         server.serve_until(TwinService(self), stop).await.map(drop)
@@ -552,8 +654,12 @@ impl PlcTwin {
 
     /// Serve Modbus TCP on `addr` from a background thread with its own runtime.
     pub fn spawn_tcp(&self, addr: &str) -> Result<TwinHandle, Error> {
-        let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(|source| Error::Transport { device: addr.to_string(), during: "binding the PLC twin", source })?;
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(|source| Error::Transport {
+                device: addr.to_string(),
+                during: "binding the PLC twin",
+                source,
+            })?;
         let local = std_listener.local_addr().ok();
         let _ = std_listener.set_nonblocking(true);
         let twin = self.clone();
@@ -567,7 +673,9 @@ impl PlcTwin {
     pub fn spawn_rtu(&self, path: &str, baud: u32) -> Result<TwinHandle, Error> {
         let twin = self.clone();
         let p = path.to_string();
-        TwinHandle::spawn(None, path, move |stop| async move { twin.serve_rtu(&p, baud, stop).await })
+        TwinHandle::spawn(None, path, move |stop| async move {
+            twin.serve_rtu(&p, baud, stop).await
+        })
     }
 }
 
@@ -594,27 +702,42 @@ pub struct TwinHandle {
 impl TwinHandle {
     fn spawn<F, Fut>(local: Option<SocketAddr>, what: &str, f: F) -> Result<Self, Error>
     where
-        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>) -> Fut + Send + 'static,
+        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>) -> Fut
+            + Send
+            + 'static,
         Fut: Future<Output = io::Result<()>>,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| Error::Transport { device: what.to_string(), during: "starting the twin runtime", source })?;
+            .map_err(|source| Error::Transport {
+                device: what.to_string(),
+                during: "starting the twin runtime",
+                source,
+            })?;
         let name = what.to_string();
         let thread = std::thread::Builder::new()
             .name("plc-twin".into())
             .spawn(move || {
-                let stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> = Box::pin(async move {
-                    let _ = rx.await;
-                });
+                let stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> =
+                    Box::pin(async move {
+                        let _ = rx.await;
+                    });
                 if let Err(e) = rt.block_on(f(stop)) {
                     tracing::warn!(twin = %name, error = %e, "plc twin stopped with an error");
                 }
             })
-            .map_err(|source| Error::Transport { device: what.to_string(), during: "spawning the twin", source })?;
-        Ok(TwinHandle { stop: Some(tx), thread: Some(thread), local })
+            .map_err(|source| Error::Transport {
+                device: what.to_string(),
+                during: "spawning the twin",
+                source,
+            })?;
+        Ok(TwinHandle {
+            stop: Some(tx),
+            thread: Some(thread),
+            local,
+        })
     }
 
     /// The bound TCP address (TCP twins).
@@ -656,8 +779,15 @@ mod tests {
     #[test]
     fn default_map_is_valid_and_overlaps_are_all_reported() {
         assert!(RegisterMap::default().validate().is_ok());
-        let bad = RegisterMap { heartbeat: 1, alarms: 21, verdict_slots: 0, ..RegisterMap::default() };
-        let Err(Error::Config(msg)) = bad.validate() else { panic!("expected a config error") };
+        let bad = RegisterMap {
+            heartbeat: 1,
+            alarms: 21,
+            verdict_slots: 0,
+            ..RegisterMap::default()
+        };
+        let Err(Error::Config(msg)) = bad.validate() else {
+            panic!("expected a config error")
+        };
         assert!(msg.contains("heartbeat"), "{msg}");
         assert!(msg.contains("alarms"), "{msg}");
         assert!(msg.contains("verdict_slots"), "{msg}");
@@ -667,18 +797,33 @@ mod tests {
     fn twin_packml_and_verdicts() {
         let t = PlcTwin::new(RegisterMap::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.state(), Some(PackMlState::Stopped));
-        for (cmd, want) in [(1u16, PackMlState::Idle), (2, PackMlState::Execute), (4, PackMlState::Held), (8, PackMlState::Aborted), (9, PackMlState::Stopped)] {
+        for (cmd, want) in [
+            (1u16, PackMlState::Idle),
+            (2, PackMlState::Execute),
+            (4, PackMlState::Held),
+            (8, PackMlState::Aborted),
+            (9, PackMlState::Stopped),
+        ] {
             assert!(t.handle(Request::WriteSingleRegister(10, cmd)).is_ok());
             assert_eq!(t.state(), Some(want));
             assert_eq!(t.register(10), 0);
         }
         let w = verdict_words(70_001, Verdict::Reject);
         let a = RegisterMap::default().verdict_slot(70_001);
-        assert!(t.handle(Request::WriteMultipleRegisters(a, Cow::Owned(w.to_vec()))).is_ok());
+        assert!(
+            t.handle(Request::WriteMultipleRegisters(a, Cow::Owned(w.to_vec())))
+                .is_ok()
+        );
         assert_eq!(t.verdict(70_001), Some(Verdict::Reject));
         assert_eq!(t.verdict(70_009), None);
-        assert_eq!(t.handle(Request::ReadHoldingRegisters(200, 1)), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(t.handle(Request::ReadCoils(0, 1)), Err(ExceptionCode::IllegalFunction));
+        assert_eq!(
+            t.handle(Request::ReadHoldingRegisters(200, 1)),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            t.handle(Request::ReadCoils(0, 1)),
+            Err(ExceptionCode::IllegalFunction)
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use crate::error::{CodecError, Error};
 use crate::link::{Decoder, DeviceSession, Framed, Link, bounded_extend};
-use crate::printer::{PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields};
+use crate::printer::{
+    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields,
+};
 
 /// Ask "ready?".
 pub const ENQ: u8 = 0x05;
@@ -57,7 +59,15 @@ pub mod ident {
     /// Manual print.
     pub const PRINT: u8 = 0x46;
     /// Every identifier.
-    pub const ALL: &[u8] = &[SELECT_JOB, EXTERNAL_VARIABLES, CLEAR_BUFFER, PRINT_ACK_ENABLE, PRINT_ACK, FAULT_STATUS, PRINT];
+    pub const ALL: &[u8] = &[
+        SELECT_JOB,
+        EXTERNAL_VARIABLES,
+        CLEAR_BUFFER,
+        PRINT_ACK_ENABLE,
+        PRINT_ACK,
+        FAULT_STATUS,
+        PRINT,
+    ];
 }
 
 /// XOR checksum over bytes.
@@ -67,8 +77,12 @@ pub fn xor(bytes: &[u8]) -> u8 {
 
 /// Encode one frame. Fails (`Config`) when data exceeds 65535 bytes.
 pub fn encode_frame(id: u8, data: &[u8]) -> Result<Vec<u8>, Error> {
-    let len = u16::try_from(data.len())
-        .map_err(|_| Error::config(format!("frame 0x{id:02x}: {} data bytes exceed 65535", data.len())))?;
+    let len = u16::try_from(data.len()).map_err(|_| {
+        Error::config(format!(
+            "frame 0x{id:02x}: {} data bytes exceed 65535",
+            data.len()
+        ))
+    })?;
     let mut f = Vec::with_capacity(data.len() + 4);
     f.push(id);
     f.extend_from_slice(&len.to_be_bytes());
@@ -107,7 +121,10 @@ impl Default for MarkemDecoder {
 impl MarkemDecoder {
     /// A decoder accepting frames with up to `limit` data bytes.
     pub fn new(limit: usize) -> Self {
-        MarkemDecoder { buf: Vec::new(), limit }
+        MarkemDecoder {
+            buf: Vec::new(),
+            limit,
+        }
     }
 }
 
@@ -117,29 +134,48 @@ impl Decoder for MarkemDecoder {
         bounded_extend(&mut self.buf, bytes, self.limit + 4)
     }
     fn decode(&mut self) -> Result<Option<Unit>, CodecError> {
-        let Some(&first) = self.buf.first() else { return Ok(None) };
+        let Some(&first) = self.buf.first() else {
+            return Ok(None);
+        };
         if matches!(first, ENQ | ACK | NAK) {
             self.buf.drain(..1);
             return Ok(Some(Unit::Control(first)));
         }
         if !ident::ALL.contains(&first) {
             self.buf.drain(..1);
-            return Err(CodecError::UnexpectedByte { byte: first, context: "where a control byte or frame identifier was expected" });
+            return Err(CodecError::UnexpectedByte {
+                byte: first,
+                context: "where a control byte or frame identifier was expected",
+            });
         }
-        let (Some(&hi), Some(&lo)) = (self.buf.get(1), self.buf.get(2)) else { return Ok(None) };
+        let (Some(&hi), Some(&lo)) = (self.buf.get(1), self.buf.get(2)) else {
+            return Ok(None);
+        };
         let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len > self.limit {
             self.buf.clear();
-            return Err(CodecError::Oversize { size: len, limit: self.limit });
+            return Err(CodecError::Oversize {
+                size: len,
+                limit: self.limit,
+            });
         }
-        let Some(&received) = self.buf.get(3 + len) else { return Ok(None) };
+        let Some(&received) = self.buf.get(3 + len) else {
+            return Ok(None);
+        };
         let frame: Vec<u8> = self.buf.drain(..4 + len).collect();
         let body = frame.get(..3 + len).unwrap_or_default();
         let computed = xor(body);
         if computed != received {
-            return Err(CodecError::BadChecksum { ident: first, computed, received });
+            return Err(CodecError::BadChecksum {
+                ident: first,
+                computed,
+                received,
+            });
         }
-        Ok(Some(Unit::Frame { ident: first, data: body.get(3..).unwrap_or_default().to_vec() }))
+        Ok(Some(Unit::Frame {
+            ident: first,
+            data: body.get(3..).unwrap_or_default().to_vec(),
+        }))
     }
     fn pending(&self) -> usize {
         self.buf.len()
@@ -147,7 +183,10 @@ impl Decoder for MarkemDecoder {
 }
 
 fn malformed(what: &'static str, detail: impl Into<String>) -> CodecError {
-    CodecError::Malformed { what, detail: detail.into() }
+    CodecError::Malformed {
+        what,
+        detail: detail.into(),
+    }
 }
 
 /// Host → printer requests.
@@ -178,8 +217,12 @@ impl HostRequest {
             HostRequest::ExternalVariables(vars) => {
                 let mut d = Vec::new();
                 for (i, v) in vars {
-                    let l = u8::try_from(v.len())
-                        .map_err(|_| Error::config(format!("external variable {i}: {} bytes exceed 255", v.len())))?;
+                    let l = u8::try_from(v.len()).map_err(|_| {
+                        Error::config(format!(
+                            "external variable {i}: {} bytes exceed 255",
+                            v.len()
+                        ))
+                    })?;
                     d.push(*i);
                     d.push(l);
                     d.extend_from_slice(v);
@@ -187,7 +230,9 @@ impl HostRequest {
                 encode_frame(ident::EXTERNAL_VARIABLES, &d)
             }
             HostRequest::ClearBuffer => encode_frame(ident::CLEAR_BUFFER, &[]),
-            HostRequest::PrintAckEnable(on) => encode_frame(ident::PRINT_ACK_ENABLE, &[u8::from(*on)]),
+            HostRequest::PrintAckEnable(on) => {
+                encode_frame(ident::PRINT_ACK_ENABLE, &[u8::from(*on)])
+            }
             HostRequest::FaultStatus => encode_frame(ident::FAULT_STATUS, &[]),
             HostRequest::Print => encode_frame(ident::PRINT, &[]),
         }
@@ -197,30 +242,44 @@ impl HostRequest {
     pub fn parse(u: Unit) -> Result<Self, CodecError> {
         match u {
             Unit::Control(ENQ) => Ok(HostRequest::Enq),
-            Unit::Control(b) => Err(CodecError::UnexpectedByte { byte: b, context: "from the host" }),
+            Unit::Control(b) => Err(CodecError::UnexpectedByte {
+                byte: b,
+                context: "from the host",
+            }),
             Unit::Frame { ident, data } => match ident {
                 ident::SELECT_JOB => Ok(HostRequest::SelectJob(
-                    String::from_utf8(data).map_err(|_| malformed("select job", "job name is not UTF-8"))?,
+                    String::from_utf8(data)
+                        .map_err(|_| malformed("select job", "job name is not UTF-8"))?,
                 )),
                 ident::EXTERNAL_VARIABLES => {
                     let mut vars = Vec::new();
                     let mut rest = data.as_slice();
                     while let [i, l, tail @ ..] = rest {
                         let l = usize::from(*l);
-                        let v = tail.get(..l).ok_or_else(|| malformed("external variables", format!("variable {i} truncated")))?;
+                        let v = tail.get(..l).ok_or_else(|| {
+                            malformed("external variables", format!("variable {i} truncated"))
+                        })?;
                         vars.push((*i, v.to_vec()));
                         rest = tail.get(l..).unwrap_or_default();
                     }
                     if !rest.is_empty() || vars.is_empty() {
-                        return Err(malformed("external variables", "trailing byte or no variable"));
+                        return Err(malformed(
+                            "external variables",
+                            "trailing byte or no variable",
+                        ));
                     }
                     Ok(HostRequest::ExternalVariables(vars))
                 }
                 ident::CLEAR_BUFFER => Ok(HostRequest::ClearBuffer),
-                ident::PRINT_ACK_ENABLE => Ok(HostRequest::PrintAckEnable(data.first() == Some(&1))),
+                ident::PRINT_ACK_ENABLE => {
+                    Ok(HostRequest::PrintAckEnable(data.first() == Some(&1)))
+                }
                 ident::FAULT_STATUS => Ok(HostRequest::FaultStatus),
                 ident::PRINT => Ok(HostRequest::Print),
-                other => Err(malformed("host frame", format!("identifier 0x{other:02x} is not a request"))),
+                other => Err(malformed(
+                    "host frame",
+                    format!("identifier 0x{other:02x} is not a request"),
+                )),
             },
         }
     }
@@ -255,7 +314,12 @@ impl PrinterReply {
             PrinterReply::Ack => Ok(vec![ACK]),
             PrinterReply::Nak => Ok(vec![NAK]),
             PrinterReply::PrintAck(n) => encode_frame(ident::PRINT_ACK, &n.to_be_bytes()),
-            PrinterReply::FaultStatus { state, queued, count, faults } => {
+            PrinterReply::FaultStatus {
+                state,
+                queued,
+                count,
+                faults,
+            } => {
                 let mut d = vec![*state];
                 d.extend_from_slice(&queued.to_be_bytes());
                 d.extend_from_slice(&count.to_be_bytes());
@@ -275,14 +339,35 @@ impl PrinterReply {
         match u {
             Unit::Control(ACK) => Ok(PrinterReply::Ack),
             Unit::Control(NAK) => Ok(PrinterReply::Nak),
-            Unit::Control(b) => Err(CodecError::UnexpectedByte { byte: b, context: "from the printer" }),
-            Unit::Frame { ident: ident::PRINT_ACK, data } => {
-                let b: [u8; 4] = data.as_slice().try_into().map_err(|_| malformed("print acknowledgement", format!("{} data bytes, expected 4", data.len())))?;
+            Unit::Control(b) => Err(CodecError::UnexpectedByte {
+                byte: b,
+                context: "from the printer",
+            }),
+            Unit::Frame {
+                ident: ident::PRINT_ACK,
+                data,
+            } => {
+                let b: [u8; 4] = data.as_slice().try_into().map_err(|_| {
+                    malformed(
+                        "print acknowledgement",
+                        format!("{} data bytes, expected 4", data.len()),
+                    )
+                })?;
                 Ok(PrinterReply::PrintAck(u32::from_be_bytes(b)))
             }
-            Unit::Frame { ident: ident::FAULT_STATUS, data } => {
-                let bad = || malformed("fault status", format!("{} data bytes do not match the layout", data.len()));
-                let [state, q0, q1, c0, c1, c2, c3, n, rest @ ..] = data.as_slice() else { return Err(bad()) };
+            Unit::Frame {
+                ident: ident::FAULT_STATUS,
+                data,
+            } => {
+                let bad = || {
+                    malformed(
+                        "fault status",
+                        format!("{} data bytes do not match the layout", data.len()),
+                    )
+                };
+                let [state, q0, q1, c0, c1, c2, c3, n, rest @ ..] = data.as_slice() else {
+                    return Err(bad());
+                };
                 if rest.len() != usize::from(*n) * 2 {
                     return Err(bad());
                 }
@@ -290,10 +375,16 @@ impl PrinterReply {
                     state: *state,
                     queued: u16::from_be_bytes([*q0, *q1]),
                     count: u32::from_be_bytes([*c0, *c1, *c2, *c3]),
-                    faults: rest.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect(),
+                    faults: rest
+                        .chunks_exact(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect(),
                 })
             }
-            Unit::Frame { ident, .. } => Err(malformed("printer frame", format!("identifier 0x{ident:02x} is not a reply"))),
+            Unit::Frame { ident, .. } => Err(malformed(
+                "printer frame",
+                format!("identifier 0x{ident:02x} is not a reply"),
+            )),
         }
     }
 }
@@ -309,7 +400,10 @@ pub struct MarkemConfig {
 
 impl Default for MarkemConfig {
     fn default() -> Self {
-        MarkemConfig { timeout: Duration::from_secs(2), buffer_depth: 4 }
+        MarkemConfig {
+            timeout: Duration::from_secs(2),
+            buffer_depth: 4,
+        }
     }
 }
 
@@ -358,14 +452,26 @@ pub struct MarkemPrinter {
 impl MarkemPrinter {
     /// Connect over an open link: ENQ (ACK or NAK both prove the printer is there),
     /// enable print acknowledgements, read the baseline print counter.
-    pub fn new(link: Box<dyn Link>, device: impl Into<String>, cfg: MarkemConfig) -> Result<Self, Error> {
-        let mut p = MarkemPrinter { framed: Framed::new(link, ReplyDecoder::default(), device), cfg, base: None, count: 0 };
+    pub fn new(
+        link: Box<dyn Link>,
+        device: impl Into<String>,
+        cfg: MarkemConfig,
+    ) -> Result<Self, Error> {
+        let mut p = MarkemPrinter {
+            framed: Framed::new(link, ReplyDecoder::default(), device),
+            cfg,
+            base: None,
+            count: 0,
+        };
         p.framed.send(&[ENQ], "asking ready (ENQ)")?;
         let r = p.reply("asking ready (ENQ)")?;
         if r == PrinterReply::Nak {
             tracing::warn!(device = p.framed.device(), "printer not ready at connect");
         }
-        p.command(&HostRequest::PrintAckEnable(true), "enabling print acknowledgements")?;
+        p.command(
+            &HostRequest::PrintAckEnable(true),
+            "enabling print acknowledgements",
+        )?;
         p.status()?;
         Ok(p)
     }
@@ -380,7 +486,11 @@ impl MarkemPrinter {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err(Error::Timeout { device: self.framed.device().to_string(), during, timeout: self.cfg.timeout });
+                return Err(Error::Timeout {
+                    device: self.framed.device().to_string(),
+                    during,
+                    timeout: self.cfg.timeout,
+                });
             }
             match self.framed.recv(left, during)? {
                 PrinterReply::PrintAck(n) => self.note_count(n),
@@ -421,9 +531,17 @@ impl Printer for MarkemPrinter {
             let vars = item_fields(item, "")
                 .into_iter()
                 .enumerate()
-                .map(|(i, (_, v))| (u8::try_from(i + 1).unwrap_or(u8::MAX), v.as_bytes().to_vec()))
+                .map(|(i, (_, v))| {
+                    (
+                        u8::try_from(i + 1).unwrap_or(u8::MAX),
+                        v.as_bytes().to_vec(),
+                    )
+                })
                 .collect();
-            self.command(&HostRequest::ExternalVariables(vars), "transmitting external variables")?;
+            self.command(
+                &HostRequest::ExternalVariables(vars),
+                "transmitting external variables",
+            )?;
         }
         Ok(())
     }
@@ -433,19 +551,32 @@ impl Printer for MarkemPrinter {
     }
 
     fn printed_count(&mut self) -> Result<u64, Error> {
-        while let Some(r) = self.framed.poll(Duration::from_millis(1), "reading print acknowledgements")? {
+        while let Some(r) = self
+            .framed
+            .poll(Duration::from_millis(1), "reading print acknowledgements")?
+        {
             match r {
                 PrinterReply::PrintAck(n) => self.note_count(n),
-                other => tracing::warn!(device = self.framed.device(), reply = ?other, "unexpected reply ignored"),
+                other => {
+                    tracing::warn!(device = self.framed.device(), reply = ?other, "unexpected reply ignored")
+                }
             }
         }
         Ok(self.count)
     }
 
     fn status(&mut self) -> Result<PrinterStatus, Error> {
-        self.framed.send(&HostRequest::FaultStatus.encode()?, "requesting fault status")?;
+        self.framed.send(
+            &HostRequest::FaultStatus.encode()?,
+            "requesting fault status",
+        )?;
         match self.reply("requesting fault status")? {
-            PrinterReply::FaultStatus { state, queued, count, faults } => {
+            PrinterReply::FaultStatus {
+                state,
+                queued,
+                count,
+                faults,
+            } => {
                 self.note_count(count);
                 let state = match state {
                     0 => PrinterState::Ready,
@@ -454,7 +585,13 @@ impl Printer for MarkemPrinter {
                 };
                 Ok(PrinterStatus {
                     state,
-                    faults: faults.iter().map(|c| PrinterFault { code: c.to_string(), text: format!("fault {c}") }).collect(),
+                    faults: faults
+                        .iter()
+                        .map(|c| PrinterFault {
+                            code: c.to_string(),
+                            text: format!("fault {c}"),
+                        })
+                        .collect(),
                     queued: Some(u32::from(queued)),
                     printed: self.count,
                 })
@@ -491,7 +628,14 @@ impl DeviceSession for MarkemSession {
         RequestDecoder::default()
     }
     fn on_message(&mut self, msg: HostRequest) -> Vec<u8> {
-        let ack = |ok: bool| if ok { PrinterReply::Ack } else { PrinterReply::Nak }.encode();
+        let ack = |ok: bool| {
+            if ok {
+                PrinterReply::Ack
+            } else {
+                PrinterReply::Nak
+            }
+            .encode()
+        };
         match msg {
             HostRequest::Enq => {
                 let s = self.state.lock();
@@ -516,7 +660,11 @@ impl DeviceSession for MarkemSession {
             HostRequest::FaultStatus => {
                 let s = self.state.lock();
                 PrinterReply::FaultStatus {
-                    state: if !s.faults.is_empty() { 2 } else { u8::from(s.paused) },
+                    state: if !s.faults.is_empty() {
+                        2
+                    } else {
+                        u8::from(s.paused)
+                    },
                     queued: u16::try_from(s.queue.len()).unwrap_or(u16::MAX),
                     count: s.printed.len() as u32,
                     faults: s.faults.iter().map(|(c, _)| *c).collect(),
@@ -535,7 +683,10 @@ impl DeviceSession for MarkemSession {
         if !self.acks {
             return Vec::new();
         }
-        pending.into_iter().flat_map(|n| PrinterReply::PrintAck(n as u32).encode()).collect()
+        pending
+            .into_iter()
+            .flat_map(|n| PrinterReply::PrintAck(n as u32).encode())
+            .collect()
     }
 }
 
@@ -546,7 +697,10 @@ mod tests {
     #[test]
     fn frame_layout_and_checksum() {
         let f = encode_frame(0x40, b"AB").unwrap_or_default();
-        assert_eq!(f, vec![0x40, 0x00, 0x02, b'A', b'B', 0x40 ^ 0x02 ^ b'A' ^ b'B']);
+        assert_eq!(
+            f,
+            vec![0x40, 0x00, 0x02, b'A', b'B', 0x40 ^ 0x02 ^ b'A' ^ b'B']
+        );
     }
 
     #[test]
@@ -558,7 +712,10 @@ mod tests {
         }
         f.push(ACK);
         assert!(d.feed(&f).is_ok());
-        assert!(matches!(d.decode(), Err(CodecError::BadChecksum { ident: 0x45, .. })));
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::BadChecksum { ident: 0x45, .. })
+        ));
         assert_eq!(d.decode(), Ok(Some(Unit::Control(ACK))));
     }
 
@@ -566,7 +723,13 @@ mod tests {
     fn oversize_refused_from_length_field() {
         let mut d = MarkemDecoder::new(16);
         assert!(d.feed(&[0x41, 0x01, 0x00]).is_ok());
-        assert!(matches!(d.decode(), Err(CodecError::Oversize { size: 256, limit: 16 })));
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::Oversize {
+                size: 256,
+                limit: 16
+            })
+        ));
         assert_eq!(d.pending(), 0);
     }
 
@@ -575,7 +738,10 @@ mod tests {
         let reqs = [
             HostRequest::Enq,
             HostRequest::SelectJob("J1".into()),
-            HostRequest::ExternalVariables(vec![(1, b"0109506000134352".to_vec()), (2, b"X".to_vec())]),
+            HostRequest::ExternalVariables(vec![
+                (1, b"0109506000134352".to_vec()),
+                (2, b"X".to_vec()),
+            ]),
             HostRequest::ClearBuffer,
             HostRequest::PrintAckEnable(true),
             HostRequest::FaultStatus,
@@ -600,7 +766,12 @@ mod tests {
             PrinterReply::Ack,
             PrinterReply::Nak,
             PrinterReply::PrintAck(70000),
-            PrinterReply::FaultStatus { state: 2, queued: 3, count: 9, faults: vec![101, 7] },
+            PrinterReply::FaultStatus {
+                state: 2,
+                queued: 3,
+                count: 9,
+                faults: vec![101, 7],
+            },
         ];
         let mut d = ReplyDecoder::default();
         for r in &reps {

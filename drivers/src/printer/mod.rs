@@ -171,7 +171,10 @@ impl Default for TwinState {
 impl TwinState {
     /// A ready twin holding up to `capacity` queued prints.
     pub fn new(capacity: usize) -> Self {
-        TwinState(Arc::new(Mutex::new(TwinInner { capacity, ..TwinInner::default() })))
+        TwinState(Arc::new(Mutex::new(TwinInner {
+            capacity,
+            ..TwinInner::default()
+        })))
     }
 
     /// Lock the state (recovering from a poisoned lock: the data stays usable).
@@ -187,7 +190,10 @@ impl TwinState {
             return None;
         }
         let fields = s.queue.pop_front()?;
-        let rec = PrintedRecord { job: s.job.clone().unwrap_or_default(), fields };
+        let rec = PrintedRecord {
+            job: s.job.clone().unwrap_or_default(),
+            fields,
+        };
         s.printed.push(rec.clone());
         let n = s.printed.len() as u64;
         s.unreported.push_back(n);
@@ -248,6 +254,9 @@ pub(crate) fn item_fields<'a>(item: &'a PrintItem, code_field: &'a str) -> Vec<(
     if item.fields.is_empty() {
         vec![(code_field, item.element_string.as_str())]
     } else {
-        item.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        item.fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 }

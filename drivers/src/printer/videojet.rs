@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use crate::error::{CodecError, Error};
 use crate::link::{Decoder, DeviceSession, Framed, Link, bounded_extend};
-use crate::printer::{PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields};
+use crate::printer::{
+    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields,
+};
 
 const CR: u8 = b'\r';
 
@@ -57,13 +59,22 @@ pub struct TextFrame {
 }
 
 fn malformed(what: &'static str, detail: impl Into<String>) -> CodecError {
-    CodecError::Malformed { what, detail: detail.into() }
+    CodecError::Malformed {
+        what,
+        detail: detail.into(),
+    }
 }
 
 impl TextFrame {
     fn parse(line: &[u8]) -> Result<Self, CodecError> {
-        if let Some(&b) = line.iter().find(|&&b| !(0x20..=0x7e).contains(&b) && b != 0x1d) {
-            return Err(CodecError::UnexpectedByte { byte: b, context: "in a text protocol line" });
+        if let Some(&b) = line
+            .iter()
+            .find(|&&b| !(0x20..=0x7e).contains(&b) && b != 0x1d)
+        {
+            return Err(CodecError::UnexpectedByte {
+                byte: b,
+                context: "in a text protocol line",
+            });
         }
         let text = String::from_utf8_lossy(line);
         let mut parts: Vec<String> = text.split('|').map(str::to_string).collect();
@@ -72,7 +83,10 @@ impl TextFrame {
         }
         let cmd = parts.remove(0);
         if cmd.len() != 3 || !cmd.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(malformed("text command", format!("{cmd:.20?} is not three upper-case letters")));
+            return Err(malformed(
+                "text command",
+                format!("{cmd:.20?} is not three upper-case letters"),
+            ));
         }
         Ok(TextFrame { cmd, args: parts })
     }
@@ -91,15 +105,22 @@ impl TextFrame {
     }
 
     fn arg(&self, i: usize) -> Result<&str, CodecError> {
-        self.args
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| malformed("text message", format!("{} lacks argument {}", self.cmd, i + 1)))
+        self.args.get(i).map(String::as_str).ok_or_else(|| {
+            malformed(
+                "text message",
+                format!("{} lacks argument {}", self.cmd, i + 1),
+            )
+        })
     }
 
     fn num<T: std::str::FromStr>(&self, i: usize) -> Result<T, CodecError> {
         let a = self.arg(i)?;
-        a.parse().map_err(|_| malformed("text message", format!("{} argument {} is not a number: {a:.20?}", self.cmd, i + 1)))
+        a.parse().map_err(|_| {
+            malformed(
+                "text message",
+                format!("{} argument {} is not a number: {a:.20?}", self.cmd, i + 1),
+            )
+        })
     }
 }
 
@@ -127,8 +148,13 @@ pub enum HostCommand {
 }
 
 fn check_value(what: &str, v: &str) -> Result<(), Error> {
-    if let Some(c) = v.chars().find(|&c| matches!(c, '|' | '=') || !(c == '\u{1d}' || (' '..='~').contains(&c))) {
-        return Err(Error::config(format!("text protocol: {what} contains {c:?}, which cannot be sent")));
+    if let Some(c) = v
+        .chars()
+        .find(|&c| matches!(c, '|' | '=') || !(c == '\u{1d}' || (' '..='~').contains(&c)))
+    {
+        return Err(Error::config(format!(
+            "text protocol: {what} contains {c:?}, which cannot be sent"
+        )));
     }
     Ok(())
 }
@@ -153,7 +179,9 @@ impl HostCommand {
             HostCommand::ClearQueue => TextFrame::encode("CQI", &[]),
             HostCommand::GetStatus => TextFrame::encode("GST", &[]),
             HostCommand::Print => TextFrame::encode("PRN", &[]),
-            HostCommand::AsyncStatus(on) => TextFrame::encode("ASE", &[if *on { "1" } else { "0" }.to_string()]),
+            HostCommand::AsyncStatus(on) => {
+                TextFrame::encode("ASE", &[if *on { "1" } else { "0" }.to_string()])
+            }
         })
     }
 }
@@ -165,7 +193,9 @@ impl TextMessage for HostCommand {
             "JDA" => {
                 let mut v = Vec::new();
                 for a in &f.args {
-                    let (k, val) = a.split_once('=').ok_or_else(|| malformed("JDA", format!("field {a:.30?} has no '='")))?;
+                    let (k, val) = a
+                        .split_once('=')
+                        .ok_or_else(|| malformed("JDA", format!("field {a:.30?} has no '='")))?;
                     v.push((k.to_string(), val.to_string()));
                 }
                 if v.is_empty() {
@@ -177,7 +207,12 @@ impl TextMessage for HostCommand {
             "GST" => HostCommand::GetStatus,
             "PRN" => HostCommand::Print,
             "ASE" => HostCommand::AsyncStatus(f.arg(0)? == "1"),
-            other => return Err(malformed("host command", format!("unknown command {other}"))),
+            other => {
+                return Err(malformed(
+                    "host command",
+                    format!("unknown command {other}"),
+                ));
+            }
         })
     }
 }
@@ -226,13 +261,31 @@ impl PrinterMessage {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             PrinterMessage::Ack => TextFrame::encode("ACK", &[]),
-            PrinterMessage::Err { code, text } => TextFrame::encode("ERR", &[code.to_string(), text.clone()]),
-            PrinterMessage::Status { state, queued, count, fault_code, fault_text } => TextFrame::encode(
+            PrinterMessage::Err { code, text } => {
+                TextFrame::encode("ERR", &[code.to_string(), text.clone()])
+            }
+            PrinterMessage::Status {
+                state,
+                queued,
+                count,
+                fault_code,
+                fault_text,
+            } => TextFrame::encode(
                 "STS",
-                &[state.to_string(), queued.to_string(), count.to_string(), fault_code.to_string(), fault_text.clone()],
+                &[
+                    state.to_string(),
+                    queued.to_string(),
+                    count.to_string(),
+                    fault_code.to_string(),
+                    fault_text.clone(),
+                ],
             ),
-            PrinterMessage::PrintComplete { count } => TextFrame::encode("PRC", &[count.to_string()]),
-            PrinterMessage::Fault { code, text } => TextFrame::encode("FLT", &[code.to_string(), text.clone()]),
+            PrinterMessage::PrintComplete { count } => {
+                TextFrame::encode("PRC", &[count.to_string()])
+            }
+            PrinterMessage::Fault { code, text } => {
+                TextFrame::encode("FLT", &[code.to_string(), text.clone()])
+            }
         }
     }
 }
@@ -242,7 +295,10 @@ impl TextMessage for PrinterMessage {
         let opt_text = |i: usize| f.args.get(i).cloned().unwrap_or_default();
         Ok(match f.cmd.as_str() {
             "ACK" => PrinterMessage::Ack,
-            "ERR" => PrinterMessage::Err { code: f.num(0)?, text: opt_text(1) },
+            "ERR" => PrinterMessage::Err {
+                code: f.num(0)?,
+                text: opt_text(1),
+            },
             "STS" => PrinterMessage::Status {
                 state: f.num(0)?,
                 queued: f.num(1)?,
@@ -251,8 +307,16 @@ impl TextMessage for PrinterMessage {
                 fault_text: opt_text(4),
             },
             "PRC" => PrinterMessage::PrintComplete { count: f.num(0)? },
-            "FLT" => PrinterMessage::Fault { code: f.num(0)?, text: opt_text(1) },
-            other => return Err(malformed("printer message", format!("unknown message {other}"))),
+            "FLT" => PrinterMessage::Fault {
+                code: f.num(0)?,
+                text: opt_text(1),
+            },
+            other => {
+                return Err(malformed(
+                    "printer message",
+                    format!("unknown message {other}"),
+                ));
+            }
         })
     }
 }
@@ -274,7 +338,11 @@ impl<M> Default for TextDecoder<M> {
 impl<M> TextDecoder<M> {
     /// A decoder accepting lines up to `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        TextDecoder { buf: Vec::new(), limit, _m: PhantomData }
+        TextDecoder {
+            buf: Vec::new(),
+            limit,
+            _m: PhantomData,
+        }
     }
 }
 
@@ -295,14 +363,20 @@ impl<M: TextMessage> Decoder for TextDecoder<M> {
                     let line: Vec<u8> = self.buf.drain(..=end).collect();
                     let body = line.get(..end).unwrap_or_default();
                     if body.len() > self.limit {
-                        return Err(CodecError::Oversize { size: body.len(), limit: self.limit });
+                        return Err(CodecError::Oversize {
+                            size: body.len(),
+                            limit: self.limit,
+                        });
                     }
                     return TextFrame::parse(body).and_then(M::from_frame).map(Some);
                 }
                 None if self.buf.len() > self.limit => {
                     let size = self.buf.len();
                     self.buf.clear();
-                    return Err(CodecError::Oversize { size, limit: self.limit });
+                    return Err(CodecError::Oversize {
+                        size,
+                        limit: self.limit,
+                    });
                 }
                 None => return Ok(None),
             }
@@ -326,7 +400,11 @@ pub struct VideojetConfig {
 
 impl Default for VideojetConfig {
     fn default() -> Self {
-        VideojetConfig { timeout: Duration::from_secs(2), code_field: "CODE".into(), buffer_depth: 4 }
+        VideojetConfig {
+            timeout: Duration::from_secs(2),
+            code_field: "CODE".into(),
+            buffer_depth: 4,
+        }
     }
 }
 
@@ -342,7 +420,11 @@ pub struct VideojetPrinter {
 impl VideojetPrinter {
     /// Connect over an open link: enables asynchronous status and reads the printer's
     /// print counter as the baseline (two round trips).
-    pub fn new(link: Box<dyn Link>, device: impl Into<String>, cfg: VideojetConfig) -> Result<Self, Error> {
+    pub fn new(
+        link: Box<dyn Link>,
+        device: impl Into<String>,
+        cfg: VideojetConfig,
+    ) -> Result<Self, Error> {
         let mut p = VideojetPrinter {
             framed: Framed::new(link, TextDecoder::default(), device),
             cfg,
@@ -350,7 +432,10 @@ impl VideojetPrinter {
             count: 0,
             faults: Vec::new(),
         };
-        p.command(&HostCommand::AsyncStatus(true), "enabling asynchronous status")?;
+        p.command(
+            &HostCommand::AsyncStatus(true),
+            "enabling asynchronous status",
+        )?;
         p.status()?;
         Ok(p)
     }
@@ -369,7 +454,10 @@ impl VideojetPrinter {
             }
             PrinterMessage::Fault { code, text } => {
                 tracing::warn!(device = self.framed.device(), code, text = %text, "printer fault");
-                self.faults.push(PrinterFault { code: code.to_string(), text });
+                self.faults.push(PrinterFault {
+                    code: code.to_string(),
+                    text,
+                });
                 None
             }
             other => Some(other),
@@ -381,7 +469,11 @@ impl VideojetPrinter {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err(Error::Timeout { device: self.framed.device().to_string(), during, timeout: self.cfg.timeout });
+                return Err(Error::Timeout {
+                    device: self.framed.device().to_string(),
+                    during,
+                    timeout: self.cfg.timeout,
+                });
             }
             let m = self.framed.recv(left, during)?;
             if let Some(r) = self.absorb(m) {
@@ -434,7 +526,10 @@ impl Printer for VideojetPrinter {
     }
 
     fn printed_count(&mut self) -> Result<u64, Error> {
-        while let Some(m) = self.framed.poll(Duration::from_millis(1), "reading asynchronous status")? {
+        while let Some(m) = self
+            .framed
+            .poll(Duration::from_millis(1), "reading asynchronous status")?
+        {
             if let Some(other) = self.absorb(m) {
                 tracing::warn!(device = self.framed.device(), message = ?other, "unexpected message ignored");
             }
@@ -443,20 +538,35 @@ impl Printer for VideojetPrinter {
     }
 
     fn status(&mut self) -> Result<PrinterStatus, Error> {
-        self.framed.send(&HostCommand::GetStatus.encode()?, "requesting status")?;
+        self.framed
+            .send(&HostCommand::GetStatus.encode()?, "requesting status")?;
         match self.reply("requesting status")? {
-            PrinterMessage::Status { state, queued, count, fault_code, fault_text } => {
+            PrinterMessage::Status {
+                state,
+                queued,
+                count,
+                fault_code,
+                fault_text,
+            } => {
                 self.note_count(count);
                 self.faults.clear();
                 if fault_code != 0 {
-                    self.faults.push(PrinterFault { code: fault_code.to_string(), text: fault_text });
+                    self.faults.push(PrinterFault {
+                        code: fault_code.to_string(),
+                        text: fault_text,
+                    });
                 }
                 let state = match state {
                     0 => PrinterState::Ready,
                     1 => PrinterState::Paused,
                     _ => PrinterState::Faulted,
                 };
-                Ok(PrinterStatus { state, faults: self.faults.clone(), queued: Some(queued), printed: self.count })
+                Ok(PrinterStatus {
+                    state,
+                    faults: self.faults.clone(),
+                    queued: Some(queued),
+                    printed: self.count,
+                })
             }
             other => Err(Error::Protocol {
                 device: self.framed.device().to_string(),
@@ -481,7 +591,11 @@ pub struct VideojetSession {
 impl VideojetSession {
     /// A session on shared twin state.
     pub fn new(state: TwinState) -> Self {
-        VideojetSession { state, async_on: false, faults_reported: 0 }
+        VideojetSession {
+            state,
+            async_on: false,
+            faults_reported: 0,
+        }
     }
 }
 
@@ -491,7 +605,13 @@ impl DeviceSession for VideojetSession {
         TextDecoder::default()
     }
     fn on_message(&mut self, msg: HostCommand) -> Vec<u8> {
-        let err = |code, text: &str| PrinterMessage::Err { code, text: text.into() }.encode();
+        let err = |code, text: &str| {
+            PrinterMessage::Err {
+                code,
+                text: text.into(),
+            }
+            .encode()
+        };
         match msg {
             HostCommand::SelectJob(j) => {
                 if self.state.select(&j) {
@@ -511,8 +631,13 @@ impl DeviceSession for VideojetSession {
             }
             HostCommand::GetStatus => {
                 let s = self.state.lock();
-                let (fault_code, fault_text) = s.faults.first().cloned().unwrap_or((0, String::new()));
-                let state = if !s.faults.is_empty() { 2 } else { u8::from(s.paused) };
+                let (fault_code, fault_text) =
+                    s.faults.first().cloned().unwrap_or((0, String::new()));
+                let state = if !s.faults.is_empty() {
+                    2
+                } else {
+                    u8::from(s.paused)
+                };
                 PrinterMessage::Status {
                     state,
                     queued: s.queue.len() as u32,
@@ -533,7 +658,11 @@ impl DeviceSession for VideojetSession {
         }
     }
     fn on_error(&mut self, e: &CodecError) -> Vec<u8> {
-        PrinterMessage::Err { code: err_code::BAD_COMMAND, text: e.to_string().replace('|', "/") }.encode()
+        PrinterMessage::Err {
+            code: err_code::BAD_COMMAND,
+            text: e.to_string().replace('|', "/"),
+        }
+        .encode()
     }
     fn on_idle(&mut self) -> Vec<u8> {
         let mut s = self.state.lock();
@@ -544,7 +673,13 @@ impl DeviceSession for VideojetSession {
                 out.extend(PrinterMessage::PrintComplete { count }.encode());
             }
             for (code, text) in s.faults.iter().skip(self.faults_reported) {
-                out.extend(PrinterMessage::Fault { code: *code, text: text.clone() }.encode());
+                out.extend(
+                    PrinterMessage::Fault {
+                        code: *code,
+                        text: text.clone(),
+                    }
+                    .encode(),
+                );
             }
         }
         self.faults_reported = s.faults.len();
@@ -578,7 +713,10 @@ mod tests {
     fn commands_roundtrip() {
         let cmds = [
             HostCommand::SelectJob("PHARMA1".into()),
-            HostCommand::JobData(vec![("SERIAL".into(), "ABC123".into()), ("LOT".into(), "L1".into())]),
+            HostCommand::JobData(vec![
+                ("SERIAL".into(), "ABC123".into()),
+                ("LOT".into(), "L1".into()),
+            ]),
             HostCommand::ClearQueue,
             HostCommand::GetStatus,
             HostCommand::Print,
@@ -588,7 +726,10 @@ mod tests {
         for c in &cmds {
             bytes.extend(c.encode().unwrap_or_default());
         }
-        let got: Vec<HostCommand> = decode_all(&bytes).into_iter().filter_map(Result::ok).collect();
+        let got: Vec<HostCommand> = decode_all(&bytes)
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
         assert_eq!(got, cmds);
     }
 

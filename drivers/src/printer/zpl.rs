@@ -66,8 +66,13 @@ pub fn escape_datamatrix(element_string: &str) -> Result<String, Error> {
 
 /// Undo [`escape_datamatrix`] (device side): `_1` → GS (the leading one dropped).
 pub fn unescape_datamatrix(fd: &str) -> Result<String, CodecError> {
-    let bad = |detail: String| CodecError::Malformed { what: "^BX field data", detail };
-    let body = fd.strip_prefix("_1").ok_or_else(|| bad(format!("does not start with FNC1 (_1): {:.40}", fd)))?;
+    let bad = |detail: String| CodecError::Malformed {
+        what: "^BX field data",
+        detail,
+    };
+    let body = fd
+        .strip_prefix("_1")
+        .ok_or_else(|| bad(format!("does not start with FNC1 (_1): {:.40}", fd)))?;
     let mut out = String::with_capacity(body.len());
     let mut it = body.chars();
     while let Some(c) = it.next() {
@@ -79,18 +84,30 @@ pub fn unescape_datamatrix(fd: &str) -> Result<String, CodecError> {
             Some('1') => out.push(GS),
             Some('d') => {
                 let digits: String = it.by_ref().take(3).collect();
-                let v = digits.parse::<u8>().map_err(|_| bad(format!("bad _d escape {digits:?}")))?;
+                let v = digits
+                    .parse::<u8>()
+                    .map_err(|_| bad(format!("bad _d escape {digits:?}")))?;
                 out.push(char::from(v));
             }
-            other => return Err(bad(format!("unsupported escape _{}", other.map(String::from).unwrap_or_default()))),
+            other => {
+                return Err(bad(format!(
+                    "unsupported escape _{}",
+                    other.map(String::from).unwrap_or_default()
+                )));
+            }
         }
     }
     Ok(out)
 }
 
 fn check_text(name: &str, value: &str) -> Result<(), Error> {
-    if let Some(c) = value.chars().find(|c| matches!(c, '^' | '~') || c.is_control()) {
-        return Err(Error::config(format!("ZPL: field {name} contains {c:?}, which cannot be sent in ^FD")));
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '^' | '~') || c.is_control())
+    {
+        return Err(Error::config(format!(
+            "ZPL: field {name} contains {c:?}, which cannot be sent in ^FD"
+        )));
     }
     Ok(())
 }
@@ -132,7 +149,10 @@ impl Default for HsLineDecoder {
 impl HsLineDecoder {
     /// A decoder accepting lines up to `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        HsLineDecoder { buf: Vec::new(), limit }
+        HsLineDecoder {
+            buf: Vec::new(),
+            limit,
+        }
     }
 }
 
@@ -142,26 +162,41 @@ impl Decoder for HsLineDecoder {
         bounded_extend(&mut self.buf, bytes, self.limit)
     }
     fn decode(&mut self) -> Result<Option<String>, CodecError> {
-        let skip = self.buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
         self.buf.drain(..skip);
-        let Some(&first) = self.buf.first() else { return Ok(None) };
+        let Some(&first) = self.buf.first() else {
+            return Ok(None);
+        };
         if first != STX {
             self.buf.drain(..1);
-            return Err(CodecError::UnexpectedByte { byte: first, context: "outside an STX…ETX status line" });
+            return Err(CodecError::UnexpectedByte {
+                byte: first,
+                context: "outside an STX…ETX status line",
+            });
         }
         match self.buf.iter().position(|&b| b == ETX) {
             Some(end) => {
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
                 let inner = line.get(1..end).unwrap_or_default();
                 if let Some(&b) = inner.iter().find(|b| !b.is_ascii() || b.is_ascii_control()) {
-                    return Err(CodecError::UnexpectedByte { byte: b, context: "inside a status line" });
+                    return Err(CodecError::UnexpectedByte {
+                        byte: b,
+                        context: "inside a status line",
+                    });
                 }
                 Ok(Some(String::from_utf8_lossy(inner).into_owned()))
             }
             None if self.buf.len() > self.limit => {
                 let size = self.buf.len();
                 self.buf.clear();
-                Err(CodecError::Oversize { size, limit: self.limit })
+                Err(CodecError::Oversize {
+                    size,
+                    limit: self.limit,
+                })
             }
             None => Ok(None),
         }
@@ -217,7 +252,11 @@ fn fields<'a>(line: &'a str, n: usize, which: &'static str) -> Result<Vec<&'a st
     if f.len() != n {
         return Err(CodecError::Malformed {
             what: which,
-            detail: format!("expected {n} comma-separated fields, got {}: {:.60}", f.len(), line),
+            detail: format!(
+                "expected {n} comma-separated fields, got {}: {:.60}",
+                f.len(),
+                line
+            ),
         });
     }
     Ok(f)
@@ -226,9 +265,15 @@ fn fields<'a>(line: &'a str, n: usize, which: &'static str) -> Result<Vec<&'a st
 fn num<T: std::str::FromStr>(f: &[&str], i: usize, which: &'static str) -> Result<T, CodecError> {
     let s = f.get(i).copied().unwrap_or_default();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CodecError::Malformed { what: which, detail: format!("field {} is not a number: {s:?}", i + 1) });
+        return Err(CodecError::Malformed {
+            what: which,
+            detail: format!("field {} is not a number: {s:?}", i + 1),
+        });
     }
-    s.parse().map_err(|_| CodecError::Malformed { what: which, detail: format!("field {} out of range: {s:?}", i + 1) })
+    s.parse().map_err(|_| CodecError::Malformed {
+        what: which,
+        detail: format!("field {} out of range: {s:?}", i + 1),
+    })
 }
 
 fn flag(f: &[&str], i: usize, which: &'static str) -> Result<bool, CodecError> {
@@ -237,7 +282,11 @@ fn flag(f: &[&str], i: usize, which: &'static str) -> Result<bool, CodecError> {
         Some("1") => Ok(true),
         other => Err(CodecError::Malformed {
             what: which,
-            detail: format!("field {} is not a 0/1 flag: {:?}", i + 1, other.unwrap_or_default()),
+            detail: format!(
+                "field {} is not a 0/1 flag: {:?}",
+                i + 1,
+                other.unwrap_or_default()
+            ),
         }),
     }
 }
@@ -306,16 +355,31 @@ impl HostStatus {
         let mut v = Vec::new();
         let mut add = |on: bool, code: &str, text: &str| {
             if on {
-                v.push(PrinterFault { code: code.into(), text: text.into() });
+                v.push(PrinterFault {
+                    code: code.into(),
+                    text: text.into(),
+                });
             }
         };
         add(self.paper_out, "paper_out", "paper out");
         add(self.head_up, "head_up", "print head open");
         add(self.ribbon_out, "ribbon_out", "ribbon out");
         add(self.buffer_full, "buffer_full", "receive buffer full");
-        add(self.corrupt_ram, "corrupt_ram", "corrupt RAM, configuration lost");
-        add(self.under_temperature, "under_temperature", "under temperature");
-        add(self.over_temperature, "over_temperature", "over temperature");
+        add(
+            self.corrupt_ram,
+            "corrupt_ram",
+            "corrupt RAM, configuration lost",
+        );
+        add(
+            self.under_temperature,
+            "under_temperature",
+            "under temperature",
+        );
+        add(
+            self.over_temperature,
+            "over_temperature",
+            "over temperature",
+        );
         v
     }
 }
@@ -354,7 +418,13 @@ pub struct ZebraPrinter {
 impl ZebraPrinter {
     /// Drive a printer over an open link; `device` names it in errors.
     pub fn new(link: Box<dyn Link>, device: impl Into<String>, cfg: ZplConfig) -> Self {
-        ZebraPrinter { framed: Framed::new(link, HsLineDecoder::default(), device), cfg, template: None, sent: 0, printed: 0 }
+        ZebraPrinter {
+            framed: Framed::new(link, HsLineDecoder::default(), device),
+            cfg,
+            template: None,
+            sent: 0,
+            printed: 0,
+        }
     }
 
     /// Ask `~HS` and parse the answer.
@@ -383,7 +453,12 @@ impl Printer for ZebraPrinter {
     }
 
     fn select_job(&mut self, job: &str) -> Result<(), Error> {
-        let t = self.cfg.templates.iter().find(|(n, _)| n == job).map(|(_, t)| t.clone());
+        let t = self
+            .cfg
+            .templates
+            .iter()
+            .find(|(n, _)| n == job)
+            .map(|(_, t)| t.clone());
         match t {
             Some(t) => {
                 self.template = Some(t);
@@ -392,20 +467,32 @@ impl Printer for ZebraPrinter {
             None => Err(Error::config(format!(
                 "{}: no ZPL template named {job:?} (known: {})",
                 self.framed.device(),
-                self.cfg.templates.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                self.cfg
+                    .templates
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
 
     fn load(&mut self, items: &[PrintItem]) -> Result<(), Error> {
         let Some(template) = self.template.clone() else {
-            return Err(Error::config(format!("{}: load before select_job", self.framed.device())));
+            return Err(Error::config(format!(
+                "{}: load before select_job",
+                self.framed.device()
+            )));
         };
         for item in items {
             let bytes = render_label(&template, item)?;
             self.framed.send(&bytes, "sending a label format")?;
             self.sent += 1;
-            tracing::debug!(device = self.framed.device(), unit = item.unit, "zpl label sent");
+            tracing::debug!(
+                device = self.framed.device(),
+                unit = item.unit,
+                "zpl label sent"
+            );
         }
         Ok(())
     }
@@ -472,7 +559,10 @@ impl Default for ZplDecoder {
 impl ZplDecoder {
     /// A decoder accepting formats up to `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        ZplDecoder { buf: Vec::new(), limit }
+        ZplDecoder {
+            buf: Vec::new(),
+            limit,
+        }
     }
 }
 
@@ -482,50 +572,76 @@ impl Decoder for ZplDecoder {
         bounded_extend(&mut self.buf, bytes, self.limit)
     }
     fn decode(&mut self) -> Result<Option<ZplMessage>, CodecError> {
-        let skip = self.buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
         self.buf.drain(..skip);
-        let Some(&first) = self.buf.first() else { return Ok(None) };
+        let Some(&first) = self.buf.first() else {
+            return Ok(None);
+        };
         match first {
             b'~' => {
-                let Some(cmd) = self.buf.get(..3) else { return Ok(None) };
+                let Some(cmd) = self.buf.get(..3) else {
+                    return Ok(None);
+                };
                 let msg = match cmd {
                     b"~HS" => ZplMessage::HostStatus,
                     b"~JA" => ZplMessage::CancelAll,
                     other => {
-                        let detail = format!("unsupported command {:?}", String::from_utf8_lossy(other));
+                        let detail =
+                            format!("unsupported command {:?}", String::from_utf8_lossy(other));
                         self.buf.drain(..3);
-                        return Err(CodecError::Malformed { what: "ZPL command", detail });
+                        return Err(CodecError::Malformed {
+                            what: "ZPL command",
+                            detail,
+                        });
                     }
                 };
                 self.buf.drain(..3);
                 Ok(Some(msg))
             }
             b'^' => {
-                let Some(head) = self.buf.get(..3) else { return Ok(None) };
+                let Some(head) = self.buf.get(..3) else {
+                    return Ok(None);
+                };
                 if head != b"^XA" {
                     let detail = format!("expected ^XA, got {:?}", String::from_utf8_lossy(head));
                     self.buf.drain(..1);
-                    return Err(CodecError::Malformed { what: "ZPL format start", detail });
+                    return Err(CodecError::Malformed {
+                        what: "ZPL format start",
+                        detail,
+                    });
                 }
                 match self.buf.windows(3).position(|w| w == b"^XZ") {
                     Some(end) => {
                         let raw: Vec<u8> = self.buf.drain(..end + 3).collect();
                         match String::from_utf8(raw) {
                             Ok(s) => Ok(Some(ZplMessage::Format(s))),
-                            Err(_) => Err(CodecError::Malformed { what: "ZPL format", detail: "not UTF-8".into() }),
+                            Err(_) => Err(CodecError::Malformed {
+                                what: "ZPL format",
+                                detail: "not UTF-8".into(),
+                            }),
                         }
                     }
                     None if self.buf.len() > self.limit => {
                         let size = self.buf.len();
                         self.buf.clear();
-                        Err(CodecError::Oversize { size, limit: self.limit })
+                        Err(CodecError::Oversize {
+                            size,
+                            limit: self.limit,
+                        })
                     }
                     None => Ok(None),
                 }
             }
             b => {
                 self.buf.drain(..1);
-                Err(CodecError::UnexpectedByte { byte: b, context: "outside a ZPL format" })
+                Err(CodecError::UnexpectedByte {
+                    byte: b,
+                    context: "outside a ZPL format",
+                })
             }
         }
     }
@@ -537,17 +653,20 @@ impl Decoder for ZplDecoder {
 /// Extract the DataMatrix element string from a format (device side): the `^FD`
 /// data that follows `^BX`, up to `^FS`, unescaped.
 pub fn datamatrix_data(format: &str) -> Result<String, CodecError> {
-    let bx = format
-        .find("^BX")
-        .ok_or_else(|| CodecError::Malformed { what: "ZPL format", detail: "no ^BX DataMatrix field".into() })?;
+    let bx = format.find("^BX").ok_or_else(|| CodecError::Malformed {
+        what: "ZPL format",
+        detail: "no ^BX DataMatrix field".into(),
+    })?;
     let rest = format.get(bx..).unwrap_or_default();
-    let fd = rest
-        .find("^FD")
-        .ok_or_else(|| CodecError::Malformed { what: "ZPL format", detail: "^BX without ^FD".into() })?;
+    let fd = rest.find("^FD").ok_or_else(|| CodecError::Malformed {
+        what: "ZPL format",
+        detail: "^BX without ^FD".into(),
+    })?;
     let data = rest.get(fd + 3..).unwrap_or_default();
-    let end = data
-        .find("^FS")
-        .ok_or_else(|| CodecError::Malformed { what: "ZPL format", detail: "^FD without ^FS".into() })?;
+    let end = data.find("^FS").ok_or_else(|| CodecError::Malformed {
+        what: "ZPL format",
+        detail: "^FD without ^FS".into(),
+    })?;
     unescape_datamatrix(data.get(..end).unwrap_or_default())
 }
 
@@ -609,7 +728,9 @@ impl DeviceSession for ZplSession {
                             tracing::warn!("zpl twin: buffer full, format dropped");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "zpl twin: format without DataMatrix ignored"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "zpl twin: format without DataMatrix ignored")
+                    }
                 }
                 Vec::new()
             }
@@ -643,14 +764,24 @@ mod tests {
 
     #[test]
     fn unfilled_placeholder_is_config_error() {
-        let item = PrintItem { unit: 3, element_string: "01".into(), fields: vec![] };
+        let item = PrintItem {
+            unit: 3,
+            element_string: "01".into(),
+            fields: vec![],
+        };
         let e = render_label("^XA^FD{LOT}^FS^XZ", &item);
         assert!(matches!(e, Err(Error::Config(m)) if m.contains("{LOT}")));
     }
 
     #[test]
     fn host_status_roundtrip() {
-        let hs = HostStatus { paper_out: true, formats_in_buffer: 7, labels_remaining: 12, head_up: true, ..HostStatus::default() };
+        let hs = HostStatus {
+            paper_out: true,
+            formats_in_buffer: 7,
+            labels_remaining: 12,
+            head_up: true,
+            ..HostStatus::default()
+        };
         let mut d = HsLineDecoder::default();
         assert!(d.feed(&hs.encode()).is_ok());
         let mut lines = Vec::new();
@@ -673,10 +804,17 @@ mod tests {
         }
         assert_eq!(
             got,
-            vec![ZplMessage::HostStatus, ZplMessage::Format("^XA^FDx^FS^XZ".into()), ZplMessage::CancelAll]
+            vec![
+                ZplMessage::HostStatus,
+                ZplMessage::Format("^XA^FDx^FS^XZ".into()),
+                ZplMessage::CancelAll
+            ]
         );
         assert!(d.feed(b"Q").is_ok());
-        assert!(matches!(d.decode(), Err(CodecError::UnexpectedByte { byte: b'Q', .. })));
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::UnexpectedByte { byte: b'Q', .. })
+        ));
         assert_eq!(d.pending(), 0);
     }
 

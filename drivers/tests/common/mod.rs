@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root (parent of drivers/).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Fail (not skip) when a Debian tool is missing.
@@ -23,14 +26,21 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("`{tool}` is required by this test but not installed: run `apt-get install -y {package}`");
+    panic!(
+        "`{tool}` is required by this test but not installed: run `apt-get install -y {package}`"
+    );
 }
 
 /// The Python with pymodbus: `$LINECTL_PY` or `<repo>/.venv/bin/python`.
 pub fn python() -> PathBuf {
-    let py = std::env::var_os("LINECTL_PY").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let py = std::env::var_os("LINECTL_PY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
     let ok = Command::new(&py)
-        .args(["-c", "import pymodbus,sys; sys.exit(0 if pymodbus.__version__=='3.16.1' else 1)"])
+        .args([
+            "-c",
+            "import pymodbus,sys; sys.exit(0 if pymodbus.__version__=='3.16.1' else 1)",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -45,7 +55,9 @@ pub fn python() -> PathBuf {
 
 /// Path of a peer script.
 pub fn peer_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
 }
 
 /// A child process killed (by its own pid) on drop.
@@ -72,7 +84,10 @@ pub fn pty_pair() -> PtyPair {
     let a = dir.path().join("a").to_string_lossy().into_owned();
     let b = dir.path().join("b").to_string_lossy().into_owned();
     let child = Command::new(socat)
-        .args([format!("pty,raw,echo=0,link={a}"), format!("pty,raw,echo=0,link={b}")])
+        .args([
+            format!("pty,raw,echo=0,link={a}"),
+            format!("pty,raw,echo=0,link={b}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -80,10 +95,18 @@ pub fn pty_pair() -> PtyPair {
     let guard = ChildGuard(child);
     let end = Instant::now() + Duration::from_secs(5);
     while !(Path::new(&a).exists() && Path::new(&b).exists()) {
-        assert!(Instant::now() < end, "socat did not create the PTY links {a} and {b}");
+        assert!(
+            Instant::now() < end,
+            "socat did not create the PTY links {a} and {b}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    PtyPair { a, b, _child: guard, _dir: dir }
+    PtyPair {
+        a,
+        b,
+        _child: guard,
+        _dir: dir,
+    }
 }
 
 /// Wait until something accepts TCP connections on 127.0.0.1:port.
@@ -97,7 +120,10 @@ pub fn wait_port(port: u16, what: &str) {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One step of a golden transcript.
@@ -123,7 +149,10 @@ fn unescape(s: &str, line: usize) -> Vec<u8> {
                 Some(b'\\') => out.push(b'\\'),
                 Some(b'x') => {
                     let h = std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or("");
-                    out.push(u8::from_str_radix(h, 16).unwrap_or_else(|_| panic!("line {line}: bad \\x escape")));
+                    out.push(
+                        u8::from_str_radix(h, 16)
+                            .unwrap_or_else(|_| panic!("line {line}: bad \\x escape")),
+                    );
                     i += 2;
                 }
                 other => panic!("line {line}: bad escape {other:?}"),
@@ -140,7 +169,9 @@ fn unescape(s: &str, line: usize) -> Vec<u8> {
 /// Read `tests/data/<name>`: lines `> ...`, `< ...`, `! print`, `# comment`.
 /// Bytes use `\r \n \\ \xHH` escapes.
 pub fn transcript(name: &str) -> Vec<Step> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut steps = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -161,15 +192,21 @@ pub fn transcript(name: &str) -> Vec<Step> {
 /// sends exactly the `>` bytes. Returns its address and a handle yielding the verdict.
 pub fn scripted_device(steps: Vec<Step>) -> (String, JoinHandle<Result<(), String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let h = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
         for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Host(want) => {
                     let mut got = vec![0u8; want.len()];
-                    s.read_exact(&mut got).map_err(|e| format!("step {i}: reading {:?}: {e}", String::from_utf8_lossy(want)))?;
+                    s.read_exact(&mut got).map_err(|e| {
+                        format!("step {i}: reading {:?}: {e}", String::from_utf8_lossy(want))
+                    })?;
                     if &got != want {
                         return Err(format!(
                             "step {i}: host sent {:?}, transcript says {:?}",
@@ -183,10 +220,14 @@ pub fn scripted_device(steps: Vec<Step>) -> (String, JoinHandle<Result<(), Strin
             }
         }
         // Nothing more may arrive.
-        s.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| e.to_string())?;
         let mut extra = [0u8; 64];
         match s.read(&mut extra) {
-            Ok(n) if n > 0 => Err(format!("host sent extra bytes {:?}", String::from_utf8_lossy(&extra[..n]))),
+            Ok(n) if n > 0 => Err(format!(
+                "host sent extra bytes {:?}",
+                String::from_utf8_lossy(&extra[..n])
+            )),
             _ => Ok(()),
         }
     });
@@ -211,9 +252,14 @@ pub enum Act {
 /// A TCP peer acting out `acts`.
 pub fn evil_device(acts: Vec<Act>) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let h = std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else { return };
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         for a in acts {
             match a {
