@@ -158,8 +158,12 @@ impl Decoder for FrameDecoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let pixels = self.buf.get(HEADER_LEN..total).unwrap_or_default().to_vec();
-        self.buf.drain(..total);
+        // Take the buffer as the pixel vector (one in-place move, no new allocation
+        // for the pixels); bytes after the frame stay buffered.
+        let rest = self.buf.split_off(total);
+        let mut pixels = std::mem::replace(&mut self.buf, rest);
+        pixels.copy_within(HEADER_LEN.., 0);
+        pixels.truncate(total - HEADER_LEN);
         Ok(Some(Frame {
             unit,
             timestamp_us,
