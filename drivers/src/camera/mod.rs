@@ -5,6 +5,8 @@
 
 pub mod dir;
 pub mod stream;
+#[cfg(feature = "v4l")]
+pub mod v4l;
 
 use crate::error::Error;
 
