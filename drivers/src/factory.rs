@@ -126,7 +126,8 @@ pub fn connect_plc_with(
 
 /// Open a frame source. `kind`: `dir` (address = directory of PNG/PGM files, replayed
 /// in name order), `tcp` (address = `host:port` of a frame stream server) or, with
-/// the `v4l` feature, `v4l` (address = device path such as `/dev/video0`).
+/// the `v4l` feature, `v4l` (address = device path such as `/dev/video0`), with the
+/// `aravis` feature, `aravis` (address = camera id, empty for the first camera).
 pub fn connect_frame_source(
     kind: &str,
     address: &str,
@@ -135,6 +136,10 @@ pub fn connect_frame_source(
     match kind.to_ascii_lowercase().as_str() {
         "dir" => Ok(Box::new(DirectorySource::open(address)?)),
         "tcp" => Ok(Box::new(StreamSource::connect(address, timeout)?)),
+        #[cfg(feature = "aravis")]
+        "aravis" => Ok(Box::new(crate::camera::aravis::AravisSource::open(
+            address, timeout,
+        )?)),
         #[cfg(feature = "v4l")]
         "v4l" => Ok(Box::new(crate::camera::v4l::V4lSource::open(
             address, timeout,

@@ -3,6 +3,8 @@
 //!
 //! Owns: acquiring frames. Does not own: decoding the DataMatrix in them (vision stage).
 
+#[cfg(feature = "aravis")]
+pub mod aravis;
 pub mod dir;
 pub mod stream;
 #[cfg(feature = "v4l")]
