@@ -508,7 +508,7 @@ impl Renderer {
     pub fn new(spec: FrameSpec) -> Result<Self, RenderError> {
         spec.validate()?;
         let background = background::generate(&spec);
-        let mut rng = ChaCha8Rng::seed_from_u64(spec.background.seed ^ 0x6e6f_6973_65);
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.background.seed ^ 0x006e_6f69_7365);
         let amp = i32::from(spec.sensor_noise);
         let noise = (0..NOISE_PERIOD + spec.width as usize)
             .map(|_| {
