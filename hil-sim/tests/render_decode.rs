@@ -249,17 +249,34 @@ fn rectangular_and_dmre_symbols_decode() {
 
 #[test]
 fn clean_dotted_prints_decode() {
-    let spec = FrameSpec {
-        print_style: PrintStyle::Dotted { dot_diameter: 0.9 },
-        ..FrameSpec::default()
-    };
-    for (i, s) in CONTENTS.iter().enumerate().take(3) {
-        let c = content(s);
-        let (frame, info) = frame_of(render(&spec, &c, None, 21 + i as u64));
-        dump(&format!("dotted-clean-{i}"), &frame);
-        // Plainly or after the closing a dotted-print reader applies.
-        let read = decode(&frame).or_else(|| decode(&closed(&roi(&frame, &info), 1)));
-        assert_eq!(read.as_deref(), Some(c.as_str()), "dotted content {i}");
+    let diameters: Vec<f64> = std::env::var("RENDER_DOT_DIAMETERS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|d| d.parse().ok()).collect())
+        .unwrap_or_else(|| vec![0.8, 1.0]);
+    for dot_diameter in diameters {
+        let spec = FrameSpec {
+            print_style: PrintStyle::Dotted { dot_diameter },
+            ..FrameSpec::default()
+        };
+        let mut direct = 0;
+        for (i, s) in CONTENTS.iter().enumerate() {
+            let c = content(s);
+            let (frame, info) = frame_of(render(&spec, &c, None, 21 + i as u64));
+            dump(&format!("dotted-clean-{i}"), &frame);
+            // Plainly or after the closing a dotted-print reader applies.
+            let plain = decode(&frame);
+            direct += usize::from(plain.as_deref() == Some(c.as_str()));
+            let read = plain.or_else(|| decode(&closed(&roi(&frame, &info), 1)));
+            assert_eq!(
+                read.as_deref(),
+                Some(c.as_str()),
+                "dots {dot_diameter}, content {i}"
+            );
+        }
+        eprintln!(
+            "dot diameter {dot_diameter}: {direct} of {} read without closing",
+            CONTENTS.len()
+        );
     }
 }
 
@@ -275,7 +292,9 @@ fn every_defect_class_is_rejectable() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    let mut summary = Vec::new();
     for &class in DefectClass::ALL {
+        let (mut no_read, mut other_read, mut worst_contrast) = (0, 0, 0.0f64);
         for seed in 0..seeds {
             let c = content(CONTENTS[(seed % 4) as usize]);
             let defect = Defect::new(class, seed.wrapping_mul(0x9E37_79B9) + 1);
@@ -305,10 +324,12 @@ fn every_defect_class_is_rejectable() {
                     assert!(read.is_some(), "{class} seed {seed}: wrong code must read");
                     assert_eq!(read.as_deref(), printed, "{class} seed {seed}");
                     assert_ne!(read.as_deref(), Some(c.as_str()), "{class} seed {seed}");
+                    other_read += 1;
                 }
                 ExpectedRejection::LowGrade => {
                     let sc = symbol_contrast(&frame, &info);
                     assert!(sc < 0.20, "{class} seed {seed}: symbol contrast {sc}");
+                    worst_contrast = worst_contrast.max(sc);
                 }
                 ExpectedRejection::NoRead | ExpectedRejection::NoReadOrLowGrade => {
                     let reads = decode_any_way(&frame, &info);
@@ -319,11 +340,20 @@ fn every_defect_class_is_rejectable() {
                     if !class.prints_code() {
                         assert!(info.printed.is_none() && reads.is_empty());
                     }
+                    if reads.is_empty() {
+                        no_read += 1;
+                    } else {
+                        other_read += 1;
+                    }
                 }
                 ExpectedRejection::MissingFrame => unreachable!("drop-out handled above"),
             }
         }
+        summary.push(format!(
+            "{class}: {seeds} frames, {no_read} no read, {other_read} read to other content, worst contrast {worst_contrast:.3}"
+        ));
     }
+    eprintln!("{}", summary.join("\n"));
 }
 
 #[test]

@@ -96,7 +96,10 @@ fn spec_errors_name_the_bad_token() {
                 token: "skew".into(),
             },
         ),
-        ("skew=0.6,smudge=0.5", SpecError::TotalAboveOne { total: 1.1 }),
+        (
+            "skew=0.6,smudge=0.5",
+            SpecError::TotalAboveOne { total: 1.1 },
+        ),
     ];
     for (input, expected) in cases {
         let got = input.parse::<DefectSpec>();
@@ -112,7 +115,10 @@ fn spec_errors_name_the_bad_token() {
             let msg = e.to_string();
             assert!(msg.contains("`smudgy`"), "{msg}");
             assert!(msg.contains("defect class"), "{msg}");
-            assert!(msg.contains("camera-drop-out"), "lists the known classes: {msg}");
+            assert!(
+                msg.contains("camera-drop-out"),
+                "lists the known classes: {msg}"
+            );
         }
         other => panic!("expected UnknownClass, got {other:?}"),
     }
@@ -121,7 +127,10 @@ fn spec_errors_name_the_bad_token() {
         other => panic!("expected UnknownClass, got {other:?}"),
     }
     // Every message shows the offending token.
-    let e = "skew=0.1,blur=0.2".parse::<DefectSpec>().err().map(|e| e.to_string());
+    let e = "skew=0.1,blur=0.2"
+        .parse::<DefectSpec>()
+        .err()
+        .map(|e| e.to_string());
     assert!(e.is_some_and(|m| m.contains("`blur`")));
 }
 
@@ -239,5 +248,8 @@ fn fault_plans_draw_their_rates_independently_of_defects() {
     let same = (0..UNITS)
         .filter(|&u| plan.fault_for(u).is_some() && defects.defect_for(u).is_some())
         .count();
-    assert!(same < 60, "fault and defect draws correlate: {same} units share both");
+    assert!(
+        same < 60,
+        "fault and defect draws correlate: {same} units share both"
+    );
 }
