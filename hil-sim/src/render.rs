@@ -498,12 +498,20 @@ const NOISE_PERIOD: usize = 1 << 16;
 
 /// A renderer for one [`FrameSpec`]: holds the precomputed carton background and the
 /// sensor-noise table, and reusable scratch buffers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Renderer {
     spec: FrameSpec,
     background: Vec<u8>,
     noise: Vec<i16>,
     dots: Vec<Dot>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Renderer {
@@ -607,7 +615,7 @@ impl Renderer {
             .mul(&Mat3::rotate(theta))
             .mul(&Mat3::scale(spec.module_px))
             .mul(&Mat3::translate(-mw / 2.0, -mh / 2.0));
-        check_fit(spec, &grid, theta)?;
+        check_fit(spec, &grid)?;
 
         if matches!(
             class,
@@ -752,7 +760,7 @@ fn encode(content: &Content, shape: SymbolShape) -> Result<ModuleGrid, RenderErr
 
 /// The clean symbol, its one-module quiet zone, the worst-case jitter and rotation
 /// must stay inside the clear zone and the frame.
-fn check_fit(spec: &FrameSpec, grid: &ModuleGrid, _theta: f64) -> Result<(), RenderError> {
+fn check_fit(spec: &FrameSpec, grid: &ModuleGrid) -> Result<(), RenderError> {
     let half_w = (grid.width as f64 / 2.0 + 1.0) * spec.module_px;
     let half_h = (grid.height as f64 / 2.0 + 1.0) * spec.module_px;
     let max_rot = (spec.rotation_deg.abs() + spec.rotation_jitter_deg)
@@ -1021,11 +1029,17 @@ fn draw(frame: &mut GreyFrame, prints: &[Option<Print<'_>>], blot: Option<&Blot>
     let mut bbox = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for p in prints.iter().flatten() {
         let (mw, mh) = (p.grid.width as f64, p.grid.height as f64);
-        let mut corners = vec![(0.0, 0.0), (mw, 0.0), (mw, mh), (0.0, mh)];
-        if let Some(b) = blot {
-            let (x0, y0, x1, y1) = b.extent();
-            corners.extend([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]);
-        }
+        let (bx0, by0, bx1, by1) = blot.map_or((0.0, 0.0, mw, mh), Blot::extent);
+        let corners = [
+            (0.0, 0.0),
+            (mw, 0.0),
+            (mw, mh),
+            (0.0, mh),
+            (bx0, by0),
+            (bx1, by0),
+            (bx1, by1),
+            (bx0, by1),
+        ];
         for (u, v) in corners {
             let (x, y) = p.to_pixel.apply(u, v);
             bbox = (bbox.0.min(x), bbox.1.min(y), bbox.2.max(x), bbox.3.max(y));
