@@ -493,6 +493,17 @@ pub fn render_unit(
     Renderer::new(spec.clone())?.render(content, defect, rng_seed)
 }
 
+/// The render seed of unit `unit` in a run seeded with `run_seed` (SplitMix64 of the
+/// pair), so a runner gets independent, reproducible per-unit variation without
+/// keeping an RNG stream in step across threads.
+pub fn unit_seed(run_seed: u64, unit: u64) -> u64 {
+    let mut z = run_seed ^ unit.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Length of the sensor-noise table; rows read it at pseudo-random offsets.
 const NOISE_PERIOD: usize = 1 << 16;
 
@@ -1313,6 +1324,24 @@ mod tests {
                 assert!(finder >= 3, "content {i} seed {seed}: finder hit {finder}");
             }
         }
+    }
+
+    #[test]
+    fn too_long_content_is_an_encode_error() {
+        let c = content(&"9".repeat(4000));
+        match render_unit(&FrameSpec::default(), &c, None, 1) {
+            Err(RenderError::Encode { len, .. }) => assert_eq!(len, 4000),
+            other => panic!("expected an encode error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unit_seeds_differ_per_unit_and_run() {
+        let seeds: std::collections::HashSet<u64> = (0..1000)
+            .flat_map(|u| [unit_seed(1, u), unit_seed(2, u)])
+            .collect();
+        assert_eq!(seeds.len(), 2000);
+        assert_eq!(unit_seed(7, 9), unit_seed(7, 9));
     }
 
     #[test]
