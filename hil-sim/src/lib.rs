@@ -2,3 +2,6 @@
 //! devices (PLC, printers, camera, site server), the rendering of printed codes into
 //! camera frames with injected defects, and the scenario runner. It reuses the device
 //! codecs of `linectl-drivers` for the device side, so both ends speak the same bytes.
+
+pub mod defects;
+pub mod render;
