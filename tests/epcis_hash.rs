@@ -47,7 +47,10 @@ fn cbv2_event_hash_vectors() {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some((stem, ext)) = name.rsplit_once('.') {
-            stems.entry(stem.to_owned()).or_default().push(ext.to_owned());
+            stems
+                .entry(stem.to_owned())
+                .or_default()
+                .push(ext.to_owned());
         }
     }
 
@@ -93,14 +96,14 @@ fn cbv2_event_hash_vectors() {
                 .push(stem.clone());
         }
         files_run += 1;
-        if let Some(h) = &want_hash {
-            if h.len() != got.len() {
-                failures.push(format!(
-                    "{stem}: {} events but {} expected hashes",
-                    got.len(),
-                    h.len()
-                ));
-            }
+        if let Some(h) = &want_hash
+            && h.len() != got.len()
+        {
+            failures.push(format!(
+                "{stem}: {} events but {} expected hashes",
+                got.len(),
+                h.len()
+            ));
         }
         for (i, (pre, hash)) in got.iter().enumerate() {
             events_run += 1;
@@ -127,7 +130,11 @@ fn cbv2_event_hash_vectors() {
                 } else {
                     failures.push(format!(
                         "{stem}[{i}] prehash{}\n  got  {pre}\n  want {want}",
-                        if consistent { "" } else { " (expected line is not the pre-image of the expected hash)" }
+                        if consistent {
+                            ""
+                        } else {
+                            " (expected line is not the pre-image of the expected hash)"
+                        }
                     ));
                 }
             }
@@ -143,5 +150,10 @@ fn cbv2_event_hash_vectors() {
         println!("skipped {} ({reason}): {}", list.len(), list.join(", "));
     }
     assert!(events_run > 0, "no vectors found in {}", dir.display());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -44,12 +44,21 @@ fn all_kinds(form: IdForm) -> Result<Vec<(&'static str, Event)>, EpcisError> {
     let case = Sscc::new("340123451111111111")?;
     let serials = ["100001", "A/B\"&%<>?!(),:*+';=", "X_9-.z"];
     Ok(vec![
-        ("commissioning", line.commissioning(t, &serials, "LOT-42/A", "281200")?),
-        ("rejected_destroyed", line.rejected_destroyed(t, &serials[..1])?),
+        (
+            "commissioning",
+            line.commissioning(t, &serials, "LOT-42/A", "281200")?,
+        ),
+        (
+            "rejected_destroyed",
+            line.rejected_destroyed(t, &serials[..1])?,
+        ),
         ("invalidated", line.invalidated(t, &serials[1..])?),
         ("sampled", line.sampled(t, &serials[2..])?),
         ("aggregate", line.aggregate(t, &case, &serials)?),
-        ("disaggregate_some", line.disaggregate(t, &case, &serials[..1])?),
+        (
+            "disaggregate_some",
+            line.disaggregate(t, &case, &serials[..1])?,
+        ),
         ("disaggregate_all", line.disaggregate(t, &case, &[])?),
     ])
 }
@@ -84,7 +93,11 @@ fn every_emitted_document_validates() -> Result<(), EpcisError> {
         let mut all = Vec::new();
         for (kind, event) in all_kinds(form)? {
             let event = event.with_hash_id()?;
-            assert!(event.event_id().is_some_and(|id| id.starts_with("ni:///sha-256;")));
+            assert!(
+                event
+                    .event_id()
+                    .is_some_and(|id| id.starts_with("ni:///sha-256;"))
+            );
             let doc = EpcisDocument {
                 creation_date: creation,
                 events: vec![event.clone()],
@@ -104,11 +117,19 @@ fn every_emitted_document_validates() -> Result<(), EpcisError> {
         }
         .to_json();
         let errs = errors(&v, &doc);
-        assert!(errs.is_empty(), "all kinds in one document ({form_name}): {errs:?}");
+        assert!(
+            errs.is_empty(),
+            "all kinds in one document ({form_name}): {errs:?}"
+        );
     }
-    println!("schema-validated {checked} event kinds x identifier forms, plus 2 combined documents");
+    println!(
+        "schema-validated {checked} event kinds x identifier forms, plus 2 combined documents"
+    );
     Ok(())
 }
+
+/// A named way to break a valid document.
+type Breakage = (&'static str, fn(&mut Value));
 
 #[test]
 fn broken_documents_fail_validation() -> Result<(), EpcisError> {
@@ -120,7 +141,7 @@ fn broken_documents_fail_validation() -> Result<(), EpcisError> {
     }
     .to_json();
     assert!(errors(&v, &good).is_empty());
-    let breakages: [(&str, fn(&mut Value)); 4] = [
+    let breakages: [Breakage; 4] = [
         ("unknown bare bizStep", |d| {
             d["epcisBody"]["eventList"][0]["bizStep"] = "commisioning".into();
         }),

@@ -113,7 +113,11 @@ impl Ilmd {
     /// Lot and expiry from their GS1 forms: lot as printed (AI 10, CSET 82, 1..=20),
     /// expiry `YYMMDD` (AI 17; day `00` = last day of the month) with the century taken
     /// relative to `reference_year`.
-    pub fn from_gs1(lot: &str, expiry_yymmdd: &str, reference_year: i64) -> Result<Self, EpcisError> {
+    pub fn from_gs1(
+        lot: &str,
+        expiry_yymmdd: &str,
+        reference_year: i64,
+    ) -> Result<Self, EpcisError> {
         // A lot has the same syntax as a serial (CSET 82, 1..=20).
         Serial::new(lot).map_err(|e| EpcisError::Identifier(format!("lot: {e}")))?;
         Ok(Ilmd {
@@ -285,7 +289,9 @@ impl ObjectEventBuilder {
     pub fn build(self) -> Result<ObjectEvent, EpcisError> {
         let e = self.event;
         if e.epc_list.is_empty() {
-            return Err(EpcisError::Event("ObjectEvent with an empty epcList".into()));
+            return Err(EpcisError::Event(
+                "ObjectEvent with an empty epcList".into(),
+            ));
         }
         no_duplicates("epcList", &e.epc_list)?;
         if e.ilmd.is_some() && e.action != Action::Add {
@@ -332,7 +338,12 @@ impl AggregationEvent {
 
     fn to_json(&self) -> Value {
         let mut m = Map::new();
-        common_fields(&mut m, "AggregationEvent", self.event_id.as_deref(), &self.time);
+        common_fields(
+            &mut m,
+            "AggregationEvent",
+            self.event_id.as_deref(),
+            &self.time,
+        );
         if let Some(p) = &self.parent_id {
             m.insert("parentID".into(), json!(p));
         }
@@ -570,7 +581,13 @@ impl LineEvents {
     ) -> Result<Event, EpcisError> {
         let ilmd = Ilmd::from_gs1(lot, expiry_yymmdd, time.local_year())?;
         Ok(self
-            .object(Action::Add, time, serials, BizStep::Commissioning, Disposition::Active)?
+            .object(
+                Action::Add,
+                time,
+                serials,
+                BizStep::Commissioning,
+                Disposition::Active,
+            )?
             .ilmd(ilmd)
             .build()?
             .into())
@@ -578,9 +595,19 @@ impl LineEvents {
 
     /// Units printed, rejected and destroyed at the line: DELETE, `destroying`,
     /// `destroyed`.
-    pub fn rejected_destroyed(&self, time: EventTime, serials: &[&str]) -> Result<Event, EpcisError> {
+    pub fn rejected_destroyed(
+        &self,
+        time: EventTime,
+        serials: &[&str],
+    ) -> Result<Event, EpcisError> {
         Ok(self
-            .object(Action::Delete, time, serials, BizStep::Destroying, Disposition::Destroyed)?
+            .object(
+                Action::Delete,
+                time,
+                serials,
+                BizStep::Destroying,
+                Disposition::Destroyed,
+            )?
             .build()?
             .into())
     }
@@ -634,13 +661,23 @@ impl LineEvents {
     }
 
     /// Units packed into the case `parent`: ADD, `packing`.
-    pub fn aggregate(&self, time: EventTime, parent: &Sscc, serials: &[&str]) -> Result<Event, EpcisError> {
+    pub fn aggregate(
+        &self,
+        time: EventTime,
+        parent: &Sscc,
+        serials: &[&str],
+    ) -> Result<Event, EpcisError> {
         self.aggregation(Action::Add, BizStep::Packing, time, parent, serials)
     }
 
     /// Units taken out of the case `parent` (rework): DELETE, `unpacking`; no serials
     /// means all children.
-    pub fn disaggregate(&self, time: EventTime, parent: &Sscc, serials: &[&str]) -> Result<Event, EpcisError> {
+    pub fn disaggregate(
+        &self,
+        time: EventTime,
+        parent: &Sscc,
+        serials: &[&str],
+    ) -> Result<Event, EpcisError> {
         self.aggregation(Action::Delete, BizStep::Unpacking, time, parent, serials)
     }
 }
@@ -676,16 +713,26 @@ mod tests {
         assert_eq!(j["disposition"], "active");
         assert_eq!(j["eventTime"], "2025-11-30T21:00:00.000+01:00");
         assert_eq!(j["eventTimeZoneOffset"], "+01:00");
-        assert_eq!(j["epcList"][0], "https://id.gs1.org/01/04012345111118/21/A1");
-        assert_eq!(j["readPoint"]["id"], "https://id.gs1.org/414/4012345000054/254/1");
-        assert_eq!(j["bizLocation"]["id"], "https://id.gs1.org/414/4012345000054");
+        assert_eq!(
+            j["epcList"][0],
+            "https://id.gs1.org/01/04012345111118/21/A1"
+        );
+        assert_eq!(
+            j["readPoint"]["id"],
+            "https://id.gs1.org/414/4012345000054/254/1"
+        );
+        assert_eq!(
+            j["bizLocation"]["id"],
+            "https://id.gs1.org/414/4012345000054"
+        );
         assert_eq!(j["ilmd"]["cbvmda:lotNumber"], "LOT1");
         assert_eq!(j["ilmd"]["cbvmda:itemExpirationDate"], "2028-02-29");
         Ok(())
     }
 
     #[test]
-    fn hash_id_is_the_same_for_both_identifier_forms_and_ignores_the_id() -> Result<(), EpcisError> {
+    fn hash_id_is_the_same_for_both_identifier_forms_and_ignores_the_id() -> Result<(), EpcisError>
+    {
         let t = EventTime::new(1_764_532_800_000, 60)?;
         let dl = line(IdForm::DigitalLink)?.commissioning(t, &["A/1", "B(2)"], "L", "281231")?;
         let urn = line(urn()?)?.commissioning(t, &["A/1", "B(2)"], "L", "281231")?;
@@ -717,9 +764,24 @@ mod tests {
                 .build()
                 .is_err()
         );
-        assert!(AggregationEvent::builder(Action::Add, t).children(["x:1".to_string()]).build().is_err());
-        assert!(AggregationEvent::builder(Action::Add, t).parent("x:p").build().is_err());
-        assert!(AggregationEvent::builder(Action::Delete, t).parent("x:p").build().is_ok());
+        assert!(
+            AggregationEvent::builder(Action::Add, t)
+                .children(["x:1".to_string()])
+                .build()
+                .is_err()
+        );
+        assert!(
+            AggregationEvent::builder(Action::Add, t)
+                .parent("x:p")
+                .build()
+                .is_err()
+        );
+        assert!(
+            AggregationEvent::builder(Action::Delete, t)
+                .parent("x:p")
+                .build()
+                .is_ok()
+        );
         let l = line(IdForm::DigitalLink)?;
         assert!(l.commissioning(t, &["bad serial"], "L", "280101").is_err());
         assert!(l.commissioning(t, &["1"], "", "280101").is_err());

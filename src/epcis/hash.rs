@@ -80,7 +80,8 @@ impl HashContext {
     /// Adds (or overrides) a prefix.
     pub fn with_prefix(mut self, prefix: &str, namespace: &str) -> Self {
         self.prefixes.retain(|(p, _)| p != prefix);
-        self.prefixes.push((prefix.to_owned(), namespace.to_owned()));
+        self.prefixes
+            .push((prefix.to_owned(), namespace.to_owned()));
         self
     }
 
@@ -109,11 +110,11 @@ impl HashContext {
         for holder in holders.into_iter().flatten() {
             if let Some(map) = holder.as_object() {
                 for (k, v) in map {
-                    if k == "ignoreFields" || k.ends_with(":ignoreFields") {
-                        if let Value::Array(fields) = v {
-                            ctx.ignore_fields
-                                .extend(fields.iter().filter_map(Value::as_str).map(String::from));
-                        }
+                    if (k == "ignoreFields" || k.ends_with(":ignoreFields"))
+                        && let Value::Array(fields) = v
+                    {
+                        ctx.ignore_fields
+                            .extend(fields.iter().filter_map(Value::as_str).map(String::from));
                     }
                 }
             }
@@ -131,12 +132,11 @@ impl HashContext {
 
     /// `prefix:local` → `{namespace}local` for a known prefix; other names unchanged.
     fn expand_key(&self, key: &str) -> String {
-        if let Some((prefix, local)) = key.split_once(':') {
-            if !local.starts_with("//") {
-                if let Some(ns) = self.namespace(prefix) {
-                    return format!("{{{ns}}}{local}");
-                }
-            }
+        if let Some((prefix, local)) = key.split_once(':')
+            && !local.starts_with("//")
+            && let Some(ns) = self.namespace(prefix)
+        {
+            return format!("{{{ns}}}{local}");
         }
         key.to_owned()
     }
@@ -273,7 +273,9 @@ fn canon_scalar(
         return Ok(None);
     }
     Ok(Some(match kind {
-        Kind::Time => normalise_timestamp(s).map_err(|e| EpcisError::Hash(format!("{path}: {e}")))?,
+        Kind::Time => {
+            normalise_timestamp(s).map_err(|e| EpcisError::Hash(format!("{path}: {e}")))?
+        }
         Kind::Plain => s.to_owned(),
         Kind::Id => canon_uri(s, ctx),
         Kind::Vocab(web, urn) => {
@@ -469,7 +471,10 @@ fn sensor_element_list(value: &Value, ctx: &HashContext) -> Result<String, Epcis
         }
         if let Some(reports) = element.get("sensorReport") {
             let mut rs = Vec::new();
-            for (j, r) in as_array(reports, &at(&path, "sensorReport"))?.iter().enumerate() {
+            for (j, r) in as_array(reports, &at(&path, "sensorReport"))?
+                .iter()
+                .enumerate()
+            {
                 let p = format!("{path}.sensorReport[{j}]");
                 let b = ordered_object(as_object(r, &p)?, SENSOR_REPORT, ctx, &p)?;
                 if !b.is_empty() {
@@ -581,9 +586,7 @@ pub fn prehash(event: &Value, ctx: &HashContext) -> Result<String, EpcisError> {
         .and_then(Value::as_str)
         .ok_or_else(|| EpcisError::Hash("event has no \"type\"".into()))?;
     if !obj.contains_key("eventTime") {
-        return Err(EpcisError::Hash(format!(
-            "{event_type} has no eventTime"
-        )));
+        return Err(EpcisError::Hash(format!("{event_type} has no eventTime")));
     }
     let mut out = format!("eventType={event_type}");
     for key in ORDER {
@@ -656,7 +659,8 @@ pub fn document_hashes(doc: &Value) -> Result<Vec<(String, String)>, EpcisError>
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let p = prehash(e, &ctx).map_err(|err| EpcisError::Hash(format!("event {i}: {err}")))?;
+            let p =
+                prehash(e, &ctx).map_err(|err| EpcisError::Hash(format!("event {i}: {err}")))?;
             let h = hash_of_prehash(&p);
             Ok((p, h))
         })
@@ -683,7 +687,9 @@ mod tests {
         assert_eq!(prehash(&ev, &ctx).ok().as_deref(), Some(want));
         assert_eq!(
             event_hash(&ev, &ctx).ok().as_deref(),
-            Some("ni:///sha-256;ffa491b16867e34a7791a8d5389d826afc24e63a121026b6a4004ace38631b4b?ver=CBV2.0")
+            Some(
+                "ni:///sha-256;ffa491b16867e34a7791a8d5389d826afc24e63a121026b6a4004ace38631b4b?ver=CBV2.0"
+            )
         );
     }
 
@@ -695,10 +701,16 @@ mod tests {
         if let Some(o) = decorated.as_object_mut() {
             o.insert("eventID".into(), json!("ni:///sha-256;00?ver=CBV2.0"));
             o.insert("recordTime".into(), json!("2021-01-01T00:00:00Z"));
-            o.insert("errorDeclaration".into(), json!({"declarationTime": "2021-01-01T00:00:00Z", "reason": "incorrect_data"}));
+            o.insert(
+                "errorDeclaration".into(),
+                json!({"declarationTime": "2021-01-01T00:00:00Z", "reason": "incorrect_data"}),
+            );
         }
         let ctx = HashContext::epcis_default();
-        assert_eq!(event_hash(&base, &ctx).ok(), event_hash(&decorated, &ctx).ok());
+        assert_eq!(
+            event_hash(&base, &ctx).ok(),
+            event_hash(&decorated, &ctx).ok()
+        );
     }
 
     #[test]
@@ -707,10 +719,17 @@ mod tests {
         let no_type = json!({"eventTime": "2020-01-01T00:00:00Z"});
         assert!(prehash(&no_type, &ctx).is_err());
         let bad_time = json!({"type": "ObjectEvent", "eventTime": "yesterday"});
-        let err = prehash(&bad_time, &ctx).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = prehash(&bad_time, &ctx)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("eventTime"), "{err}");
-        let bad_list = json!({"type": "ObjectEvent", "eventTime": "2020-01-01T00:00:00Z", "epcList": "x"});
-        let err = prehash(&bad_list, &ctx).err().map(|e| e.to_string()).unwrap_or_default();
+        let bad_list =
+            json!({"type": "ObjectEvent", "eventTime": "2020-01-01T00:00:00Z", "epcList": "x"});
+        let err = prehash(&bad_list, &ctx)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("epcList"), "{err}");
     }
 }

@@ -326,7 +326,11 @@ fn canonical_from_urn(uri: &str) -> Option<String> {
                 let mut p = rest.splitn(3, '.');
                 let (cp, item, serial) = (p.next()?, p.next()?, p.next()?);
                 let gtin = gtin_from_epc(cp, item)?;
-                let (ai, max) = if scheme == "sgtin" { ("21", 20) } else { ("235", 28) };
+                let (ai, max) = if scheme == "sgtin" {
+                    ("21", 20)
+                } else {
+                    ("235", 28)
+                };
                 urn_value_ok(serial, max)
                     .then(|| format!("{DL}/01/{gtin}/{ai}/{}", dl_escape_from_urn(serial)))
             }
@@ -334,7 +338,10 @@ fn canonical_from_urn(uri: &str) -> Option<String> {
                 let (cp, serial_ref) = rest.split_once('.')?;
                 split_digits(cp, serial_ref, 17)?;
                 let (ext, sr) = serial_ref.split_at(1);
-                Some(format!("{DL}/00/{}", with_check(&format!("{ext}{cp}{sr}"))?))
+                Some(format!(
+                    "{DL}/00/{}",
+                    with_check(&format!("{ext}{cp}{sr}"))?
+                ))
             }
             "sgln" => {
                 let mut p = rest.splitn(3, '.');
@@ -366,7 +373,10 @@ fn canonical_from_urn(uri: &str) -> Option<String> {
                 let (cp, service) = rest.split_once('.')?;
                 split_digits(cp, service, 17)?;
                 let ai = if scheme == "gsrn" { "8018" } else { "8017" };
-                Some(format!("{DL}/{ai}/{}", with_check(&format!("{cp}{service}"))?))
+                Some(format!(
+                    "{DL}/{ai}/{}",
+                    with_check(&format!("{cp}{service}"))?
+                ))
             }
             "gdti" | "sgcn" => {
                 let mut p = rest.splitn(3, '.');
@@ -398,7 +408,10 @@ fn canonical_from_urn(uri: &str) -> Option<String> {
             "gsin" => {
                 let (cp, shipper) = rest.split_once('.')?;
                 split_digits(cp, shipper, 16)?;
-                Some(format!("{DL}/402/{}", with_check(&format!("{cp}{shipper}"))?))
+                Some(format!(
+                    "{DL}/402/{}",
+                    with_check(&format!("{cp}{shipper}"))?
+                ))
             }
             "itip" => {
                 let mut p = rest.splitn(5, '.');
@@ -439,7 +452,10 @@ fn canonical_from_urn(uri: &str) -> Option<String> {
             "grai" => {
                 let (cp, asset) = rest.split_once('.')?;
                 split_digits(cp, asset, 12)?;
-                Some(format!("{DL}/8003/{}", with_check(&format!("0{cp}{asset}"))?))
+                Some(format!(
+                    "{DL}/8003/{}",
+                    with_check(&format!("0{cp}{asset}"))?
+                ))
             }
             "gdti" | "sgcn" => {
                 let (cp, doc) = rest.split_once('.')?;

@@ -54,8 +54,8 @@ pub mod ids;
 pub mod time;
 
 pub use event::{
-    Action, AggregationEvent, AggregationEventBuilder, BizStep, Disposition, EpcisDocument,
-    Event, Ilmd, LineEvents, ObjectEvent, ObjectEventBuilder,
+    Action, AggregationEvent, AggregationEventBuilder, BizStep, Disposition, EpcisDocument, Event,
+    Ilmd, LineEvents, ObjectEvent, ObjectEventBuilder,
 };
 pub use hash::{HashContext, document_hashes, event_hash, prehash};
 pub use ids::{CompanyPrefixLen, Gtin, IdForm, Serial, Sgln, Sscc};

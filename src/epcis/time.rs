@@ -111,7 +111,9 @@ fn format_ms(ms: i64) -> String {
 
 fn num(s: &str, what: &str, full: &str) -> Result<u32, EpcisError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(EpcisError::Time(format!("{what} in {full:?} is not a number")));
+        return Err(EpcisError::Time(format!(
+            "{what} in {full:?} is not a number"
+        )));
     }
     s.parse()
         .map_err(|_| EpcisError::Time(format!("{what} in {full:?} is not a number")))
@@ -142,7 +144,9 @@ pub fn parse_to_utc_ms(s: &str) -> Result<i64, EpcisError> {
         let pos = time.rfind(['+', '-']).ok_or_else(|| bad("no time zone"))?;
         let (c, z) = time.split_at(pos);
         let sign = if z.starts_with('-') { -1 } else { 1 };
-        let (h, m) = z[1..].split_once(':').ok_or_else(|| bad("zone not ±HH:MM"))?;
+        let (h, m) = z[1..]
+            .split_once(':')
+            .ok_or_else(|| bad("zone not ±HH:MM"))?;
         let (h, m) = (num(h, "zone hours", s)?, num(m, "zone minutes", s)?);
         if h > 14 || m > 59 {
             return Err(bad("zone out of range"));
@@ -221,7 +225,10 @@ mod tests {
     #[test]
     fn normalises_to_utc_milliseconds_with_half_up_rounding() {
         let cases = [
-            ("2022-02-16T20:33:31.116000-06:00", "2022-02-17T02:33:31.116Z"),
+            (
+                "2022-02-16T20:33:31.116000-06:00",
+                "2022-02-17T02:33:31.116Z",
+            ),
             ("2023-02-02T11:04:03.1415Z", "2023-02-02T11:04:03.142Z"),
             ("2023-02-02T11:04:03.1414Z", "2023-02-02T11:04:03.141Z"),
             ("2020-03-04T11:00:30+01:00", "2020-03-04T10:00:30.000Z"),
@@ -229,7 +236,11 @@ mod tests {
             ("2024-02-29T00:30:00+01:00", "2024-02-28T23:30:00.000Z"),
         ];
         for (input, want) in cases {
-            assert_eq!(normalise_timestamp(input).ok().as_deref(), Some(want), "{input}");
+            assert_eq!(
+                normalise_timestamp(input).ok().as_deref(),
+                Some(want),
+                "{input}"
+            );
         }
         for bad in [
             "2022-02-30T00:00:00Z",
@@ -252,14 +263,35 @@ mod tests {
 
     #[test]
     fn gs1_dates() {
-        assert_eq!(gs1_date_to_iso("281231", 2026).ok().as_deref(), Some("2028-12-31"));
-        assert_eq!(gs1_date_to_iso("280200", 2026).ok().as_deref(), Some("2028-02-29"));
-        assert_eq!(gs1_date_to_iso("270200", 2026).ok().as_deref(), Some("2027-02-28"));
-        assert_eq!(gs1_date_to_iso("300400", 2026).ok().as_deref(), Some("2030-04-30"));
+        assert_eq!(
+            gs1_date_to_iso("281231", 2026).ok().as_deref(),
+            Some("2028-12-31")
+        );
+        assert_eq!(
+            gs1_date_to_iso("280200", 2026).ok().as_deref(),
+            Some("2028-02-29")
+        );
+        assert_eq!(
+            gs1_date_to_iso("270200", 2026).ok().as_deref(),
+            Some("2027-02-28")
+        );
+        assert_eq!(
+            gs1_date_to_iso("300400", 2026).ok().as_deref(),
+            Some("2030-04-30")
+        );
         // window: 77 with reference 2026 is 51 years ahead -> previous century
-        assert_eq!(gs1_date_to_iso("770101", 2026).ok().as_deref(), Some("1977-01-01"));
-        assert_eq!(gs1_date_to_iso("760101", 2026).ok().as_deref(), Some("2076-01-01"));
-        assert_eq!(gs1_date_to_iso("010101", 2099).ok().as_deref(), Some("2101-01-01"));
+        assert_eq!(
+            gs1_date_to_iso("770101", 2026).ok().as_deref(),
+            Some("1977-01-01")
+        );
+        assert_eq!(
+            gs1_date_to_iso("760101", 2026).ok().as_deref(),
+            Some("2076-01-01")
+        );
+        assert_eq!(
+            gs1_date_to_iso("010101", 2099).ok().as_deref(),
+            Some("2101-01-01")
+        );
         for bad in ["281331", "280230", "2812", "28123a"] {
             assert!(gs1_date_to_iso(bad, 2026).is_err(), "{bad}");
         }
