@@ -28,7 +28,10 @@ fn config(dir: &Path) -> JournalConfig {
         disk_budget_bytes: 1024 * 1024 * 1024,
         // site-pull never confirms in this test, so no segment is ever deleted and
         // every acknowledged record stays checkable.
-        consumers: vec![ConsumerConfig::holding("uplink"), ConsumerConfig::holding("site-pull")],
+        consumers: vec![
+            ConsumerConfig::holding("uplink"),
+            ConsumerConfig::holding("site-pull"),
+        ],
         ..JournalConfig::default()
     }
 }
@@ -51,7 +54,10 @@ fn run_crash_child(dir: PathBuf) {
                 for i in 0u64.. {
                     let make = |k: u64| {
                         let mut p = format!("{pid}:{t}:{i}:{k}:").into_bytes();
-                        p.resize(p.len() + ((i * 37 + k * 11) % 700) as usize, b'a' + (i % 26) as u8);
+                        p.resize(
+                            p.len() + ((i * 37 + k * 11) % 700) as usize,
+                            b'a' + (i % 26) as u8,
+                        );
                         p
                     };
                     if t == 3 {
@@ -102,11 +108,17 @@ fn child_writer() {
 fn child_command(env: &str, dir: &Path) -> Command {
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", "child_writer", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(env, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--exact",
+        "child_writer",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(env, dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     cmd
 }
 
@@ -121,7 +133,9 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
     let mut present_before = 0u64;
 
     for round in 0..ROUNDS {
-        let mut child = child_command(ENV_CRASH_DIR, dir.path()).spawn().expect("spawn child");
+        let mut child = child_command(ENV_CRASH_DIR, dir.path())
+            .spawn()
+            .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -130,7 +144,11 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
                 .collect::<Vec<Vec<u8>>>()
         });
         // Mostly mid-run; sometimes right at start-up, during recovery.
-        let delay = if round % 7 == 0 { rng.random_range(0..15) } else { rng.random_range(20..250) };
+        let delay = if round % 7 == 0 {
+            rng.random_range(0..15)
+        } else {
+            rng.random_range(20..250)
+        };
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
@@ -139,15 +157,28 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
         let mut acks_this_round = 0;
         for line in lines {
             if let Some(rest) = line.strip_prefix(b"ACK ") {
-                let space = rest.iter().position(|b| *b == b' ').expect("ACK seq payload");
-                let seq: u64 = std::str::from_utf8(&rest[..space]).expect("utf8").parse().expect("seq");
+                let space = rest
+                    .iter()
+                    .position(|b| *b == b' ')
+                    .expect("ACK seq payload");
+                let seq: u64 = std::str::from_utf8(&rest[..space])
+                    .expect("utf8")
+                    .parse()
+                    .expect("seq");
                 let payload = rest[space + 1..].to_vec();
                 if let Some(old) = acked.insert(seq, payload.clone()) {
-                    panic!("round {round}: seq {seq} acknowledged twice: {:?} and {:?}", String::from_utf8_lossy(&old), String::from_utf8_lossy(&payload));
+                    panic!(
+                        "round {round}: seq {seq} acknowledged twice: {:?} and {:?}",
+                        String::from_utf8_lossy(&old),
+                        String::from_utf8_lossy(&payload)
+                    );
                 }
                 acks_this_round += 1;
             } else if let Some(rest) = line.strip_prefix(b"CONFIRMED ") {
-                let seq: u64 = std::str::from_utf8(rest).expect("utf8").parse().expect("seq");
+                let seq: u64 = std::str::from_utf8(rest)
+                    .expect("utf8")
+                    .parse()
+                    .expect("seq");
                 confirmed = Some(confirmed.map_or(seq, |c| c.max(seq)));
             }
         }
@@ -155,7 +186,8 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
             rounds_with_acks += 1;
         }
 
-        let j = Journal::open(config(dir.path())).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let j = Journal::open(config(dir.path()))
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         for cut in &j.recovery().cuts {
             cuts += 1;
             cut_bytes += cut.bytes_cut;
@@ -164,18 +196,34 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
         let mut payloads = HashSet::new();
         for (i, r) in recs.iter().enumerate() {
             assert_eq!(r.seq, Seq(i as u64), "round {round}: seqs not dense");
-            assert!(payloads.insert(r.payload.clone()), "round {round}: duplicate record at seq {}", r.seq);
+            assert!(
+                payloads.insert(r.payload.clone()),
+                "round {round}: duplicate record at seq {}",
+                r.seq
+            );
         }
-        assert!(recs.len() as u64 >= present_before, "round {round}: records disappeared");
+        assert!(
+            recs.len() as u64 >= present_before,
+            "round {round}: records disappeared"
+        );
         present_before = recs.len() as u64;
         for (seq, p) in &acked {
-            let r = recs
-                .get(*seq as usize)
-                .unwrap_or_else(|| panic!("round {round}: acknowledged seq {seq} missing (journal has {})", recs.len()));
-            assert_eq!(&r.payload, p, "round {round}: payload of acknowledged seq {seq} differs");
+            let r = recs.get(*seq as usize).unwrap_or_else(|| {
+                panic!(
+                    "round {round}: acknowledged seq {seq} missing (journal has {})",
+                    recs.len()
+                )
+            });
+            assert_eq!(
+                &r.payload, p,
+                "round {round}: payload of acknowledged seq {seq} differs"
+            );
         }
         if let Some(c) = confirmed {
-            assert!(j.cursor("uplink").expect("cursor") > Seq(c), "round {round}: confirmed cursor went back");
+            assert!(
+                j.cursor("uplink").expect("cursor") > Seq(c),
+                "round {round}: confirmed cursor went back"
+            );
         }
         unacked_present = recs.len() as u64 - acked.len() as u64;
     }
@@ -184,8 +232,15 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_record() {
          {unacked_present} written-but-unacknowledged records present, {cuts} tail cuts ({cut_bytes} bytes)",
         acked.len()
     );
-    assert!(rounds_with_acks >= ROUNDS / 2, "too few rounds got as far as appending: {rounds_with_acks}");
-    assert!(acked.len() > 1000, "too few acknowledged records to mean anything: {}", acked.len());
+    assert!(
+        rounds_with_acks >= ROUNDS / 2,
+        "too few rounds got as far as appending: {rounds_with_acks}"
+    );
+    assert!(
+        acked.len() > 1000,
+        "too few acknowledged records to mean anything: {}",
+        acked.len()
+    );
 }
 
 #[test]
@@ -203,16 +258,31 @@ fn strace_shows_fdatasync_between_each_record_write_and_its_ack() {
         .args(["-s", "256", "-e", "trace=write,fdatasync,fsync", "-o"])
         .arg(&trace)
         .arg(exe)
-        .args(["--exact", "child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ENV_STRACE_DIR, &jdir)
         .stderr(Stdio::null())
         .output()
-        .expect("strace is needed for this test (apt-get install strace), or set LINECTL_SKIP_STRACE=1");
-    assert!(out.status.success(), "strace child failed: {:?}", out.status);
+        .expect(
+            "strace is needed for this test (apt-get install strace), or set LINECTL_SKIP_STRACE=1",
+        );
+    assert!(
+        out.status.success(),
+        "strace child failed: {:?}",
+        out.status
+    );
     let text = std::fs::read_to_string(&trace).expect("trace");
     let lines: Vec<&str> = text.lines().collect();
     let is_sync_done = |l: &str| {
-        (l.contains("fdatasync(") || l.contains("fsync(") || l.contains("<... fdatasync resumed>") || l.contains("<... fsync resumed>"))
+        (l.contains("fdatasync(")
+            || l.contains("fsync(")
+            || l.contains("<... fdatasync resumed>")
+            || l.contains("<... fsync resumed>"))
             && !l.contains("<unfinished")
             && l.trim_end().ends_with("= 0")
     };
@@ -227,7 +297,10 @@ fn strace_shows_fdatasync_between_each_record_write_and_its_ack() {
             .iter()
             .rposition(|l| l.contains("write(") && l.contains(&mark) && !l.contains("write(1,"))
             .unwrap_or_else(|| panic!("no record write for {mark} in trace:\n{text}"));
-        assert!(rec_at < ack_at, "{mark}: ack written before the record:\n{text}");
+        assert!(
+            rec_at < ack_at,
+            "{mark}: ack written before the record:\n{text}"
+        );
         assert!(
             lines[rec_at..ack_at].iter().any(|l| is_sync_done(l)),
             "{mark}: no completed fdatasync between record write (line {rec_at}) and ack (line {ack_at}):\n{text}"

@@ -37,7 +37,8 @@ fn config(dir: &Path, segment_bytes: u64) -> JournalConfig {
 /// A journal of `n` records in one big segment; returns the segment path.
 fn journal_with(dir: &Path, n: u64) -> PathBuf {
     let j = Journal::open(config(dir, 1024 * 1024)).expect("open");
-    j.append_batch((0..n).map(|i| (EVENT, payload(i))).collect()).expect("append");
+    j.append_batch((0..n).map(|i| (EVENT, payload(i))).collect())
+        .expect("append");
     drop(j);
     let seg = dir.join(format::segment_file_name(Seq(0)));
     assert_eq!(fs::metadata(&seg).expect("stat").len(), HDR + n * REC);
@@ -53,7 +54,10 @@ fn reopen_and_check(dir: &Path, expect_records: u64) -> Journal {
         assert_eq!(r.payload, payload(i as u64), "payload of seq {i}");
     }
     // Appends continue densely right after the last complete record.
-    assert_eq!(j.append(EVENT, payload(expect_records)).expect("append"), Seq(expect_records));
+    assert_eq!(
+        j.append(EVENT, payload(expect_records)).expect("append"),
+        Seq(expect_records)
+    );
     j
 }
 
@@ -63,7 +67,12 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
 }
 
 fn truncate(path: &Path, len: u64) {
-    OpenOptions::new().write(true).open(path).expect("open").set_len(len).expect("truncate");
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_len(len)
+        .expect("truncate");
 }
 
 fn flip(path: &Path, offset: u64) {
@@ -99,7 +108,10 @@ fn truncation_inside_the_last_records_header_is_cut_and_reported() {
     truncate(&seg, HDR + 9 * REC + 11);
     let j = reopen_and_check(dir.path(), 9);
     let cut = &j.recovery().cuts[0];
-    assert_eq!((cut.offset, cut.bytes_cut, cut.records_cut), (HDR + 9 * REC, 11, 1));
+    assert_eq!(
+        (cut.offset, cut.bytes_cut, cut.records_cut),
+        (HDR + 9 * REC, 11, 1)
+    );
     assert_eq!(cut.reason, CutReason::PartialHeader);
 }
 
@@ -120,7 +132,10 @@ fn garbage_after_the_last_record_is_cut_and_reported() {
     append_bytes(&seg, &garbage);
     let j = reopen_and_check(dir.path(), 10);
     let cut = &j.recovery().cuts[0];
-    assert_eq!((cut.offset, cut.bytes_cut, cut.records_cut), (HDR + 10 * REC, 333, 0));
+    assert_eq!(
+        (cut.offset, cut.bytes_cut, cut.records_cut),
+        (HDR + 10 * REC, 333, 0)
+    );
     assert!(
         matches!(cut.reason, CutReason::BadTail | CutReason::PartialRecord),
         "{:?}",
@@ -135,7 +150,10 @@ fn a_zero_filled_tail_as_after_power_loss_is_cut_and_reported() {
     append_bytes(&seg, &[0u8; 4096]);
     let j = reopen_and_check(dir.path(), 10);
     let cut = &j.recovery().cuts[0];
-    assert_eq!((cut.offset, cut.bytes_cut, cut.records_cut), (HDR + 10 * REC, 4096, 0));
+    assert_eq!(
+        (cut.offset, cut.bytes_cut, cut.records_cut),
+        (HDR + 10 * REC, 4096, 0)
+    );
     assert_eq!(cut.reason, CutReason::ZeroFill);
 }
 
@@ -164,21 +182,29 @@ fn a_torn_write_of_the_last_record_is_cut() {
     flip(&seg, HDR + 9 * REC + 30);
     let j = reopen_and_check(dir.path(), 9);
     let cut = &j.recovery().cuts[0];
-    assert_eq!((cut.offset, cut.bytes_cut, cut.records_cut), (HDR + 9 * REC, REC, 1));
+    assert_eq!(
+        (cut.offset, cut.bytes_cut, cut.records_cut),
+        (HDR + 9 * REC, REC, 1)
+    );
     assert_eq!(cut.reason, CutReason::BadTail);
 }
 
 fn assert_corrupt_at(e: JournalError, seg: &Path, offset: u64) {
     assert_eq!(e.kind(), JournalErrorKind::Corrupt, "{e}");
     match &e {
-        JournalError::Corrupt { segment, offset: o, .. } => {
+        JournalError::Corrupt {
+            segment, offset: o, ..
+        } => {
             assert_eq!(segment, seg, "{e}");
             assert_eq!(*o, offset, "{e}");
         }
         other => panic!("expected Corrupt, got {other}"),
     }
     let msg = e.to_string();
-    assert!(msg.contains(&seg.display().to_string()) && msg.contains(&offset.to_string()), "{msg}");
+    assert!(
+        msg.contains(&seg.display().to_string()) && msg.contains(&offset.to_string()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -189,7 +215,10 @@ fn a_damaged_payload_in_the_middle_is_fatal_and_names_segment_and_offset() {
     flip(&seg, HDR + 5 * REC + 40);
     let e = Journal::open(config(dir.path(), 1024 * 1024)).expect_err("corrupt");
     assert_corrupt_at(e, &seg, HDR + 5 * REC);
-    assert!(fs::read(&seg).expect("read").len() == before.len(), "a failed open must not cut anything");
+    assert!(
+        fs::read(&seg).expect("read").len() == before.len(),
+        "a failed open must not cut anything"
+    );
 }
 
 #[test]
@@ -220,12 +249,16 @@ fn damage_in_a_sealed_segment_is_fatal_even_in_its_last_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let j = Journal::open(config(dir.path(), 2048)).expect("open");
-        j.append_batch((0..60).map(|i| (EVENT, payload(i))).collect()).expect("append");
+        j.append_batch((0..60).map(|i| (EVENT, payload(i))).collect())
+            .expect("append");
         assert!(j.segment_count() >= 3);
     }
     let first = dir.path().join(format::segment_file_name(Seq(0)));
     let per_seg = (2048 - HDR) / REC;
-    assert_eq!(fs::metadata(&first).expect("stat").len(), HDR + per_seg * REC);
+    assert_eq!(
+        fs::metadata(&first).expect("stat").len(),
+        HDR + per_seg * REC
+    );
     flip(&first, HDR + (per_seg - 1) * REC + 50);
     let e = Journal::open(config(dir.path(), 2048)).expect_err("corrupt");
     assert_corrupt_at(e, &first, HDR + (per_seg - 1) * REC);
@@ -236,7 +269,8 @@ fn a_missing_segment_in_the_middle_is_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let j = Journal::open(config(dir.path(), 2048)).expect("open");
-        j.append_batch((0..60).map(|i| (EVENT, payload(i))).collect()).expect("append");
+        j.append_batch((0..60).map(|i| (EVENT, payload(i))).collect())
+            .expect("append");
     }
     let per_seg = (2048 - HDR) / REC;
     fs::remove_file(dir.path().join(format::segment_file_name(Seq(per_seg)))).expect("rm");

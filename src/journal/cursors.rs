@@ -107,7 +107,10 @@ impl<'a> Reader<'a> {
 
 /// Load the persisted cursors (empty if the journal never had any). Removes a leftover
 /// temporary file from an interrupted save.
-pub(super) fn load(storage: &dyn Storage, dir: &Path) -> Result<BTreeMap<String, Seq>, JournalError> {
+pub(super) fn load(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<BTreeMap<String, Seq>, JournalError> {
     let tmp = dir.join(TMP);
     match storage.remove(&tmp) {
         Ok(()) => {}
@@ -130,7 +133,11 @@ pub(super) fn load(storage: &dyn Storage, dir: &Path) -> Result<BTreeMap<String,
 }
 
 /// Durably replace the cursor file.
-pub(super) fn store(storage: &dyn Storage, dir: &Path, cursors: &BTreeMap<String, Seq>) -> Result<(), JournalError> {
+pub(super) fn store(
+    storage: &dyn Storage,
+    dir: &Path,
+    cursors: &BTreeMap<String, Seq>,
+) -> Result<(), JournalError> {
     let tmp = dir.join(TMP);
     let path = dir.join(FILE);
     let mut f = storage

@@ -124,7 +124,9 @@ pub enum JournalError {
         end: Seq,
     },
     /// The records asked for were already deleted by retention.
-    #[error("seq {requested} was deleted by retention; the oldest record kept is {first_available}")]
+    #[error(
+        "seq {requested} was deleted by retention; the oldest record kept is {first_available}"
+    )]
     Pruned {
         /// Seq asked for.
         requested: Seq,

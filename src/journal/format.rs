@@ -22,7 +22,8 @@ pub const SEGMENT_HEADER_LEN: usize = 32;
 /// Size of a record frame header (before the payload).
 pub const RECORD_HEADER_LEN: usize = 20;
 
-const CRC32C: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+const CRC32C: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// CRC32C (Castagnoli) of `bytes`.
 pub fn crc32c(bytes: &[u8]) -> u32 {
@@ -60,11 +61,17 @@ pub enum HeaderProblem {
 impl std::fmt::Display for HeaderProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HeaderProblem::Short(n) => write!(f, "segment header truncated ({n} of {SEGMENT_HEADER_LEN} bytes)"),
+            HeaderProblem::Short(n) => write!(
+                f,
+                "segment header truncated ({n} of {SEGMENT_HEADER_LEN} bytes)"
+            ),
             HeaderProblem::Zeroed => write!(f, "segment header is all zero bytes"),
             HeaderProblem::BadMagic => write!(f, "bad magic, not a linectl journal segment"),
             HeaderProblem::UnsupportedVersion(v) => {
-                write!(f, "unsupported format version {v} (this build reads {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "unsupported format version {v} (this build reads {FORMAT_VERSION})"
+                )
             }
             HeaderProblem::BadChecksum => write!(f, "segment header checksum mismatch"),
         }
@@ -86,7 +93,8 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<Seq, HeaderProblem> {
     if version != FORMAT_VERSION {
         return Err(HeaderProblem::UnsupportedVersion(version));
     }
-    if le_u32(&h[28..32]) != crc32c(&h[0..28]) || le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN {
+    if le_u32(&h[28..32]) != crc32c(&h[0..28]) || le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN
+    {
         return Err(HeaderProblem::BadChecksum);
     }
     Ok(Seq(le_u64(&h[16..24])))
@@ -197,8 +205,14 @@ mod tests {
     fn segment_header_round_trips_and_rejects_damage() {
         let h = encode_segment_header(Seq(42));
         assert_eq!(decode_segment_header(&h), Ok(Seq(42)));
-        assert_eq!(decode_segment_header(&h[..10]), Err(HeaderProblem::Short(10)));
-        assert_eq!(decode_segment_header(&[0u8; 32]), Err(HeaderProblem::Zeroed));
+        assert_eq!(
+            decode_segment_header(&h[..10]),
+            Err(HeaderProblem::Short(10))
+        );
+        assert_eq!(
+            decode_segment_header(&[0u8; 32]),
+            Err(HeaderProblem::Zeroed)
+        );
         let mut bad = h;
         bad[0] = b'X';
         assert_eq!(decode_segment_header(&bad), Err(HeaderProblem::BadMagic));
@@ -207,7 +221,10 @@ mod tests {
         assert_eq!(decode_segment_header(&bad), Err(HeaderProblem::BadChecksum));
         let mut bad = h;
         bad[8] = 9;
-        assert_eq!(decode_segment_header(&bad), Err(HeaderProblem::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_segment_header(&bad),
+            Err(HeaderProblem::UnsupportedVersion(9))
+        );
     }
 
     #[test]
@@ -225,7 +242,10 @@ mod tests {
             let mut damaged = buf.clone();
             damaged[byte] ^= 0x10;
             let h = decode_frame_header(&damaged).expect("header");
-            assert!(!frame_checksum_ok(&h, &damaged[RECORD_HEADER_LEN..]), "flip at {byte} undetected");
+            assert!(
+                !frame_checksum_ok(&h, &damaged[RECORD_HEADER_LEN..]),
+                "flip at {byte} undetected"
+            );
         }
     }
 

@@ -157,7 +157,8 @@ impl JournalConfig {
     /// Every problem of this configuration, empty if it is valid.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        let min_seg = (format::SEGMENT_HEADER_LEN + format::record_len(self.max_record_bytes as usize)) as u64;
+        let min_seg = (format::SEGMENT_HEADER_LEN
+            + format::record_len(self.max_record_bytes as usize)) as u64;
         if self.max_record_bytes == 0 {
             p.push("max_record_bytes must be at least 1".to_string());
         }
@@ -181,9 +182,14 @@ impl JournalConfig {
         for (i, c) in self.consumers.iter().enumerate() {
             let ok = !c.name.is_empty()
                 && c.name.len() <= 64
-                && c.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && c.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !ok {
-                p.push(format!("consumers[{i}].name {:?}: 1-64 characters of a-z 0-9 - _", c.name));
+                p.push(format!(
+                    "consumers[{i}].name {:?}: 1-64 characters of a-z 0-9 - _",
+                    c.name
+                ));
             }
             if !seen.insert(c.name.as_str()) {
                 p.push(format!("consumers[{i}].name {:?} appears twice", c.name));
@@ -245,7 +251,9 @@ impl Ticket {
         match self.rx.try_recv() {
             Ok(r) => Some(r),
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(JournalError::Closed)),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                Some(Err(JournalError::Closed))
+            }
         }
     }
 }
@@ -314,7 +322,10 @@ impl Journal {
     }
 
     /// Open with an injected [`Storage`].
-    pub fn open_with_storage(config: JournalConfig, storage: Arc<dyn Storage>) -> Result<Journal, JournalError> {
+    pub fn open_with_storage(
+        config: JournalConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Journal, JournalError> {
         let problems = config.problems();
         if !problems.is_empty() {
             return Err(JournalError::Config(problems.join("; ")));
@@ -387,7 +398,8 @@ impl Journal {
             let meta = lock(&shared.meta);
             meta.segments.last().map(|s| (s.first, s.bytes, s.end))
         };
-        let (seg_first, seg_len, next) = active.unwrap_or((end, format::SEGMENT_HEADER_LEN as u64, end));
+        let (seg_first, seg_len, next) =
+            active.unwrap_or((end, format::SEGMENT_HEADER_LEN as u64, end));
         let committer = Committer {
             shared: shared.clone(),
             file: active_file,
@@ -432,7 +444,11 @@ impl Journal {
             .iter()
             .map(|(_, p)| format::record_len(p.len()) as u64)
             .sum();
-        let req = Request { records, bytes, reply };
+        let req = Request {
+            records,
+            bytes,
+            reply,
+        };
         match &self.tx {
             Some(tx) => {
                 if let Err(e) = tx.send(req) {
@@ -444,12 +460,19 @@ impl Journal {
     }
 
     /// Queue one record; the returned ticket resolves once it is durable.
-    pub fn append_ticket(&self, kind: RecordType, payload: Vec<u8>) -> Result<Ticket, JournalError> {
+    pub fn append_ticket(
+        &self,
+        kind: RecordType,
+        payload: Vec<u8>,
+    ) -> Result<Ticket, JournalError> {
         self.append_batch_ticket(vec![(kind, payload)])
     }
 
     /// Queue several records, written contiguously and acknowledged together.
-    pub fn append_batch_ticket(&self, records: Vec<(RecordType, Vec<u8>)>) -> Result<Ticket, JournalError> {
+    pub fn append_batch_ticket(
+        &self,
+        records: Vec<(RecordType, Vec<u8>)>,
+    ) -> Result<Ticket, JournalError> {
         for (_, p) in &records {
             self.check_size(p)?;
         }
@@ -464,14 +487,22 @@ impl Journal {
     }
 
     /// Append several records (contiguous seqs) and return once all are durable.
-    pub fn append_batch(&self, records: Vec<(RecordType, Vec<u8>)>) -> Result<Appended, JournalError> {
+    pub fn append_batch(
+        &self,
+        records: Vec<(RecordType, Vec<u8>)>,
+    ) -> Result<Appended, JournalError> {
         self.append_batch_ticket(records)?.wait()
     }
 
     /// Queue one record and call `on_done` from the committer thread once it is durable
     /// or refused. Keep `on_done` short: it delays the acknowledgement of the rest of
     /// the batch. A size error is returned at once and `on_done` is not called.
-    pub fn append_with<F>(&self, kind: RecordType, payload: Vec<u8>, on_done: F) -> Result<(), JournalError>
+    pub fn append_with<F>(
+        &self,
+        kind: RecordType,
+        payload: Vec<u8>,
+        on_done: F,
+    ) -> Result<(), JournalError>
     where
         F: FnOnce(Result<Seq, JournalError>) + Send + 'static,
     {
@@ -506,9 +537,17 @@ impl Journal {
                 break;
             }
             let start = from.max(seg.first);
-            match read_segment(self.shared.storage.as_ref(), &seg, start, limit - out.len(), &mut out) {
+            match read_segment(
+                self.shared.storage.as_ref(),
+                &seg,
+                start,
+                limit - out.len(),
+                &mut out,
+            ) {
                 Ok(()) => {}
-                Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(JournalError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
                     // Deleted by retention since the plan was made.
                     let first_available = lock(&self.shared.meta).first_seq();
                     return Err(JournalError::Pruned {
@@ -710,7 +749,12 @@ fn read_segment(
         .get(k as usize)
         .copied()
         .unwrap_or(format::SEGMENT_HEADER_LEN as u64);
-    let mut seq = Seq(seg.first.0 + if seg.index.get(k as usize).is_some() { k * INDEX_EVERY } else { 0 });
+    let mut seq = Seq(seg.first.0
+        + if seg.index.get(k as usize).is_some() {
+            k * INDEX_EVERY
+        } else {
+            0
+        });
     let mut f = storage
         .open_read(&seg.path)
         .map_err(|e| JournalError::io("open", &seg.path, e))?;
@@ -727,7 +771,8 @@ fn read_segment(
         let rel = (off - buf_off) as usize;
         let have_header = buf.len() >= rel + format::RECORD_HEADER_LEN;
         let need = if have_header {
-            let h = format::decode_frame_header(&buf[rel..]).ok_or_else(|| corrupt(off, "short header".into()))?;
+            let h = format::decode_frame_header(&buf[rel..])
+                .ok_or_else(|| corrupt(off, "short header".into()))?;
             format::RECORD_HEADER_LEN + h.len as usize
         } else {
             format::RECORD_HEADER_LEN
@@ -735,7 +780,10 @@ fn read_segment(
         if buf.len() < rel + need {
             let want = (seg.bytes.saturating_sub(off)).min(CHUNK.max(need as u64)) as usize;
             if want < need {
-                return Err(corrupt(off, format!("record of {need} bytes runs past the durable end of the segment")));
+                return Err(corrupt(
+                    off,
+                    format!("record of {need} bytes runs past the durable end of the segment"),
+                ));
             }
             buf.resize(want, 0);
             let n = f
@@ -749,7 +797,8 @@ fn read_segment(
             continue;
         }
         let frame = &buf[rel..rel + need];
-        let h = format::decode_frame_header(frame).ok_or_else(|| corrupt(off, "short header".into()))?;
+        let h = format::decode_frame_header(frame)
+            .ok_or_else(|| corrupt(off, "short header".into()))?;
         if h.seq != seq {
             return Err(corrupt(off, format!("expected seq {seq}, found {}", h.seq)));
         }
@@ -833,7 +882,9 @@ impl Committer {
         for req in batch {
             // Budget: bytes on disk + this batch so far + this request (+ a header per roll).
             let needed = req.bytes + format::SEGMENT_HEADER_LEN as u64;
-            let over = |this: &Self| lock(&this.shared.meta).disk_bytes + this.buf.len() as u64 + needed > budget;
+            let over = |this: &Self| {
+                lock(&this.shared.meta).disk_bytes + this.buf.len() as u64 + needed > budget
+            };
             if over(self) {
                 match self.make_room() {
                     Ok(()) => {}
@@ -848,7 +899,12 @@ impl Committer {
                 }
                 if over(self) {
                     let used_bytes = lock(&self.shared.meta).disk_bytes;
-                    warn!(used_bytes, budget_bytes = budget, needed_bytes = req.bytes, "journal full, append refused");
+                    warn!(
+                        used_bytes,
+                        budget_bytes = budget,
+                        needed_bytes = req.bytes,
+                        "journal full, append refused"
+                    );
                     req.reply.send(Err(JournalError::Full {
                         used_bytes,
                         budget_bytes: budget,
@@ -874,7 +930,7 @@ impl Committer {
                     }
                     rolled = true;
                 }
-                if (self.next.0 - self.seg_first.0) % INDEX_EVERY == 0 {
+                if (self.next.0 - self.seg_first.0).is_multiple_of(INDEX_EVERY) {
                     pending.index.push(self.seg_len + self.buf.len() as u64);
                 }
                 format::encode_record(&mut self.buf, self.next, *kind, payload);
@@ -887,7 +943,9 @@ impl Committer {
         }
         if let Err(e) = self.flush(&mut pending) {
             // A failed write before any roll-over is undone; anything else stops.
-            let undone = !rolled && matches!(&e, JournalError::Io { op: "write", .. }) && self.undo(seg_len_before);
+            let undone = !rolled
+                && matches!(&e, JournalError::Io { op: "write", .. })
+                && self.undo(seg_len_before);
             if !undone {
                 self.stop(&e);
             }
@@ -909,13 +967,19 @@ impl Committer {
             self.next = meta.end;
             self.seg_len = seg_len;
             self.buf.clear();
-            warn!(seg_len, "failed journal write undone; records not acknowledged");
+            warn!(
+                seg_len,
+                "failed journal write undone; records not acknowledged"
+            );
         }
         ok
     }
 
     fn active_path(&self) -> PathBuf {
-        self.shared.config.dir.join(format::segment_file_name(self.seg_first))
+        self.shared
+            .config
+            .dir
+            .join(format::segment_file_name(self.seg_first))
     }
 
     /// Write the buffer, fdatasync, then publish the new records to readers.
@@ -946,7 +1010,11 @@ impl Committer {
 
     /// Seal the active segment (already durable) and start a new one.
     fn roll(&mut self) -> Result<(), JournalError> {
-        let (info, file) = create_segment(self.shared.storage.as_ref(), &self.shared.config.dir, self.next)?;
+        let (info, file) = create_segment(
+            self.shared.storage.as_ref(),
+            &self.shared.config.dir,
+            self.next,
+        )?;
         self.file = file;
         self.seg_first = info.first;
         self.seg_len = info.bytes;

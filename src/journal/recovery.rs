@@ -106,7 +106,7 @@ pub(super) fn read_file(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>, J
     let mut f = storage
         .open_read(path)
         .map_err(|e| JournalError::io("open", path, e))?;
-    let len = f.len().map_err(|e| JournalError::io("stat", path, e))?;
+    let len = f.size().map_err(|e| JournalError::io("stat", path, e))?;
     let len = usize::try_from(len).map_err(|_| corrupt(path, 0, "file too large for memory"))?;
     let mut buf = vec![0u8; len];
     let n = f
@@ -137,7 +137,12 @@ impl std::fmt::Display for FrameProblem {
 }
 
 /// Check the frame at `off`; `Ok(next offset)` if it is the complete, valid record `expected`.
-fn check_frame(bytes: &[u8], off: usize, expected: Seq, max_record: u32) -> Result<usize, FrameProblem> {
+fn check_frame(
+    bytes: &[u8],
+    off: usize,
+    expected: Seq,
+    max_record: u32,
+) -> Result<usize, FrameProblem> {
     let h = bytes
         .get(off..)
         .and_then(decode_frame_header)
@@ -158,18 +163,22 @@ fn check_frame(bytes: &[u8], off: usize, expected: Seq, max_record: u32) -> Resu
 }
 
 /// Find a valid record with seq >= `expected` starting anywhere after `off`.
-fn find_valid_later_record(bytes: &[u8], off: usize, expected: Seq, max_record: u32) -> Option<(usize, Seq)> {
+fn find_valid_later_record(
+    bytes: &[u8],
+    off: usize,
+    expected: Seq,
+    max_record: u32,
+) -> Option<(usize, Seq)> {
     let max_records_left = (bytes.len() / RECORD_HEADER_LEN) as u64 + 1;
     let mut p = off + 1;
     while p + RECORD_HEADER_LEN <= bytes.len() {
-        if let Some(h) = bytes.get(p..).and_then(decode_frame_header) {
-            if h.seq >= expected
-                && h.seq.0 < expected.0.saturating_add(max_records_left)
-                && h.len <= max_record
-                && check_frame(bytes, p, h.seq, max_record).is_ok()
-            {
-                return Some((p, h.seq));
-            }
+        if let Some(h) = bytes.get(p..).and_then(decode_frame_header)
+            && h.seq >= expected
+            && h.seq.0 < expected.0.saturating_add(max_records_left)
+            && h.len <= max_record
+            && check_frame(bytes, p, h.seq, max_record).is_ok()
+        {
+            return Some((p, h.seq));
         }
         p += 1;
     }
@@ -185,7 +194,11 @@ fn count_tail_frames(bytes: &[u8], mut off: usize, mut expected: Seq, max_record
             return n;
         }
         let Some(h) = decode_frame_header(rest) else {
-            return if rest.iter().any(|b| *b != 0) { n + 1 } else { n };
+            return if rest.iter().any(|b| *b != 0) {
+                n + 1
+            } else {
+                n
+            };
         };
         if h.seq != expected || h.len > max_record {
             return n;
@@ -197,7 +210,11 @@ fn count_tail_frames(bytes: &[u8], mut off: usize, mut expected: Seq, max_record
 }
 
 /// Scan `dir` and repair its tail. `max_record` bounds plausible record lengths.
-pub(super) fn recover(storage: &dyn Storage, dir: &Path, max_record: u32) -> Result<Recovered, JournalError> {
+pub(super) fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    max_record: u32,
+) -> Result<Recovered, JournalError> {
     let names = storage
         .list(dir)
         .map_err(|e| JournalError::io("list", dir, e))?;
@@ -220,7 +237,8 @@ pub(super) fn recover(storage: &dyn Storage, dir: &Path, max_record: u32) -> Res
         let first = match decode_segment_header(&bytes) {
             Ok(first) => first,
             Err(HeaderProblem::Short(_)) | Err(HeaderProblem::Zeroed)
-                if is_last && bytes.iter().all(|b| *b == 0) || is_last && bytes.len() < SEGMENT_HEADER_LEN =>
+                if is_last
+                    && (bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|b| *b == 0)) =>
             {
                 // Created during a roll-over but the header never became durable: it
                 // holds no record. Remove it; a fresh segment is created on open.
@@ -256,7 +274,9 @@ pub(super) fn recover(storage: &dyn Storage, dir: &Path, max_record: u32) -> Res
             return Err(corrupt(
                 &path,
                 0,
-                format!("segment starts at seq {first} but the previous segment ends before {next_seq}: records missing"),
+                format!(
+                    "segment starts at seq {first} but the previous segment ends before {next_seq}: records missing"
+                ),
             ));
         }
 
@@ -266,7 +286,7 @@ pub(super) fn recover(storage: &dyn Storage, dir: &Path, max_record: u32) -> Res
         while off < bytes.len() {
             match check_frame(&bytes, off, expected, max_record) {
                 Ok(next) => {
-                    if (expected.0 - first.0) % INDEX_EVERY == 0 {
+                    if (expected.0 - first.0).is_multiple_of(INDEX_EVERY) {
                         index.push(off as u64);
                     }
                     off = next;
@@ -274,12 +294,18 @@ pub(super) fn recover(storage: &dyn Storage, dir: &Path, max_record: u32) -> Res
                 }
                 Err(problem) => {
                     if !is_last {
-                        return Err(corrupt(&path, off as u64, format!("{problem} in a sealed segment")));
+                        return Err(corrupt(
+                            &path,
+                            off as u64,
+                            format!("{problem} in a sealed segment"),
+                        ));
                     }
                     let tail = bytes.get(off..).unwrap_or(&[]);
                     let reason = if tail.iter().all(|b| *b == 0) {
                         CutReason::ZeroFill
-                    } else if let Some((at, seq)) = find_valid_later_record(&bytes, off, expected, max_record) {
+                    } else if let Some((at, seq)) =
+                        find_valid_later_record(&bytes, off, expected, max_record)
+                    {
                         return Err(corrupt(
                             &path,
                             off as u64,

@@ -15,7 +15,7 @@ pub trait StorageFile: Send + 'static {
     /// Make written data durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
     /// Current length in bytes.
-    fn len(&mut self) -> io::Result<u64>;
+    fn size(&mut self) -> io::Result<u64>;
     /// Cut (or extend with zeros) the file to `len` bytes; later appends go to the new end.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Read up to `buf.len()` bytes at `offset`; returns the count read (0 at end).
@@ -65,7 +65,7 @@ impl StorageFile for FsFile {
         self.file.sync_data()
     }
 
-    fn len(&mut self) -> io::Result<u64> {
+    fn size(&mut self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 

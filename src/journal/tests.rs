@@ -63,7 +63,10 @@ fn records_above_the_maximum_are_refused_with_a_clear_error() {
     let err = j.append(EVENT, vec![0; 1025]).expect_err("too large");
     assert_eq!(err.kind(), JournalErrorKind::TooLarge);
     assert!(err.to_string().contains("1025 bytes"), "{err}");
-    assert_eq!(j.append(EVENT, vec![0; 1024]).expect("max size fits"), Seq(0));
+    assert_eq!(
+        j.append(EVENT, vec![0; 1024]).expect("max size fits"),
+        Seq(0)
+    );
 }
 
 #[test]
@@ -74,7 +77,13 @@ fn segments_roll_over_and_reads_span_them_from_any_seq() {
         let j = Journal::open(config(dir.path())).expect("open");
         let recs: Vec<_> = (0..n).map(|i| (EVENT, payload(i))).collect();
         let a = j.append_batch(recs).expect("batch");
-        assert_eq!(a, Appended { first: Seq(0), count: n });
+        assert_eq!(
+            a,
+            Appended {
+                first: Seq(0),
+                count: n
+            }
+        );
         assert!(j.segment_count() > 5, "segments: {}", j.segment_count());
     }
     let j = Journal::open(config(dir.path())).expect("reopen");
@@ -128,14 +137,20 @@ fn ticket_and_callback_forms_acknowledge_after_durability() {
     let j = Journal::open(config(dir.path())).expect("open");
     let t1 = j.append_ticket(EVENT, b"a".to_vec()).expect("ticket");
     let t2 = j.append_ticket(EVENT, b"b".to_vec()).expect("ticket");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     assert_eq!(rt.block_on(t1).expect("ack").first, Seq(0));
     assert_eq!(t2.wait().expect("ack").first, Seq(1));
     let (tx, rx) = std::sync::mpsc::channel();
-    j.append_with(EVENT, b"c".to_vec(), move |r| drop(tx.send(r))).expect("queued");
+    j.append_with(EVENT, b"c".to_vec(), move |r| drop(tx.send(r)))
+        .expect("queued");
     assert_eq!(rx.recv().expect("callback").expect("ack"), Seq(2));
     let recs = all(&j);
-    assert_eq!(recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), [b"a", b"b", b"c"]);
+    assert_eq!(
+        recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(),
+        [b"a", b"b", b"c"]
+    );
 }
 
 #[test]
@@ -149,7 +164,8 @@ fn cursors_persist_across_reopen_and_only_move_forward() {
         assert_eq!(j.cursor("uplink").expect("cursor"), Seq(0));
         j.confirm("uplink", Seq(9)).expect("confirm");
         j.confirm("site-pull", Seq(4)).expect("confirm");
-        j.confirm("uplink", Seq(9)).expect("same position is a no-op");
+        j.confirm("uplink", Seq(9))
+            .expect("same position is a no-op");
         let e = j.confirm("uplink", Seq(3)).expect_err("backwards");
         assert!(matches!(e, JournalError::CursorBackwards { .. }), "{e}");
         let e = j.confirm("uplink", Seq(20)).expect_err("beyond end");
@@ -161,7 +177,10 @@ fn cursors_persist_across_reopen_and_only_move_forward() {
     assert_eq!(j.cursor("uplink").expect("cursor"), Seq(10));
     assert_eq!(j.cursor("site-pull").expect("cursor"), Seq(5));
     let next = j.read_for("uplink", 3).expect("read");
-    assert_eq!(next.iter().map(|r| r.seq.0).collect::<Vec<_>>(), [10, 11, 12]);
+    assert_eq!(
+        next.iter().map(|r| r.seq.0).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
 }
 
 #[test]
@@ -169,11 +188,16 @@ fn retention_deletes_only_what_every_holding_consumer_confirmed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = Journal::open(config(dir.path())).expect("open");
     let n = 400;
-    j.append_batch((0..n).map(|i| (EVENT, payload(i))).collect()).expect("batch");
+    j.append_batch((0..n).map(|i| (EVENT, payload(i))).collect())
+        .expect("batch");
     let segs = j.segment_count();
     let bytes = j.disk_bytes();
     j.confirm("uplink", Seq(n - 1)).expect("confirm");
-    assert_eq!(j.segment_count(), segs, "site-pull has confirmed nothing yet");
+    assert_eq!(
+        j.segment_count(),
+        segs,
+        "site-pull has confirmed nothing yet"
+    );
     assert_eq!(j.first_seq(), Seq(0));
     j.confirm("site-pull", Seq(150)).expect("confirm");
     assert!(j.segment_count() < segs);
@@ -188,7 +212,10 @@ fn retention_deletes_only_what_every_holding_consumer_confirmed() {
     assert_eq!(e.kind(), JournalErrorKind::Pruned);
     let files_on_disk = std::fs::read_dir(dir.path())
         .expect("ls")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".jlog")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".jlog"))
+        })
         .count();
     assert_eq!(files_on_disk, j.segment_count());
     drop(j);
@@ -216,9 +243,17 @@ fn full_budget_refuses_appends_until_consumers_confirm() {
     assert_eq!(all(&j).len(), acked.len());
     let last = *acked.last().expect("some acked");
     j.confirm("uplink", last).expect("confirm");
-    assert_eq!(j.append(EVENT, vec![7; 200]).expect_err("still full").kind(), JournalErrorKind::Full);
+    assert_eq!(
+        j.append(EVENT, vec![7; 200])
+            .expect_err("still full")
+            .kind(),
+        JournalErrorKind::Full
+    );
     j.confirm("site-pull", last).expect("confirm");
-    assert_eq!(j.append(EVENT, vec![7; 200]).expect("room again"), last.next());
+    assert_eq!(
+        j.append(EVENT, vec![7; 200]).expect("room again"),
+        last.next()
+    );
 }
 
 #[test]
@@ -233,10 +268,17 @@ fn a_second_open_of_the_same_directory_is_refused() {
 fn invalid_config_reports_every_problem() {
     let mut cfg = JournalConfig::in_dir("/nonexistent");
     cfg.segment_bytes = 10;
-    cfg.consumers = vec![ConsumerConfig::holding("Up Link"), ConsumerConfig::holding("a"), ConsumerConfig::holding("a")];
+    cfg.consumers = vec![
+        ConsumerConfig::holding("Up Link"),
+        ConsumerConfig::holding("a"),
+        ConsumerConfig::holding("a"),
+    ];
     let problems = cfg.problems();
     assert_eq!(problems.len(), 3, "{problems:?}");
-    assert_eq!(Journal::open(cfg).expect_err("config").kind(), JournalErrorKind::Config);
+    assert_eq!(
+        Journal::open(cfg).expect_err("config").kind(),
+        JournalErrorKind::Config
+    );
 }
 
 /// Faults injected into the real filesystem.
@@ -273,8 +315,8 @@ impl StorageFile for FaultyFile {
         }
         self.inner.sync_data()
     }
-    fn len(&mut self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&mut self) -> io::Result<u64> {
+        self.inner.size()
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
@@ -285,7 +327,11 @@ impl StorageFile for FaultyFile {
 }
 
 impl FaultyStorage {
-    fn wrap(&self, path: &Path, f: io::Result<Box<dyn StorageFile>>) -> io::Result<Box<dyn StorageFile>> {
+    fn wrap(
+        &self,
+        path: &Path,
+        f: io::Result<Box<dyn StorageFile>>,
+    ) -> io::Result<Box<dyn StorageFile>> {
         let segment = path.extension().is_some_and(|e| e == "jlog");
         Ok(Box::new(FaultyFile {
             inner: f?,
@@ -334,7 +380,10 @@ fn faulty(dir: &Path) -> (Journal, Arc<Faults>) {
         inner: FsStorage,
         faults: faults.clone(),
     });
-    (Journal::open_with_storage(config(dir), storage).expect("open"), faults)
+    (
+        Journal::open_with_storage(config(dir), storage).expect("open"),
+        faults,
+    )
 }
 
 #[test]
@@ -345,7 +394,16 @@ fn failing_fdatasync_is_never_acknowledged_and_stops_the_journal() {
         assert_eq!(j.append(EVENT, payload(0)).expect("append"), Seq(0));
         faults.fail_sync_in.store(1, Ordering::SeqCst);
         let e = j.append(EVENT, payload(1)).expect_err("fsync fails");
-        assert!(matches!(&e, JournalError::Io { op: "fdatasync", .. }), "{e}");
+        assert!(
+            matches!(
+                &e,
+                JournalError::Io {
+                    op: "fdatasync",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         // The unacknowledged record is not visible to readers.
         assert_eq!(all(&j).len(), 1);
         assert_eq!(j.end_seq(), Seq(1));
@@ -379,7 +437,10 @@ fn enospc_during_a_write_is_undone_and_the_journal_continues() {
     let j = Journal::open(config(dir.path())).expect("reopen");
     assert!(j.recovery().cuts.is_empty(), "{:?}", j.recovery());
     let recs = all(&j);
-    assert_eq!(recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(), [payload(0), payload(2)]);
+    assert_eq!(
+        recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(),
+        [payload(0), payload(2)]
+    );
 }
 
 #[test]
@@ -395,7 +456,8 @@ fn a_journal_that_lost_confirmed_records_refuses_to_open() {
     };
     // Simulate a disk that came back behind: drop the last two records.
     let data = std::fs::read(&seg).expect("read");
-    let keep = data.len() - 2 * format::record_len(payload(4).len()).max(format::record_len(payload(3).len()));
+    let keep = data.len()
+        - 2 * format::record_len(payload(4).len()).max(format::record_len(payload(3).len()));
     std::fs::write(&seg, &data[..keep - 1]).expect("write");
     let e = Journal::open(config(dir.path())).expect_err("lost");
     assert!(matches!(e, JournalError::LostConfirmed { .. }), "{e}");
