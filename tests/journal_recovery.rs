@@ -34,11 +34,13 @@ fn config(dir: &Path, segment_bytes: u64) -> JournalConfig {
     }
 }
 
-/// A journal of `n` records in one big segment; returns the segment path.
+/// A journal of `n` records in one big segment, each appended (and fdatasynced) on its
+/// own; returns the segment path.
 fn journal_with(dir: &Path, n: u64) -> PathBuf {
     let j = Journal::open(config(dir, 1024 * 1024)).expect("open");
-    j.append_batch((0..n).map(|i| (EVENT, payload(i))).collect())
-        .expect("append");
+    for i in 0..n {
+        assert_eq!(j.append(EVENT, payload(i)).expect("append"), Seq(i));
+    }
     drop(j);
     let seg = dir.join(format::segment_file_name(Seq(0)));
     assert_eq!(fs::metadata(&seg).expect("stat").len(), HDR + n * REC);
@@ -303,4 +305,38 @@ fn a_foreign_file_named_like_a_segment_is_fatal() {
     let e = Journal::open(config(dir.path(), 1024 * 1024)).expect_err("bad magic");
     assert!(e.to_string().contains("bad magic"), "{e}");
     assert_corrupt_at(e, &seg, 0);
+}
+
+#[test]
+fn a_final_write_torn_by_out_of_order_writeback_is_cut_at_its_first_bad_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = journal_with(dir.path(), 10);
+    {
+        // One group-commit write of 10 records (seqs 10..20), then a power cut in which
+        // the page holding seqs 13-14 never reached the disk while later pages did.
+        let j = Journal::open(config(dir.path(), 1024 * 1024)).expect("open");
+        j.append_batch((10..20).map(|i| (EVENT, payload(i))).collect())
+            .expect("batch");
+    }
+    let mut data = fs::read(&seg).expect("read");
+    let from = (HDR + 13 * REC) as usize;
+    data[from..from + 2 * REC as usize].fill(0);
+    fs::write(&seg, &data).expect("write");
+    let j = reopen_and_check(dir.path(), 13);
+    let cut = &j.recovery().cuts[0];
+    assert_eq!(cut.reason, CutReason::TornBatch);
+    assert_eq!((cut.offset, cut.bytes_cut), (HDR + 13 * REC, 7 * REC));
+    // The zeroed region counts as one damaged frame, then seqs 15..20 were found intact.
+    assert_eq!(cut.records_cut, 1 + 5);
+}
+
+#[test]
+fn damage_before_a_later_write_is_fatal_even_near_the_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = journal_with(dir.path(), 10);
+    // Seq 8 was acknowledged before seq 9 was written: damage to it is not a torn tail.
+    flip(&seg, HDR + 8 * REC + 60);
+    let e = Journal::open(config(dir.path(), 1024 * 1024)).expect_err("corrupt");
+    assert!(e.to_string().contains("later write"), "{e}");
+    assert_corrupt_at(e, &seg, HDR + 8 * REC);
 }

@@ -6,10 +6,12 @@
 //! ```text
 //! header (32 bytes): magic "LCTLJRNL" | version u32 | header len u32 | first seq u64
 //!                    | reserved u32 | crc32c(previous 28 bytes) u32
-//! record (20 + n):   payload len n u32 | crc32c(len, seq, type, payload) u32
-//!                    | seq u64 | record type u16 | reserved u16 | payload n bytes
+//! record (20 + n):   payload len n u32 | crc32c(len, seq, type, flags, payload) u32
+//!                    | seq u64 | record type u16 | flags u16 | payload n bytes
 //! ```
-//! All integers little endian.
+//! All integers little endian. Flag bit 0 ([`FLAG_WRITE_START`]) marks the first record
+//! of each write the committer makes durable with one `fdatasync`: recovery uses it to
+//! tell a torn final write (cut) from damage followed by a later write (fatal).
 
 use super::{RecordType, Seq};
 
@@ -21,6 +23,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// Size of a record frame header (before the payload).
 pub const RECORD_HEADER_LEN: usize = 20;
+/// Record flag: first record of a write that is made durable with one `fdatasync`.
+pub const FLAG_WRITE_START: u16 = 1;
 
 const CRC32C: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
@@ -105,26 +109,27 @@ pub const fn record_len(payload_len: usize) -> usize {
     RECORD_HEADER_LEN + payload_len
 }
 
-fn record_crc(len: u32, seq: Seq, kind: RecordType, payload: &[u8]) -> u32 {
+/// Checksum of a whole frame: every byte except the checksum field itself.
+fn frame_crc(frame: &[u8]) -> u32 {
     let mut d = CRC32C.digest();
-    d.update(&len.to_le_bytes());
-    d.update(&seq.0.to_le_bytes());
-    d.update(&kind.0.to_le_bytes());
-    d.update(&[0, 0]);
-    d.update(payload);
+    d.update(frame.get(0..4).unwrap_or(&[]));
+    d.update(frame.get(8..).unwrap_or(&[]));
     d.finalize()
 }
 
 /// Append the encoded record to `out`. The caller has checked the payload size against
 /// the configured maximum (which is far below `u32::MAX`).
-pub fn encode_record(out: &mut Vec<u8>, seq: Seq, kind: RecordType, payload: &[u8]) {
+pub fn encode_record(out: &mut Vec<u8>, seq: Seq, kind: RecordType, flags: u16, payload: &[u8]) {
+    let start = out.len();
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&record_crc(len, seq, kind, payload).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.0.to_le_bytes());
     out.extend_from_slice(&kind.0.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(payload);
+    let crc = frame_crc(&out[start..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A record frame header as read from disk, not yet checked against its payload.
@@ -138,8 +143,8 @@ pub struct FrameHeader {
     pub seq: Seq,
     /// Record type tag.
     pub kind: RecordType,
-    /// Reserved field (must be zero in version 1).
-    pub reserved: u16,
+    /// Flags ([`FLAG_WRITE_START`]; other bits must be zero in version 1).
+    pub flags: u16,
 }
 
 /// Parse a frame header from at least [`RECORD_HEADER_LEN`] bytes.
@@ -150,13 +155,13 @@ pub fn decode_frame_header(bytes: &[u8]) -> Option<FrameHeader> {
         crc: le_u32(&h[4..8]),
         seq: Seq(le_u64(&h[8..16])),
         kind: RecordType(le_u16(&h[16..18])),
-        reserved: le_u16(&h[18..20]),
+        flags: le_u16(&h[18..20]),
     })
 }
 
-/// Does `payload` match the checksum in `header`?
-pub fn frame_checksum_ok(header: &FrameHeader, payload: &[u8]) -> bool {
-    header.reserved == 0 && record_crc(header.len, header.seq, header.kind, payload) == header.crc
+/// Does the complete frame (header + payload, as `header` was decoded from) check out?
+pub fn frame_ok(header: &FrameHeader, frame: &[u8]) -> bool {
+    header.flags & !FLAG_WRITE_START == 0 && frame_crc(frame) == header.crc
 }
 
 fn le_u16(b: &[u8]) -> u16 {
@@ -230,11 +235,20 @@ mod tests {
     #[test]
     fn record_round_trips_and_any_flipped_bit_is_detected() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, Seq(7), RecordType(3), b"hello journal");
+        encode_record(
+            &mut buf,
+            Seq(7),
+            RecordType(3),
+            FLAG_WRITE_START,
+            b"hello journal",
+        );
         assert_eq!(buf.len(), record_len(13));
         let h = decode_frame_header(&buf).expect("header");
-        assert_eq!((h.len, h.seq, h.kind), (13, Seq(7), RecordType(3)));
-        assert!(frame_checksum_ok(&h, &buf[RECORD_HEADER_LEN..]));
+        assert_eq!(
+            (h.len, h.seq, h.kind, h.flags),
+            (13, Seq(7), RecordType(3), FLAG_WRITE_START)
+        );
+        assert!(frame_ok(&h, &buf));
         for byte in 0..buf.len() {
             if (0..4).contains(&byte) {
                 continue; // the length decides which bytes are read; covered by recovery tests
@@ -242,10 +256,7 @@ mod tests {
             let mut damaged = buf.clone();
             damaged[byte] ^= 0x10;
             let h = decode_frame_header(&damaged).expect("header");
-            assert!(
-                !frame_checksum_ok(&h, &damaged[RECORD_HEADER_LEN..]),
-                "flip at {byte} undetected"
-            );
+            assert!(!frame_ok(&h, &damaged), "flip at {byte} undetected");
         }
     }
 

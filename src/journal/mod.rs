@@ -802,7 +802,7 @@ fn read_segment(
         if h.seq != seq {
             return Err(corrupt(off, format!("expected seq {seq}, found {}", h.seq)));
         }
-        if !format::frame_checksum_ok(&h, &frame[format::RECORD_HEADER_LEN..]) {
+        if !format::frame_ok(&h, frame) {
             return Err(corrupt(off, "record checksum (CRC32C) mismatch".into()));
         }
         if seq >= start {
@@ -829,6 +829,7 @@ struct Committer {
     seg_len: u64,
     /// Next seq to assign.
     next: Seq,
+    /// Encoded records not yet written (one write, one `fdatasync`).
     buf: Vec<u8>,
 }
 
@@ -933,7 +934,12 @@ impl Committer {
                 if (self.next.0 - self.seg_first.0).is_multiple_of(INDEX_EVERY) {
                     pending.index.push(self.seg_len + self.buf.len() as u64);
                 }
-                format::encode_record(&mut self.buf, self.next, *kind, payload);
+                let flags = if self.buf.is_empty() {
+                    format::FLAG_WRITE_START
+                } else {
+                    0
+                };
+                format::encode_record(&mut self.buf, self.next, *kind, flags, payload);
                 self.next = self.next.next();
             }
             acks.push((req.reply, Appended { first, count }));

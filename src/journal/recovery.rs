@@ -4,21 +4,26 @@
 //! segment table with its sparse seq→offset index. Appending and reading live in
 //! `mod.rs`; the byte format lives in `format`.
 //!
-//! How a bad frame in the last segment is judged: it is a torn tail (cut) if no valid
-//! record with a later seq can be found anywhere after it in the file: a partial frame,
-//! zero fill and garbage after the last complete record all qualify. If a valid later
-//! record exists, the bad frame is damage inside the journal and opening fails. A bad
+//! How a bad frame in the last segment is judged. The first record of every write the
+//! committer makes durable with one `fdatasync` carries [`FLAG_WRITE_START`], and a write
+//! starts only after the previous one's `fdatasync` succeeded. So the bad frame is a torn
+//! tail (cut and reported) when nothing valid follows it (partial frame, zero fill,
+//! garbage), or when no valid record after it starts a write: the records after it
+//! belong to the same, final write, whose pages reached the disk out of order before a
+//! power cut. If a valid record after it starts a later write, the damaged record had
+//! been made durable (and acknowledged): opening fails, naming segment and offset. A bad
 //! frame in any earlier segment is always fatal: segments are fsynced before the next
-//! one is created. Limitation: damage to the very last record of the last segment is
-//! indistinguishable from a torn write of it and is cut (and reported).
+//! one is created. Limitation: damage inside the final write of the last segment is
+//! indistinguishable from a torn write and is cut (and reported), as in any write-ahead
+//! log.
 
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
 use super::format::{
-    self, HeaderProblem, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, decode_frame_header,
-    decode_segment_header, frame_checksum_ok,
+    self, FLAG_WRITE_START, HeaderProblem, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    decode_frame_header, decode_segment_header, frame_ok,
 };
 use super::storage::Storage;
 use super::{JournalError, Seq};
@@ -54,6 +59,10 @@ pub enum CutReason {
     ZeroFill,
     /// The tail does not checksum (garbage or a torn write) and no valid record follows.
     BadTail,
+    /// The last write was torn: a record in it is damaged or missing while later records
+    /// of the same write reached the disk (pages written back out of order before a
+    /// power cut), and no later write follows. Its `fdatasync` cannot have completed.
+    TornBatch,
     /// The last segment file was created but its header never reached the disk; the
     /// file was removed.
     EmptySegment,
@@ -152,11 +161,11 @@ fn check_frame(
     }
     let start = off + RECORD_HEADER_LEN;
     let end = start + h.len as usize;
-    let payload = bytes.get(start..end).ok_or(FrameProblem::PartialRecord)?;
+    let frame = bytes.get(off..end).ok_or(FrameProblem::PartialRecord)?;
     if h.seq != expected {
         return Err(FrameProblem::WrongSeq(h.seq));
     }
-    if !frame_checksum_ok(&h, payload) {
+    if !frame_ok(&h, frame) {
         return Err(FrameProblem::BadChecksum);
     }
     Ok(end)
@@ -183,6 +192,44 @@ fn find_valid_later_record(
         p += 1;
     }
     None
+}
+
+/// Walk the valid records from the valid frame at `at` (seq `seq`) on, skipping over
+/// bad bytes. `Err((offset, seq))` names a record that starts a later write. Otherwise
+/// `Ok(count)` of the valid records seen, all of which belong to the final, torn write.
+fn scan_after_damage(
+    bytes: &[u8],
+    mut at: usize,
+    mut seq: Seq,
+    max_record: u32,
+) -> Result<u64, (usize, Seq)> {
+    let mut count = 0;
+    loop {
+        let Some(h) = bytes.get(at..).and_then(decode_frame_header) else {
+            return Ok(count);
+        };
+        if h.flags & FLAG_WRITE_START != 0 {
+            return Err((at, seq));
+        }
+        count += 1;
+        let next = at + RECORD_HEADER_LEN + h.len as usize;
+        match check_frame(bytes, next, seq.next(), max_record) {
+            Ok(_) => {
+                at = next;
+                seq = seq.next();
+            }
+            Err(_) => {
+                match find_valid_later_record(bytes, next.saturating_sub(1), seq.next(), max_record)
+                {
+                    Some((p, s)) => {
+                        at = p;
+                        seq = s;
+                    }
+                    None => return Ok(count),
+                }
+            }
+        }
+    }
 }
 
 /// Count recognisable frames (with the expected seqs) in a tail about to be cut.
@@ -301,18 +348,25 @@ pub(super) fn recover(
                         ));
                     }
                     let tail = bytes.get(off..).unwrap_or(&[]);
+                    let mut torn_batch_records = None;
                     let reason = if tail.iter().all(|b| *b == 0) {
                         CutReason::ZeroFill
                     } else if let Some((at, seq)) =
                         find_valid_later_record(&bytes, off, expected, max_record)
                     {
-                        return Err(corrupt(
-                            &path,
-                            off as u64,
-                            format!(
-                                "{problem} (expected seq {expected}), but a valid record with seq {seq} follows at offset {at}: damage inside the journal, not a torn tail"
-                            ),
-                        ));
+                        match scan_after_damage(&bytes, at, seq, max_record) {
+                            Err((end_at, end_seq)) => {
+                                return Err(corrupt(
+                                    &path,
+                                    off as u64,
+                                    format!(
+                                        "{problem} (expected seq {expected}); a later write starts with seq {end_seq} at offset {end_at} (first valid record after the damage: seq {seq} at offset {at}), so the damaged record had been made durable: damage inside the journal, not a torn tail"
+                                    ),
+                                ));
+                            }
+                            Ok(later) => torn_batch_records = Some(later),
+                        }
+                        CutReason::TornBatch
                     } else {
                         match problem {
                             FrameProblem::PartialHeader => CutReason::PartialHeader,
@@ -324,7 +378,10 @@ pub(super) fn recover(
                         segment: path.clone(),
                         offset: off as u64,
                         bytes_cut: (bytes.len() - off) as u64,
-                        records_cut: count_tail_frames(&bytes, off, expected, max_record),
+                        records_cut: match torn_batch_records {
+                            Some(later) => 1 + later,
+                            None => count_tail_frames(&bytes, off, expected, max_record),
+                        },
                         reason,
                     };
                     warn!(
