@@ -525,9 +525,16 @@ impl Journal {
                     first_available: meta.first_seq(),
                 });
             }
+            // Only the segments needed for `limit` records (their indexes are cloned).
+            let mut planned = 0u64;
             meta.segments
                 .iter()
                 .filter(|s| s.end > from && s.end > s.first)
+                .take_while(|s| {
+                    let take = planned < limit as u64;
+                    planned += s.end.0 - from.max(s.first).0;
+                    take
+                })
                 .cloned()
                 .collect()
         };
@@ -684,14 +691,15 @@ impl Shared {
         let mut freed = 0;
         // Never the last (active) segment; oldest first so the table stays contiguous.
         while meta.segments.len() > 1 && meta.segments.first().is_some_and(|s| s.end <= min) {
-            let seg = meta.segments.remove(0);
+            let path = meta.segments[0].path.clone();
             self.storage
-                .remove(&seg.path)
-                .map_err(|e| JournalError::io("remove", &seg.path, e))?;
+                .remove(&path)
+                .map_err(|e| JournalError::io("remove", &path, e))?;
+            let seg = meta.segments.remove(0);
+            meta.disk_bytes = meta.disk_bytes.saturating_sub(seg.bytes);
             self.storage
                 .sync_dir(&self.config.dir)
                 .map_err(|e| JournalError::io("fsync directory", &self.config.dir, e))?;
-            meta.disk_bytes = meta.disk_bytes.saturating_sub(seg.bytes);
             freed += seg.bytes;
             info!(segment = %seg.path.display(), first_seq = seg.first.0, end_seq = seg.end.0, bytes = seg.bytes, "journal segment deleted after confirmation");
         }
@@ -1032,15 +1040,22 @@ impl Committer {
 
     /// Over budget: delete confirmed segments; if the active segment itself is fully
     /// confirmed (and nothing of this batch is buffered), seal it so it can go too.
+    /// Retention failures (a segment that cannot be removed) only leave the journal
+    /// fuller; a failed roll-over stops the committer.
     fn make_room(&mut self) -> Result<(), JournalError> {
-        self.shared.apply_retention()?;
+        if let Err(e) = self.shared.apply_retention() {
+            warn!(error = %e, "journal retention failed; segment kept");
+            return Ok(());
+        }
         let all_confirmed = self
             .shared
             .min_holding_cursor()
             .is_some_and(|min| min >= self.next && self.next > self.seg_first);
         if all_confirmed && self.buf.is_empty() {
             self.roll()?;
-            self.shared.apply_retention()?;
+            if let Err(e) = self.shared.apply_retention() {
+                warn!(error = %e, "journal retention failed; segment kept");
+            }
         }
         Ok(())
     }
