@@ -340,3 +340,22 @@ fn damage_before_a_later_write_is_fatal_even_near_the_end() {
     assert!(e.to_string().contains("later write"), "{e}");
     assert_corrupt_at(e, &seg, HDR + 8 * REC);
 }
+
+#[test]
+fn damage_appearing_while_open_is_reported_by_reads_not_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seg = dir.path().join(format::segment_file_name(Seq(0)));
+    let j = Journal::open(config(dir.path(), 1024 * 1024)).expect("open");
+    for i in 0..10 {
+        j.append(EVENT, payload(i)).expect("append");
+    }
+    flip(&seg, HDR + 4 * REC + 70);
+    assert_eq!(
+        j.read_from(Seq(0), 4)
+            .expect("records before the damage")
+            .len(),
+        4
+    );
+    let e = j.read_from(Seq(2), 10).expect_err("damaged record");
+    assert_corrupt_at(e, &seg, HDR + 4 * REC);
+}
