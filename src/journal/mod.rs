@@ -481,7 +481,8 @@ impl Journal {
         Ok(Ticket { rx })
     }
 
-    /// Append one record and return its seq once it is durable on disk.
+    /// Append one record and return its seq once it is durable on disk (written and
+    /// `fdatasync`ed). Blocks while the committer's queue is full (back-pressure).
     pub fn append(&self, kind: RecordType, payload: Vec<u8>) -> Result<Seq, JournalError> {
         Ok(self.append_ticket(kind, payload)?.wait()?.first)
     }
@@ -495,8 +496,10 @@ impl Journal {
     }
 
     /// Queue one record and call `on_done` from the committer thread once it is durable
-    /// or refused. Keep `on_done` short: it delays the acknowledgement of the rest of
-    /// the batch. A size error is returned at once and `on_done` is not called.
+    /// or refused. Keep `on_done` short and never append with a blocking call from it
+    /// (the committer would wait for itself): it delays the acknowledgement of the rest
+    /// of the batch. A size error is returned at once and `on_done` is not called; if the
+    /// journal has already stopped, `on_done` runs at once on the calling thread.
     pub fn append_with<F>(
         &self,
         kind: RecordType,
