@@ -10,7 +10,7 @@
 //!
 //! Not owned here: event contents (`epcis`), the upload itself (uplink), where the
 //! journal directory lives (the line profile). File operations go through
-//! [`storage::Storage`] so tests can inject faults; the byte format is in [`format`] and
+//! [`storage::Storage`] so tests can inject faults; the byte format is in [`format`](mod@format) and
 //! crash recovery in [`recovery`].
 //!
 //! Failure policy: a failed `write` is undone by truncating the segment back and the
