@@ -93,12 +93,15 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<Seq, HeaderProblem> {
     if h[0..8] != SEGMENT_MAGIC {
         return Err(HeaderProblem::BadMagic);
     }
+    // The checksum comes first: a torn header with an intact magic is not a new version.
+    if le_u32(&h[28..32]) != crc32c(&h[0..28]) {
+        return Err(HeaderProblem::BadChecksum);
+    }
     let version = le_u32(&h[8..12]);
     if version != FORMAT_VERSION {
         return Err(HeaderProblem::UnsupportedVersion(version));
     }
-    if le_u32(&h[28..32]) != crc32c(&h[0..28]) || le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN
-    {
+    if le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN {
         return Err(HeaderProblem::BadChecksum);
     }
     Ok(Seq(le_u64(&h[16..24])))
@@ -226,6 +229,9 @@ mod tests {
         assert_eq!(decode_segment_header(&bad), Err(HeaderProblem::BadChecksum));
         let mut bad = h;
         bad[8] = 9;
+        assert_eq!(decode_segment_header(&bad), Err(HeaderProblem::BadChecksum));
+        let crc = crc32c(&bad[0..28]);
+        bad[28..32].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode_segment_header(&bad),
             Err(HeaderProblem::UnsupportedVersion(9))

@@ -63,8 +63,8 @@ pub enum CutReason {
     /// of the same write reached the disk (pages written back out of order before a
     /// power cut), and no later write follows. Its `fdatasync` cannot have completed.
     TornBatch,
-    /// The last segment file was created but its header never reached the disk; the
-    /// file was removed.
+    /// The last segment file was created but its header never reached the disk (short,
+    /// zero or garbage header, and no valid record in the file); the file was removed.
     EmptySegment,
 }
 
@@ -283,13 +283,22 @@ pub(super) fn recover(
 
         let first = match decode_segment_header(&bytes) {
             Ok(first) => first,
-            Err(HeaderProblem::Short(_)) | Err(HeaderProblem::Zeroed)
+            Err(problem)
                 if is_last
-                    && (bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|b| *b == 0)) =>
+                    && !matches!(problem, HeaderProblem::UnsupportedVersion(_))
+                    && find_valid_later_record(
+                        &bytes,
+                        SEGMENT_HEADER_LEN - 1,
+                        name_seq,
+                        max_record,
+                    )
+                    .is_none() =>
             {
-                // Created during a roll-over but the header never became durable: it
-                // holds no record. Remove it; a fresh segment is created on open.
-                warn!(segment = %path.display(), bytes = bytes.len(), "removing journal segment without a header");
+                // Created during a roll-over, but the header never became durable (the
+                // header is fsynced before any record goes in, and no valid record is
+                // in the file): nothing in it was acknowledged. Remove it; a fresh
+                // segment is created on open.
+                warn!(segment = %path.display(), bytes = bytes.len(), problem = %problem, "removing journal segment whose header never became durable");
                 storage
                     .remove(&path)
                     .map_err(|e| JournalError::io("remove", &path, e))?;
