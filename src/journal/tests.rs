@@ -462,3 +462,122 @@ fn a_journal_that_lost_confirmed_records_refuses_to_open() {
     let e = Journal::open(config(dir.path())).expect_err("lost");
     assert!(matches!(e, JournalError::LostConfirmed { .. }), "{e}");
 }
+
+/// Random operations against a model: appends (single and batch), confirmations by two
+/// holding consumers, reads from random positions, reopen, all under a small disk budget
+/// with small segments so roll-over, retention and `Full` interleave.
+#[test]
+fn random_operations_agree_with_a_model() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..3u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = config(dir.path());
+        cfg.segment_bytes = 2048;
+        cfg.max_record_bytes = 400;
+        cfg.disk_budget_bytes = 4 * 2048;
+        let mut j = Journal::open(cfg.clone()).expect("open");
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        let mut cursors = [0u64; 2];
+        let names = ["uplink", "site-pull"];
+        let (mut fulls, mut reopens, mut deleted) = (0, 0, 0);
+        for step in 0..300 {
+            let ctx = format!("seed {seed} step {step}");
+            match rng.random_range(0..100) {
+                0..=39 => {
+                    let p: Vec<u8> = (0..rng.random_range(0..300))
+                        .map(|_| rng.random())
+                        .collect();
+                    match j.append(EVENT, p.clone()) {
+                        Ok(seq) => {
+                            assert_eq!(seq, Seq(model.len() as u64), "{ctx}");
+                            model.push(p);
+                        }
+                        Err(e) => {
+                            assert_eq!(e.kind(), JournalErrorKind::Full, "{ctx}: {e}");
+                            fulls += 1;
+                        }
+                    }
+                }
+                40..=54 => {
+                    let recs: Vec<_> = (0..rng.random_range(1..12))
+                        .map(|i| (EVENT, vec![i as u8; rng.random_range(0..200)]))
+                        .collect();
+                    match j.append_batch(recs.clone()) {
+                        Ok(a) => {
+                            assert_eq!(a.first, Seq(model.len() as u64), "{ctx}");
+                            model.extend(recs.into_iter().map(|(_, p)| p));
+                        }
+                        Err(e) => {
+                            assert_eq!(e.kind(), JournalErrorKind::Full, "{ctx}: {e}");
+                            fulls += 1;
+                        }
+                    }
+                }
+                55..=64 => {
+                    let c = rng.random_range(0..2);
+                    let end = model.len() as u64;
+                    if end > cursors[c] {
+                        let through = rng.random_range(cursors[c]..end);
+                        let before = j.segment_count();
+                        j.confirm(names[c], Seq(through)).expect("confirm");
+                        cursors[c] = through + 1;
+                        deleted += before.saturating_sub(j.segment_count());
+                    }
+                }
+                65..=94 => {
+                    let first = j.first_seq().0;
+                    let end = model.len() as u64;
+                    let from = rng.random_range(first..=end);
+                    let limit = rng.random_range(0..80);
+                    let got = j.read_from(Seq(from), limit).expect("read");
+                    let want = &model[from as usize..(from as usize + limit).min(model.len())];
+                    assert_eq!(got.len(), want.len(), "{ctx}");
+                    for (k, (r, p)) in got.iter().zip(want).enumerate() {
+                        assert_eq!(r.seq, Seq(from + k as u64), "{ctx}");
+                        assert_eq!(&r.payload, p, "{ctx}");
+                    }
+                }
+                _ => {
+                    drop(j);
+                    j = Journal::open(cfg.clone()).expect("reopen");
+                    assert!(j.recovery().cuts.is_empty(), "{ctx}: {:?}", j.recovery());
+                    reopens += 1;
+                }
+            }
+            // Invariants after every step.
+            assert_eq!(j.end_seq(), Seq(model.len() as u64), "{ctx}");
+            assert!(
+                j.first_seq().0 <= cursors[0].min(cursors[1]),
+                "{ctx}: deleted unconfirmed records"
+            );
+            assert!(
+                j.disk_bytes() <= cfg.disk_budget_bytes,
+                "{ctx}: over budget"
+            );
+            assert_eq!(
+                j.cursor("uplink").expect("cursor"),
+                Seq(cursors[0]),
+                "{ctx}"
+            );
+            assert_eq!(
+                j.cursor("site-pull").expect("cursor"),
+                Seq(cursors[1]),
+                "{ctx}"
+            );
+        }
+        // Everything not yet deleted is intact after a last reopen.
+        drop(j);
+        let j = Journal::open(cfg.clone()).expect("final reopen");
+        let first = j.first_seq().0 as usize;
+        let all = j.read_from(Seq(first as u64), usize::MAX).expect("read");
+        assert_eq!(all.len(), model.len() - first);
+        for (r, p) in all.iter().zip(&model[first..]) {
+            assert_eq!(&r.payload, p);
+        }
+        assert!(
+            fulls > 0 && reopens > 0 && deleted > 0,
+            "seed {seed}: fulls {fulls} reopens {reopens} deleted {deleted}"
+        );
+    }
+}
