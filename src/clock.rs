@@ -14,7 +14,7 @@ pub struct Micros(pub u64);
 
 impl Micros {
     /// This instant plus `d` (saturating).
-    pub fn add(self, d: Duration) -> Micros {
+    pub fn plus(self, d: Duration) -> Micros {
         Micros(
             self.0
                 .saturating_add(d.as_micros().min(u128::from(u64::MAX)) as u64),
@@ -116,7 +116,7 @@ impl VirtualClock {
 
     /// Move the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
-        self.advance_to(self.now().add(d));
+        self.advance_to(self.now().plus(d));
     }
 }
 
@@ -167,7 +167,7 @@ mod tests {
     fn micros_arithmetic_saturates() {
         assert_eq!(Micros(5).since(Micros(9)), Duration::ZERO);
         assert_eq!(
-            Micros(u64::MAX).add(Duration::from_secs(1)),
+            Micros(u64::MAX).plus(Duration::from_secs(1)),
             Micros(u64::MAX)
         );
     }
