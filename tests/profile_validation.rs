@@ -165,7 +165,7 @@ fn env_overrides_apply() {
     let env: BTreeMap<String, String> = [
         ("LINECTL__PRINTER__ADDRESS", "127.0.0.1:9100"),
         ("LINECTL__GEOMETRY__CONVEYOR_SPEED_MM_S", "400"),
-        ("LINECTL__PLC__REGISTERS__HEARTBEAT", "20"),
+        ("LINECTL__PLC__REGISTERS__HEARTBEAT", "40"),
         ("LINECTL__VERIFICATION__MIN_GRADE", "B"),
         ("LINECTL__PRODUCT__GTIN", "09506000134352"),
         ("OTHER__PRINTER__ADDRESS", "10.0.0.1:1"),
@@ -176,7 +176,7 @@ fn env_overrides_apply() {
     let p = Profile::from_toml("t.toml", BASE, Some(env)).unwrap();
     assert_eq!(p.printer.address, "127.0.0.1:9100");
     assert_eq!(p.geometry.conveyor_speed_mm_s, 400.0);
-    assert_eq!(p.plc.registers.heartbeat, 20);
+    assert_eq!(p.plc.registers.heartbeat, 40);
     assert_eq!(p.verification.min_grade, Grade::B);
     // Leading zero kept: the GTIN stays a string.
     assert_eq!(p.product.gtin, "09506000134352");
@@ -448,11 +448,13 @@ fn each_rule_reports_its_key() {
             "overlap `counters`",
         ),
         (
+            "address = \"127.0.0.1:5020\"",
             "address = \"127.0.0.1:5020\"\nregisters = { verdict_slots = 0 }",
             "plc.registers.verdict_slots",
             "at least 1",
         ),
         (
+            "address = \"127.0.0.1:5020\"",
             "address = \"127.0.0.1:5020\"\nregisters = { verdict_base = 65530 }",
             "plc.registers.verdict_base",
             "pass 65535",
