@@ -235,16 +235,19 @@ fn print_test(p: &Profile, code: &str, job: Option<&str>) -> ExitCode {
         linectl::profile::PrinterKind::Zpl => Some(ZPL_DEFAULT_JOB),
         _ => None,
     });
+    // ZPL templates take `{DM}` from `element_string` (escaped into the DataMatrix
+    // field) and `{HRI}` from the fields; text-protocol printers get the element
+    // string in their code field and the HRI beside it; Markem-Imaje external
+    // variables 1 and 2 are these two, in that order.
+    let mut fields = Vec::new();
+    if p.printer.kind != linectl::profile::PrinterKind::Zpl {
+        fields.push((CODE_FIELD.to_string(), element_string.clone()));
+    }
+    fields.push((HRI_FIELD.to_string(), hri.clone()));
     let item = PrintItem {
         unit: 0,
         element_string: element_string.clone(),
-        // Text-protocol printers get the element string in their code field and the
-        // HRI beside it; ZPL templates take `{DM}` from `element_string` and `{HRI}`
-        // from here; Markem-Imaje external variables 1 and 2 are these two, in order.
-        fields: vec![
-            (CODE_FIELD.to_string(), element_string.clone()),
-            (HRI_FIELD.to_string(), hri.clone()),
-        ],
+        fields,
     };
     let result = connect_printer(p).and_then(|mut pr| {
         if let Some(job) = job {
