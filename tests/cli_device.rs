@@ -18,7 +18,10 @@ use linectl_drivers::printer::markem::MarkemSession;
 use linectl_drivers::printer::videojet::VideojetSession;
 use linectl_drivers::printer::zpl::ZplSession;
 
-const PROFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/line-profiles/eu-fmd-carton.toml");
+const PROFILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/line-profiles/eu-fmd-carton.toml"
+);
 const CODE: &str = "(01)09506000134352(17)281231(10)EU24A001(21)ABC123DEF456";
 
 /// Every device of a line, served from this process.
@@ -102,7 +105,8 @@ fn linectl(line: &Line, args: &[&str], extra: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.env("RUST_LOG", "warn");
-    cmd.output().unwrap_or_else(|e| panic!("running linectl: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running linectl: {e}"))
 }
 
 fn stdout(o: &Output) -> String {
@@ -166,7 +170,13 @@ fn print_test_queues_the_code_on_every_printer_kind() {
         );
         assert!(out.contains("status Ready"), "{kind}: {out}");
         assert_eq!(line.printer.queued(), 1, "{kind}: {out}");
-        let queued = line.printer.lock().queue.front().cloned().unwrap_or_default();
+        let queued = line
+            .printer
+            .lock()
+            .queue
+            .front()
+            .cloned()
+            .unwrap_or_default();
         assert!(
             queued.iter().any(|(_, v)| *v == element_string),
             "{kind}: element string not queued, got {queued:?}"
@@ -194,7 +204,11 @@ fn print_test_refuses_an_invalid_code_before_the_printer() {
         &[],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
-    assert!(stderr(&o).contains("not a valid GS1 code"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a valid GS1 code"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(line.printer.queued(), 0);
 }
 
@@ -247,7 +261,10 @@ fn plc_follows_a_moved_register_map_and_a_bad_map_touches_no_device() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
     assert!(out.contains("alarms [40]: 0x00aa"), "{out}");
-    assert!(out.contains("reading 1:") && !out.contains("reading 2:"), "{out}");
+    assert!(
+        out.contains("reading 1:") && !out.contains("reading 2:"),
+        "{out}"
+    );
 
     // An overlapping map is a profile problem: exit 2, key path named, no device line.
     let o = linectl(

@@ -101,7 +101,10 @@ fn base_profile_is_valid_with_defaults() {
     assert_eq!(p.plc.registers.counters, 20);
     assert_eq!(p.plc.registers.verdict_base, 100);
     assert_eq!(p.plc.registers.verdict_slots, 8);
-    assert_eq!(p.plc.registers, linectl_drivers::plc::modbus::RegisterMap::default());
+    assert_eq!(
+        p.plc.registers,
+        linectl_drivers::plc::modbus::RegisterMap::default()
+    );
     let cfg = p.plc.modbus_config();
     assert_eq!(cfg.slave, 1);
     assert_eq!(cfg.timeout, std::time::Duration::from_millis(100));
