@@ -96,7 +96,18 @@ fn base_profile_is_valid_with_defaults() {
     assert_eq!(p.plc.unit_id, 1);
     assert_eq!(p.plc.timeout_ms, 100);
     assert_eq!(p.plc.registers.trigger_counter, 0);
-    assert_eq!(p.plc.registers.alarm_word, 10);
+    // The driver's register map and its defaults.
+    assert_eq!(p.plc.registers.alarms, 30);
+    assert_eq!(p.plc.registers.counters, 20);
+    assert_eq!(p.plc.registers.verdict_base, 100);
+    assert_eq!(p.plc.registers.verdict_slots, 8);
+    assert_eq!(
+        p.plc.registers,
+        linectl_drivers::plc::modbus::RegisterMap::default()
+    );
+    let cfg = p.plc.modbus_config();
+    assert_eq!(cfg.slave, 1);
+    assert_eq!(cfg.timeout, std::time::Duration::from_millis(100));
     assert_eq!(p.serials.source, SerialSource::GenerateRandom);
     assert_eq!(p.serials.block_size, 1000);
     assert_eq!(p.hmi.listen, "127.0.0.1:8080");
@@ -157,7 +168,7 @@ fn env_overrides_apply() {
     let env: BTreeMap<String, String> = [
         ("LINECTL__PRINTER__ADDRESS", "127.0.0.1:9100"),
         ("LINECTL__GEOMETRY__CONVEYOR_SPEED_MM_S", "400"),
-        ("LINECTL__PLC__REGISTERS__HEARTBEAT", "20"),
+        ("LINECTL__PLC__REGISTERS__HEARTBEAT", "40"),
         ("LINECTL__VERIFICATION__MIN_GRADE", "B"),
         ("LINECTL__PRODUCT__GTIN", "09506000134352"),
         ("OTHER__PRINTER__ADDRESS", "10.0.0.1:1"),
@@ -168,7 +179,7 @@ fn env_overrides_apply() {
     let p = Profile::from_toml("t.toml", BASE, Some(env)).unwrap();
     assert_eq!(p.printer.address, "127.0.0.1:9100");
     assert_eq!(p.geometry.conveyor_speed_mm_s, 400.0);
-    assert_eq!(p.plc.registers.heartbeat, 20);
+    assert_eq!(p.plc.registers.heartbeat, 40);
     assert_eq!(p.verification.min_grade, Grade::B);
     // Leading zero kept: the GTIN stays a string.
     assert_eq!(p.product.gtin, "09506000134352");
@@ -435,9 +446,21 @@ fn each_rule_reports_its_key() {
         ),
         (
             "address = \"127.0.0.1:5020\"",
-            "address = \"127.0.0.1:5020\"\nregisters = { alarm_word = 7 }",
-            "plc.registers.alarm_word",
-            "overlaps `count_good`",
+            "address = \"127.0.0.1:5020\"\nregisters = { alarms = 21 }",
+            "plc.registers.alarms",
+            "overlap `counters`",
+        ),
+        (
+            "address = \"127.0.0.1:5020\"",
+            "address = \"127.0.0.1:5020\"\nregisters = { verdict_slots = 0 }",
+            "plc.registers.verdict_slots",
+            "at least 1",
+        ),
+        (
+            "address = \"127.0.0.1:5020\"",
+            "address = \"127.0.0.1:5020\"\nregisters = { verdict_base = 65530 }",
+            "plc.registers.verdict_base",
+            "pass 65535",
         ),
         (
             "kind = \"zipher\"\naddress = \"127.0.0.1:9101\"",
@@ -688,14 +711,14 @@ fn several_problems_in_one_section_are_all_reported() {
         "[plc]\nspeed = 3\ncolour = \"red\"\ntimeout_ms = \"soon\"\n",
     )
     .replace("[plc.registers]", "")
-        + "\n[plc.registers]\nheartbeet = 3\nalarm_word = \"x\"\n";
+        + "\n[plc.registers]\nheartbeet = 3\nalarms = \"x\"\n";
     let all = problems(&text);
     for want in [
         "t.toml: plc.speed: unknown key",
         "t.toml: plc.colour: unknown key",
         "t.toml: plc.timeout_ms: invalid type",
         "t.toml: plc.registers.heartbeet: unknown key",
-        "t.toml: plc.registers.alarm_word: invalid type",
+        "t.toml: plc.registers.alarms: invalid type",
     ] {
         assert!(
             all.iter().any(|p| p.starts_with(want)),

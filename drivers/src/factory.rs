@@ -19,10 +19,13 @@ use crate::printer::zpl::{ZebraPrinter, ZplConfig};
 
 /// Printer kinds accepted by [`connect_printer`].
 pub const PRINTER_KINDS: &[&str] = &["zebra", "videojet", "markem"];
+/// Aliases accepted by [`connect_printer`] (line profiles use `zpl`, `zipher`,
+/// `markem`).
+pub const PRINTER_KIND_ALIASES: &[&str] = &["zpl", "zipher", "markem-imaje"];
 /// PLC kinds accepted by [`connect_plc`].
 pub const PLC_KINDS: &[&str] = &["modbus-tcp", "modbus-rtu"];
 /// Frame source kinds accepted by [`connect_frame_source`].
-pub const FRAME_SOURCE_KINDS: &[&str] = &["dir", "tcp"];
+pub const FRAME_SOURCE_KINDS: &[&str] = &["dir", "tcp-stream"];
 
 /// Connect a printer. `kind`: `zebra` (alias `zpl`), `videojet` (alias `zipher`),
 /// `markem` (alias `markem-imaje`). `address`: `host:port` or a serial device path;
@@ -42,8 +45,9 @@ pub fn connect_printer(
         "markem" | "markem-imaje" => "markem",
         _ => {
             return Err(Error::config(format!(
-                "unknown printer kind {kind:?} (known: {})",
-                PRINTER_KINDS.join(", ")
+                "unknown printer kind {kind:?} (known: {}; aliases: {})",
+                PRINTER_KINDS.join(", "),
+                PRINTER_KIND_ALIASES.join(", ")
             )));
         }
     };
@@ -103,6 +107,17 @@ pub fn connect_plc_with(
     baud: Option<u32>,
     cfg: ModbusConfig,
 ) -> Result<Box<dyn Plc>, Error> {
+    Ok(Box::new(connect_modbus(kind, address, baud, cfg)?))
+}
+
+/// [`connect_plc_with`] returning the concrete Modbus driver (for diagnostics that read
+/// raw registers, e.g. [`ModbusPlc::read_registers`]).
+pub fn connect_modbus(
+    kind: &str,
+    address: &str,
+    baud: Option<u32>,
+    cfg: ModbusConfig,
+) -> Result<ModbusPlc, Error> {
     let endpoint = match (
         kind.to_ascii_lowercase().as_str(),
         Address::parse(address, baud, 19200)?,
@@ -121,11 +136,12 @@ pub fn connect_plc_with(
             )));
         }
     };
-    Ok(Box::new(ModbusPlc::connect(endpoint, cfg)?))
+    ModbusPlc::connect(endpoint, cfg)
 }
 
 /// Open a frame source. `kind`: `dir` (address = directory of PNG/PGM files, replayed
-/// in name order), `tcp` (address = `host:port` of a frame stream server) or, with
+/// in name order), `tcp-stream` (alias `tcp`; address = `host:port` of a frame
+/// stream server, the line profiles' name) or, with
 /// the `v4l` feature, `v4l` (address = device path such as `/dev/video0`), with the
 /// `aravis` feature, `aravis` (address = camera id, empty for the first camera).
 pub fn connect_frame_source(
@@ -135,7 +151,7 @@ pub fn connect_frame_source(
 ) -> Result<Box<dyn FrameSource>, Error> {
     match kind.to_ascii_lowercase().as_str() {
         "dir" => Ok(Box::new(DirectorySource::open(address)?)),
-        "tcp" => Ok(Box::new(StreamSource::connect(address, timeout)?)),
+        "tcp-stream" | "tcp" => Ok(Box::new(StreamSource::connect(address, timeout)?)),
         #[cfg(feature = "aravis")]
         "aravis" => Ok(Box::new(crate::camera::aravis::AravisSource::open(
             address, timeout,

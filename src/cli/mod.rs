@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod decode;
+pub mod device;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
@@ -35,6 +36,9 @@ pub enum Command {
     Pool(pool::PoolArgs),
     /// Decode, verify and grade DataMatrix frames from image files.
     Decode(decode::DecodeArgs),
+    /// Commissioning: probe the profile's devices, print a test code, show the PLC map.
+    #[command(subcommand)]
+    Device(device::DeviceCmd),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -47,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(cmd) => profile::run(cmd),
         Command::Pool(args) => pool::run(args),
         Command::Decode(args) => decode::run(args),
+        Command::Device(cmd) => device::run(cmd),
     }
 }
 

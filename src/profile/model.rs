@@ -105,106 +105,22 @@ const fn default_poll_ms() -> u64 {
     5
 }
 
-/// `[plc.registers]`: 0-based holding-register addresses shared with the PLC program.
-/// Single registers are 16-bit; counters are 32-bit in two consecutive registers, high
-/// word first.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlcRegisters {
-    /// PLC → linectl: unit trigger counter, incremented by the PLC for every unit
-    /// detected at the entry photo-eye (wraps at 65535). Default: 0.
-    #[serde(default = "reg_trigger")]
-    pub trigger_counter: u16,
-    /// linectl → PLC: unit number the verdict is for (low 16 bits). Default: 1.
-    #[serde(default = "reg_verdict_unit")]
-    pub verdict_unit: u16,
-    /// linectl → PLC: verdict code for that unit (1 pass, 2 reject; 0 = none yet, which
-    /// the PLC treats as reject). Written after `verdict_unit`. Default: 2.
-    #[serde(default = "reg_verdict_code")]
-    pub verdict_code: u16,
-    /// linectl → PLC: heartbeat, incremented every cycle; the PLC stops the line when
-    /// it stops changing. Default: 3.
-    #[serde(default = "reg_heartbeat")]
-    pub heartbeat: u16,
-    /// linectl → PLC: PackML command (PackML command numbers). Default: 4.
-    #[serde(default = "reg_packml_command")]
-    pub packml_command: u16,
-    /// PLC → linectl: PackML state (PackML state numbers). Default: 5.
-    #[serde(default = "reg_packml_state")]
-    pub packml_state: u16,
-    /// PLC → linectl: good units counted, 32-bit in this and the next register.
-    /// Default: 6 (6–7).
-    #[serde(default = "reg_count_good")]
-    pub count_good: u16,
-    /// PLC → linectl: rejected units counted, 32-bit in this and the next register.
-    /// Default: 8 (8–9).
-    #[serde(default = "reg_count_rejected")]
-    pub count_rejected: u16,
-    /// PLC → linectl: alarm bits (one bit per alarm, 0 = no alarm). Default: 10.
-    #[serde(default = "reg_alarm_word")]
-    pub alarm_word: u16,
-}
-
-const fn reg_trigger() -> u16 {
-    0
-}
-const fn reg_verdict_unit() -> u16 {
-    1
-}
-const fn reg_verdict_code() -> u16 {
-    2
-}
-const fn reg_heartbeat() -> u16 {
-    3
-}
-const fn reg_packml_command() -> u16 {
-    4
-}
-const fn reg_packml_state() -> u16 {
-    5
-}
-const fn reg_count_good() -> u16 {
-    6
-}
-const fn reg_count_rejected() -> u16 {
-    8
-}
-const fn reg_alarm_word() -> u16 {
-    10
-}
-
-impl Default for PlcRegisters {
-    fn default() -> Self {
-        PlcRegisters {
-            trigger_counter: reg_trigger(),
-            verdict_unit: reg_verdict_unit(),
-            verdict_code: reg_verdict_code(),
-            heartbeat: reg_heartbeat(),
-            packml_command: reg_packml_command(),
-            packml_state: reg_packml_state(),
-            count_good: reg_count_good(),
-            count_rejected: reg_count_rejected(),
-            alarm_word: reg_alarm_word(),
-        }
-    }
-}
-
-impl PlcRegisters {
-    /// Every register with its name and width in registers.
-    pub fn all(&self) -> [(&'static str, u16, u16); 9] {
-        [
-            ("trigger_counter", self.trigger_counter, 1),
-            ("verdict_unit", self.verdict_unit, 1),
-            ("verdict_code", self.verdict_code, 1),
-            ("heartbeat", self.heartbeat, 1),
-            ("packml_command", self.packml_command, 1),
-            ("packml_state", self.packml_state, 1),
-            ("count_good", self.count_good, 2),
-            ("count_rejected", self.count_rejected, 2),
-            ("alarm_word", self.alarm_word, 1),
-        ]
-    }
-}
+/// `[plc.registers]`: the driver's register map, `linectl_drivers::plc::modbus::RegisterMap`
+/// (one model for profile and driver: same keys, same defaults, documented per field
+/// there and in drivers/README.md). 0-based holding-register addresses shared with the
+/// PLC program; 32-bit values take two registers, high word first.
+///
+/// | key | default | registers | written by |
+/// |---|---|---|---|
+/// | `trigger_counter` | 0 | 2 | PLC |
+/// | `heartbeat` | 2 | 1 | linectl |
+/// | `packml_command` | 10 | 1 | linectl |
+/// | `packml_state` | 11 | 1 | PLC |
+/// | `counters` | 20 | 6 (total, good, rejected) | PLC |
+/// | `alarms` | 30 | 1 | PLC |
+/// | `verdict_base` | 100 | 3 × `verdict_slots` | linectl |
+/// | `verdict_slots` | 8 | | |
+pub type PlcRegisters = linectl_drivers::plc::modbus::RegisterMap;
 
 /// Coding printer protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -585,6 +501,17 @@ impl PlcSection {
     pub fn endpoint(&self) -> Result<super::Endpoint, String> {
         super::parse_endpoint(&self.address)
     }
+
+    /// The driver settings this section gives: register map, unit (slave) id and
+    /// request timeout; reconnect backoff stays at the driver's defaults.
+    pub fn modbus_config(&self) -> linectl_drivers::plc::modbus::ModbusConfig {
+        linectl_drivers::plc::modbus::ModbusConfig {
+            map: self.registers.clone(),
+            slave: self.unit_id,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            ..linectl_drivers::plc::modbus::ModbusConfig::default()
+        }
+    }
 }
 
 impl PrinterSection {
@@ -622,14 +549,24 @@ mod tests {
     }
 
     #[test]
-    fn default_registers_do_not_overlap() {
-        let regs = PlcRegisters::default().all();
-        let mut used = std::collections::BTreeSet::new();
-        for (name, addr, width) in regs {
-            for a in addr..addr + width {
-                assert!(used.insert(a), "{name} overlaps at {a}");
-            }
-        }
-        assert_eq!(used.len(), 11);
+    fn default_registers_are_the_drivers_and_convert() {
+        assert!(PlcRegisters::default().problems().is_empty());
+        let plc = PlcSection {
+            kind: PlcKind::ModbusTcp,
+            address: "127.0.0.1:502".into(),
+            baud: None,
+            unit_id: 7,
+            timeout_ms: 150,
+            poll_ms: 5,
+            registers: PlcRegisters {
+                heartbeat: 40,
+                ..PlcRegisters::default()
+            },
+        };
+        let cfg = plc.modbus_config();
+        assert_eq!(cfg.slave, 7);
+        assert_eq!(cfg.timeout, std::time::Duration::from_millis(150));
+        assert_eq!(cfg.map.heartbeat, 40);
+        assert_eq!(cfg.map.verdict_base, 100);
     }
 }

@@ -335,24 +335,8 @@ fn plc(p: &PlcSection, out: &mut Problems) {
             format!("{} is not a Modbus unit id (1–247)", p.unit_id),
         );
     }
-    let regs = p.registers.all();
-    for (i, (name, addr, width)) in regs.iter().enumerate() {
-        let end = u32::from(*addr) + u32::from(*width);
-        if end > 65536 {
-            out.push(
-                format!("plc.registers.{name}"),
-                format!("{addr} + {width} registers runs past 65535"),
-            );
-        }
-        for (other, oaddr, owidth) in regs.iter().take(i) {
-            let oend = u32::from(*oaddr) + u32::from(*owidth);
-            if u32::from(*addr) < oend && u32::from(*oaddr) < end {
-                out.push(
-                    format!("plc.registers.{name}"),
-                    format!("register {addr} overlaps `{other}` (at {oaddr})"),
-                );
-            }
-        }
+    for (field, message) in p.registers.problems() {
+        out.push(format!("plc.registers.{field}"), message);
     }
 }
 

@@ -36,21 +36,30 @@ use crate::error::{CodecError, Error};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegisterMap {
-    /// Trigger counter (2 registers).
+    /// PLC → linectl: units seen at the trigger sensor, u32 wrapping, high word first,
+    /// in this and the next register. Default: 0 (0–1).
     pub trigger_counter: u16,
-    /// Heartbeat written by linectl.
+    /// linectl → PLC: incrementing heartbeat; the PLC watchdog stops the line when it
+    /// stops changing. Default: 2.
     pub heartbeat: u16,
-    /// PackML command written by linectl.
+    /// linectl → PLC: PackML command (1 Reset … 9 Clear); the PLC clears it to 0 when
+    /// taken. Default: 10.
     pub packml_command: u16,
-    /// PackML state written by the PLC.
+    /// PLC → linectl: PackML state (ISA-TR88 numbers, 1 Clearing … 17 Complete).
+    /// Default: 11.
     pub packml_state: u16,
-    /// Counters: total, good, rejected (6 registers).
+    /// PLC → linectl: counters total, good, rejected: three u32, high word first, in
+    /// six registers from here. Default: 20 (20–25).
     pub counters: u16,
-    /// Alarm word.
+    /// PLC → linectl: alarm bits (meanings set by the PLC program; 0 = no alarm).
+    /// Default: 30.
     pub alarms: u16,
-    /// First register of the verdict ring.
+    /// linectl → PLC: first register of the verdict ring; slot `unit % verdict_slots`
+    /// holds the unit number (low 32 bits, high word first) and the verdict code
+    /// (1 good, 2 reject), three registers per slot. Default: 100.
     pub verdict_base: u16,
-    /// Slots in the verdict ring (3 registers each).
+    /// Slots in the verdict ring; at least the units between camera and reject station.
+    /// Default: 8 (registers 100–123 with the default base).
     pub verdict_slots: u16,
 }
 
@@ -86,32 +95,54 @@ impl RegisterMap {
         ]
     }
 
-    /// Check the map, returning every problem at once (overlaps, overflow, no slots).
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Every problem of the map (no slots, a block running past 65535, overlapping
+    /// blocks), each as (field name, message). An overlap is reported at the later
+    /// field of the pair in declaration order.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if self.verdict_slots == 0 {
-            problems.push("plc.registers.verdict_slots: must be at least 1".to_string());
+            problems.push(("verdict_slots", "must be at least 1".to_string()));
         }
         let b = self.blocks();
         for (name, start, len) in &b {
             if start + len > 0x1_0000 {
-                problems.push(format!(
-                    "plc.registers.{name}: registers {start}..{} pass 65535",
-                    start + len
+                problems.push((
+                    *name,
+                    format!("registers {start}..{} pass 65535", start + len),
                 ));
             }
         }
-        for (i, (n1, s1, l1)) in b.iter().enumerate() {
-            for (n2, s2, l2) in b.iter().skip(i + 1) {
+        for (i, (n2, s2, l2)) in b.iter().enumerate() {
+            for (n1, s1, l1) in b.iter().take(i) {
                 if s1 < &(s2 + l2) && s2 < &(s1 + l1) {
-                    problems.push(format!("plc.registers.{n1} (at {s1}, {l1} registers) overlaps plc.registers.{n2} (at {s2}, {l2} registers)"));
+                    problems.push((
+                        *n2,
+                        format!(
+                            "registers {s2}..{} overlap `{n1}` (registers {s1}..{})",
+                            s2 + l2,
+                            s1 + l1
+                        ),
+                    ));
                 }
             }
         }
+        problems
+    }
+
+    /// Check the map, returning every problem at once (overlaps, overflow, no slots)
+    /// as one `Config` error, each problem as `plc.registers.<field>: <message>`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let problems = self.problems();
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::config(problems.join("; ")))
+            Err(Error::config(
+                problems
+                    .iter()
+                    .map(|(f, m)| format!("plc.registers.{f}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ))
         }
     }
 
@@ -371,6 +402,13 @@ impl ModbusPlc {
                 })
             }
         }
+    }
+
+    /// Read `n` holding registers from `addr` (one request), for diagnostics such as
+    /// `linectl device plc` that show registers the [`Plc`] trait does not read
+    /// (heartbeat, verdict ring).
+    pub fn read_registers(&mut self, addr: u16, n: u16) -> Result<Vec<u16>, Error> {
+        self.read(addr, n, "reading holding registers")
     }
 
     fn read(&mut self, addr: u16, n: u16, during: &'static str) -> Result<Vec<u16>, Error> {
