@@ -32,7 +32,9 @@ fn root() -> PathBuf {
 #[test]
 fn every_rust_file_opens_with_a_module_doc() {
     let mut files = Vec::new();
-    for dir in ["src", "tests", "benches", "drivers", "hil-sim", "fuzz", "examples"] {
+    for dir in [
+        "src", "tests", "benches", "drivers", "hil-sim", "fuzz", "examples",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     files.push(root().join("build.rs"));
@@ -61,8 +63,7 @@ fn library_code_does_not_unwrap() {
     let mut offenders = Vec::new();
     for f in &files {
         let rel = f.strip_prefix(root()).unwrap_or(f).display().to_string();
-        if rel.starts_with("src/cli/") || rel == "src/main.rs" || rel.ends_with("/tests.rs")
-        {
+        if rel.starts_with("src/cli/") || rel == "src/main.rs" || rel.ends_with("/tests.rs") {
             continue; // the binary uses anyhow; test modules may unwrap
         }
         let Ok(text) = fs::read_to_string(f) else {
