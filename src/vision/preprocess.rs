@@ -144,6 +144,91 @@ pub fn rotated45_to_source(x: f32, y: f32, w: usize, h: usize) -> (f32, f32) {
     )
 }
 
+/// Side, in pixels of the image given to [`locate_busy`], of the blocks it scores.
+const BLOCK: usize = 8;
+
+/// Find the busiest region of a (downscaled) `w`×`h` image: the bounding box, grown by
+/// `margin` pixels and clamped to the image, of the 4-connected blocks of [`BLOCK`]² pixels
+/// whose total variation (sum of absolute differences between neighbouring pixels) is at
+/// least 35% of the busiest block's, taking the component that holds the busiest block.
+/// A DataMatrix is edges in every block; print clutter (solid boxes, rules, outlines) has
+/// edges only along its outline, and sensor noise far less contrast than a module edge.
+/// Returns (x, y, width, height), or `None` for an image smaller than a block or without
+/// any variation.
+pub fn locate_busy(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    margin: usize,
+) -> Option<(usize, usize, usize, usize)> {
+    let (bw, bh) = (w / BLOCK, h / BLOCK);
+    if bw == 0 || bh == 0 || src.len() < w * h {
+        return None;
+    }
+    let mut score = vec![0u32; bw * bh];
+    for y in 0..bh * BLOCK {
+        let row = &src[y * w..(y + 1) * w];
+        let below = src.get((y + 1) * w..(y + 2) * w);
+        let srow = &mut score[(y / BLOCK) * bw..(y / BLOCK + 1) * bw];
+        for (bx, s) in srow.iter_mut().enumerate() {
+            let x0 = bx * BLOCK;
+            let cells = &row[x0..x0 + BLOCK + usize::from(x0 + BLOCK < w)];
+            let mut tv: u32 = cells
+                .windows(2)
+                .map(|p| u32::from(p[0].abs_diff(p[1])))
+                .sum();
+            if let Some(b) = below {
+                tv += row[x0..x0 + BLOCK]
+                    .iter()
+                    .zip(&b[x0..x0 + BLOCK])
+                    .map(|(a, c)| u32::from(a.abs_diff(*c)))
+                    .sum::<u32>();
+            }
+            *s += tv;
+        }
+    }
+    let (best, &max) = score.iter().enumerate().max_by_key(|(_, v)| **v)?;
+    if max == 0 {
+        return None;
+    }
+    let threshold = max / 100 * 35;
+    // flood fill from the busiest block
+    let mut seen = vec![false; bw * bh];
+    let mut stack = vec![best];
+    seen[best] = true;
+    let (mut x0, mut y0, mut x1, mut y1) = (best % bw, best / bw, best % bw, best / bw);
+    while let Some(i) = stack.pop() {
+        let (bx, by) = (i % bw, i / bw);
+        x0 = x0.min(bx);
+        x1 = x1.max(bx);
+        y0 = y0.min(by);
+        y1 = y1.max(by);
+        let mut push = |j: usize| {
+            if !seen[j] && score[j] >= threshold {
+                seen[j] = true;
+                stack.push(j);
+            }
+        };
+        if bx > 0 {
+            push(i - 1);
+        }
+        if bx + 1 < bw {
+            push(i + 1);
+        }
+        if by > 0 {
+            push(i - bw);
+        }
+        if by + 1 < bh {
+            push(i + bw);
+        }
+    }
+    let left = (x0 * BLOCK).saturating_sub(margin);
+    let top = (y0 * BLOCK).saturating_sub(margin);
+    let right = ((x1 + 1) * BLOCK + margin).min(w);
+    let bottom = ((y1 + 1) * BLOCK + margin).min(h);
+    Some((left, top, right - left, bottom - top))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
