@@ -176,7 +176,7 @@ impl Decoder {
             if stop() {
                 break;
             }
-            if pass.full_resolution() && !located {
+            if pass != PassKind::Downscaled && !located {
                 located = true;
                 self.crop = self.locate(frame)?;
             }
@@ -224,7 +224,7 @@ impl Decoder {
         pass: PassKind,
     ) -> Result<Option<Read>, FrameError> {
         let roi = match self.crop {
-            Some(crop) if pass.full_resolution() => crop,
+            Some(crop) => crop,
             _ => self.roi(frame),
         };
         let plane = frame.region(roi)?;
