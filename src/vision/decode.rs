@@ -1,8 +1,9 @@
 //! The decoder: finds and reads one GS1 DataMatrix in a grey frame with rxing's
 //! DataMatrix reader (no other symbology is ever tried: the multi-format path false-reads
 //! print clutter as 1D codes), through an ordered list of passes — a cheap 2×-downscaled
-//! pass first, then full resolution, then luma-inverted passes for light-on-dark laser
-//! codes, then a morphological closing for dotted inkjet codes — and grades the symbol on
+//! pass over the whole frame first; if that fails, the busiest region (the symbol's edges)
+//! is located on the 2× image and every retry (inverted, turned 45°, closings for noisy
+//! and dotted prints, full resolution) runs on that crop only — and grades the symbol on
 //! the very pixels that decoded. It owns per-worker scratch buffers so that a steady
 //! stream of frames does not allocate frame-sized memory. It does not validate GS1
 //! syntax (the verifier does) and has no notion of time (the pool does).
@@ -119,7 +120,9 @@ pub struct Decoder {
 /// zone and the partly covered blocks at the symbol's edge.
 const CROP_MARGIN: usize = 24;
 
-/// Cheapest first: the 2× passes cost about a quarter of a full-resolution pass.
+/// Cheapest and likeliest first: the 2× passes cost about a quarter of a full-resolution
+/// pass. Every pass after the first runs on the located crop (see
+/// [`Decoder::decode_until`]), which makes the full-resolution retries cheap too.
 const ALL_PASSES: [PassKind; 8] = [
     PassKind::Downscaled,
     PassKind::DownscaledInverted,

@@ -234,6 +234,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn locate_finds_the_dense_pattern_not_the_solid_box() {
+        let (w, h) = (200usize, 150usize);
+        let mut img = vec![180u8; w * h];
+        // a big solid dark box (clutter) and a small 3-px checkerboard (the symbol)
+        for y in 10..60 {
+            for x in 10..90 {
+                img[y * w + x] = 20;
+            }
+        }
+        for y in 90..130 {
+            for x in 120..160 {
+                if ((x - 120) / 3 + (y - 90) / 3) % 2 == 0 {
+                    img[y * w + x] = 30;
+                }
+            }
+        }
+        let (x, y, cw, ch) = locate_busy(&img, w, h, 4).unwrap();
+        assert!(
+            x <= 120 && y <= 90,
+            "crop {x},{y} starts inside the pattern"
+        );
+        assert!(
+            x + cw >= 160 && y + ch >= 130,
+            "crop {x},{y} {cw}x{ch} cuts the pattern"
+        );
+        assert!(x > 90 && y > 60, "crop {x},{y} {cw}x{ch} includes the box");
+        assert!(cw <= 64 && ch <= 64, "crop {cw}x{ch} too large");
+        assert_eq!(locate_busy(&[7u8; 64], 8, 8, 2), None, "flat image");
+        assert_eq!(
+            locate_busy(&[7u8; 12], 4, 3, 2),
+            None,
+            "smaller than a block"
+        );
+    }
+
+    #[test]
     fn downscale_averages_and_inverts() {
         let data = [0u8, 4, 10, 10, 8, 4, 10, 10, 1, 1, 1, 1];
         let p = Plane::contiguous(&data, 4, 3).unwrap();
