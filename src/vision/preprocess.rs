@@ -150,7 +150,7 @@ const BLOCK: usize = 8;
 /// Find the busiest region of a (downscaled) `w`×`h` image: the bounding box, grown by
 /// `margin` pixels and clamped to the image, of the 4-connected blocks of [`BLOCK`]² pixels
 /// whose total variation (sum of absolute differences between neighbouring pixels) is at
-/// least 35% of the busiest block's, taking the component that holds the busiest block.
+/// least 35% of the way from the median block's (the background) to the busiest block's, taking the component that holds the busiest block.
 /// A DataMatrix is edges in every block; print clutter (solid boxes, rules, outlines) has
 /// edges only along its outline, and sensor noise far less contrast than a module edge.
 /// Returns (x, y, width, height), or `None` for an image smaller than a block or without
@@ -191,7 +191,12 @@ pub fn locate_busy(
     if max == 0 {
         return None;
     }
-    let threshold = max / 100 * 35;
+    // 35% of the way from the median block (background: texture, sensor noise) to the
+    // busiest one
+    let mut sorted = score.clone();
+    let mid = sorted.len() / 2;
+    let (_, &mut floor, _) = sorted.select_nth_unstable(mid);
+    let threshold = floor + (max - floor) / 100 * 35;
     // flood fill from the busiest block
     let mut seen = vec![false; bw * bh];
     let mut stack = vec![best];
