@@ -1,8 +1,9 @@
 //! The decoder: finds and reads one GS1 DataMatrix in a grey frame with rxing's
 //! DataMatrix reader (no other symbology is ever tried: the multi-format path false-reads
 //! print clutter as 1D codes), through an ordered list of passes — a cheap 2×-downscaled
-//! pass first, then full resolution, then luma-inverted passes for light-on-dark laser
-//! codes, then a morphological closing for dotted inkjet codes — and grades the symbol on
+//! pass over the whole frame first; if that fails, the busiest region (the symbol's edges)
+//! is located on the 2× image and every retry (inverted, turned 45°, closings for noisy
+//! and dotted prints, full resolution) runs on that crop only — and grades the symbol on
 //! the very pixels that decoded. It owns per-worker scratch buffers so that a steady
 //! stream of frames does not allocate frame-sized memory. It does not validate GS1
 //! syntax (the verifier does) and has no notion of time (the pool does).
@@ -45,6 +46,15 @@ impl PassKind {
     /// Whether this pass reads light-on-dark codes.
     pub fn inverted(self) -> bool {
         matches!(self, PassKind::DownscaledInverted | PassKind::FullInverted)
+    }
+
+    /// Whether this pass works on full-resolution pixels (and so, within
+    /// [`Decoder::decode_until`], only on the located busy region).
+    pub fn full_resolution(self) -> bool {
+        matches!(
+            self,
+            PassKind::Full | PassKind::FullInverted | PassKind::Dotted | PassKind::Closed
+        )
     }
 }
 
@@ -101,16 +111,25 @@ pub struct Decoder {
     work: Vec<u8>,
     tmp: Vec<u8>,
     out: Vec<u8>,
+    /// Where the full-resolution passes look, in frame pixels (set by
+    /// [`Decoder::decode_until`] from [`preprocess::locate_busy`]); `None`: the whole ROI.
+    crop: Option<Roi>,
 }
 
-/// Cheapest first: the 2× passes cost about a quarter of a full-resolution pass.
+/// Margin, in pixels of the 2× downscaled image, around the located busy region: a quiet
+/// zone and the partly covered blocks at the symbol's edge.
+const CROP_MARGIN: usize = 24;
+
+/// Cheapest and likeliest first: the 2× passes cost about a quarter of a full-resolution
+/// pass. Every pass after the first runs on the located crop (see
+/// [`Decoder::decode_until`]), which makes the full-resolution retries cheap too.
 const ALL_PASSES: [PassKind; 8] = [
     PassKind::Downscaled,
     PassKind::DownscaledInverted,
     PassKind::Rotated45,
     PassKind::DottedDownscaled,
-    PassKind::Dotted,
     PassKind::Closed,
+    PassKind::Dotted,
     PassKind::FullInverted,
     PassKind::Full,
 ];
@@ -153,15 +172,52 @@ impl Decoder {
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Read>, FrameError> {
         let passes: Vec<PassKind> = self.passes().collect();
+        self.crop = None;
+        let mut located = false;
+        let mut found = None;
         for pass in passes {
             if stop() {
-                return Ok(None);
+                break;
+            }
+            if pass != PassKind::Downscaled && !located {
+                located = true;
+                self.crop = self.locate(frame)?;
             }
             if let Some(read) = self.decode_pass(frame, pass)? {
-                return Ok(Some(read));
+                found = Some(read);
+                break;
             }
         }
-        Ok(None)
+        self.crop = None;
+        Ok(found)
+    }
+
+    /// The configured ROI, or the whole frame.
+    fn roi(&self, frame: &GreyFrame) -> Roi {
+        self.cfg.roi.unwrap_or(Roi {
+            x: 0,
+            y: 0,
+            width: frame.width(),
+            height: frame.height(),
+        })
+    }
+
+    /// The busiest region of the ROI (see [`preprocess::locate_busy`]), in frame pixels.
+    fn locate(&mut self, frame: &GreyFrame) -> Result<Option<Roi>, FrameError> {
+        let roi = self.roi(frame);
+        let plane = frame.region(roi)?;
+        let (w, h) = preprocess::downscale2(plane, false, &mut self.small);
+        let Some((x, y, cw, ch)) = preprocess::locate_busy(&self.small, w, h, CROP_MARGIN) else {
+            return Ok(None);
+        };
+        let to_u32 = |v: usize| u32::try_from(2 * v).unwrap_or(u32::MAX);
+        let crop = Roi {
+            x: roi.x.saturating_add(to_u32(x)),
+            y: roi.y.saturating_add(to_u32(y)),
+            width: to_u32(cw),
+            height: to_u32(ch),
+        };
+        Ok(frame.region(crop).is_ok().then_some(crop))
     }
 
     /// Run one pass only (benches and tests use this to measure each retry).
@@ -170,12 +226,10 @@ impl Decoder {
         frame: &GreyFrame,
         pass: PassKind,
     ) -> Result<Option<Read>, FrameError> {
-        let roi = self.cfg.roi.unwrap_or(Roi {
-            x: 0,
-            y: 0,
-            width: frame.width(),
-            height: frame.height(),
-        });
+        let roi = match self.crop {
+            Some(crop) => crop,
+            _ => self.roi(frame),
+        };
         let plane = frame.region(roi)?;
         let found = match pass {
             PassKind::Full | PassKind::FullInverted => {

@@ -144,9 +144,135 @@ pub fn rotated45_to_source(x: f32, y: f32, w: usize, h: usize) -> (f32, f32) {
     )
 }
 
+/// Side, in pixels of the image given to [`locate_busy`], of the blocks it scores.
+const BLOCK: usize = 8;
+
+/// Find the busiest region of a (downscaled) `w`×`h` image: the bounding box, grown by
+/// `margin` pixels and clamped to the image, of the 4-connected blocks of [`BLOCK`]² pixels
+/// whose total variation (sum of absolute differences between neighbouring pixels) is at
+/// least 35% of the way from the median block's (the background) to the busiest block's, taking the component that holds the busiest block.
+/// A DataMatrix is edges in every block; print clutter (solid boxes, rules, outlines) has
+/// edges only along its outline, and sensor noise far less contrast than a module edge.
+/// Returns (x, y, width, height), or `None` for an image smaller than a block or without
+/// any variation.
+pub fn locate_busy(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    margin: usize,
+) -> Option<(usize, usize, usize, usize)> {
+    let (bw, bh) = (w / BLOCK, h / BLOCK);
+    if bw == 0 || bh == 0 || src.len() < w * h {
+        return None;
+    }
+    let mut score = vec![0u32; bw * bh];
+    for y in 0..bh * BLOCK {
+        let row = &src[y * w..(y + 1) * w];
+        let below = src.get((y + 1) * w..(y + 2) * w);
+        let srow = &mut score[(y / BLOCK) * bw..(y / BLOCK + 1) * bw];
+        for (bx, s) in srow.iter_mut().enumerate() {
+            let x0 = bx * BLOCK;
+            let cells = &row[x0..x0 + BLOCK + usize::from(x0 + BLOCK < w)];
+            let mut tv: u32 = cells
+                .windows(2)
+                .map(|p| u32::from(p[0].abs_diff(p[1])))
+                .sum();
+            if let Some(b) = below {
+                tv += row[x0..x0 + BLOCK]
+                    .iter()
+                    .zip(&b[x0..x0 + BLOCK])
+                    .map(|(a, c)| u32::from(a.abs_diff(*c)))
+                    .sum::<u32>();
+            }
+            *s += tv;
+        }
+    }
+    let (best, &max) = score.iter().enumerate().max_by_key(|(_, v)| **v)?;
+    if max == 0 {
+        return None;
+    }
+    // 35% of the way from the median block (background: texture, sensor noise) to the
+    // busiest one
+    let mut sorted = score.clone();
+    let mid = sorted.len() / 2;
+    let (_, &mut floor, _) = sorted.select_nth_unstable(mid);
+    let threshold = floor + (max - floor) / 100 * 35;
+    // flood fill from the busiest block
+    let mut seen = vec![false; bw * bh];
+    let mut stack = vec![best];
+    seen[best] = true;
+    let (mut x0, mut y0, mut x1, mut y1) = (best % bw, best / bw, best % bw, best / bw);
+    while let Some(i) = stack.pop() {
+        let (bx, by) = (i % bw, i / bw);
+        x0 = x0.min(bx);
+        x1 = x1.max(bx);
+        y0 = y0.min(by);
+        y1 = y1.max(by);
+        let mut push = |j: usize| {
+            if !seen[j] && score[j] >= threshold {
+                seen[j] = true;
+                stack.push(j);
+            }
+        };
+        if bx > 0 {
+            push(i - 1);
+        }
+        if bx + 1 < bw {
+            push(i + 1);
+        }
+        if by > 0 {
+            push(i - bw);
+        }
+        if by + 1 < bh {
+            push(i + bw);
+        }
+    }
+    let left = (x0 * BLOCK).saturating_sub(margin);
+    let top = (y0 * BLOCK).saturating_sub(margin);
+    let right = ((x1 + 1) * BLOCK + margin).min(w);
+    let bottom = ((y1 + 1) * BLOCK + margin).min(h);
+    Some((left, top, right - left, bottom - top))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locate_finds_the_dense_pattern_not_the_solid_box() {
+        let (w, h) = (200usize, 150usize);
+        let mut img = vec![180u8; w * h];
+        // a big solid dark box (clutter) and a small 3-px checkerboard (the symbol)
+        for y in 10..60 {
+            for x in 10..90 {
+                img[y * w + x] = 20;
+            }
+        }
+        for y in 90..130 {
+            for x in 120..160 {
+                if ((x - 120) / 3 + (y - 90) / 3) % 2 == 0 {
+                    img[y * w + x] = 30;
+                }
+            }
+        }
+        let (x, y, cw, ch) = locate_busy(&img, w, h, 4).unwrap();
+        assert!(
+            x <= 120 && y <= 90,
+            "crop {x},{y} starts inside the pattern"
+        );
+        assert!(
+            x + cw >= 160 && y + ch >= 130,
+            "crop {x},{y} {cw}x{ch} cuts the pattern"
+        );
+        assert!(x > 90 && y > 60, "crop {x},{y} {cw}x{ch} includes the box");
+        assert!(cw <= 64 && ch <= 64, "crop {cw}x{ch} too large");
+        assert_eq!(locate_busy(&[7u8; 64], 8, 8, 2), None, "flat image");
+        assert_eq!(
+            locate_busy(&[7u8; 12], 4, 3, 2),
+            None,
+            "smaller than a block"
+        );
+    }
 
     #[test]
     fn downscale_averages_and_inverts() {
