@@ -275,7 +275,7 @@ fn print_test(p: &Profile, code: &str, job: Option<&str>) -> ExitCode {
 
 fn state_name(state: Option<PackMlState>) -> String {
     match state {
-        Some(s) => format!("{s:?}"),
+        Some(s) => s.name().to_string(),
         None => "undefined".to_string(),
     }
 }

@@ -6,196 +6,28 @@
 //! coverage, devices ready) belong to the pipeline, which refuses a Start before asking
 //! this machine.
 //!
-//! Numbering follows the OMAC PackTags v3 convention (`StateCurrent` 1..=17, `CntrlCmd`
-//! 1..=9); vendors differ, so the PLC register map says which numbering it uses.
+//! The vocabulary (`State`, `Command`, their PackTags numbers and names) is defined once,
+//! in `linectl_drivers::plc`, because the PLC register map speaks those numbers; this
+//! module re-exports it and owns only the transitions.
 
-use std::fmt;
+pub use linectl_drivers::plc::{PackMlCommand as Command, PackMlState as State};
 
-/// A PackML state, numbered as PackTags `StateCurrent`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[repr(u16)]
-pub enum State {
-    /// Acting: clearing a fault after Aborted; ends in Stopped.
-    Clearing = 1,
-    /// Wait: powered, not producing.
-    Stopped = 2,
-    /// Acting: preparing to produce; ends in Execute.
-    Starting = 3,
-    /// Wait: reset, ready for Start.
-    Idle = 4,
-    /// Wait: starved or blocked by an upstream/downstream condition.
-    Suspended = 5,
-    /// Producing.
-    Execute = 6,
-    /// Acting: controlled stop; ends in Stopped.
-    Stopping = 7,
-    /// Acting: immediate stop on a fault; ends in Aborted.
-    Aborting = 8,
-    /// Wait: stopped by a fault; needs Clear.
-    Aborted = 9,
-    /// Acting: pausing on an internal condition; ends in Held.
-    Holding = 10,
-    /// Wait: paused on an internal condition (e.g. count drift); needs Unhold.
-    Held = 11,
-    /// Acting: resuming from Held; ends in Execute.
-    Unholding = 12,
-    /// Acting: pausing on an external condition; ends in Suspended.
-    Suspending = 13,
-    /// Acting: resuming from Suspended; ends in Execute.
-    Unsuspending = 14,
-    /// Acting: resetting; ends in Idle.
-    Resetting = 15,
-    /// Acting: the batch quantity is reached; ends in Complete.
-    Completing = 16,
-    /// Wait: the batch is complete; Reset for the next one.
-    Complete = 17,
-}
-
-impl State {
-    /// Every state, in PackTags order.
-    pub const ALL: [State; 17] = [
-        State::Clearing,
-        State::Stopped,
-        State::Starting,
-        State::Idle,
-        State::Suspended,
-        State::Execute,
-        State::Stopping,
-        State::Aborting,
-        State::Aborted,
-        State::Holding,
-        State::Held,
-        State::Unholding,
-        State::Suspending,
-        State::Unsuspending,
-        State::Resetting,
-        State::Completing,
-        State::Complete,
-    ];
-
-    /// The PackTags `StateCurrent` number.
-    pub fn code(self) -> u16 {
-        self as u16
-    }
-
-    /// The state for a PackTags number, if it is one.
-    pub fn from_code(code: u16) -> Option<State> {
-        State::ALL.into_iter().find(|s| s.code() == code)
-    }
-
-    /// Acting states do work and then end with a state-complete event; wait states
-    /// wait for a command.
-    pub fn is_acting(self) -> bool {
-        matches!(
-            self,
-            State::Clearing
-                | State::Starting
-                | State::Stopping
-                | State::Aborting
-                | State::Holding
-                | State::Unholding
-                | State::Suspending
-                | State::Unsuspending
-                | State::Resetting
-                | State::Completing
-        )
-    }
-
-    /// Where an acting state goes on state-complete (`None` for wait states and
-    /// Execute, which completes only through [`Machine::complete`]).
-    fn on_complete(self) -> Option<State> {
-        Some(match self {
-            State::Clearing => State::Stopped,
-            State::Starting => State::Execute,
-            State::Stopping => State::Stopped,
-            State::Aborting => State::Aborted,
-            State::Holding => State::Held,
-            State::Unholding => State::Execute,
-            State::Suspending => State::Suspended,
-            State::Unsuspending => State::Execute,
-            State::Resetting => State::Idle,
-            State::Completing => State::Complete,
-            _ => return None,
-        })
-    }
-
-    /// The name as PackML writes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Clearing => "Clearing",
-            State::Stopped => "Stopped",
-            State::Starting => "Starting",
-            State::Idle => "Idle",
-            State::Suspended => "Suspended",
-            State::Execute => "Execute",
-            State::Stopping => "Stopping",
-            State::Aborting => "Aborting",
-            State::Aborted => "Aborted",
-            State::Holding => "Holding",
-            State::Held => "Held",
-            State::Unholding => "Unholding",
-            State::Suspending => "Suspending",
-            State::Unsuspending => "Unsuspending",
-            State::Resetting => "Resetting",
-            State::Completing => "Completing",
-            State::Complete => "Complete",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A PackML command, numbered as PackTags `CntrlCmd`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[repr(u16)]
-pub enum Command {
-    /// Stopped/Complete → Resetting.
-    Reset = 1,
-    /// Idle → Starting.
-    Start = 2,
-    /// Most states → Stopping.
-    Stop = 3,
-    /// Execute/Suspended/Suspending/Unsuspending → Holding.
-    Hold = 4,
-    /// Held → Unholding.
-    Unhold = 5,
-    /// Execute → Suspending.
-    Suspend = 6,
-    /// Suspended → Unsuspending.
-    Unsuspend = 7,
-    /// Any state but Aborting/Aborted → Aborting.
-    Abort = 8,
-    /// Aborted → Clearing.
-    Clear = 9,
-}
-
-impl Command {
-    /// Every command, in PackTags order.
-    pub const ALL: [Command; 9] = [
-        Command::Reset,
-        Command::Start,
-        Command::Stop,
-        Command::Hold,
-        Command::Unhold,
-        Command::Suspend,
-        Command::Unsuspend,
-        Command::Abort,
-        Command::Clear,
-    ];
-
-    /// The PackTags `CntrlCmd` number.
-    pub fn code(self) -> u16 {
-        self as u16
-    }
-
-    /// The command for a PackTags number (0 means "no command" and is `None`).
-    pub fn from_code(code: u16) -> Option<Command> {
-        Command::ALL.into_iter().find(|c| c.code() == code)
-    }
+/// Where an acting state goes on state-complete (`None` for wait states and Execute,
+/// which completes only through [`Machine::complete`]).
+fn on_complete(state: State) -> Option<State> {
+    Some(match state {
+        State::Clearing => State::Stopped,
+        State::Starting => State::Execute,
+        State::Stopping => State::Stopped,
+        State::Aborting => State::Aborted,
+        State::Holding => State::Held,
+        State::Unholding => State::Execute,
+        State::Suspending => State::Suspended,
+        State::Unsuspending => State::Execute,
+        State::Resetting => State::Idle,
+        State::Completing => State::Complete,
+        _ => return None,
+    })
 }
 
 /// Why the line stopped, held or aborted: a reason code and a text for the operator.
@@ -289,7 +121,7 @@ impl Machine {
     /// The work of the current acting state is done: move to its wait state. In a wait
     /// state (or Execute) this does nothing and returns the current state.
     pub fn state_complete(&mut self) -> State {
-        if let Some(next) = self.state.on_complete() {
+        if let Some(next) = on_complete(self.state) {
             self.state = next;
         }
         self.state

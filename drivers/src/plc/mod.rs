@@ -38,89 +38,177 @@ impl Verdict {
     }
 }
 
-/// PackML (ISA-TR88.00.02) control commands, with their standard numeric values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// PackML (ISA-TR88.00.02) control commands, numbered as OMAC PackTags `CntrlCmd`.
+/// This is linectl's one definition of the PackML vocabulary: the PLC register map
+/// speaks these numbers and `linectl::packml` runs its state machine on these types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u16)]
-#[allow(missing_docs)]
 pub enum PackMlCommand {
+    /// Stopped/Complete → Resetting.
     Reset = 1,
+    /// Idle → Starting.
     Start = 2,
+    /// Most states → Stopping.
     Stop = 3,
+    /// Execute/Suspended/Suspending/Unsuspending → Holding.
     Hold = 4,
+    /// Held → Unholding.
     Unhold = 5,
+    /// Execute → Suspending.
     Suspend = 6,
+    /// Suspended → Unsuspending.
     Unsuspend = 7,
+    /// Any state but Aborting/Aborted → Aborting.
     Abort = 8,
+    /// Aborted → Clearing.
     Clear = 9,
 }
 
 impl PackMlCommand {
+    /// Every command, in PackTags order.
+    pub const ALL: [PackMlCommand; 9] = [
+        PackMlCommand::Reset,
+        PackMlCommand::Start,
+        PackMlCommand::Stop,
+        PackMlCommand::Hold,
+        PackMlCommand::Unhold,
+        PackMlCommand::Suspend,
+        PackMlCommand::Unsuspend,
+        PackMlCommand::Abort,
+        PackMlCommand::Clear,
+    ];
+
+    /// The PackTags `CntrlCmd` number.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
     /// From the register value; `None` for 0 (no command) and unknown values.
     pub fn from_code(code: u16) -> Option<Self> {
-        use PackMlCommand::*;
-        Some(match code {
-            1 => Reset,
-            2 => Start,
-            3 => Stop,
-            4 => Hold,
-            5 => Unhold,
-            6 => Suspend,
-            7 => Unsuspend,
-            8 => Abort,
-            9 => Clear,
-            _ => return None,
-        })
+        PackMlCommand::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 
-/// PackML states, with their standard numeric values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// PackML states, numbered as OMAC PackTags `StateCurrent` (vendors differ; the PLC
+/// program must use this numbering). Acting states end with a state-complete event;
+/// wait states wait for a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u16)]
-#[allow(missing_docs)]
 pub enum PackMlState {
+    /// Acting: clearing a fault after Aborted; ends in Stopped.
     Clearing = 1,
+    /// Wait: powered, not producing.
     Stopped = 2,
+    /// Acting: preparing to produce; ends in Execute.
     Starting = 3,
+    /// Wait: reset, ready for Start.
     Idle = 4,
+    /// Wait: starved or blocked by an upstream/downstream condition.
     Suspended = 5,
+    /// Producing.
     Execute = 6,
+    /// Acting: controlled stop; ends in Stopped.
     Stopping = 7,
+    /// Acting: immediate stop on a fault; ends in Aborted.
     Aborting = 8,
+    /// Wait: stopped by a fault; needs Clear.
     Aborted = 9,
+    /// Acting: pausing on an internal condition; ends in Held.
     Holding = 10,
+    /// Wait: paused on an internal condition (e.g. count drift); needs Unhold.
     Held = 11,
+    /// Acting: resuming from Held; ends in Execute.
     Unholding = 12,
+    /// Acting: pausing on an external condition; ends in Suspended.
     Suspending = 13,
+    /// Acting: resuming from Suspended; ends in Execute.
     Unsuspending = 14,
+    /// Acting: resetting; ends in Idle.
     Resetting = 15,
+    /// Acting: the batch quantity is reached; ends in Complete.
     Completing = 16,
+    /// Wait: the batch is complete; Reset for the next one.
     Complete = 17,
 }
 
 impl PackMlState {
+    /// Every state, in PackTags order.
+    pub const ALL: [PackMlState; 17] = [
+        PackMlState::Clearing,
+        PackMlState::Stopped,
+        PackMlState::Starting,
+        PackMlState::Idle,
+        PackMlState::Suspended,
+        PackMlState::Execute,
+        PackMlState::Stopping,
+        PackMlState::Aborting,
+        PackMlState::Aborted,
+        PackMlState::Holding,
+        PackMlState::Held,
+        PackMlState::Unholding,
+        PackMlState::Suspending,
+        PackMlState::Unsuspending,
+        PackMlState::Resetting,
+        PackMlState::Completing,
+        PackMlState::Complete,
+    ];
+
+    /// The PackTags `StateCurrent` number.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
     /// From the register value; `None` for 0 (undefined) and unknown values.
     pub fn from_code(code: u16) -> Option<Self> {
+        PackMlState::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Acting states do work and then end with a state-complete event.
+    pub fn is_acting(self) -> bool {
         use PackMlState::*;
-        Some(match code {
-            1 => Clearing,
-            2 => Stopped,
-            3 => Starting,
-            4 => Idle,
-            5 => Suspended,
-            6 => Execute,
-            7 => Stopping,
-            8 => Aborting,
-            9 => Aborted,
-            10 => Holding,
-            11 => Held,
-            12 => Unholding,
-            13 => Suspending,
-            14 => Unsuspending,
-            15 => Resetting,
-            16 => Completing,
-            17 => Complete,
-            _ => return None,
-        })
+        matches!(
+            self,
+            Clearing
+                | Starting
+                | Stopping
+                | Aborting
+                | Holding
+                | Unholding
+                | Suspending
+                | Unsuspending
+                | Resetting
+                | Completing
+        )
+    }
+
+    /// The name as PackML writes it.
+    pub fn name(self) -> &'static str {
+        use PackMlState::*;
+        match self {
+            Clearing => "Clearing",
+            Stopped => "Stopped",
+            Starting => "Starting",
+            Idle => "Idle",
+            Suspended => "Suspended",
+            Execute => "Execute",
+            Stopping => "Stopping",
+            Aborting => "Aborting",
+            Aborted => "Aborted",
+            Holding => "Holding",
+            Held => "Held",
+            Unholding => "Unholding",
+            Suspending => "Suspending",
+            Unsuspending => "Unsuspending",
+            Resetting => "Resetting",
+            Completing => "Completing",
+            Complete => "Complete",
+        }
+    }
+}
+
+impl std::fmt::Display for PackMlState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
