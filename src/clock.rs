@@ -6,7 +6,7 @@
 //! `select!` on "the answer or the deadline, whichever is first"); it does not schedule
 //! any work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,17 +68,102 @@ fn fired(now: Micros) -> Receiver<Micros> {
     rx
 }
 
-/// Fire (and remove) every alarm in `alarms` due at `now`.
-fn fire_due(alarms: &mut Vec<Alarm>, now: Micros) {
+/// Fire (and remove) every alarm in `alarms` due at `now`; each alarm delivered to a
+/// live receiver carries one `activity` token.
+fn fire_due(alarms: &mut Vec<Alarm>, now: Micros, activity: &Activity) {
     alarms.retain(|a| {
         if a.at <= now {
             // The receiver may be gone (its caller got its answer first): nothing to do.
-            let _ = a.tx.try_send(now);
+            activity.begin();
+            if a.tx.try_send(now).is_err() {
+                activity.end();
+            }
             false
         } else {
             true
         }
     });
+}
+
+/// Idle accounting for lockstep simulation. Every pipeline thread holds one token
+/// while it runs and none while it blocks; every message sent to a thread, every frame
+/// a simulated device pushes and every alarm a [`VirtualClock`] fires carries one
+/// token until it is handled. When the count is zero the whole pipeline is waiting
+/// for time to pass, and the simulator may move the clock on. [`Activity::none`]
+/// (the daemon's) counts nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Activity(Option<Arc<ActivityInner>>);
+
+#[derive(Debug, Default)]
+struct ActivityInner {
+    count: AtomicI64,
+    lock: Mutex<()>,
+    idle: std::sync::Condvar,
+}
+
+impl Activity {
+    /// No accounting (real time).
+    pub fn none() -> Activity {
+        Activity(None)
+    }
+
+    /// A counter starting at zero.
+    pub fn tracked() -> Activity {
+        Activity(Some(Arc::new(ActivityInner::default())))
+    }
+
+    /// Whether this counts anything.
+    pub fn is_tracked(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// One more token (work queued or a thread running).
+    pub fn begin(&self) {
+        if let Some(a) = &self.0 {
+            a.count.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// One token handed back.
+    pub fn end(&self) {
+        if let Some(a) = &self.0
+            && a.count.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            let _g = a.lock.lock().unwrap_or_else(|p| p.into_inner());
+            a.idle.notify_all();
+        }
+    }
+
+    /// Tokens outstanding (0 when not tracked).
+    pub fn count(&self) -> i64 {
+        self.0.as_ref().map_or(0, |a| a.count.load(Ordering::SeqCst))
+    }
+
+    /// Block until the count is zero or `timeout` passed; true when idle.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let Some(a) = &self.0 else {
+            return true;
+        };
+        let end = Instant::now() + timeout;
+        let mut g = a.lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if a.count.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            // A short wait as well, in case a count reached zero between the check and
+            // the wait.
+            let step = (end - now).min(Duration::from_millis(2));
+            g = a
+                .idle
+                .wait_timeout(g, step)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
 }
 
 /// The real clock: `Instant` for monotonic time, `SystemTime` for wall time. Alarms in
@@ -142,7 +227,7 @@ impl SystemClock {
         let mut alarms: Vec<Alarm> = Vec::new();
         let mut open = true;
         loop {
-            fire_due(&mut alarms, self.now());
+            fire_due(&mut alarms, self.now(), &Activity::none());
             let next = alarms
                 .iter()
                 .map(|a| a.at)
@@ -227,6 +312,8 @@ struct VirtualInner {
     /// Alarms not yet due; `now` only moves while this lock is held.
     alarms: Mutex<Vec<Alarm>>,
     moved: std::sync::Condvar,
+    /// Tokens for fired alarms (lockstep simulation).
+    activity: Activity,
 }
 
 impl VirtualClock {
@@ -238,6 +325,21 @@ impl VirtualClock {
                 wall_origin: wall_origin_micros,
                 alarms: Mutex::new(Vec::new()),
                 moved: std::sync::Condvar::new(),
+                activity: Activity::none(),
+            }),
+        }
+    }
+
+    /// A virtual clock whose fired alarms carry `activity` tokens (lockstep
+    /// simulation, see [`Activity`]).
+    pub fn with_activity(wall_origin_micros: u64, activity: Activity) -> VirtualClock {
+        VirtualClock {
+            inner: Arc::new(VirtualInner {
+                now: AtomicU64::new(0),
+                wall_origin: wall_origin_micros,
+                alarms: Mutex::new(Vec::new()),
+                moved: std::sync::Condvar::new(),
+                activity,
             }),
         }
     }
@@ -245,11 +347,35 @@ impl VirtualClock {
     /// Move the clock to `t` (never backwards), fire every alarm now due and wake every
     /// sleeper.
     pub fn advance_to(&self, t: Micros) {
-        let mut alarms = self.inner.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        self.set_time(t);
+        self.fire();
+    }
+
+    /// Move the clock to `t` (never backwards) without firing alarms or waking
+    /// sleepers: a simulator first lets its devices act at `t`, then calls
+    /// [`VirtualClock::fire`].
+    pub fn set_time(&self, t: Micros) {
+        let _alarms = self.inner.alarms.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.now.fetch_max(t.0, Ordering::SeqCst);
-        fire_due(&mut alarms, self.now());
+    }
+
+    /// Fire every alarm due at the current time and wake every sleeper.
+    pub fn fire(&self) {
+        let mut alarms = self.inner.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        fire_due(&mut alarms, self.now(), &self.inner.activity);
         drop(alarms);
         self.inner.moved.notify_all();
+    }
+
+    /// The earliest alarm not yet fired.
+    pub fn next_alarm(&self) -> Option<Micros> {
+        self.inner
+            .alarms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|a| a.at)
+            .min()
     }
 
     /// Move the clock forward by `d`.
@@ -292,6 +418,7 @@ impl Clock for VirtualClock {
         let mut alarms = self.inner.alarms.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.now();
         if deadline <= now {
+            self.inner.activity.begin();
             return fired(now);
         }
         let (tx, rx) = bounded(1);

@@ -5,3 +5,5 @@
 
 pub mod defects;
 pub mod render;
+pub mod line;
+pub mod report;

@@ -39,7 +39,7 @@ use crate::clock::{Activity, Clock};
 use crate::market::{BatchData, Market, Product};
 use crate::packml::{State, StopReason};
 use crate::profile::Profile;
-use crate::vision::{DecodeConfig, FrameDecoder as _};
+use crate::vision::DecodeConfig;
 
 pub use devices::{DeviceFactory, Devices};
 
@@ -105,15 +105,15 @@ impl LineConfig {
         let roi = p.verification.roi.map(|r| crate::vision::Roi {
             x: r.x,
             y: r.y,
-            w: r.w,
-            h: r.h,
+            width: r.w,
+            height: r.h,
         });
         LineConfig {
             line_id: p.line.id.clone(),
             product: p.market_product(),
             market: p.product.market,
             site: p.line.site.clone(),
-            identifiers: p.epcis.identifiers.into(),
+            identifiers: id_form(p.epcis.identifiers, &p.line.site),
             buffer_ahead: p.printer.buffer_ahead.max(1),
             block_size: u64::from(p.serials.block_size.max(1)),
             poll: Duration::from_millis(p.plc.poll_ms.max(1)),
@@ -131,6 +131,40 @@ impl LineConfig {
             },
             decode_workers: 1,
             data_dir,
+        }
+    }
+}
+
+/// The profile's site (an SGLN URN or a 13-digit GLN) as an [`Sgln`](crate::epcis::Sgln).
+pub fn site_sgln(site: &str) -> Result<crate::epcis::Sgln, crate::epcis::EpcisError> {
+    match site.strip_prefix("urn:epc:id:sgln:") {
+        Some(rest) => {
+            let mut parts = rest.splitn(3, '.');
+            let cp = parts.next().unwrap_or("");
+            let loc = parts.next().unwrap_or("");
+            let ext = parts.next();
+            let digits = format!("{cp}{loc}");
+            let check = crate::epcis::ids::gs1_check_digit(&digits).unwrap_or('0');
+            crate::epcis::Sgln::new(&format!("{digits}{check}"), ext)
+        }
+        None => crate::epcis::Sgln::new(site, None),
+    }
+}
+
+/// The event identifier form a profile asks for; EPC URNs split keys at the company
+/// prefix length of the site's SGLN URN (7 digits when the site is a bare GLN).
+pub fn id_form(form: crate::profile::IdentifierForm, site: &str) -> crate::epcis::IdForm {
+    match form {
+        crate::profile::IdentifierForm::DigitalLink => crate::epcis::IdForm::DigitalLink,
+        crate::profile::IdentifierForm::EpcUrn => {
+            let len = site
+                .strip_prefix("urn:epc:id:sgln:")
+                .and_then(|r| r.split('.').next())
+                .map_or(7, |cp| cp.len() as u8);
+            match crate::epcis::CompanyPrefixLen::new(len) {
+                Ok(company_prefix_len) => crate::epcis::IdForm::EpcUrn { company_prefix_len },
+                Err(_) => crate::epcis::IdForm::DigitalLink,
+            }
         }
     }
 }
@@ -337,16 +371,13 @@ impl Line {
         clock: Arc<dyn Clock>,
         hooks: Hooks,
     ) -> Result<Line, StartError> {
-        let pool = crate::pool::Pool::open(&cfg.data_dir.join("pool"), crate::pool::OpenMode::Create)?;
+        let pool = crate::pool::Pool::open(&cfg.data_dir.join("pool"), crate::pool::OpenMode::CreateIfMissing)?;
         let journal = crate::journal::Journal::open(crate::journal::JournalConfig::in_dir(
             cfg.data_dir.join("journal"),
         ))?;
-        let events = crate::epcis::LineEvents::new(
-            cfg.identifiers,
-            &cfg.product.gtin,
-            &crate::epcis::Sgln::parse(&cfg.site)?,
-            &crate::epcis::Sgln::parse(&cfg.site)?,
-        )?;
+        let site = site_sgln(&cfg.site)?;
+        let events =
+            crate::epcis::LineEvents::new(cfg.identifiers, &cfg.product.gtin, &site, &site)?;
         let activity = hooks.activity.clone();
         let status = StatusCell::default();
         status.update(|s| s.state = State::Stopped.name().to_string());

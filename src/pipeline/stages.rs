@@ -19,7 +19,8 @@ use super::wait::{Waiter, Wake, send};
 use super::{BatchOrder, LineConfig};
 use crate::clock::{Activity, Clock, Micros};
 use crate::market::{CodeTemplate, Market, Product};
-use crate::pool::{AllocatorConfig, Pool, SerialState};
+use crate::pool::alloc::AllocatorConfig;
+use crate::pool::{Pool, SerialState};
 use crate::vision::pool::{DecodePool, FrameDecoder, PoolConfig};
 use crate::vision::{DecodeConfig, GreyFrame};
 
@@ -121,7 +122,7 @@ pub(crate) fn plc_thread(
                 }
             }
             if let Some(p) = plc.as_mut() {
-                let r = p.trigger_counter().and_then(|raw| Ok((raw, p.state()?)));
+                let r = p.poll();
                 match r {
                     Ok((raw, state)) => {
                         let delta = match last_raw {
@@ -156,7 +157,7 @@ pub(crate) fn plc_thread(
             next_tick = next_tick.plus(poll).max(now.plus(Duration::from_micros(1)));
         }
         waiter.set_alarm(next_tick);
-        let mut handle = |cmd: PlcCmd, plc: &mut Option<Box<dyn Plc>>| match cmd {
+        let handle = |cmd: PlcCmd, plc: &mut Option<Box<dyn Plc>>| match cmd {
             PlcCmd::Verdict(unit, v) => {
                 let r = match plc.as_mut() {
                     Some(p) => p.write_verdict(unit, v),
@@ -353,7 +354,7 @@ impl PrinterStage {
                     let fault = (!s.faults.is_empty()).then(|| {
                         s.faults
                             .iter()
-                            .map(|f| f.to_string())
+                            .map(|f| format!("{} {}", f.code, f.text))
                             .collect::<Vec<_>>()
                             .join("; ")
                     });
@@ -463,7 +464,7 @@ fn run_batch(
     rx: &Receiver<PrinterCmd>,
     queue: &mut std::collections::VecDeque<PrinterCmd>,
 ) -> bool {
-    let template = match begin(pool, cfg, order, st.printer.as_deref_mut()) {
+    let template = match begin(pool, cfg, order, st.printer.as_mut()) {
         Ok(t) => t,
         Err(e) => {
             let _ = reply.send(Err(e));
@@ -590,7 +591,7 @@ fn begin(
     pool: &mut Pool,
     cfg: &PrinterSetup,
     order: &BatchOrder,
-    printer: Option<&mut dyn Printer>,
+    printer: Option<&mut Box<dyn Printer>>,
 ) -> Result<CodeTemplate, String> {
     let template = CodeTemplate::new(cfg.market, &cfg.product, &order.batch_data())
         .map_err(|e| format!("batch data: {e}"))?;
@@ -603,7 +604,7 @@ fn begin(
             "printer faulted: {}",
             st.faults
                 .iter()
-                .map(|f| f.to_string())
+                .map(|f| format!("{} {}", f.code, f.text))
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
@@ -706,6 +707,9 @@ impl FrameDecoder for Boxed {
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<crate::vision::Read>, crate::vision::FrameError> {
         self.0.decode(frame, stop)
+    }
+    fn extra_cost(&self) -> Duration {
+        self.0.extra_cost()
     }
 }
 

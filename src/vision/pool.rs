@@ -28,6 +28,14 @@ pub trait FrameDecoder: Send + 'static {
         frame: &GreyFrame,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Read>, FrameError>;
+
+    /// Decode time to add to the measured one for the frame just decoded. Real
+    /// decoders take real time and return zero (the default); the simulator's
+    /// slow-decode fault returns the time its frame "took", so that a run on a virtual
+    /// clock (where a decode takes no time at all) still meets a late decode.
+    fn extra_cost(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 impl FrameDecoder for Decoder {
@@ -110,7 +118,9 @@ impl Default for PoolConfig {
     }
 }
 
-type Reply = Result<(Option<Read>, Duration), NoRead>;
+/// A worker's answer: the read (or none) with the decode time, a no-read, or `None`
+/// for a decode that finished after the deadline.
+type Reply = Result<(Option<Read>, Duration), Option<NoRead>>;
 
 struct Job {
     frame: GreyFrame,
@@ -187,7 +197,8 @@ fn to_outcome(reply: Reply) -> FrameOutcome {
             decode_time,
         },
         Ok((None, _)) => FrameOutcome::NoRead(NoRead::NotFound),
-        Err(no) => FrameOutcome::NoRead(no),
+        Err(Some(no)) => FrameOutcome::NoRead(no),
+        Err(None) => FrameOutcome::Late,
     }
 }
 
@@ -293,9 +304,12 @@ where
         let deadline = job.deadline;
         let stop = || clock.now() >= deadline;
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame, &stop)));
+        let took = clock.now().since(start) + decoder.extra_cost();
+        let late = start.plus(took) >= deadline;
         let reply = match result {
-            Ok(Ok(read)) => Ok((read, clock.now().since(start))),
-            Ok(Err(e)) => Err(NoRead::BadFrame(e.to_string())),
+            Ok(_) if late => Err(None),
+            Ok(Ok(read)) => Ok((read, took)),
+            Ok(Err(e)) => Err(Some(NoRead::BadFrame(e.to_string()))),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -305,7 +319,7 @@ where
                 tracing::warn!(panic = %msg, "decoder panicked on a frame; worker restored");
                 // Scratch state may be half-written: start from a fresh decoder.
                 decoder = make();
-                Err(NoRead::Panicked(msg))
+                Err(Some(NoRead::Panicked(msg)))
             }
         };
         // The caller may have gone (late): the result is then dropped.
