@@ -847,6 +847,11 @@ impl Sim<'_> {
             pixels: self.frame.pixels.clone(),
         };
         self.published += 1;
+        if self.slow.lock().map(|s| s.contains(&self.published)).unwrap_or(false)
+            && let Some(t) = self.truth.get_mut(&unit)
+        {
+            t.faulted = true;
+        }
         // The frame carries a token until linectl's camera stage has taken it.
         self.activity.begin();
         match self.devs.camera.publish(&f) {

@@ -39,7 +39,12 @@ struct Slot {
     code: Option<Gs1Code>,
     counted_at: Option<Micros>,
     frame_at: Option<Micros>,
+    /// When the PLC decides about the unit at the reject station.
+    due: Option<Micros>,
+    /// A verdict was chosen.
     decided: bool,
+    /// A pass waiting for the PLC to confirm the write (grade read).
+    awaiting: Option<Option<char>>,
 }
 
 struct RunBatch {
@@ -56,7 +61,8 @@ struct RunBatch {
     printer_base: Option<u64>,
     /// Unit count at which `printer_base` was taken.
     unit_base: u64,
-    missing_run: u32,
+    /// The last unit without a frame and how many units in a row had none up to it.
+    missing_run: (u64, u32),
 }
 
 pub(crate) struct Coordinator {
@@ -229,9 +235,14 @@ impl Coordinator {
             };
             self.decide_reject(unit, code, detail, None, None);
             if !seen_frame && let Some(b) = self.batch.as_mut() {
-                b.missing_run += 1;
-                if b.missing_run >= self.cfg.max_missing_frames {
-                    let n = b.missing_run;
+                let run = if b.missing_run.0 + 1 == unit {
+                    b.missing_run.1 + 1
+                } else {
+                    1
+                };
+                b.missing_run = (unit, run);
+                if run >= self.cfg.max_missing_frames {
+                    let n = run;
                     self.fault(
                         "camera-stalled",
                         format!("no frame for {n} units in a row (last unit {unit})"),
@@ -297,7 +308,7 @@ impl Coordinator {
             let counted = self.plc_total.unwrap_or(0) >= b.last_unit;
             counted
                 && b.pending.is_empty()
-                && b.slots.range(..=b.last_unit).all(|(_, s)| s.decided)
+                && b.slots.range(..=b.last_unit).all(|(_, s)| s.decided && s.awaiting.is_none())
         });
         match self.machine.state() {
             State::Execute => {
@@ -494,7 +505,7 @@ impl Coordinator {
             started_plc: false,
             printer_base: self.printed.map(|p| p.0).or(Some(0)),
             unit_base: total,
-            missing_run: 0,
+            missing_run: (0, 0),
         });
         self.status.update(|s| {
             s.batch = Some(order.clone());
@@ -551,7 +562,7 @@ impl Coordinator {
                 b.loaded_upto = counted;
                 b.printer_base = Some(printed);
                 b.unit_base = counted;
-                b.missing_run = 0;
+                b.missing_run = (0, 0);
                 b.started_plc = false;
                 let to = (counted + ahead).min(b.last_unit);
                 self.ctx.send(&self.prn, PrinterCmd::LoadUpTo(to));
@@ -605,6 +616,7 @@ impl Coordinator {
                         }
                         if let Some(s) = b.slots.get_mut(&unit) {
                             s.counted_at = Some(at);
+                            s.due = Some(due);
                         }
                         b.pending.push_back((unit, due));
                     }
@@ -631,9 +643,11 @@ impl Coordinator {
                         }
                     });
                 }
+                self.confirm(unit, Some(at), None);
             }
             PlcEv::VerdictFailed { unit, error } => {
                 tracing::warn!(unit, error = %error, "verdict not written: the PLC rejects the unit");
+                self.confirm(unit, None, Some(error));
             }
         }
     }
@@ -689,7 +703,9 @@ impl Coordinator {
                     code,
                     counted_at,
                     frame_at: None,
+                    due: None,
                     decided: false,
+                    awaiting: None,
                 },
             );
         }
@@ -744,7 +760,6 @@ impl Coordinator {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
-        b.missing_run = 0;
         let due = b.pending.iter().find(|p| p.0 == unit).map(|p| p.1);
         let Some(slot) = b.slots.get_mut(&unit) else {
             self.decide_reject(unit, "no-code", "no code was loaded for the unit".into(), None, Some(frame_at));
@@ -806,13 +821,17 @@ impl Coordinator {
             &self.plc,
             PlcCmd::Verdict(unit, if pass { PlcVerdict::Good } else { PlcVerdict::Reject }),
         );
-        let serial = match b.slots.get_mut(&unit) {
+        match b.slots.get_mut(&unit) {
             Some(s) => {
                 s.decided = true;
                 if s.frame_at.is_none() {
                     s.frame_at = frame_at;
                 }
-                Some(s.serial.clone())
+                if pass {
+                    // Commissioned only once the PLC has the pass in time.
+                    s.awaiting = Some(grade);
+                    return;
+                }
             }
             None => {
                 b.slots.insert(
@@ -822,13 +841,60 @@ impl Coordinator {
                         code: None,
                         counted_at: None,
                         frame_at,
+                        due: None,
                         decided: true,
+                        awaiting: None,
                     },
                 );
-                None
             }
+        }
+        self.finalize(unit, false, code, detail, grade);
+    }
+
+    /// The PLC confirmed (or failed) the pass of `unit` at `at`.
+    fn confirm(&mut self, unit: u64, written_at: Option<Micros>, error: Option<String>) {
+        let Some(b) = self.batch.as_mut() else {
+            return;
         };
-        if let Some(s) = serial.as_ref().filter(|s| !s.is_empty()) {
+        let Some(s) = b.slots.get_mut(&unit) else {
+            return;
+        };
+        let Some(grade) = s.awaiting.take() else {
+            return;
+        };
+        let due = s.due;
+        match (written_at, error) {
+            (Some(at), _) if due.is_none_or(|d| at < d) => {
+                self.finalize(unit, true, "pass", String::new(), grade);
+            }
+            (Some(at), _) => self.finalize(
+                unit,
+                false,
+                "late",
+                format!("pass written {} µs after the deadline", at.since(due.unwrap_or(at)).as_micros()),
+                grade,
+            ),
+            (None, e) => self.finalize(
+                unit,
+                false,
+                "verdict-not-written",
+                format!("the PLC did not take the pass: {}", e.unwrap_or_default()),
+                grade,
+            ),
+        }
+    }
+
+    /// Count, record and publish the unit's final outcome.
+    fn finalize(&mut self, unit: u64, pass: bool, code: &'static str, detail: String, grade: Option<char>) {
+        let Some(b) = self.batch.as_mut() else {
+            return;
+        };
+        let serial = b
+            .slots
+            .get(&unit)
+            .map(|s| s.serial.clone())
+            .filter(|s| !s.is_empty());
+        if let Some(s) = serial.as_ref() {
             let lot = b.order.lot.clone();
             let expiry = b.order.expiry.clone();
             self.ctx.send(
@@ -844,7 +910,8 @@ impl Coordinator {
         // Keep memory bounded: units well behind are done.
         if b.slots.len() > 4096 {
             let keep_from = unit.saturating_sub(2048);
-            b.slots.retain(|u, s| *u >= keep_from || !s.decided);
+            b.slots
+                .retain(|u, s| *u >= keep_from || !s.decided || s.awaiting.is_some());
         }
         if !pass {
             tracing::debug!(unit, reason = code, detail = %detail, "unit rejected");
@@ -860,7 +927,7 @@ impl Coordinator {
         if let Some(o) = &self.observer {
             let _ = o.send(UnitRecord {
                 unit,
-                serial: serial.filter(|s| !s.is_empty()),
+                serial,
                 verdict: code,
                 detail,
                 grade,

@@ -337,10 +337,10 @@ impl PrinterStage {
         if let Some(p) = self.printer.as_mut() {
             match p.printed_count() {
                 Ok(c) => {
-                    if self.last_count != Some(c) {
-                        self.last_count = Some(c);
-                        self.report(PrinterEv::Count { printed: c, at: now });
-                    }
+                    // Every poll is reported, changed or not: the drift check needs to
+                    // know how recent the count is.
+                    self.last_count = Some(c);
+                    self.report(PrinterEv::Count { printed: c, at: now });
                 }
                 Err(e) if is_link_loss(e.kind()) => self.lost(&e),
                 Err(e) => tracing::warn!(error = %e, "printer count refused"),
