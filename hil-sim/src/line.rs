@@ -361,8 +361,28 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
             })
         }),
     };
-    let line = Line::start(cfg, Devices::from_profile(&profile), clock.clone(), hooks)
-        .map_err(|e| SimError::Line(e.to_string()))?;
+    // sled lets go of the store's lock only once its background flusher has seen the
+    // seeding handle dropped: try again for a few seconds.
+    let mut hooks = Some(hooks);
+    let t0 = Instant::now();
+    let line = loop {
+        let h = hooks.take().unwrap_or_default();
+        let keep = (h.observer.clone(), h.activity.clone(), h.decoder.clone());
+        match Line::start(cfg.clone(), Devices::from_profile(&profile), clock.clone(), h) {
+            Ok(l) => break l,
+            Err(linectl::pipeline::StartError::Pool(e))
+                if e.to_string().contains("lock") && t0.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                hooks = Some(Hooks {
+                    observer: keep.0,
+                    activity: keep.1,
+                    decoder: keep.2,
+                });
+            }
+            Err(e) => return Err(SimError::Line(e.to_string())),
+        }
+    };
     let mut sim = Sim {
         opts,
         clock: clock.clone(),

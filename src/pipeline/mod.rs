@@ -58,6 +58,8 @@ pub struct LineConfig {
     pub identifiers: crate::epcis::IdForm,
     /// Codes kept loaded in the printer ahead of the line.
     pub buffer_ahead: u32,
+    /// The printer job selected at batch start.
+    pub printer_job: String,
     /// Serials per durable pool reservation.
     pub block_size: u64,
     /// PLC polling period.
@@ -115,6 +117,7 @@ impl LineConfig {
             site: p.line.site.clone(),
             identifiers: id_form(p.epcis.identifiers, &p.line.site),
             buffer_ahead: p.printer.buffer_ahead.max(1),
+            printer_job: p.printer.job.clone(),
             block_size: u64::from(p.serials.block_size.max(1)),
             poll: Duration::from_millis(p.plc.poll_ms.max(1)),
             heartbeat: Duration::from_millis(100),

@@ -270,6 +270,7 @@ pub(crate) struct PrinterSetup {
     product: Product,
     block_size: u64,
     poll: Duration,
+    job: String,
 }
 
 impl From<&LineConfig> for PrinterSetup {
@@ -281,6 +282,7 @@ impl From<&LineConfig> for PrinterSetup {
             product: c.product.clone(),
             block_size: c.block_size,
             poll: c.printer_poll,
+            job: c.printer_job.clone(),
         }
     }
 }
@@ -609,6 +611,8 @@ fn begin(
                 .join("; ")
         ));
     }
+    p.select_job(&cfg.job)
+        .map_err(|e| format!("printer job `{}`: {e}", cfg.job))?;
     p.clear().map_err(|e| format!("printer: {e}"))?;
     Ok(template)
 }
