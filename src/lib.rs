@@ -12,4 +12,5 @@ pub mod market;
 pub mod packml;
 pub mod pool;
 pub mod profile;
+pub mod users;
 pub mod vision;
