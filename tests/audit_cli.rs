@@ -61,15 +61,19 @@ fn write_trail(dir: &Path) -> Vec<Record> {
         Entry::new(who("op1", "operator"), Action::PackmlCommand, "line:1")
             .detail("hold")
             .reason("label roll change,\r\nback in 5 min"),
-        Entry::new(who("sup1", "supervisor"), Action::ExceptionResolved, "exception:7")
-            .reason("Grade C → re-inspected; ok")
-            .change(Some("open".into()), Some("resolved".into()))
-            .signed(ESignature {
-                signer: "qa1".into(),
-                signer_role: "qa".into(),
-                meaning: Meaning::Verification,
-                time_us: T0 + 4_000_000,
-            }),
+        Entry::new(
+            who("sup1", "supervisor"),
+            Action::ExceptionResolved,
+            "exception:7",
+        )
+        .reason("Grade C → re-inspected; ok")
+        .change(Some("open".into()), Some("resolved".into()))
+        .signed(ESignature {
+            signer: "qa1".into(),
+            signer_role: "qa".into(),
+            meaning: Meaning::Verification,
+            time_us: T0 + 4_000_000,
+        }),
         Entry::new(who("op1", "operator"), Action::Logout, "session:1"),
     ];
     let mut out = Vec::new();
@@ -130,10 +134,7 @@ fn an_edited_byte_is_named() {
     let path = log_path(tmp.path());
     let mut bytes = fs::read(&path).unwrap();
     // Change one digit of the GTIN in record 2.
-    let at = bytes
-        .windows(4)
-        .position(|w| w == b"0134")
-        .unwrap();
+    let at = bytes.windows(4).position(|w| w == b"0134").unwrap();
     bytes[at] = b'1';
     fs::write(&path, &bytes).unwrap();
     assert_rejected(tmp.path(), &["record 2 (line 2", "edited"]);
@@ -200,7 +201,10 @@ fn an_inserted_record_is_named() {
     );
     ls.insert(2, String::from_utf8(forged.to_line().unwrap()).unwrap());
     set_lines(tmp.path(), &ls);
-    assert_rejected(tmp.path(), &["record 3 (line 4", "where record 4 should be"]);
+    assert_rejected(
+        tmp.path(),
+        &["record 3 (line 4", "where record 4 should be"],
+    );
 }
 
 #[test]
@@ -220,7 +224,10 @@ fn deleting_the_last_records_is_named() {
     let mut ls = lines(tmp.path());
     ls.pop();
     set_lines(tmp.path(), &ls);
-    assert_rejected(tmp.path(), &["record 5 is missing", "records at the end were deleted"]);
+    assert_rejected(
+        tmp.path(),
+        &["record 5 is missing", "records at the end were deleted"],
+    );
     ls.truncate(2);
     set_lines(tmp.path(), &ls);
     assert_rejected(tmp.path(), &["record 3 is missing"]);
@@ -233,7 +240,10 @@ fn reordered_records_are_named() {
     let mut ls = lines(tmp.path());
     ls.swap(1, 3);
     set_lines(tmp.path(), &ls);
-    assert_rejected(tmp.path(), &["record 4 (line 2", "where record 2 should be"]);
+    assert_rejected(
+        tmp.path(),
+        &["record 4 (line 2", "where record 2 should be"],
+    );
 }
 
 #[test]
@@ -327,14 +337,27 @@ fn csv_export_round_trips_through_the_csv_crate() {
     assert_eq!(pick(&["--action", "packml_command"]), vec![3]);
     assert_eq!(pick(&["--object", "session:"]), vec![1, 5]);
     assert_eq!(
-        pick(&["--from", "2023-11-14T22:13:22Z", "--to", "2023-11-14T22:13:24Z"]),
+        pick(&[
+            "--from",
+            "2023-11-14T22:13:22Z",
+            "--to",
+            "2023-11-14T22:13:24Z"
+        ]),
         vec![2, 3]
     );
     assert_eq!(pick(&["--user", "nobody"]), Vec::<u64>::new());
-    let bad = linectl(&["audit", "export", "--csv", "--action", "dance"], tmp.path(), None);
+    let bad = linectl(
+        &["audit", "export", "--csv", "--action", "dance"],
+        tmp.path(),
+        None,
+    );
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("unknown action \"dance\""));
-    let bad = linectl(&["audit", "export", "--csv", "--from", "yesterday"], tmp.path(), None);
+    let bad = linectl(
+        &["audit", "export", "--csv", "--from", "yesterday"],
+        tmp.path(),
+        None,
+    );
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -384,11 +407,22 @@ fn user_add_and_list_through_the_binary_are_audited() {
         .collect();
     assert_eq!(names, vec![("alice", "admin"), ("bob", "qa")]);
     let plain = text(&linectl(&["user", "list"], tmp.path(), None).stdout);
-    assert!(plain.contains("alice") && plain.contains("admin"), "{plain}");
+    assert!(
+        plain.contains("alice") && plain.contains("admin"),
+        "{plain}"
+    );
 
     // Admin actions from the console, each audited with its reason.
     let out = linectl(
-        &["user", "set-role", "bob", "--role", "supervisor", "--reason", "promoted"],
+        &[
+            "user",
+            "set-role",
+            "bob",
+            "--role",
+            "supervisor",
+            "--reason",
+            "promoted",
+        ],
         tmp.path(),
         None,
     );

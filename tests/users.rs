@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use linectl::audit::{Action, Entry, Meaning};
 use linectl::users::{
-    Actor, AuthError, ESignError, LoginError, Lockout, Permission, Role, UsersConfig,
-    UsersError,
+    Actor, AuthError, ESignError, Lockout, LoginError, Permission, Role, UsersConfig, UsersError,
 };
 use users_support::*;
 
 fn admin(e: &Env) -> Actor {
     let s = e.users.login("admin", PW).unwrap();
-    e.users.authorize(&s.token, Permission::ManageUsers).unwrap()
+    e.users
+        .authorize(&s.token, Permission::ManageUsers)
+        .unwrap()
 }
 
 #[test]
@@ -34,14 +35,22 @@ fn wrong_password_and_unknown_user_look_the_same_and_are_recorded() {
     assert_eq!(new.len(), 2);
     assert_eq!(new[0].action, Action::LoginFailed);
     assert_eq!(new[0].user, "op");
-    assert!(new[0].detail.contains("wrong password (1 of 5"), "{}", new[0].detail);
+    assert!(
+        new[0].detail.contains("wrong password (1 of 5"),
+        "{}",
+        new[0].detail
+    );
     assert_eq!(new[1].detail, "unknown user");
     // The right password still works and clears the count.
     let s = e.users.login("op", PW).unwrap();
     assert_eq!(s.role, Role::Operator);
     let last = e.records().pop().unwrap();
     assert_eq!(last.action, Action::Login);
-    assert!(last.detail.contains("1 earlier failed logins cleared"), "{}", last.detail);
+    assert!(
+        last.detail.contains("1 earlier failed logins cleared"),
+        "{}",
+        last.detail
+    );
 }
 
 #[test]
@@ -49,7 +58,10 @@ fn five_failures_lock_for_the_configured_time_even_across_restarts() {
     let e = env();
     for i in 1..=4 {
         let err = e.users.login("sup", "nope-nope-nope").unwrap_err();
-        assert!(matches!(err, LoginError::InvalidCredentials), "attempt {i}: {err}");
+        assert!(
+            matches!(err, LoginError::InvalidCredentials),
+            "attempt {i}: {err}"
+        );
     }
     let err = e.users.login("sup", "nope-nope-nope").unwrap_err();
     let until = T0 + 15 * 60 * 1_000_000;
@@ -124,7 +136,11 @@ fn until_unlocked_needs_an_administrator() {
         e.users.unlock(&adm, "op", " "),
         Err(UsersError::ReasonRequired(_))
     ));
-    assert!(e.users.unlock(&adm, "op", "identity checked by phone").unwrap());
+    assert!(
+        e.users
+            .unlock(&adm, "op", "identity checked by phone")
+            .unwrap()
+    );
     assert!(!e.users.unlock(&adm, "op", "again").unwrap());
     e.users.login("op", PW).unwrap();
     let rec = e
@@ -207,7 +223,13 @@ fn authorization_follows_role_and_account_changes_at_once() {
         .authorize(&s.token, Permission::ResolveException)
         .unwrap_err();
     assert!(
-        matches!(err, AuthError::Forbidden { role: Role::Operator, permission: Permission::ResolveException }),
+        matches!(
+            err,
+            AuthError::Forbidden {
+                role: Role::Operator,
+                permission: Permission::ResolveException
+            }
+        ),
         "{err}"
     );
     let denied = e.records().pop().unwrap();
@@ -218,7 +240,10 @@ fn authorization_follows_role_and_account_changes_at_once() {
         e.users.authorize(&s.token, Permission::ViewLine),
         Err(AuthError::AccountInactive | AuthError::NoSession)
     ));
-    assert!(matches!(e.users.login("sup", PW), Err(LoginError::Disabled)));
+    assert!(matches!(
+        e.users.login("sup", PW),
+        Err(LoginError::Disabled)
+    ));
     e.users.enable(&adm, "sup", "rehired").unwrap();
     e.users.login("sup", PW).unwrap();
 }
@@ -248,7 +273,8 @@ fn e_signature_rules() {
     ));
     // Not with a wrong password or an unknown name.
     assert!(matches!(
-        e.users.e_sign(&sup, "qa", "wrong-wrong-wrong", Meaning::Approval),
+        e.users
+            .e_sign(&sup, "qa", "wrong-wrong-wrong", Meaning::Approval),
         Err(ESignError::InvalidCredentials)
     ));
     assert!(matches!(
@@ -284,13 +310,18 @@ fn e_signature_rules() {
     assert_eq!(failed, 5);
     // Wrong e-sign passwords count towards the signer's lock-out.
     for _ in 0..4 {
-        let _ = e.users.e_sign(&sup, "qa", "wrong-wrong-wrong", Meaning::Review);
+        let _ = e
+            .users
+            .e_sign(&sup, "qa", "wrong-wrong-wrong", Meaning::Review);
     }
     assert!(matches!(
         e.users.e_sign(&sup, "qa", PW, Meaning::Review),
         Err(ESignError::Locked)
     ));
-    assert!(matches!(e.users.login("qa", PW), Err(LoginError::Locked { .. })));
+    assert!(matches!(
+        e.users.login("qa", PW),
+        Err(LoginError::Locked { .. })
+    ));
     assert!(e.audit.verify().unwrap().is_clean());
 }
 
@@ -304,7 +335,10 @@ fn administration_rules() {
     };
     assert!(matches!(
         e.users.add_user(&op, "eve", Role::Admin, PW, "me"),
-        Err(UsersError::Forbidden { permission: Permission::ManageUsers, .. })
+        Err(UsersError::Forbidden {
+            permission: Permission::ManageUsers,
+            ..
+        })
     ));
     assert!(matches!(
         e.users.add_user(&adm, "op", Role::Qa, PW, "dup"),
@@ -314,7 +348,10 @@ fn administration_rules() {
         e.users.add_user(&adm, "Bad Name", Role::Qa, PW, "x"),
         Err(UsersError::BadName(_))
     ));
-    let weak = e.users.add_user(&adm, "newbie", Role::Qa, "short", "x").unwrap_err();
+    let weak = e
+        .users
+        .add_user(&adm, "newbie", Role::Qa, "short", "x")
+        .unwrap_err();
     assert!(weak.to_string().contains("at least 10"), "{weak}");
     assert!(matches!(
         e.users.add_user(&adm, "newbie", Role::Qa, PW, ""),
@@ -332,21 +369,26 @@ fn administration_rules() {
     e.users
         .add_user(&adm, "admin2", Role::Admin, PW, "second admin")
         .unwrap();
-    e.users.disable(&adm, "admin", "holiday cover test").unwrap();
+    e.users
+        .disable(&adm, "admin", "holiday cover test")
+        .unwrap();
 
     // Own password: needs the current one; a wrong one is refused and counted.
     assert!(matches!(
-        e.users.change_password(&op, "op", Some("not-it-at-all"), "new-pass-word-1", ""),
+        e.users
+            .change_password(&op, "op", Some("not-it-at-all"), "new-pass-word-1", ""),
         Err(UsersError::WrongPassword)
     ));
     assert!(matches!(
-        e.users.change_password(&op, "op", None, "new-pass-word-1", ""),
+        e.users
+            .change_password(&op, "op", None, "new-pass-word-1", ""),
         Err(UsersError::WrongPassword)
     ));
-    assert!(e
-        .users
-        .change_password(&op, "op", Some(PW), PW, "")
-        .is_err());
+    assert!(
+        e.users
+            .change_password(&op, "op", Some(PW), PW, "")
+            .is_err()
+    );
     e.users
         .change_password(&op, "op", Some(PW), "new-pass-word-1", "")
         .unwrap();
@@ -357,7 +399,8 @@ fn administration_rules() {
     let s = e.users.login("op", "new-pass-word-1").unwrap();
     // Someone else's password: only with manage_users; a reset ends their sessions.
     assert!(matches!(
-        e.users.change_password(&op, "qa", None, "new-pass-word-2", "x"),
+        e.users
+            .change_password(&op, "qa", None, "new-pass-word-2", "x"),
         Err(UsersError::Forbidden { .. })
     ));
     let console = Actor::console("root");

@@ -30,7 +30,10 @@ fn documented_table() -> BTreeMap<String, [bool; 4]> {
                 other => panic!("cell {other:?} in row {name}"),
             };
         }
-        assert!(table.insert(name.clone(), allowed).is_none(), "{name} twice");
+        assert!(
+            table.insert(name.clone(), allowed).is_none(),
+            "{name} twice"
+        );
     }
     table
 }
@@ -44,7 +47,11 @@ fn the_documented_table_covers_every_permission_and_matches_may() {
             .get(p.as_str())
             .unwrap_or_else(|| panic!("{p} not in the documented table"));
         for (i, r) in Role::ALL.into_iter().enumerate() {
-            assert_eq!(r.may(p), row[i], "{r} × {p}: code and documentation disagree");
+            assert_eq!(
+                r.may(p),
+                row[i],
+                "{r} × {p}: code and documentation disagree"
+            );
         }
     }
 }
@@ -53,7 +60,12 @@ fn the_documented_table_covers_every_permission_and_matches_may() {
 fn the_server_checks_every_role_and_permission() {
     let e = env();
     let table = documented_table();
-    let names = [("op", Role::Operator), ("sup", Role::Supervisor), ("qa", Role::Qa), ("admin", Role::Admin)];
+    let names = [
+        ("op", Role::Operator),
+        ("sup", Role::Supervisor),
+        ("qa", Role::Qa),
+        ("admin", Role::Admin),
+    ];
     let mut denials = 0;
     for (i, (name, role)) in names.into_iter().enumerate() {
         let s = e.users.login(name, PW).unwrap();
@@ -66,7 +78,10 @@ fn the_server_checks_every_role_and_permission() {
                     assert!(actor.may(p));
                     assert_eq!(actor.role_name(), role.as_str());
                 }
-                Err(AuthError::Forbidden { role: r, permission }) => {
+                Err(AuthError::Forbidden {
+                    role: r,
+                    permission,
+                }) => {
                     assert!(!expected, "{role} was refused {p}");
                     assert_eq!((r, permission), (role, p));
                     denials += 1;

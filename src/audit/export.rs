@@ -183,9 +183,8 @@ mod tests {
             rec(3, 30, "alice", Action::PackmlCommand, "batch:B1"),
             signed,
         ];
-        let pick = |q: Query| -> Vec<u64> {
-            rs.iter().filter(|r| q.matches(r)).map(|r| r.seq).collect()
-        };
+        let pick =
+            |q: Query| -> Vec<u64> { rs.iter().filter(|r| q.matches(r)).map(|r| r.seq).collect() };
         assert_eq!(pick(Query::default()), vec![1, 2, 3, 4]);
         let range = Query {
             from_us: Some(20),

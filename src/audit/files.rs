@@ -86,7 +86,10 @@ pub fn scan(dir: &Path) -> Result<Scan, AuditError> {
     let mut start = 0usize;
     let mut number = 0u64;
     while start < data.len() {
-        match data.get(start..).and_then(|rest| rest.iter().position(|&b| b == b'\n')) {
+        match data
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        {
             Some(len) => {
                 number += 1;
                 scan.lines.push(Line {
@@ -223,7 +226,10 @@ mod tests {
         write_head(dir.path(), &h).unwrap();
         assert_eq!(read_head(dir.path()).unwrap(), HeadState::Valid(h));
         fs::write(dir.path().join(HEAD_FILE), b"{\"seq\":").unwrap();
-        assert!(matches!(read_head(dir.path()).unwrap(), HeadState::Corrupt(_)));
+        assert!(matches!(
+            read_head(dir.path()).unwrap(),
+            HeadState::Corrupt(_)
+        ));
     }
 
     #[test]

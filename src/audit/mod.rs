@@ -86,7 +86,9 @@ pub struct AuditTrail {
 
 impl std::fmt::Debug for AuditTrail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditTrail").field("dir", &self.dir).finish()
+        f.debug_struct("AuditTrail")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -140,7 +142,13 @@ impl AuditTrail {
                 report.head_repaired = true;
             }
             _ if !dir.join(files::HEAD_FILE).exists() => {
-                files::write_head(dir, &Head { seq, hash: hash.clone() })?;
+                files::write_head(
+                    dir,
+                    &Head {
+                        seq,
+                        hash: hash.clone(),
+                    },
+                )?;
             }
             _ => {}
         }

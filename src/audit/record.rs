@@ -493,31 +493,31 @@ mod tests {
     fn every_field_is_covered_by_the_hash() {
         let base = Record::seal(7, 1000, entry(), GENESIS_HASH);
         assert_eq!(base.hash, base.compute_hash());
-        let mut variants: Vec<Box<dyn Fn(&mut Record)>> = vec![
-            Box::new(|r| r.seq += 1),
-            Box::new(|r| r.time_us += 1),
-            Box::new(|r| r.user.push('x')),
-            Box::new(|r| r.role.push('x')),
-            Box::new(|r| r.action = Action::Login),
-            Box::new(|r| r.detail.push('x')),
-            Box::new(|r| r.object.push('x')),
-            Box::new(|r| r.reason.push('x')),
-            Box::new(|r| r.old_value = None),
-            Box::new(|r| r.new_value = Some(String::new())),
-            Box::new(|r| r.signature = None),
-            Box::new(|r| {
+        let variants: Vec<fn(&mut Record)> = vec![
+            |r| r.seq += 1,
+            |r| r.time_us += 1,
+            |r| r.user.push('x'),
+            |r| r.role.push('x'),
+            |r| r.action = Action::Login,
+            |r| r.detail.push('x'),
+            |r| r.object.push('x'),
+            |r| r.reason.push('x'),
+            |r| r.old_value = None,
+            |r| r.new_value = Some(String::new()),
+            |r| r.signature = None,
+            |r| {
                 if let Some(s) = r.signature.as_mut() {
                     s.meaning = Meaning::Approval
                 }
-            }),
-            Box::new(|r| {
+            },
+            |r| {
                 if let Some(s) = r.signature.as_mut() {
                     s.time_us += 1
                 }
-            }),
-            Box::new(|r| r.prev_hash = "1".repeat(64)),
+            },
+            |r| r.prev_hash = "1".repeat(64),
         ];
-        for (i, change) in variants.iter_mut().enumerate() {
+        for (i, change) in variants.iter().enumerate() {
             let mut r = base.clone();
             change(&mut r);
             assert_ne!(r.compute_hash(), base.hash, "change {i} not covered");

@@ -95,7 +95,17 @@ fn an_edited_byte_is_named() {
     lines[2] = lines[2].replace("shift start", "shift_start");
     write_lines(tmp.path(), &lines);
     let p = problem(tmp.path());
-    assert!(matches!(p, Problem::HashMismatch { seq: 3, line: 3, .. }), "{p}");
+    assert!(
+        matches!(
+            p,
+            Problem::HashMismatch {
+                seq: 3,
+                line: 3,
+                ..
+            }
+        ),
+        "{p}"
+    );
     assert!(p.to_string().starts_with("record 3 (line 3"), "{p}");
 }
 
@@ -132,7 +142,14 @@ fn deleted_inserted_and_reordered_records_are_named() {
     write_lines(tmp.path(), &deleted);
     let p = problem(tmp.path());
     assert!(
-        matches!(p, Problem::Sequence { expected: 3, found: 4, .. }),
+        matches!(
+            p,
+            Problem::Sequence {
+                expected: 3,
+                found: 4,
+                ..
+            }
+        ),
         "{p}"
     );
     assert!(p.to_string().contains("record 3 was deleted"), "{p}");
@@ -142,7 +159,15 @@ fn deleted_inserted_and_reordered_records_are_named() {
     write_lines(tmp.path(), &inserted);
     let p = problem(tmp.path());
     assert!(
-        matches!(p, Problem::Sequence { expected: 3, found: 1, line: 3, .. }),
+        matches!(
+            p,
+            Problem::Sequence {
+                expected: 3,
+                found: 1,
+                line: 3,
+                ..
+            }
+        ),
         "{p}"
     );
 
@@ -151,7 +176,15 @@ fn deleted_inserted_and_reordered_records_are_named() {
     write_lines(tmp.path(), &reordered);
     let p = problem(tmp.path());
     assert!(
-        matches!(p, Problem::Sequence { expected: 2, found: 3, line: 2, .. }),
+        matches!(
+            p,
+            Problem::Sequence {
+                expected: 2,
+                found: 3,
+                line: 2,
+                ..
+            }
+        ),
         "{p}"
     );
 
@@ -160,7 +193,14 @@ fn deleted_inserted_and_reordered_records_are_named() {
     write_lines(tmp.path(), &garbage);
     let p = problem(tmp.path());
     assert!(
-        matches!(p, Problem::Malformed { line: 5, after_seq: 4, .. }),
+        matches!(
+            p,
+            Problem::Malformed {
+                line: 5,
+                after_seq: 4,
+                ..
+            }
+        ),
         "{p}"
     );
 }
@@ -185,7 +225,13 @@ fn deleting_the_last_records_is_named() {
     assert!(matches!(err, AuditError::Integrity { .. }), "{err}");
     // Emptying the log entirely is the same; deleting it is named too.
     fs::write(tmp.path().join(files::LOG_FILE), "").unwrap();
-    assert!(matches!(problem(tmp.path()), Problem::Truncated { missing_from: 1, .. }));
+    assert!(matches!(
+        problem(tmp.path()),
+        Problem::Truncated {
+            missing_from: 1,
+            ..
+        }
+    ));
     fs::remove_file(tmp.path().join(files::LOG_FILE)).unwrap();
     assert_eq!(problem(tmp.path()), Problem::LogMissing { head_seq: 5 });
 }
@@ -201,7 +247,10 @@ fn a_replaced_tail_and_a_bad_head_are_named() {
     let mut forged = lines.clone();
     forged[2] = String::from_utf8(r.to_line().unwrap()).unwrap();
     write_lines(tmp.path(), &forged);
-    assert!(matches!(problem(tmp.path()), Problem::HeadMismatch { seq: 3, .. }));
+    assert!(matches!(
+        problem(tmp.path()),
+        Problem::HeadMismatch { seq: 3, .. }
+    ));
     write_lines(tmp.path(), &lines);
     assert!(verify_dir(tmp.path()).unwrap().is_clean());
 
@@ -219,7 +268,10 @@ fn a_replaced_tail_and_a_bad_head_are_named() {
     .unwrap();
     assert!(matches!(
         problem(tmp.path()),
-        Problem::HeadBehind { first_unheaded: 2, .. }
+        Problem::HeadBehind {
+            first_unheaded: 2,
+            ..
+        }
     ));
 }
 
@@ -247,7 +299,10 @@ fn a_torn_tail_is_reported_then_set_aside_and_recorded() {
     let rec = open_report.recovered_torn.expect("recovery reported");
     assert_eq!(rec.offset, clean_len);
     assert_eq!(rec.recorded_as, 4);
-    assert_eq!(fs::read(&rec.saved_to).unwrap(), b"{\"seq\":4,\"time_us\":17");
+    assert_eq!(
+        fs::read(&rec.saved_to).unwrap(),
+        b"{\"seq\":4,\"time_us\":17"
+    );
     let all = t.query(&Query::default()).unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(all[3].action, Action::TrailRecovered);
@@ -305,7 +360,11 @@ fn wall_clock_stepping_back_is_a_notice() {
         .unwrap();
     let report = t.verify().unwrap();
     assert!(report.is_clean());
-    assert!(report.notices[0].contains("record 2"), "{:?}", report.notices);
+    assert!(
+        report.notices[0].contains("record 2"),
+        "{:?}",
+        report.notices
+    );
 }
 
 #[test]

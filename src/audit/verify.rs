@@ -25,7 +25,9 @@ use super::time::format_utc;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// A line is not a record at all.
-    #[error("line {line} (byte {offset}), after record {after_seq}: not a valid record ({error}): edited or inserted")]
+    #[error(
+        "line {line} (byte {offset}), after record {after_seq}: not a valid record ({error}): edited or inserted"
+    )]
     Malformed {
         /// 1-based line number.
         line: u64,
@@ -47,7 +49,9 @@ pub enum Problem {
         offset: u64,
     },
     /// A record's content does not match its hash.
-    #[error("record {seq} (line {line}, byte {offset}): content does not match its hash (stored {stored}, computed {computed}): edited")]
+    #[error(
+        "record {seq} (line {line}, byte {offset}): content does not match its hash (stored {stored}, computed {computed}): edited"
+    )]
     HashMismatch {
         /// The record's sequence number.
         seq: u64,
@@ -61,7 +65,9 @@ pub enum Problem {
         computed: String,
     },
     /// A record's sequence number is not its predecessor's + 1.
-    #[error("record {found} (line {line}, byte {offset}) where record {expected} should be: {what}")]
+    #[error(
+        "record {found} (line {line}, byte {offset}) where record {expected} should be: {what}"
+    )]
     Sequence {
         /// The sequence number expected here.
         expected: u64,
@@ -75,7 +81,9 @@ pub enum Problem {
         what: String,
     },
     /// A record's `prev_hash` is not its predecessor's hash.
-    #[error("record {seq} (line {line}, byte {offset}): does not link to the record before it (prev_hash {found}, expected {expected}): a record before it was replaced, inserted or deleted")]
+    #[error(
+        "record {seq} (line {line}, byte {offset}): does not link to the record before it (prev_hash {found}, expected {expected}): a record before it was replaced, inserted or deleted"
+    )]
     ChainBroken {
         /// The record's sequence number.
         seq: u64,
@@ -89,7 +97,9 @@ pub enum Problem {
         found: String,
     },
     /// The log ends with an incomplete line.
-    #[error("torn record after record {after_seq} (byte {offset}, {len} bytes without a newline): a write was interrupted (crash or power loss); opening the trail for writing sets these bytes aside and records the recovery")]
+    #[error(
+        "torn record after record {after_seq} (byte {offset}, {len} bytes without a newline): a write was interrupted (crash or power loss); opening the trail for writing sets these bytes aside and records the recovery"
+    )]
     TornTail {
         /// Sequence number of the last complete record.
         after_seq: u64,
@@ -117,7 +127,9 @@ pub enum Problem {
         error: String,
     },
     /// The head names a record after the log's last one.
-    #[error("record {missing_from} is missing: the head names record {head_seq} but the log ends at record {last_seq}: records at the end were deleted")]
+    #[error(
+        "record {missing_from} is missing: the head names record {head_seq} but the log ends at record {last_seq}: records at the end were deleted"
+    )]
     Truncated {
         /// The first missing record.
         missing_from: u64,
@@ -127,7 +139,9 @@ pub enum Problem {
         last_seq: u64,
     },
     /// The head names the record at its sequence number, but with another hash.
-    #[error("record {seq}: its hash {record_hash} is not the one the head recorded ({head_hash}): the last records were replaced")]
+    #[error(
+        "record {seq}: its hash {record_hash} is not the one the head recorded ({head_hash}): the last records were replaced"
+    )]
     HeadMismatch {
         /// The sequence number.
         seq: u64,
@@ -137,7 +151,9 @@ pub enum Problem {
         record_hash: String,
     },
     /// The head lags more than one record behind the log.
-    #[error("record {first_unheaded}: the head names record {head_seq} but the log goes on to record {last_seq}: records were appended outside linectl or the head was replaced")]
+    #[error(
+        "record {first_unheaded}: the head names record {head_seq} but the log goes on to record {last_seq}: records were appended outside linectl or the head was replaced"
+    )]
     HeadBehind {
         /// First record after the head.
         first_unheaded: u64,

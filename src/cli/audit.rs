@@ -17,7 +17,12 @@ use super::EXIT_REJECTED;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The data directory (the trail is in its `audit` folder).
-    #[arg(long, global = true, env = "LINECTL_DATA_DIR", default_value = "/var/lib/linectl")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINECTL_DATA_DIR",
+        default_value = "/var/lib/linectl"
+    )]
     pub data_dir: PathBuf,
     /// What to do.
     #[command(subcommand)]
@@ -132,7 +137,10 @@ fn verify(dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(p) => reject(format!("audit trail {} is INCONSISTENT: {p}", dir.display())),
+        Some(p) => reject(format!(
+            "audit trail {} is INCONSISTENT: {p}",
+            dir.display()
+        )),
     }
 }
 

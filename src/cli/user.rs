@@ -21,7 +21,12 @@ use super::EXIT_REJECTED;
 #[derive(Debug, Args)]
 pub struct UserArgs {
     /// The data directory (accounts in `users/`, the trail in `audit/`).
-    #[arg(long, global = true, env = "LINECTL_DATA_DIR", default_value = "/var/lib/linectl")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINECTL_DATA_DIR",
+        default_value = "/var/lib/linectl"
+    )]
     pub data_dir: PathBuf,
     /// What to do.
     #[command(subcommand)]

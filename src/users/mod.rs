@@ -309,8 +309,9 @@ impl Users {
     ) -> Result<(), UsersError> {
         if let Err(e) = self.store.save(&next) {
             let _ = self.record(
-                Entry::new(AuditActor::system(), action, object)
-                    .detail(format!("NOT APPLIED: the user file could not be saved: {e}")),
+                Entry::new(AuditActor::system(), action, object).detail(format!(
+                    "NOT APPLIED: the user file could not be saved: {e}"
+                )),
             );
             return Err(e);
         }
@@ -605,7 +606,10 @@ impl Users {
                     Action::ESignFailed,
                     user_object(name),
                 )
-                .detail(format!("{detail} (signing for {}, meaning {meaning})", actor.user)),
+                .detail(format!(
+                    "{detail} (signing for {}, meaning {meaning})",
+                    actor.user
+                )),
             )
         };
         if name == actor.user {
@@ -952,4 +956,3 @@ impl Users {
         self.state().sessions.len()
     }
 }
-

@@ -192,7 +192,10 @@ mod tests {
     #[test]
     fn default_params_are_owasp_and_valid() {
         let p = HashParams::default();
-        assert_eq!((p.memory_kib, p.iterations, p.parallelism), (19 * 1024, 2, 1));
+        assert_eq!(
+            (p.memory_kib, p.iterations, p.parallelism),
+            (19 * 1024, 2, 1)
+        );
         p.validate().unwrap();
         let bad = HashParams {
             memory_kib: 1,

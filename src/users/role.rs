@@ -217,7 +217,10 @@ mod tests {
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
         }
         let e = "root".parse::<Role>().unwrap_err();
-        assert!(e.to_string().contains("operator, supervisor, qa, admin"), "{e}");
+        assert!(
+            e.to_string().contains("operator, supervisor, qa, admin"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -225,7 +225,15 @@ mod tests {
         for ok in ["alice", "a", "op.1", "qa_team-2"] {
             check_name(ok).unwrap();
         }
-        for bad in ["", "Alice", "-x", "a b", "console:root", &"a".repeat(65), "ä"] {
+        for bad in [
+            "",
+            "Alice",
+            "-x",
+            "a b",
+            "console:root",
+            &"a".repeat(65),
+            "ä",
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

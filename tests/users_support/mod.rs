@@ -52,7 +52,9 @@ pub fn env_with(cfg: UsersConfig) -> Env {
         ("qa", Role::Qa),
         ("admin", Role::Admin),
     ] {
-        users.add_user(&console, name, role, PW, "test set-up").unwrap();
+        users
+            .add_user(&console, name, role, PW, "test set-up")
+            .unwrap();
     }
     Env {
         dir,
