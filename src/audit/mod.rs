@@ -108,7 +108,12 @@ impl AuditTrail {
         dir: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<(AuditTrail, OpenReport), AuditError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+            if let Some(parent) = dir.parent() {
+                files::sync_dir(parent)?;
+            }
+        }
         let lock = files::lock(dir)?;
         let ex = verify::examine(dir)?;
         let mut report = OpenReport {

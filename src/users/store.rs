@@ -92,7 +92,14 @@ impl Store {
     /// Open the store in `dir` (created if missing), taking its lock, and load the
     /// users (none if the file does not exist yet).
     pub fn open(dir: &Path) -> Result<(Store, Vec<UserRecord>), UsersError> {
-        fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
+            if let Some(parent) = dir.parent() {
+                File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(parent, "fsync directory"))?;
+            }
+        }
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
