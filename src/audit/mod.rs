@@ -278,14 +278,16 @@ impl AuditTrail {
     /// Verify the whole trail as it is on disk now.
     pub fn verify(&self) -> Result<Report, AuditError> {
         let _inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        verify_dir(&self.dir)
+        Ok(verify::examine(&self.dir)?.report)
     }
 
     /// The records matching `q`, oldest first, from a trail that verifies clean;
     /// [`AuditError::Integrity`] otherwise.
     pub fn query(&self, q: &Query) -> Result<Vec<Record>, AuditError> {
         let _inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (records, report) = read_verified(&self.dir)?;
+        let verify::Examined {
+            records, report, ..
+        } = verify::examine(&self.dir)?;
         if let Some(p) = report.problem {
             return Err(AuditError::Integrity {
                 dir: self.dir.clone(),

@@ -386,3 +386,31 @@ fn a_signature_is_stored_and_verified() {
     let all = t.query(&Query::default()).unwrap();
     assert_eq!(all[0].signature, Some(sig));
 }
+
+#[test]
+fn a_reader_racing_a_live_writer_sees_a_consistent_trail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = VirtualClock::new(T0);
+    let (t, _) = open(tmp.path(), &clock);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..300 {
+                t.append(Entry::new(
+                    actor("w"),
+                    Action::PackmlCommand,
+                    format!("n:{i}"),
+                ))
+                .unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut checks = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || checks == 0 {
+            let r = verify_dir(tmp.path()).unwrap();
+            assert!(r.is_clean(), "after {} records: {:?}", r.records, r.problem);
+            checks += 1;
+        }
+    });
+    assert_eq!(verify_dir(tmp.path()).unwrap().records, 300);
+}

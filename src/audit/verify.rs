@@ -373,8 +373,10 @@ pub(crate) struct Examined {
 }
 
 pub(crate) fn examine(dir: &Path) -> Result<Examined, AuditError> {
-    let scan = files::scan(dir)?;
+    // Head first: a writer updates the head after the log, so a reader racing it sees
+    // a log at least as long as the head says.
     let head_state = files::read_head(dir)?;
+    let scan = files::scan(dir)?;
     let mut notices = Vec::new();
     let (records, end, mut problem) = check_records(&scan, &mut notices);
     let mut verdict = None;
@@ -424,15 +426,53 @@ pub(crate) fn examine(dir: &Path) -> Result<Examined, AuditError> {
     })
 }
 
-/// Verify the trail in directory `dir` (the `audit` folder of a data dir). I/O errors
-/// are errors; inconsistencies are in the [`Report`].
+/// Whether a problem is at the end of the trail, where a reader racing a live writer
+/// (daemon appending while `linectl audit verify` reads) can see a half-written line or
+/// a head and log from different moments.
+fn at_the_end(p: &Option<Problem>) -> bool {
+    matches!(
+        p,
+        Some(
+            Problem::TornTail { .. }
+                | Problem::Truncated { .. }
+                | Problem::HeadBehind { .. }
+                | Problem::HeadMismatch { .. }
+        )
+    )
+}
+
+/// [`examine`] for readers that do not hold the lock: a problem at the end of the
+/// trail counts only if two reads 50 ms apart see the same trail (a live writer takes
+/// a few milliseconds per append), at most 20 tries.
+fn examine_settled(dir: &Path) -> Result<Examined, AuditError> {
+    let mut prev = examine(dir)?;
+    for _ in 0..20 {
+        if !at_the_end(&prev.report.problem) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let next = examine(dir)?;
+        let same = next.report.problem == prev.report.problem
+            && next.report.last_seq == prev.report.last_seq
+            && next.scan.torn == prev.scan.torn;
+        prev = next;
+        if same {
+            break;
+        }
+    }
+    Ok(prev)
+}
+
+/// Verify the trail in directory `dir` (the `audit` folder of a data dir), which a
+/// live writer may be appending to. I/O errors are errors; inconsistencies are in the
+/// [`Report`].
 pub fn verify_dir(dir: &Path) -> Result<Report, AuditError> {
-    Ok(examine(dir)?.report)
+    Ok(examine_settled(dir)?.report)
 }
 
 /// Read all records of the trail in `dir` after verifying it: the records and the
 /// report. Records after the first problem are not returned.
 pub fn read_verified(dir: &Path) -> Result<(Vec<Record>, Report), AuditError> {
-    let e = examine(dir)?;
+    let e = examine_settled(dir)?;
     Ok((e.records, e.report))
 }
