@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use linectl::audit::{
-    Action, AuditActor, AuditTrail, Entry, read_verified, verify_dir, write_csv,
-};
+use linectl::audit::{Action, AuditActor, AuditTrail, Entry, read_verified, verify_dir, write_csv};
 use linectl::clock::SystemClock;
 use linectl::users::password::{HashParams, hash_password};
 
@@ -43,8 +41,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-        let (t, _) =
-            AuditTrail::open_dir(dir.path(), Arc::new(SystemClock::new())).expect("open");
+        let (t, _) = AuditTrail::open_dir(dir.path(), Arc::new(SystemClock::new())).expect("open");
         let mut i = 0;
         g.throughput(Throughput::Elements(1));
         g.bench_function("append_durable", |b| {

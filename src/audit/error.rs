@@ -36,6 +36,14 @@ pub enum AuditError {
     /// opened again (which detects and reports what that append left behind).
     #[error("audit trail refuses writes after an earlier failure: {0}")]
     Broken(String),
+    /// A record is larger than the trail accepts; nothing was written.
+    #[error("audit record of {bytes} bytes is larger than the {max} bytes accepted")]
+    TooLarge {
+        /// The record's encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A record could not be encoded.
     #[error("audit trail: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),

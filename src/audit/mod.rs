@@ -44,6 +44,10 @@ pub use verify::{Problem, Report, read_verified, verify_dir};
 use files::{Head, io_err};
 use verify::HeadVerdict;
 
+/// Largest stored record (its JSON line) accepted by [`AuditTrail::append`]: free
+/// text (reasons, details, values) is for people, not for bulk data.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
 /// What opening the trail found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
@@ -238,6 +242,12 @@ impl AuditTrail {
         let time_us = self.clock.wall_micros();
         let rec = Record::seal(inner.seq + 1, time_us, entry, &inner.hash);
         let mut line = rec.to_line()?;
+        if line.len() > MAX_RECORD_BYTES {
+            return Err(AuditError::TooLarge {
+                bytes: line.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
         line.push(b'\n');
         let log_path = self.dir.join(files::LOG_FILE);
         let written = inner

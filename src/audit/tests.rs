@@ -414,3 +414,18 @@ fn a_reader_racing_a_live_writer_sees_a_consistent_trail() {
     });
     assert_eq!(verify_dir(tmp.path()).unwrap().records, 300);
 }
+
+#[test]
+fn an_oversized_record_is_refused_and_the_trail_stays_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (t, _) = open(tmp.path(), &VirtualClock::new(T0));
+    let err = t
+        .append(Entry::new(actor("a"), Action::ConfigChanged, "x").detail("y".repeat(70_000)))
+        .unwrap_err();
+    assert!(matches!(err, AuditError::TooLarge { .. }), "{err}");
+    let r = t
+        .append(Entry::new(actor("a"), Action::ConfigChanged, "x"))
+        .unwrap();
+    assert_eq!(r.seq, 1);
+    assert!(t.verify().unwrap().is_clean());
+}
