@@ -503,3 +503,27 @@ fn bad_configuration_is_named() {
     assert!(err.contains("hashing"), "{err}");
     UsersConfig::default().validate().unwrap();
 }
+
+#[test]
+fn a_deleted_audit_trail_is_noticed_by_the_user_store() {
+    let Env {
+        dir,
+        clock,
+        audit,
+        users,
+    } = env();
+    drop(users);
+    drop(audit);
+    std::fs::remove_dir_all(dir.path().join("audit")).unwrap();
+    let (fresh, _) =
+        linectl::audit::AuditTrail::open(dir.path(), std::sync::Arc::new(clock.clone())).unwrap();
+    let err = linectl::users::Users::open(
+        dir.path(),
+        fast_config(),
+        std::sync::Arc::new(clock),
+        std::sync::Arc::new(fresh),
+    )
+    .unwrap_err();
+    assert!(matches!(err, UsersError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("truncated or replaced"), "{err}");
+}

@@ -270,7 +270,17 @@ impl Users {
         audit: Arc<AuditTrail>,
     ) -> Result<Users, UsersError> {
         cfg.validate()?;
-        let (store, users) = Store::open(&data_dir.join("users"))?;
+        let users_dir = data_dir.join("users");
+        let (store, users, written_at) = Store::open(&users_dir)?;
+        let trail_end = audit.last().0;
+        if trail_end < written_at {
+            return Err(UsersError::Damaged {
+                path: users_dir.join(store::USERS_FILE),
+                why: format!(
+                    "it was written with audit record {written_at}, but the audit trail ends at record {trail_end}: the trail was truncated or replaced"
+                ),
+            });
+        }
         let dummy_hash = password::hash_password(&cfg.hashing, "linectl: no such user")?;
         Ok(Users {
             cfg,
@@ -307,7 +317,7 @@ impl Users {
         action: Action,
         object: &str,
     ) -> Result<(), UsersError> {
-        if let Err(e) = self.store.save(&next) {
+        if let Err(e) = self.store.save(&next, self.audit.last().0) {
             let _ = self.record(
                 Entry::new(AuditActor::system(), action, object).detail(format!(
                     "NOT APPLIED: the user file could not be saved: {e}"

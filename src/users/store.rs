@@ -55,6 +55,10 @@ pub struct UserRecord {
 #[serde(deny_unknown_fields)]
 struct UsersFile {
     version: u32,
+    /// The audit trail's last sequence number when this file was written (the record of
+    /// the change it holds); the trail must reach at least this far.
+    #[serde(default)]
+    audit_seq: u64,
     users: Vec<UserRecord>,
 }
 
@@ -91,7 +95,8 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> UsersError {
 impl Store {
     /// Open the store in `dir` (created if missing), taking its lock, and load the
     /// users (none if the file does not exist yet).
-    pub fn open(dir: &Path) -> Result<(Store, Vec<UserRecord>), UsersError> {
+    /// Also returns the audit sequence number the file was written at.
+    pub fn open(dir: &Path) -> Result<(Store, Vec<UserRecord>, u64), UsersError> {
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(io(dir, "create directory"))?;
             if let Some(parent) = dir.parent() {
@@ -112,20 +117,23 @@ impl Store {
             Ok(false) => return Err(UsersError::InUse(dir.to_path_buf())),
             Err(e) => return Err(io(&lock_path, "lock")(e)),
         }
-        let users = load(dir)?;
+        let (users, audit_seq) = load_file(dir)?;
         Ok((
             Store {
                 dir: dir.to_path_buf(),
                 _lock: lock,
             },
             users,
+            audit_seq,
         ))
     }
 
-    /// Replace the file with `users`, atomically and durably.
-    pub fn save(&self, users: &[UserRecord]) -> Result<(), UsersError> {
+    /// Replace the file with `users`, atomically and durably; `audit_seq` is the audit
+    /// trail's last sequence number (the record of this change).
+    pub fn save(&self, users: &[UserRecord], audit_seq: u64) -> Result<(), UsersError> {
         let file = UsersFile {
             version: VERSION,
+            audit_seq,
             users: users.to_vec(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| UsersError::Damaged {
@@ -149,10 +157,16 @@ impl Store {
 
 /// Read and check the users of `dir` without taking the lock (for listing).
 pub fn load(dir: &Path) -> Result<Vec<UserRecord>, UsersError> {
+    load_file(dir).map(|(users, _)| users)
+}
+
+/// Read and check the users of `dir` and the audit sequence number the file was
+/// written at.
+pub fn load_file(dir: &Path) -> Result<(Vec<UserRecord>, u64), UsersError> {
     let path = dir.join(USERS_FILE);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(io(&path, "read")(e)),
     };
     let damaged = |why: String| UsersError::Damaged {
@@ -175,7 +189,7 @@ pub fn load(dir: &Path) -> Result<Vec<UserRecord>, UsersError> {
         password::check_stored(&u.password)
             .map_err(|e| damaged(format!("user {:?}: {e}", u.name)))?;
     }
-    Ok(file.users)
+    Ok((file.users, file.audit_seq))
 }
 
 #[cfg(test)]
@@ -199,28 +213,29 @@ mod tests {
     #[test]
     fn saves_and_loads() {
         let tmp = tempfile::tempdir().unwrap();
-        let (store, users) = Store::open(tmp.path()).unwrap();
+        let (store, users, seq) = Store::open(tmp.path()).unwrap();
+        assert_eq!(seq, 0);
         assert!(users.is_empty());
         let us = vec![user("alice"), user("bob")];
-        store.save(&us).unwrap();
+        store.save(&us, 7).unwrap();
         assert_eq!(load(tmp.path()).unwrap(), us);
         assert!(!tmp.path().join("users.json.tmp").exists());
         assert!(matches!(Store::open(tmp.path()), Err(UsersError::InUse(_))));
         drop(store);
-        let (_s, again) = Store::open(tmp.path()).unwrap();
-        assert_eq!(again, us);
+        let (_s, again, seq) = Store::open(tmp.path()).unwrap();
+        assert_eq!((again, seq), (us, 7));
     }
 
     #[test]
     fn damage_is_named() {
         let tmp = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(tmp.path()).unwrap();
-        store.save(&[user("alice"), user("alice")]).unwrap();
+        let (store, _, _) = Store::open(tmp.path()).unwrap();
+        store.save(&[user("alice"), user("alice")], 1).unwrap();
         let e = load(tmp.path()).unwrap_err();
         assert!(e.to_string().contains("\"alice\" appears twice"), "{e}");
         let mut bad = user("bob");
         bad.password = "plain".into();
-        store.save(&[bad]).unwrap();
+        store.save(&[bad], 1).unwrap();
         let e = load(tmp.path()).unwrap_err();
         assert!(e.to_string().contains("user \"bob\""), "{e}");
         fs::write(tmp.path().join(USERS_FILE), "{").unwrap();
