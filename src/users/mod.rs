@@ -9,6 +9,41 @@
 //! ([`crate::audit`]) before it takes effect; a change the trail cannot record is not
 //! made.
 //!
+//! How the HMI uses it (one `Arc<AuditTrail>` and one `Arc<Users>` per daemon):
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use linectl::audit::{Action, AuditTrail, Entry, Meaning};
+//! # use linectl::clock::{Clock, VirtualClock};
+//! # use linectl::users::*;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let data_dir = dir.path();
+//! let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(1_700_000_000_000_000));
+//! let (trail, _report) = AuditTrail::open(data_dir, clock.clone()).unwrap();
+//! let audit = Arc::new(trail);
+//! let cfg = UsersConfig { hashing: HashParams::insecure_fast_for_tests(), ..UsersConfig::default() };
+//! let users = Users::open(data_dir, cfg, clock, audit.clone()).unwrap();
+//! # let console = Actor::console("root");
+//! # users.add_user(&console, "sam", Role::Supervisor, "sam-password-1", "set-up").unwrap();
+//! # users.add_user(&console, "quinn", Role::Qa, "quinn-password-1", "set-up").unwrap();
+//! // Login page: keep `session.token.as_str()` in a cookie.
+//! let session = users.login("sam", "sam-password-1").unwrap();
+//! // Every request: check the permission the action needs.
+//! let actor = users.authorize(&session.token, Permission::ResolveException).unwrap();
+//! // Where the profile demands it, a second person re-enters their password.
+//! let sig = users.e_sign(&actor, "quinn", "quinn-password-1", Meaning::Verification).unwrap();
+//! // The action and its signature go into the trail before the action takes effect.
+//! audit
+//!     .append(
+//!         Entry::new(actor.audit_actor(), Action::ExceptionResolved, "exception:17")
+//!             .reason("unit re-inspected")
+//!             .change(Some("open".into()), Some("resolved".into()))
+//!             .signed(sig),
+//!     )
+//!     .unwrap();
+//! users.logout(&session.token).unwrap();
+//! ```
+//!
 //! This module owns accounts and sessions. It does not render pages or read cookies
 //! (the HMI does) and does not decide which actions need a second person (the line
 //! profile does).
