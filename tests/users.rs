@@ -379,6 +379,13 @@ fn administration_rules() {
             .change_password(&op, "op", Some("not-it-at-all"), "new-pass-word-1", ""),
         Err(UsersError::WrongPassword)
     ));
+    let failed = e.records().pop().unwrap();
+    assert_eq!(failed.action, Action::LoginFailed);
+    assert!(
+        failed.detail.starts_with("password change: wrong password"),
+        "{}",
+        failed.detail
+    );
     assert!(matches!(
         e.users
             .change_password(&op, "op", None, "new-pass-word-1", ""),

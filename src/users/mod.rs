@@ -938,7 +938,7 @@ impl Users {
             if !ok {
                 let mut st = self.state();
                 if let Some(idx) = Self::find(&st, name) {
-                    self.count_failure(&mut st, idx, Action::PasswordChanged, "password change")?;
+                    self.count_failure(&mut st, idx, Action::LoginFailed, "password change")?;
                 }
                 return Err(UsersError::WrongPassword);
             }
