@@ -88,7 +88,7 @@ pub enum UserCmd {
         #[arg(long)]
         reason: String,
     },
-    /// Set a new password (read from stdin or prompted for); ends the user's sessions.
+    /// Set a new password (read from stdin or prompted for).
     Passwd {
         /// Login name.
         name: String,
