@@ -3,6 +3,7 @@
 //! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
+pub mod audit;
 pub mod clock;
 pub mod epcis;
 pub mod gs1;
@@ -12,4 +13,5 @@ pub mod packml;
 pub mod pipeline;
 pub mod pool;
 pub mod profile;
+pub mod users;
 pub mod vision;

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod decode;
 pub mod device;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
+pub mod user;
 
 /// linectl — open-source packaging-line controller for pharmaceutical serialization.
 #[derive(Debug, Parser)]
@@ -39,6 +41,10 @@ pub enum Command {
     /// Commissioning: probe the profile's devices, print a test code, show the PLC map.
     #[command(subcommand)]
     Device(device::DeviceCmd),
+    /// Verify and export the audit trail.
+    Audit(audit::AuditArgs),
+    /// Manage HMI user accounts.
+    User(user::UserArgs),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -52,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pool(args) => pool::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Device(cmd) => device::run(cmd),
+        Command::Audit(args) => audit::run(args),
+        Command::User(args) => user::run(args),
     }
 }
 
