@@ -11,4 +11,5 @@ pub mod market;
 pub mod packml;
 pub mod pool;
 pub mod profile;
+pub mod sdnotify;
 pub mod vision;
