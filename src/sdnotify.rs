@@ -73,7 +73,7 @@ impl Notifier {
                     reason: "empty",
                 });
             }
-            Some((b'@', name)) if name.is_empty() => {
+            Some((b'@', [])) => {
                 return Err(NotifyError::BadSocket {
                     socket: shown,
                     reason: "abstract socket without a name",
