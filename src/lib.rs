@@ -13,5 +13,6 @@ pub mod packml;
 pub mod pipeline;
 pub mod pool;
 pub mod profile;
+pub mod sdnotify;
 pub mod users;
 pub mod vision;

@@ -1,11 +1,12 @@
 //! The decode worker pool: a fixed set of threads fed by a bounded crossbeam channel,
-//! each decode under `catch_unwind`, every frame with a deadline on an injected
-//! [`Clock`] (`crate::clock`: [`crate::clock::SystemClock`] in production, a
-//! [`crate::clock::VirtualClock`] in tests and the simulator). The caller gets an answer for every frame by its deadline at the latest:
-//! the read, a no-read (nothing found, a panicking frame, a rejected frame, a full
-//! queue), or `Late` — at which point the worker finishes (or, if the frame was still
-//! queued, skips) the frame and lives on. A panic never kills a worker. It owns threads
-//! and time; decoding itself is behind [`FrameDecoder`] and knows nothing of either.
+//! each decode under `catch_unwind`, every frame with a deadline (`Micros`) on an
+//! injected [`Clock`] from `crate::clock` ([`crate::clock::SystemClock`] in production,
+//! [`crate::clock::VirtualClock`] in tests and the simulator). The caller gets an answer
+//! for every frame by its deadline at the latest: the read, a no-read (nothing found, a
+//! panicking frame, a rejected frame, a full queue), or `Late` — at which point the
+//! worker finishes (or, if the frame was still queued, skips) the frame and lives on. A
+//! panic never kills a worker. It owns threads and deadlines, not the clock; decoding
+//! itself is behind [`FrameDecoder`] and knows nothing of either.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
