@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod pool;
 pub mod profile;
 pub mod sdnotify;
+pub mod serve;
 pub mod users;
 pub mod vision;

@@ -13,7 +13,7 @@ fn profile(name: &str) -> linectl::profile::Profile {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../line-profiles")
         .join(format!("{name}.toml"));
-    linectl::profile::Profile::load_with_env(&p, Some(&Default::default()))
+    linectl::profile::Profile::load_with_env(&p, Some(Default::default()))
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
