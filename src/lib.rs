@@ -12,3 +12,5 @@ pub mod packml;
 pub mod pool;
 pub mod profile;
 pub mod vision;
+pub mod uplink;
+pub mod api;

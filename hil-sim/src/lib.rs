@@ -5,3 +5,4 @@
 
 pub mod defects;
 pub mod render;
+pub mod site;
