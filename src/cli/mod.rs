@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod decode;
 pub mod device;
+pub mod events;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Commissioning: probe the profile's devices, print a test code, show the PLC map.
     #[command(subcommand)]
     Device(device::DeviceCmd),
+    /// EPCIS events: export a batch's document from the journal.
+    #[command(subcommand)]
+    Events(events::EventsCmd),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pool(args) => pool::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Device(cmd) => device::run(cmd),
+        Command::Events(cmd) => events::run(cmd),
     }
 }
 

@@ -43,6 +43,7 @@
 //! Time (backoff, job polling) comes from the injected [`Clock`].
 
 pub mod client;
+pub mod export;
 pub mod record;
 
 use std::collections::{HashSet, VecDeque};
