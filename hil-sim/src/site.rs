@@ -809,7 +809,6 @@ async fn serials(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             req.count, i.config.max_serials_per_request
         ));
     }
-    i.stats.serial_requests += 1;
     if !i.serial_collections.contains_key(&req.request_token) {
         // Unique (counter) with a random-looking prefix: 12 digits, never repeated.
         let mut out = Vec::with_capacity(req.count);
@@ -841,12 +840,155 @@ async fn serials(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             limit,
         );
     }
+    i.stats.serial_requests += 1;
     axum::Json(json!({ "requestToken": req.request_token, "serials": serials })).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// One HTTP/1.1 request over a fresh connection: (status, headers+body text).
+    fn http(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok((status, out))
+    }
+
+    fn doc(ids: &[&str]) -> String {
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"type": "ObjectEvent", "eventID": id, "action": "ADD", "bizStep": "commissioning",
+                "epcList": [format!("https://id.gs1.org/01/04012345111118/21/{id}")]}))
+            .collect();
+        json!({"type": "EPCISDocument", "epcisBody": {"eventList": events}}).to_string()
+    }
+
+    fn job_done(addr: SocketAddr, location: &str) -> String {
+        for _ in 0..500 {
+            let (st, text) = http(addr, "GET", location, Some("tok"), "").expect("poll");
+            assert_eq!(st, 200, "{text}");
+            if text.contains("\"running\":false") {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("job {location} never finished");
+    }
+
+    fn location(text: &str) -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+            .map(|l| l.trim().to_string())
+            .expect("Location header")
+    }
+
+    #[test]
+    fn capture_jobs_limits_duplicates_auth_and_outages() {
+        let site = SiteServer::start(SiteConfig {
+            capture_limit: 3,
+            token: Some("tok".into()),
+            ..SiteConfig::default()
+        })
+        .expect("start");
+        let a = site.addr();
+        let (st, text) = http(a, "OPTIONS", "/capture", Some("tok"), "").expect("options");
+        assert_eq!(st, 204);
+        assert!(text.to_lowercase().contains("gs1-epcis-capture-limit: 3"), "{text}");
+        assert_eq!(http(a, "POST", "/capture", None, &doc(&["e1"])).expect("post").0, 401);
+        assert_eq!(http(a, "POST", "/capture", Some("tok"), "nope").expect("post").0, 400);
+        assert_eq!(http(a, "POST", "/capture", Some("tok"), &doc(&["x", "x"])).expect("post").0, 400);
+        assert_eq!(http(a, "POST", "/capture", Some("tok"), &doc(&["1", "2", "3", "4"])).expect("post").0, 413);
+        let (st, text) = http(a, "POST", "/capture", Some("tok"), &doc(&["e1", "e2"])).expect("post");
+        assert_eq!(st, 202, "{text}");
+        let job = job_done(a, &location(&text));
+        assert!(job.contains("\"success\":true"), "{job}");
+        let (st, text) = http(a, "POST", "/capture", Some("tok"), &doc(&["e3", "e2"])).expect("post");
+        assert_eq!(st, 409, "{text}");
+        assert!(text.contains("\"eventIDs\":[\"e2\"]"), "{text}");
+        assert_eq!(http(a, "GET", "/capture/999", Some("tok"), "").expect("get").0, 404);
+        let stats = site.stats();
+        assert_eq!((stats.events, stats.duplicates_refused, stats.commissioned), (2, 1, 2));
+        assert_eq!(site.event_ids(), vec!["e1".to_string(), "e2".to_string()]);
+        assert_eq!(site.missing(&["e1".into(), "e2".into(), "e3".into()]), 1);
+
+        site.set_outage(Outage::Unavailable);
+        assert_eq!(http(a, "POST", "/capture", Some("tok"), &doc(&["e3"])).expect("post").0, 503);
+        site.set_outage(Outage::Refuse);
+        let mut refused = false;
+        for _ in 0..100 {
+            if http(a, "OPTIONS", "/capture", Some("tok"), "").is_err() {
+                refused = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(refused, "connections refused during the outage");
+        site.set_outage(Outage::None);
+        let mut back = false;
+        for _ in 0..200 {
+            if let Ok((204, _)) = http(a, "OPTIONS", "/capture", Some("tok"), "") {
+                back = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(back, "serving again on the same port");
+        site.stop();
+    }
+
+    #[test]
+    fn injected_errors_follow_the_seed() {
+        let run = |seed| {
+            let site = SiteServer::start(SiteConfig {
+                error_rate: 0.5,
+                seed,
+                ..SiteConfig::default()
+            })
+            .expect("start");
+            (0..20)
+                .map(|i| http(site.addr(), "POST", "/capture", None, &doc(&[&format!("s{i}")])).expect("post").0)
+                .collect::<Vec<u16>>()
+        };
+        let a = run(3);
+        assert_eq!(a, run(3), "same seed, same faults");
+        assert!(a.iter().any(|s| *s >= 500) && a.iter().any(|s| *s == 202), "{a:?}");
+    }
+
+    #[test]
+    fn serial_provider_repeats_a_collection_for_a_retried_token() {
+        let site = SiteServer::start(SiteConfig::default()).expect("start");
+        let a = site.addr();
+        let req = |tok: &str, n: usize| {
+            http(a, "POST", "/serials", None, &json!({"requestToken": tok, "count": n}).to_string()).expect("post")
+        };
+        let body = |t: &str| -> Value {
+            serde_json::from_str(t.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap_or(Value::Null)
+        };
+        let (st, t1) = req("T1", 5);
+        assert_eq!(st, 200, "{t1}");
+        let (_, t1b) = req("T1", 5);
+        assert_eq!(body(&t1)["serials"], body(&t1b)["serials"]);
+        assert_eq!(body(&t1)["serials"].as_array().map(Vec::len), Some(5));
+        let (_, t2) = req("T2", 5);
+        let s1: HashSet<String> = serde_json::from_value(body(&t1)["serials"].clone()).unwrap_or_default();
+        let s2: HashSet<String> = serde_json::from_value(body(&t2)["serials"].clone()).unwrap_or_default();
+        assert!(s1.is_disjoint(&s2) && s2.len() == 5);
+        assert_eq!(req("T1", 6).0, 409, "a token reused for another count");
+        assert_eq!(req("T3", 0).0, 400);
+        assert_eq!(http(a, "POST", "/serials", None, "{}").expect("post").0, 400);
+        assert_eq!(site.stats().serial_requests, 3);
+    }
 
     #[test]
     fn serial_of_identifier_uris() {
