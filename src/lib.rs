@@ -3,6 +3,7 @@
 //! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
+pub mod api;
 pub mod clock;
 pub mod epcis;
 pub mod gs1;
@@ -11,6 +12,5 @@ pub mod market;
 pub mod packml;
 pub mod pool;
 pub mod profile;
-pub mod vision;
 pub mod uplink;
-pub mod api;
+pub mod vision;

@@ -176,7 +176,11 @@ fn authentication_and_bad_requests_get_json_errors() {
     assert_eq!(r.status, 401);
     let r = ack(srv.addr, r#"{"cursor": "5"}"#, Some("nope"));
     assert_eq!(r.status, 403);
-    assert_eq!(j.cursor("site-pull").expect("cursor").0, 0, "refused acks change nothing");
+    assert_eq!(
+        j.cursor("site-pull").expect("cursor").0,
+        0,
+        "refused acks change nothing"
+    );
 
     for (query, what) in [
         ("?after=abc", "after"),
@@ -192,7 +196,13 @@ fn authentication_and_bad_requests_get_json_errors() {
         let msg = r.body["message"].as_str().unwrap_or_default();
         assert!(msg.contains(what), "{query}: {msg}");
     }
-    for body in ["", "[]", r#"{"cursor": "x"}"#, r#"{"cursor": -4}"#, r#"{"other": 1}"#] {
+    for body in [
+        "",
+        "[]",
+        r#"{"cursor": "x"}"#,
+        r#"{"cursor": -4}"#,
+        r#"{"other": 1}"#,
+    ] {
         let r = ack(srv.addr, body, Some(TOKEN));
         assert_eq!(r.status, 400, "{body}: {:?}", r.body);
         assert_eq!(r.body["error"], "bad_request", "{body}");

@@ -151,8 +151,15 @@ fn a_single_uplink_stops_promptly_while_the_site_is_down() {
         status.last_error.is_some_and(|e| e.contains("capture")),
         "the failure is reported"
     );
-    assert!(t.elapsed() < Duration::from_secs(5), "stop does not wait out the backoff");
-    assert_eq!(j.cursor("uplink").expect("cursor").0, 0, "nothing confirmed");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop does not wait out the backoff"
+    );
+    assert_eq!(
+        j.cursor("uplink").expect("cursor").0,
+        0,
+        "nothing confirmed"
+    );
 }
 
 #[test]

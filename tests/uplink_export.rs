@@ -35,9 +35,17 @@ fn exports_a_batch_or_everything() {
     let v = validator();
 
     let out = linectl(&["events", "export", "--batch", "LOT-1", "--data-dir", d]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON document");
-    assert!(schema_errors(&v, &doc).is_empty(), "{:?}", schema_errors(&v, &doc));
+    assert!(
+        schema_errors(&v, &doc).is_empty(),
+        "{:?}",
+        schema_errors(&v, &doc)
+    );
     assert_eq!(doc_ids(&doc), lot1);
     for e in doc["epcisBody"]["eventList"].as_array().expect("list") {
         assert_eq!(e["ilmd"]["cbvmda:lotNumber"], "LOT-1");
@@ -63,7 +71,10 @@ fn unknown_batch_and_missing_journal_are_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "nothing on stdout");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("LOT-9") && err.contains("LOT-1, LOT-2"), "{err}");
+    assert!(
+        err.contains("LOT-9") && err.contains("LOT-1, LOT-2"),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().expect("tempdir");
     let out = linectl(&[

@@ -42,10 +42,12 @@ impl TlsProxy {
             for c in CertificateDer::pem_file_iter(data("ca.pem")).expect("ca.pem") {
                 roots.add(c.expect("ca cert")).expect("add root");
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .expect("client verifier");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
@@ -143,10 +145,15 @@ fn bearer_token_over_tls_delivers_and_wrong_credentials_deliver_nothing() {
         Arc::new(SystemClock::new()),
     )
     .expect("uplink");
-    wait_for("the TLS failure to be reported", 30, || up.status().retries >= 2);
+    wait_for("the TLS failure to be reported", 30, || {
+        up.status().retries >= 2
+    });
     let status = up.stop();
     assert!(
-        status.last_error.as_deref().is_some_and(|e| e.to_lowercase().contains("cert")),
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains("cert")),
         "{status:?}"
     );
     assert_eq!(site.stats().events, 0);

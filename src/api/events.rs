@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -128,6 +128,37 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
+/// A refusal before the journal is touched (kept small; turned into a response late).
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: String) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = error(self.status, self.code, self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"linectl\""),
+            );
+        }
+        r
+    }
+}
+
 /// Equal in time independent of where they differ (length is not hidden).
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u64;
@@ -139,14 +170,11 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn authorize(config: &PullApiConfig, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |msg: &str| {
-        let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", msg);
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"linectl\""),
-        );
-        r
+fn authorize(config: &PullApiConfig, headers: &HeaderMap) -> Result<(), ApiError> {
+    let unauthorized = |msg: &str| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: msg.to_string(),
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized("missing Authorization: Bearer token"));
@@ -154,7 +182,10 @@ fn authorize(config: &PullApiConfig, headers: &HeaderMap) -> Result<(), Response
     let Some(token) = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
@@ -168,7 +199,11 @@ fn authorize(config: &PullApiConfig, headers: &HeaderMap) -> Result<(), Response
     if ok {
         Ok(())
     } else {
-        Err(error(StatusCode::FORBIDDEN, "forbidden", "token not accepted"))
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: "token not accepted".into(),
+        })
     }
 }
 
@@ -190,22 +225,16 @@ fn journal_error(e: JournalError) -> Response {
     }
 }
 
-fn parse_cursor(what: &str, s: &str) -> Result<Seq, Response> {
+fn parse_cursor(what: &str, s: &str) -> Result<Seq, ApiError> {
     let s = s.trim();
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("{what} {s:?} is not a cursor (a decimal number)"),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "{what} {s:?} is not a cursor (a decimal number)"
+        )));
     }
-    s.parse::<u64>().map(Seq).map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("{what} {s:?} is out of range"),
-        )
-    })
+    s.parse::<u64>()
+        .map(Seq)
+        .map_err(|_| ApiError::bad_request(format!("{what} {s:?} is out of range")))
 }
 
 /// Query of `GET /api/v1/events`.
@@ -221,8 +250,8 @@ async fn list_events(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&api.config, &headers) {
-        return r;
+    if let Err(e) = authorize(&api.config, &headers) {
+        return e.into_response();
     }
     let Query(q) = match query {
         Ok(q) => q,
@@ -250,7 +279,7 @@ async fn list_events(
     let after = match q.after.as_deref() {
         Some(s) => match parse_cursor("after", s) {
             Ok(c) => Some(c),
-            Err(r) => return r,
+            Err(e) => return e.into_response(),
         },
         None => None,
     };
@@ -329,8 +358,8 @@ async fn list_events(
 }
 
 async fn ack(State(api): State<EventsApi>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorize(&api.config, &headers) {
-        return r;
+    if let Err(e) = authorize(&api.config, &headers) {
+        return e.into_response();
     }
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -343,7 +372,7 @@ async fn ack(State(api): State<EventsApi>, headers: HeaderMap, body: Bytes) -> R
         }
     };
     let cursor = match v.get("cursor") {
-        Some(Value::String(s)) => parse_cursor("cursor", s),
+        Some(Value::String(s)) => parse_cursor("cursor", s).map_err(IntoResponse::into_response),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(n) => Ok(Seq(n)),
             None => Err(error(
@@ -406,11 +435,14 @@ mod tests {
             ..PullApiConfig::default()
         };
         let mut h = HeaderMap::new();
-        let status = |r: Result<(), Response>| r.err().map(|r| r.status().as_u16());
+        let status = |r: Result<(), ApiError>| r.err().map(|e| e.status.as_u16());
         assert_eq!(status(authorize(&cfg, &h)), Some(401));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(status(authorize(&cfg, &h)), Some(401));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nope"),
+        );
         assert_eq!(status(authorize(&cfg, &h)), Some(403));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t2"));
         assert_eq!(status(authorize(&cfg, &h)), None);

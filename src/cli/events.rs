@@ -51,7 +51,10 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let jdir = dir.join("journal");
     if !jdir.is_dir() {
-        anyhow::bail!("no event journal at {} (is --data-dir right?)", jdir.display());
+        anyhow::bail!(
+            "no event journal at {} (is --data-dir right?)",
+            jdir.display()
+        );
     }
     let config = JournalConfig {
         consumers: Vec::new(),

@@ -58,7 +58,10 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, UplinkError>
     std::fs::read(path).map_err(|e| UplinkError::Config(format!("{what} {}: {e}", path.display())))
 }
 
-fn pem_certs(bytes: &[u8], path: &std::path::Path) -> Result<Vec<Certificate<'static>>, UplinkError> {
+fn pem_certs(
+    bytes: &[u8],
+    path: &std::path::Path,
+) -> Result<Vec<Certificate<'static>>, UplinkError> {
     let mut out = Vec::new();
     for item in ureq::tls::parse_pem(bytes) {
         match item {
@@ -110,13 +113,17 @@ impl CaptureClient {
             tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
         }
         if let Some(cc) = &config.client_cert {
-            let chain = pem_certs(&read_file(&cc.cert_file, "client certificate")?, &cc.cert_file)?;
-            let key = PrivateKey::from_pem(&read_file(&cc.key_file, "client key")?).map_err(|e| {
-                UplinkError::Config(format!(
-                    "client key {}: not a PEM private key: {e}",
-                    cc.key_file.display()
-                ))
-            })?;
+            let chain = pem_certs(
+                &read_file(&cc.cert_file, "client certificate")?,
+                &cc.cert_file,
+            )?;
+            let key =
+                PrivateKey::from_pem(&read_file(&cc.key_file, "client key")?).map_err(|e| {
+                    UplinkError::Config(format!(
+                        "client key {}: not a PEM private key: {e}",
+                        cc.key_file.display()
+                    ))
+                })?;
             tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -178,7 +185,12 @@ impl CaptureClient {
     }
 
     /// One capture attempt of `events` (event JSON objects with eventIDs).
-    pub(super) fn capture(&self, events: &[Value], clock: &dyn Clock, stop: &AtomicBool) -> Outcome {
+    pub(super) fn capture(
+        &self,
+        events: &[Value],
+        clock: &dyn Clock,
+        stop: &AtomicBool,
+    ) -> Outcome {
         let doc = json!({
             "@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"],
             "type": "EPCISDocument",
@@ -295,7 +307,10 @@ impl CaptureClient {
                 let ids: Vec<String> = errors.iter().flat_map(duplicate_ids).collect();
                 return Outcome::Duplicates(ids);
             }
-            return Outcome::Rejected(format!("capture job {url} failed: {}", Value::Array(errors)));
+            return Outcome::Rejected(format!(
+                "capture job {url} failed: {}",
+                Value::Array(errors)
+            ));
         }
     }
 }
@@ -339,7 +354,12 @@ fn is_duplicate_problem(p: &Value) -> bool {
 fn duplicate_ids(p: &Value) -> Vec<String> {
     p.get("eventIDs")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -162,9 +162,11 @@ impl UplinkConfig {
         if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             p.push("request_timeout_ms and connect_timeout_ms must be at least 1".into());
         }
-        if self.bearer_token.as_deref().is_some_and(|t| {
-            t.is_empty() || t.bytes().any(|b| !(0x21..=0x7e).contains(&b))
-        }) {
+        if self
+            .bearer_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.bytes().any(|b| !(0x21..=0x7e).contains(&b)))
+        {
             p.push("bearer_token must be non-empty visible ASCII".into());
         }
         p
@@ -404,7 +406,11 @@ impl Worker {
             let mut seen = HashSet::with_capacity(records.len());
             for r in &records {
                 if r.kind != EVENT_RECORD {
-                    debug!(seq = r.seq.0, kind = r.kind.0, "uplink passes over a non-event record");
+                    debug!(
+                        seq = r.seq.0,
+                        kind = r.kind.0,
+                        "uplink passes over a non-event record"
+                    );
                     continue;
                 }
                 match EventRecord::decode(r.seq, &r.payload) {
@@ -464,7 +470,11 @@ impl Worker {
             self.failures.max(1),
             rand::rng().random::<f64>(),
         );
-        debug!(delay_ms = d.as_millis() as u64, failures = self.failures, "uplink backs off");
+        debug!(
+            delay_ms = d.as_millis() as u64,
+            failures = self.failures,
+            "uplink backs off"
+        );
         if sleep_unless_stopped(self.clock.as_ref(), &self.shared.stop, d) {
             self.set_state(UplinkState::Sending);
             Ok(())
@@ -517,7 +527,11 @@ impl Worker {
                         let mut s = self.shared.status();
                         s.delivered += dropped;
                         s.duplicates += dropped;
-                        debug!(dropped, left = chunk.len(), "duplicates removed; resending the rest");
+                        debug!(
+                            dropped,
+                            left = chunk.len(),
+                            "duplicates removed; resending the rest"
+                        );
                     }
                     Outcome::Duplicates(_) => {
                         self.split_or_count(&mut queue, chunk);
@@ -526,9 +540,15 @@ impl Worker {
                     Outcome::TooLarge(limit) => {
                         let half = chunk.len().div_ceil(2);
                         let new = limit.unwrap_or(half).min(half).max(1);
-                        warn!(events = chunk.len(), new_size = new, "capture request too large; splitting");
+                        warn!(
+                            events = chunk.len(),
+                            new_size = new,
+                            "capture request too large; splitting"
+                        );
                         if chunk.len() == 1 {
-                            self.fail_transient("a single event is too large for the server".into());
+                            self.fail_transient(
+                                "a single event is too large for the server".into(),
+                            );
                             self.backoff_max()?;
                             continue;
                         }
@@ -599,10 +619,16 @@ mod tests {
 
     #[test]
     fn config_problems() {
-        assert!(UplinkConfig::new("https://site/capture").problems().is_empty());
-        let mut c = UplinkConfig::default();
-        c.max_batch_events = 0;
-        c.bearer_token = Some("a b".into());
+        assert!(
+            UplinkConfig::new("https://site/capture")
+                .problems()
+                .is_empty()
+        );
+        let c = UplinkConfig {
+            max_batch_events: 0,
+            bearer_token: Some("a b".into()),
+            ..UplinkConfig::default()
+        };
         let p = c.problems();
         assert_eq!(p.len(), 3, "{p:?}");
     }
@@ -611,8 +637,16 @@ mod tests {
     fn sleep_stops_early() {
         let clock = crate::clock::SystemClock::new();
         let stop = AtomicBool::new(true);
-        assert!(!sleep_unless_stopped(&clock, &stop, Duration::from_secs(60)));
+        assert!(!sleep_unless_stopped(
+            &clock,
+            &stop,
+            Duration::from_secs(60)
+        ));
         let stop = AtomicBool::new(false);
-        assert!(sleep_unless_stopped(&clock, &stop, Duration::from_millis(1)));
+        assert!(sleep_unless_stopped(
+            &clock,
+            &stop,
+            Duration::from_millis(1)
+        ));
     }
 }

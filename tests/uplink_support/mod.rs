@@ -77,7 +77,8 @@ pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 
 /// The vendored EPCIS 2.0 schema validator.
 pub fn validator() -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/epcis/EPCIS-JSON-Schema.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/epcis/EPCIS-JSON-Schema.json");
     let text = std::fs::read_to_string(&path).expect("schema");
     let schema: Value = serde_json::from_str(&text).expect("schema json");
     jsonschema::options()
