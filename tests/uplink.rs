@@ -74,7 +74,12 @@ fn everything_delivered_once_in_order_through_5xx_and_a_long_outage() {
     assert_eq!(status.state, UplinkState::Stopped);
 
     let stats = site.stats();
+    eprintln!("site: {stats:?}\nuplink: {status:?}");
     assert!(stats.errors_injected > 0, "faults were injected: {stats:?}");
+    assert!(
+        stats.duplicates_refused > 0,
+        "errors after acceptance caused resends: {stats:?}"
+    );
     assert_eq!(stats.events, 1000);
     assert_eq!(site.event_ids(), ids, "held exactly once, in journal order");
     assert_eq!(
