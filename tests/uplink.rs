@@ -137,6 +137,39 @@ fn restarted_mid_batch_no_event_missing_duplicates_count_as_delivered() {
 }
 
 #[test]
+fn unnamed_duplicates_are_found_by_splitting_and_the_rest_is_stored() {
+    let site = SiteServer::start(SiteConfig {
+        capture_limit: 64,
+        name_duplicates: false,
+        ..SiteConfig::default()
+    })
+    .expect("site");
+    let all = records("LOT5", "D", 200);
+    // A first line journal delivers events 40..90 (as if another path had sent them).
+    let d1 = tempfile::tempdir().expect("tempdir");
+    let j1 = journal(d1.path());
+    append(&j1, &all[40..90]);
+    let up = Uplink::start(config(&site), j1.clone(), clock()).expect("uplink");
+    wait_for("the first 50", 30, || site.stats().events == 50);
+    up.stop();
+    // The line's journal holds all 200; 50 of them are refused with a bare 409.
+    let d2 = tempfile::tempdir().expect("tempdir");
+    let j2 = journal(d2.path());
+    let ids = append(&j2, &all);
+    let up = Uplink::start(config(&site), j2.clone(), clock()).expect("uplink");
+    wait_for("all 200", 60, || {
+        j2.cursor("uplink").expect("cursor") == j2.end_seq()
+    });
+    let status = up.stop();
+    assert_eq!(status.delivered, 200);
+    assert_eq!(status.duplicates, 50, "{status:?}");
+    let held: std::collections::HashSet<String> = site.event_ids().into_iter().collect();
+    assert_eq!(held.len(), 200);
+    assert!(ids.iter().all(|id| held.contains(id)), "none missing");
+    assert_eq!(site.stats().events, 200, "none twice");
+}
+
+#[test]
 fn a_single_uplink_stops_promptly_while_the_site_is_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = journal(dir.path());

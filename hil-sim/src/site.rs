@@ -18,7 +18,7 @@
 //! * `POST /capture` (EPCIS document) → 202 + `Location: /capture/{id}`; 400 for a
 //!   document that is not JSON, has no `epcisBody.eventList`, an event without
 //!   `eventID`, or the same eventID twice; 413 above the capture limit; 409 (problem
-//!   JSON, member `eventIDs` lists them) if any eventID is already held or in a running
+//!   JSON, member `eventIDs` lists them unless `name_duplicates` is off) if any eventID is already held or in a running
 //!   job: nothing of that document is stored (rollback).
 //! * `GET /capture/{id}` → the job: `captureID`, `running`, `success`,
 //!   `captureErrorBehaviour`, `errors` (problem JSON objects; a duplicate found when the
@@ -69,6 +69,9 @@ pub struct SiteConfig {
     pub token: Option<String>,
     /// Most serials one `POST /serials` may ask for. Default 100,000.
     pub max_serials_per_request: usize,
+    /// Whether a 409 names the duplicate eventIDs (problem member `eventIDs`); false
+    /// mimics a repository that only says "conflict". Default true.
+    pub name_duplicates: bool,
 }
 
 impl Default for SiteConfig {
@@ -81,6 +84,7 @@ impl Default for SiteConfig {
             seed: 1,
             token: None,
             max_serials_per_request: 100_000,
+            name_duplicates: true,
         }
     }
 }
@@ -638,7 +642,9 @@ async fn capture(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
                 "epcisException:ResourceAlreadyExistsException",
                 format!("{} event(s) already captured; nothing stored", dups.len()),
             );
-            p["eventIDs"] = json!(dups);
+            if i.config.name_duplicates {
+                p["eventIDs"] = json!(dups);
+            }
             i.stats.duplicates_refused += dups.len() as u64;
             return problem_response(StatusCode::CONFLICT, p, limit);
         }
@@ -720,7 +726,9 @@ fn finish_job(shared: &Shared, id: u64) {
             "epcisException:ResourceAlreadyExistsException",
             format!("{} event(s) already captured; job rolled back", dups.len()),
         );
-        p["eventIDs"] = json!(dups);
+        if i.config.name_duplicates {
+            p["eventIDs"] = json!(dups);
+        }
         i.stats.duplicates_refused += dups.len() as u64;
         job.errors.push(p);
         job.events.clear();
