@@ -39,6 +39,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{ApiError, authorize, error};
 use crate::clock::Clock;
 use crate::journal::{Journal, JournalError, Seq};
 use crate::uplink::record::{EVENT_RECORD, EventRecord};
@@ -120,93 +121,6 @@ pub fn events_router(state: EventsApi) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(json!({ "error": code, "message": message.into() })),
-    )
-        .into_response()
-}
-
-/// A refusal before the journal is touched (kept small; turned into a response late).
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn bad_request(message: String) -> ApiError {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = error(self.status, self.code, self.message);
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"linectl\""),
-            );
-        }
-        r
-    }
-}
-
-/// Equal in time independent of where they differ (length is not hidden).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= u64::from(x ^ y);
-    }
-    diff == 0
-}
-
-fn authorize(config: &PullApiConfig, headers: &HeaderMap) -> Result<(), ApiError> {
-    let unauthorized = |msg: &str| ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "unauthorized",
-        message: msg.to_string(),
-    };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized("missing Authorization: Bearer token"));
-    };
-    let Some(token) = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        return Err(unauthorized("Authorization must be `Bearer TOKEN`"));
-    };
-    // Check every token, without stopping at the first match.
-    let ok = config
-        .tokens
-        .iter()
-        .fold(false, |acc, t| acc | ct_eq(t.as_bytes(), token.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: "token not accepted".into(),
-        })
-    }
-}
-
 fn journal_error(e: JournalError) -> Response {
     match e {
         JournalError::Pruned {
@@ -250,7 +164,7 @@ async fn list_events(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&api.config, &headers) {
+    if let Err(e) = authorize(&api.config.tokens, &headers) {
         return e.into_response();
     }
     let Query(q) = match query {
@@ -358,7 +272,7 @@ async fn list_events(
 }
 
 async fn ack(State(api): State<EventsApi>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(e) = authorize(&api.config, &headers) {
+    if let Err(e) = authorize(&api.config.tokens, &headers) {
         return e.into_response();
     }
     let v: Value = match serde_json::from_slice(&body) {
@@ -418,37 +332,6 @@ async fn ack(State(api): State<EventsApi>, headers: HeaderMap, body: Bytes) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(ct_eq(b"secret", b"secret"));
-        assert!(!ct_eq(b"secret", b"secreT"));
-        assert!(!ct_eq(b"secret", b"secret2"));
-        assert!(!ct_eq(b"", b"x"));
-        assert!(ct_eq(b"", b""));
-    }
-
-    #[test]
-    fn auth_rules() {
-        let cfg = PullApiConfig {
-            tokens: vec!["t1".into(), "t2".into()],
-            ..PullApiConfig::default()
-        };
-        let mut h = HeaderMap::new();
-        let status = |r: Result<(), ApiError>| r.err().map(|e| e.status.as_u16());
-        assert_eq!(status(authorize(&cfg, &h)), Some(401));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(status(authorize(&cfg, &h)), Some(401));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer nope"),
-        );
-        assert_eq!(status(authorize(&cfg, &h)), Some(403));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t2"));
-        assert_eq!(status(authorize(&cfg, &h)), None);
-        let none = PullApiConfig::default();
-        assert_eq!(status(authorize(&none, &h)), Some(403));
-    }
 
     #[test]
     fn cursors() {
