@@ -6,12 +6,14 @@
 //! `{"error": CODE, "message": TEXT}`.
 
 pub mod events;
+pub mod orders;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 pub use events::{EventsApi, PullApiConfig, events_router};
+pub use orders::{OrderQueue, OrdersApi, OrdersConfig, orders_router};
 
 /// A JSON error response `{"error": code, "message": message}`.
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
