@@ -33,6 +33,18 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn bad_request(message: String) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,

@@ -39,7 +39,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{authorize, error};
+use super::{ApiError, authorize, error};
 use crate::market::{BatchData, Market, Product, normalise_gtin};
 use crate::profile::model::ProductSection;
 
@@ -423,7 +423,7 @@ async fn create_order(State(api): State<OrdersApi>, headers: HeaderMap, body: By
             return if *existing == order {
                 Ok((StatusCode::OK, order.order_id.clone(), *state, ahead))
             } else {
-                Err(error(
+                Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "order_conflict",
                     format!("order {:?} exists with other content", order.order_id),
@@ -436,7 +436,7 @@ async fn create_order(State(api): State<OrdersApi>, headers: HeaderMap, body: By
             .filter(|(_, s)| *s == OrderState::Queued)
             .count();
         if waiting >= max_queued {
-            return Err(error(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "queue_full",
                 format!("{waiting} orders are waiting; the queue holds {max_queued}"),
@@ -448,9 +448,9 @@ async fn create_order(State(api): State<OrdersApi>, headers: HeaderMap, body: By
             order.order_id = format!("wo-{}", next.next_id);
         }
         next.orders.push((order.clone(), OrderState::Queued));
-        queue
-            .save(&next)
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "queue", e.to_string()))?;
+        queue.save(&next).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "queue", e.to_string())
+        })?;
         *q = next;
         Ok((
             StatusCode::CREATED,
@@ -466,7 +466,7 @@ async fn create_order(State(api): State<OrdersApi>, headers: HeaderMap, body: By
             axum::Json(json!({ "orderId": id, "state": state, "position": position })),
         )
             .into_response(),
-        Ok(Err(r)) => r,
+        Ok(Err(e)) => e.into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "queue",
