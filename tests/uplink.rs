@@ -170,6 +170,52 @@ fn unnamed_duplicates_are_found_by_splitting_and_the_rest_is_stored() {
 }
 
 #[test]
+fn outage_until_the_disk_budget_is_full_then_drain_and_run_again() {
+    use linectl::journal::{ConsumerConfig, Journal, JournalConfig, JournalErrorKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Arc::new(
+        Journal::open(JournalConfig {
+            segment_bytes: 64 * 1024,
+            max_record_bytes: 16 * 1024,
+            disk_budget_bytes: 256 * 1024,
+            consumers: vec![ConsumerConfig::holding("uplink")],
+            ..JournalConfig::in_dir(dir.path())
+        })
+        .expect("journal"),
+    );
+    let site = SiteServer::start(SiteConfig::default()).expect("site");
+    site.set_outage(Outage::Refuse);
+    let up = Uplink::start(config(&site), j.clone(), clock()).expect("uplink");
+    // The line runs until the journal's disk budget holds only unconfirmed events.
+    let recs = records("LOT9", "F", 2_000);
+    let mut ids = Vec::new();
+    let mut full_at = None;
+    for (n, r) in recs.iter().enumerate() {
+        match j.append_batch(vec![r.to_journal()]) {
+            Ok(_) => ids.push(r.event_id().expect("id").to_string()),
+            Err(e) => {
+                assert_eq!(e.kind(), JournalErrorKind::Full, "{e}");
+                full_at = Some(n);
+                break;
+            }
+        }
+    }
+    let full_at = full_at.expect("the budget filled up");
+    assert!(full_at > 100, "a useful number of events fit: {full_at}");
+    assert_eq!(site.stats().events, 0);
+    // The site comes back: everything drains in order, retention frees the disk and
+    // the line can journal again.
+    site.set_outage(Outage::None);
+    wait_for("the drain", 60, || {
+        j.cursor("uplink").expect("cursor") == j.end_seq()
+    });
+    ids.extend(append(&j, &recs[full_at..full_at + 50]));
+    wait_for("the new events", 60, || site.stats().events == ids.len());
+    up.stop();
+    assert_eq!(site.event_ids(), ids);
+}
+
+#[test]
 fn a_single_uplink_stops_promptly_while_the_site_is_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = journal(dir.path());
