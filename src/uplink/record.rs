@@ -18,6 +18,8 @@
 //!   --batch B` selects on this field.
 //! * `event` — the event in the EPCIS 2.0 JSON-LD binding as it sits in an `eventList`
 //!   ([`crate::epcis::Event::to_json`]), with `eventID` set to the CBV 2.0 event hash.
+//!   A standalone event with its own `@context` is accepted too; decoding drops that
+//!   `@context` (the document's applies).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -93,11 +95,14 @@ impl EventRecord {
     /// event object with an `eventID`.
     pub fn decode(seq: Seq, payload: &[u8]) -> Result<EventRecord, RecordError> {
         let malformed = |reason: String| RecordError::Malformed { seq, reason };
-        let r: EventRecord =
+        let mut r: EventRecord =
             serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
-        if !r.event.is_object() {
+        let Some(obj) = r.event.as_object_mut() else {
             return Err(malformed("`event` is not a JSON object".into()));
-        }
+        };
+        // A standalone event (`Event::to_standalone_json`) carries its own `@context`;
+        // inside a document's eventList the document's context applies.
+        obj.remove("@context");
         if r.event_id().is_none() {
             return Err(malformed("the event has no eventID".into()));
         }
@@ -151,6 +156,9 @@ mod tests {
         let back = EventRecord::decode(Seq(3), &payload).expect("decode");
         assert_eq!(back, r);
         assert_eq!(back.event_id(), ev.event_id());
+        let standalone = serde_json::json!({"batch": "LOT1", "event": ev.to_standalone_json()});
+        let back = EventRecord::decode(Seq(4), standalone.to_string().as_bytes()).expect("decode");
+        assert_eq!(back, r, "a standalone event decodes to the eventList form");
         for bad in [
             &b"not json"[..],
             br#"{"batch":"L","event":{}}"#,
