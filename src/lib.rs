@@ -10,6 +10,7 @@ pub mod gs1;
 pub mod journal;
 pub mod market;
 pub mod packml;
+pub mod pipeline;
 pub mod pool;
 pub mod profile;
 pub mod uplink;

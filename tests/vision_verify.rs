@@ -1,4 +1,4 @@
-//! The verifier end to end: real frames through the worker pool (with a manual clock),
+//! The verifier end to end: real frames through the worker pool (with a virtual clock),
 //! parsed by the GS1 engine and compared with what was printed; every reason code, and
 //! the rule that nothing failing GS1 validation or differing from the print can pass.
 
@@ -7,8 +7,9 @@ mod vision_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use linectl::clock::{Clock, VirtualClock};
 use linectl::gs1::Gs1Code;
-use linectl::vision::pool::{DecodePool, FrameOutcome, ManualClock, NoRead, PoolConfig};
+use linectl::vision::pool::{DecodePool, FrameOutcome, NoRead, PoolConfig};
 use linectl::vision::verify::{RejectReason, Verdict, Verifier, VerifyConfig};
 use linectl::vision::{DecodeConfig, Decoder, Grade, Read};
 use vision_support::{load, manifest};
@@ -41,7 +42,7 @@ fn lenient() -> VerifyConfig {
 
 #[test]
 fn pool_reads_then_verifier_passes_and_flags_duplicates() {
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(VirtualClock::new(0));
     let pool = DecodePool::new(
         &PoolConfig {
             workers: 2,
@@ -226,10 +227,10 @@ fn low_grade_late_missing_and_no_read() {
 }
 
 #[test]
-fn deadline_on_the_manual_clock_makes_a_real_decode_late() {
+fn deadline_on_the_virtual_clock_makes_a_real_decode_late() {
     // A deadline already at "now" on a clock that does not move: the frame is late
     // (or skipped in the queue), and the pool still answers the next frame.
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(VirtualClock::new(0));
     let pool = DecodePool::new(
         &PoolConfig {
             workers: 1,
@@ -237,19 +238,14 @@ fn deadline_on_the_manual_clock_makes_a_real_decode_late() {
             deadline_ms: 0,
             ..PoolConfig::default()
         },
-        Arc::clone(&clock) as Arc<dyn linectl::vision::pool::Clock>,
+        Arc::clone(&clock) as Arc<dyn Clock>,
     );
     let e = &manifest()[0];
     assert_eq!(pool.submit(load(&e.file)).wait(), FrameOutcome::Late);
-    let deadline = clock_now(&clock) + Duration::from_secs(3600);
+    let deadline = clock.now().plus(Duration::from_secs(3600));
     match pool.submit_until(load(&e.file), deadline).wait() {
         FrameOutcome::Read { read, .. } => assert_eq!(read.content, e.content),
         x => panic!("{x:?}"),
     }
     pool.shutdown();
-}
-
-fn clock_now(clock: &ManualClock) -> std::time::Instant {
-    use linectl::vision::pool::Clock;
-    clock.now()
 }

@@ -22,11 +22,25 @@ pub const READ_CHUNK: usize = 512;
 pub trait Link: Read + Write + Send {
     /// Set how long one `read` may block. Zero is rounded up to one millisecond.
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+
+    /// Read what has already arrived without waiting (`WouldBlock` when nothing has).
+    /// Default: a read with the shortest timeout.
+    fn read_available(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.set_read_timeout(Duration::from_millis(1))?;
+        self.read(buf)
+    }
 }
 
 impl Link for TcpStream {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         TcpStream::set_read_timeout(self, Some(timeout.max(Duration::from_millis(1))))
+    }
+
+    fn read_available(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.set_nonblocking(true)?;
+        let r = self.read(buf);
+        self.set_nonblocking(false)?;
+        r
     }
 }
 
@@ -250,7 +264,7 @@ impl<D: Decoder> Framed<D> {
     }
 
     /// Decode a message already buffered, or read what arrives within `wait` (which may
-    /// be short) and decode that. `Ok(None)` when nothing complete arrived.
+    /// be short; zero reads only what has already arrived) and decode that. `Ok(None)` when nothing complete arrived.
     pub fn poll(&mut self, wait: Duration, during: &'static str) -> Result<Option<D::Item>, Error> {
         if let Some(m) = self.try_decode(during)? {
             return Ok(Some(m));
@@ -273,8 +287,13 @@ impl<D: Decoder> Framed<D> {
             during,
             source,
         };
-        self.link.set_read_timeout(wait).map_err(transport)?;
-        match self.link.read(&mut self.chunk) {
+        let got = if wait.is_zero() {
+            self.link.read_available(&mut self.chunk)
+        } else {
+            self.link.set_read_timeout(wait).map_err(transport)?;
+            self.link.read(&mut self.chunk)
+        };
+        match got {
             Ok(0) => Err(Error::Disconnected {
                 device: self.device.clone(),
                 during,
@@ -317,7 +336,7 @@ pub trait DeviceSession: Send {
     fn on_message(&mut self, msg: <Self::Dec as Decoder>::Item) -> Vec<u8>;
     /// Bytes to answer undecodable input with (e.g. a NAK); empty to stay silent.
     fn on_error(&mut self, err: &CodecError) -> Vec<u8>;
-    /// Called about every 20 ms: unsolicited bytes to send (asynchronous status).
+    /// Called about every millisecond (a scheduler tick) and after each message: unsolicited bytes to send (asynchronous status).
     fn on_idle(&mut self) -> Vec<u8> {
         Vec::new()
     }
@@ -331,7 +350,7 @@ pub fn serve_session<S: DeviceSession>(
 ) -> io::Result<()> {
     let mut dec = session.decoder();
     let mut chunk = [0u8; READ_CHUNK];
-    link.set_read_timeout(Duration::from_millis(20))?;
+    link.set_read_timeout(Duration::from_millis(1))?;
     while !stop.load(Ordering::Relaxed) {
         let idle = session.on_idle();
         if !idle.is_empty() {

@@ -17,7 +17,7 @@
 //! | `smudge` | the code is printed, then an ink blot with a wobbly edge covers ≥ 40% of the symbol, always including part of the L finder | no read: far more damage than Reed-Solomon corrects, and the finder is broken |
 //! | `partial` | one side of the symbol (42–60% of its width or height, chosen at random) is not printed, cutting away a finder or a timing edge | no read |
 //! | `wrong-code` | a cleanly printed, decodable code whose serial (AI 21) differs in one character from the one linectl sent (the same length and character class, so still valid GS1) | wrong content |
-//! | `low-contrast` | the code is printed with a mark only 5–7% of full scale darker (or lighter for laser) than the carton, so the symbol contrast is below 20% | grade F on symbol contrast (it may still decode) |
+//! | `low-contrast` | the code is printed with a mark only 5–7% of full scale darker (or lighter for laser) than the carton, so the symbol contrast is below 20% | grade F on symbol contrast when it decodes, else no read |
 //! | `skew` | the carton face is turned 80–84° away from the camera: the symbol is foreshortened to well under one pixel per module across, with perspective taper | no read |
 //! | `dotted` | a degraded dotted inkjet print: 40–50% of the dots missing, the rest shrunk and displaced by up to 0.4 module | no read (or grade F) |
 //! | `double-print` | the printer fires twice on the same carton: the same code twice, the second offset by 1.2–2.8 modules in x and in y | no read: every light module of either copy lies under a dark module of the other with about even odds, about a quarter of all modules read wrong (an offset of half a module is not enough: rxing still reads the fattened modules at their centres) |
@@ -163,8 +163,7 @@ impl DefectClass {
             }
             Self::SkippedPrint => ExpectedRejection::NoRead,
             Self::WrongCode => ExpectedRejection::WrongContent,
-            Self::LowContrast => ExpectedRejection::LowGrade,
-            Self::Dotted => ExpectedRejection::NoReadOrLowGrade,
+            Self::LowContrast | Self::Dotted => ExpectedRejection::NoReadOrLowGrade,
             Self::CameraDropOut => ExpectedRejection::MissingFrame,
         }
     }

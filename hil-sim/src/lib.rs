@@ -5,4 +5,6 @@
 
 pub mod defects;
 pub mod render;
+pub mod line;
+pub mod report;
 pub mod site;

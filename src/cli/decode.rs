@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use linectl::clock::SystemClock;
 use linectl::gs1::Gs1Code;
-use linectl::vision::pool::{DecodePool, FrameOutcome, PoolConfig, SystemClock};
+use linectl::vision::pool::{DecodePool, FrameOutcome, PoolConfig};
 use linectl::vision::{DecodeConfig, Decoder, FrameLimits, GreyFrame, Roi};
 
 /// `linectl decode` arguments.
@@ -48,7 +49,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         deadline_ms: args.deadline_ms.unwrap_or(2000),
         decode,
     };
-    let pool = DecodePool::new(&cfg, Arc::new(SystemClock));
+    let pool = DecodePool::new(&cfg, Arc::new(SystemClock::new()));
     for file in &args.files {
         let line = decode_file(&pool, file);
         println!("{}", serde_json::to_string(&line)?);

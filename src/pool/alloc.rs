@@ -326,6 +326,12 @@ impl<S: Store> Allocator<'_, S> {
         Ok(self.pool.available(&self.gtin)? + self.in_hand())
     }
 
+    /// The pool this allocator hands out from, for moving serials it already handed
+    /// out to their final states (Commissioned, LabelScrapped, ...) during the batch.
+    pub fn pool_mut(&mut self) -> &mut Pool<S> {
+        self.pool
+    }
+
     /// Close the current block durably: serials handed out but not marked Encoded, and
     /// those never handed out, become SNInvalid and are listed for the site server.
     pub fn close(mut self) -> Result<(), PoolError> {

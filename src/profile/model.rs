@@ -151,6 +151,14 @@ pub struct PrinterSection {
     /// Codes kept loaded in the printer ahead of the line. Default: 4.
     #[serde(default = "default_buffer_ahead")]
     pub buffer_ahead: u32,
+    /// The printer's job (message, label template) that carries the DataMatrix,
+    /// selected at batch start. Default: `"dm"` (the ZPL driver's built-in template).
+    #[serde(default = "default_printer_job")]
+    pub job: String,
+}
+
+fn default_printer_job() -> String {
+    "dm".to_string()
 }
 
 const fn default_printer_timeout_ms() -> u64 {

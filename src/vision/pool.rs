@@ -1,113 +1,23 @@
 //! The decode worker pool: a fixed set of threads fed by a bounded crossbeam channel,
 //! each decode under `catch_unwind`, every frame with a deadline on an injected
-//! [`Clock`]. The caller gets an answer for every frame by its deadline at the latest:
+//! [`Clock`] (`crate::clock`: [`crate::clock::SystemClock`] in production, a
+//! [`crate::clock::VirtualClock`] in tests and the simulator). The caller gets an answer for every frame by its deadline at the latest:
 //! the read, a no-read (nothing found, a panicking frame, a rejected frame, a full
 //! queue), or `Late` — at which point the worker finishes (or, if the frame was still
 //! queued, skips) the frame and lives on. A panic never kills a worker. It owns threads
 //! and time; decoding itself is behind [`FrameDecoder`] and knows nothing of either.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 
+use crate::clock::{Clock, Micros};
+
 use super::decode::{DecodeConfig, Decoder, Read};
 use super::frame::{FrameError, GreyFrame};
-
-/// Time as the pool sees it. Production uses [`SystemClock`]; tests and the simulator
-/// use [`ManualClock`] so that deadlines are deterministic.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant on this clock.
-    fn now(&self) -> Instant;
-    /// A channel that receives (once) when this clock reaches `deadline`; at once if it
-    /// already has.
-    fn alarm(&self, deadline: Instant) -> Receiver<Instant>;
-}
-
-/// The real monotonic clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn alarm(&self, deadline: Instant) -> Receiver<Instant> {
-        crossbeam_channel::at(deadline)
-    }
-}
-
-/// A clock that only moves when told to ([`ManualClock::advance`]).
-#[derive(Debug)]
-pub struct ManualClock {
-    inner: Mutex<ManualInner>,
-}
-
-#[derive(Debug)]
-struct ManualInner {
-    now: Instant,
-    alarms: Vec<(Instant, Sender<Instant>)>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock::new()
-    }
-}
-
-impl ManualClock {
-    /// A clock standing at the current real instant.
-    pub fn new() -> ManualClock {
-        ManualClock {
-            inner: Mutex::new(ManualInner {
-                now: Instant::now(),
-                alarms: Vec::new(),
-            }),
-        }
-    }
-
-    /// Move the clock forward by `d`, firing every alarm that falls due.
-    pub fn advance(&self, d: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.now += d;
-        let now = inner.now;
-        inner.alarms.retain(|(at, tx)| {
-            if *at <= now {
-                let _ = tx.try_send(now);
-                false
-            } else {
-                true
-            }
-        });
-    }
-
-    /// Number of alarms not yet fired (tests use it to wait until a caller is waiting).
-    pub fn pending_alarms(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .alarms
-            .len()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).now
-    }
-    fn alarm(&self, deadline: Instant) -> Receiver<Instant> {
-        let (tx, rx) = bounded(1);
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if deadline <= inner.now {
-            let _ = tx.try_send(inner.now);
-        } else {
-            inner.alarms.push((deadline, tx));
-        }
-        rx
-    }
-}
 
 /// What the pool runs on each frame.
 pub trait FrameDecoder: Send + 'static {
@@ -118,6 +28,14 @@ pub trait FrameDecoder: Send + 'static {
         frame: &GreyFrame,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Read>, FrameError>;
+
+    /// Decode time to add to the measured one for the frame just decoded. Real
+    /// decoders take real time and return zero (the default); the simulator's
+    /// slow-decode fault returns the time its frame "took", so that a run on a virtual
+    /// clock (where a decode takes no time at all) still meets a late decode.
+    fn extra_cost(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 impl FrameDecoder for Decoder {
@@ -200,11 +118,13 @@ impl Default for PoolConfig {
     }
 }
 
-type Reply = Result<(Option<Read>, Duration), NoRead>;
+/// A worker's answer: the read (or none) with the decode time, a no-read, or `None`
+/// for a decode that finished after the deadline.
+type Reply = Result<(Option<Read>, Duration), Option<NoRead>>;
 
 struct Job {
     frame: GreyFrame,
-    deadline: Instant,
+    deadline: Micros,
     reply: Sender<Reply>,
 }
 
@@ -236,15 +156,9 @@ enum PendingState {
     Done(FrameOutcome),
     Waiting {
         rx: Receiver<Reply>,
-        deadline: Instant,
+        deadline: Micros,
         clock: Arc<dyn Clock>,
     },
-}
-
-impl std::fmt::Debug for dyn Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock")
-    }
 }
 
 impl Pending {
@@ -283,7 +197,8 @@ fn to_outcome(reply: Reply) -> FrameOutcome {
             decode_time,
         },
         Ok((None, _)) => FrameOutcome::NoRead(NoRead::NotFound),
-        Err(no) => FrameOutcome::NoRead(no),
+        Err(Some(no)) => FrameOutcome::NoRead(no),
+        Err(None) => FrameOutcome::Late,
     }
 }
 
@@ -329,13 +244,13 @@ impl DecodePool {
 
     /// Submit a frame with the default deadline (from now on the pool's clock).
     pub fn submit(&self, frame: GreyFrame) -> Pending {
-        let deadline = self.clock.now() + self.deadline;
+        let deadline = self.clock.now().plus(self.deadline);
         self.submit_until(frame, deadline)
     }
 
-    /// Submit a frame that must be answered by `deadline`. Never blocks: a full queue is
+    /// Submit a frame that must be answered by `deadline` on the pool's clock. Never blocks: a full queue is
     /// an immediate `QueueFull` no-read.
-    pub fn submit_until(&self, frame: GreyFrame, deadline: Instant) -> Pending {
+    pub fn submit_until(&self, frame: GreyFrame, deadline: Micros) -> Pending {
         let Some(tx) = &self.tx else {
             return Pending {
                 state: PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed)),
@@ -389,9 +304,12 @@ where
         let deadline = job.deadline;
         let stop = || clock.now() >= deadline;
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame, &stop)));
+        let took = clock.now().since(start) + decoder.extra_cost();
+        let late = start.plus(took) >= deadline;
         let reply = match result {
-            Ok(Ok(read)) => Ok((read, clock.now().saturating_duration_since(start))),
-            Ok(Err(e)) => Err(NoRead::BadFrame(e.to_string())),
+            Ok(_) if late => Err(None),
+            Ok(Ok(read)) => Ok((read, took)),
+            Ok(Err(e)) => Err(Some(NoRead::BadFrame(e.to_string()))),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -401,7 +319,7 @@ where
                 tracing::warn!(panic = %msg, "decoder panicked on a frame; worker restored");
                 // Scratch state may be half-written: start from a fresh decoder.
                 decoder = make();
-                Err(NoRead::Panicked(msg))
+                Err(Some(NoRead::Panicked(msg)))
             }
         };
         // The caller may have gone (late): the result is then dropped.
@@ -412,6 +330,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::VirtualClock;
 
     /// Test decoder: pixel 0 says what to do (0 nothing, 1 panic, 2 block until released).
     struct Scripted {
@@ -439,7 +358,7 @@ mod tests {
         GreyFrame::new(2, 2, vec![kind, 0, 0, 0]).unwrap()
     }
 
-    fn pool(clock: Arc<ManualClock>, release: Receiver<()>) -> DecodePool {
+    fn pool(clock: Arc<VirtualClock>, release: Receiver<()>) -> DecodePool {
         let cfg = PoolConfig {
             workers: 1,
             queue: 2,
@@ -453,7 +372,7 @@ mod tests {
 
     #[test]
     fn panicking_frame_is_a_no_read_and_the_worker_lives_on() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(VirtualClock::new(0));
         let (_rel_tx, rel_rx) = bounded(4);
         let pool = pool(clock, rel_rx);
         for _ in 0..3 {
@@ -471,7 +390,7 @@ mod tests {
 
     #[test]
     fn slow_frame_is_late_at_the_deadline_and_the_worker_recovers() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(VirtualClock::new(0));
         let (rel_tx, rel_rx) = bounded(4);
         let pool = pool(Arc::clone(&clock), rel_rx);
         let pending = pool.submit(frame(2));
@@ -500,7 +419,7 @@ mod tests {
 
     #[test]
     fn full_queue_is_an_immediate_no_read() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(VirtualClock::new(0));
         let (rel_tx, rel_rx) = bounded(8);
         let pool = pool(clock, rel_rx);
         let first = pool.submit(frame(2)); // taken by the worker (blocks)

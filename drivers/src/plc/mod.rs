@@ -258,6 +258,12 @@ pub trait Plc: Send {
     /// Read the wrapping unit trigger counter.
     fn trigger_counter(&mut self) -> Result<u32, Error>;
 
+    /// The trigger counter and the PackML state together, in as few round trips as
+    /// the transport allows (the line's polling call). Default: the two calls.
+    fn poll(&mut self) -> Result<(u32, Option<PackMlState>), Error> {
+        Ok((self.trigger_counter()?, self.state()?))
+    }
+
     /// Write the verdict for unit `unit` (one request).
     fn write_verdict(&mut self, unit: u64, verdict: Verdict) -> Result<(), Error>;
 

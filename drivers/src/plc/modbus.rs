@@ -441,6 +441,21 @@ impl Plc for ModbusPlc {
         Ok(u32_of(&v, 0))
     }
 
+    fn poll(&mut self) -> Result<(u32, Option<PackMlState>), Error> {
+        let t = self.cfg.map.trigger_counter;
+        let s = self.cfg.map.packml_state;
+        let lo = t.min(s);
+        let hi = t.saturating_add(1).max(s);
+        if hi - lo >= 32 {
+            return Ok((self.trigger_counter()?, self.state()?));
+        }
+        let v = self.read(lo, hi - lo + 1, "polling trigger counter and state")?;
+        let at = |a: u16| usize::from(a - lo);
+        let trig = u32_of(&v, at(t));
+        let state = v.get(at(s)).copied().and_then(PackMlState::from_code);
+        Ok((trig, state))
+    }
+
     fn write_verdict(&mut self, unit: u64, verdict: Verdict) -> Result<(), Error> {
         let addr = self.cfg.map.verdict_slot(unit);
         self.exec(

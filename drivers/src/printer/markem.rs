@@ -553,7 +553,7 @@ impl Printer for MarkemPrinter {
     fn printed_count(&mut self) -> Result<u64, Error> {
         while let Some(r) = self
             .framed
-            .poll(Duration::from_millis(1), "reading print acknowledgements")?
+            .poll(Duration::ZERO, "reading print acknowledgements")?
         {
             match r {
                 PrinterReply::PrintAck(n) => self.note_count(n),
@@ -650,7 +650,7 @@ impl DeviceSession for MarkemSession {
                 ack(self.state.enqueue(fields).is_ok())
             }
             HostRequest::ClearBuffer => {
-                self.state.lock().queue.clear();
+                self.state.clear_queue();
                 ack(true)
             }
             HostRequest::PrintAckEnable(on) => {

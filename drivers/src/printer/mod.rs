@@ -156,6 +156,8 @@ pub struct TwinInner {
     /// Print counter values not yet reported asynchronously (for protocols with a
     /// per-print acknowledgement), one entry per print.
     pub unreported: VecDeque<u64>,
+    /// Times the host cleared the print buffer.
+    pub clears: u64,
 }
 
 /// Handle to a printer twin's state: cheap to clone, shared with its sessions.
@@ -223,6 +225,13 @@ impl TwinState {
     /// Restrict the accepted job names.
     pub fn set_jobs(&self, jobs: &[&str]) {
         self.lock().jobs = jobs.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Drop every queued print, as the host's "clear buffer" command does.
+    pub fn clear_queue(&self) {
+        let mut s = self.lock();
+        s.queue.clear();
+        s.clears += 1;
     }
 
     pub(crate) fn select(&self, job: &str) -> bool {

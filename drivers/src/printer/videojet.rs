@@ -528,7 +528,7 @@ impl Printer for VideojetPrinter {
     fn printed_count(&mut self) -> Result<u64, Error> {
         while let Some(m) = self
             .framed
-            .poll(Duration::from_millis(1), "reading asynchronous status")?
+            .poll(Duration::ZERO, "reading asynchronous status")?
         {
             if let Some(other) = self.absorb(m) {
                 tracing::warn!(device = self.framed.device(), message = ?other, "unexpected message ignored");
@@ -626,7 +626,7 @@ impl DeviceSession for VideojetSession {
                 Err(t) => err(err_code::FAULTED, t),
             },
             HostCommand::ClearQueue => {
-                self.state.lock().queue.clear();
+                self.state.clear_queue();
                 PrinterMessage::Ack.encode()
             }
             HostCommand::GetStatus => {

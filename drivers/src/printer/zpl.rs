@@ -714,7 +714,7 @@ impl DeviceSession for ZplSession {
         match msg {
             ZplMessage::HostStatus => Self::host_status(&self.state).encode(),
             ZplMessage::CancelAll => {
-                self.state.lock().queue.clear();
+                self.state.clear_queue();
                 Vec::new()
             }
             ZplMessage::Format(f) => {

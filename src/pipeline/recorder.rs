@@ -1,0 +1,130 @@
+//! The recorder: turns each unit outcome into its EPCIS event (commissioning for a
+//! pass, destroying for a printed reject, decommissioning for codes loaded but never
+//! printed), appends the events to the journal in groups and waits until they are
+//! durable, then tells the coordinator (counts) and the printer thread (final pool
+//! states). It owns the journal handle; it does not decide outcomes.
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::coordinator::Ev;
+use super::stages::{Ctx, PrinterCmd};
+use super::wait::Wake;
+use crate::epcis::{EventTime, LineEvents};
+use crate::journal::{Journal, RecordType};
+use crate::pool::SerialState;
+
+/// Journal record type of a line event: JSON `{"batch": LOT, "event": <EPCIS event>}`.
+pub const LINE_EVENT: RecordType = RecordType(1);
+
+/// What to record.
+#[derive(Debug)]
+pub(crate) enum Rec {
+    /// A unit with a printed serial passed (`true`) or was rejected (`false`).
+    Unit {
+        serial: String,
+        passed: bool,
+        lot: String,
+        expiry: String,
+    },
+    /// Serials loaded into the printer but never printed (buffer cleared).
+    Unprinted { serials: Vec<String>, lot: String },
+}
+
+/// Counts the recorder reports once events are durable.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub(crate) commissioned: u64,
+    pub(crate) events: u64,
+}
+
+pub(crate) fn recorder_thread(
+    ctx: Ctx,
+    journal: Journal,
+    events: LineEvents,
+    _line: String,
+    rx: Receiver<Rec>,
+    ev: Sender<Ev>,
+    prn: Sender<PrinterCmd>,
+) {
+    let mut waiter = ctx.waiter();
+    loop {
+        let first = match waiter.wait(&rx) {
+            Wake::Msg(m) => m,
+            Wake::Alarm => continue,
+            Wake::Closed => break,
+        };
+        let mut recs = vec![first];
+        while recs.len() < 512
+            && let Some(r) = waiter.try_next(&rx)
+        {
+            recs.push(r);
+        }
+        let time = match EventTime::from_wall_micros(ctx.clock.wall_micros(), 0) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "event time out of range; events not recorded");
+                continue;
+            }
+        };
+        let mut payloads = Vec::with_capacity(recs.len());
+        let mut states = Vec::with_capacity(recs.len());
+        let mut commissioned = 0u64;
+        for r in &recs {
+            let (lot, event) = match r {
+                Rec::Unit {
+                    serial,
+                    passed: true,
+                    lot,
+                    expiry,
+                } => {
+                    states.push((serial.clone(), SerialState::Commissioned));
+                    commissioned += 1;
+                    (lot, events.commissioning(time, &[serial], lot, expiry))
+                }
+                Rec::Unit {
+                    serial,
+                    passed: false,
+                    lot,
+                    ..
+                } => {
+                    states.push((serial.clone(), SerialState::Destroyed));
+                    (lot, events.rejected_destroyed(time, &[serial]))
+                }
+                Rec::Unprinted { serials, lot } => {
+                    for s in serials {
+                        states.push((s.clone(), SerialState::LabelScrapped));
+                    }
+                    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+                    (lot, events.invalidated(time, &refs))
+                }
+            };
+            let event = event.and_then(|e| e.with_hash_id());
+            match event {
+                Ok(e) => {
+                    let doc = serde_json::json!({ "batch": lot, "event": e.to_standalone_json() });
+                    payloads.push((LINE_EVENT, doc.to_string().into_bytes()));
+                }
+                Err(e) => tracing::error!(error = %e, "building an event failed"),
+            }
+        }
+        let n = payloads.len() as u64;
+        match journal.append_batch(payloads) {
+            Ok(_) => {
+                ctx.send(
+                    &ev,
+                    Ev::Durable(Durable {
+                        commissioned,
+                        events: n,
+                    }),
+                );
+                ctx.send(&prn, PrinterCmd::States(states));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal append failed: the line stops");
+                ctx.send(&ev, Ev::JournalFailed(e.to_string()));
+            }
+        }
+    }
+    journal.close();
+    ctx.activity.end();
+}

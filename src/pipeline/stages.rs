@@ -1,0 +1,826 @@
+//! The device threads: the PLC thread (trigger counter, PackML state, heartbeat,
+//! verdict writes), the printer thread (pool allocator, code building, keeping the
+//! printer loaded ahead, print counts and faults) and the camera thread (frames,
+//! decode on the worker pool with a deadline). Each owns its device and reconnects it
+//! through its factory; each reports to the coordinator and decides nothing about the
+//! line itself. Device errors are sorted by `kind()`: transport and timeout drop the
+//! link (reconnect), device faults are reported.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use linectl_drivers::{ErrorKind, FrameSource, PackMlCommand, Plc, PrintItem, Printer, Verdict};
+
+use super::coordinator::Ev;
+use super::devices::DeviceFactory;
+use super::wait::{Waiter, Wake, send};
+use super::{BatchOrder, LineConfig};
+use crate::clock::{Activity, Clock, Micros};
+use crate::market::{CodeTemplate, Market, Product};
+use crate::pool::alloc::AllocatorConfig;
+use crate::pool::{Pool, SerialState};
+use crate::vision::pool::{DecodePool, FrameDecoder, PoolConfig};
+use crate::vision::{DecodeConfig, GreyFrame};
+
+/// What every stage thread shares.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) activity: Activity,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    pub(crate) fn new(clock: Arc<dyn Clock>, activity: Activity, stop: Arc<AtomicBool>) -> Ctx {
+        Ctx {
+            clock,
+            activity,
+            stop,
+        }
+    }
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    pub(crate) fn waiter(&self) -> Waiter {
+        Waiter::new(self.clock.clone(), self.activity.clone())
+    }
+    pub(crate) fn send<T>(&self, tx: &Sender<T>, msg: T) -> bool {
+        send(&self.activity, tx, msg)
+    }
+}
+
+fn is_link_loss(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Transport | ErrorKind::Timeout)
+}
+
+/// Commands to the PLC thread.
+pub(crate) enum PlcCmd {
+    /// Write unit's verdict.
+    Verdict(u64, Verdict),
+    /// Write a PackML command.
+    PackMl(PackMlCommand),
+}
+
+/// Events from the PLC thread.
+#[derive(Debug)]
+pub(crate) enum PlcEv {
+    /// Link up / down (with the reason).
+    Link(bool, String),
+    /// The trigger counter, extended to 64 bits, when it changed.
+    Count { total: u64, at: Micros },
+    /// The PLC's PackML state, when it changed.
+    State(Option<linectl_drivers::PackMlState>),
+    /// A verdict reached the PLC.
+    VerdictWritten { unit: u64, at: Micros },
+    /// A verdict could not be written.
+    VerdictFailed { unit: u64, error: String },
+}
+
+pub(crate) fn plc_thread(
+    ctx: Ctx,
+    mut factory: DeviceFactory<dyn Plc>,
+    rx: Receiver<PlcCmd>,
+    ev: Sender<Ev>,
+    poll: Duration,
+    heartbeat: Duration,
+) {
+    let mut waiter = ctx.waiter();
+    let mut plc: Option<Box<dyn Plc>> = None;
+    let mut last_raw: Option<u32> = None;
+    let mut total: u64 = 0;
+    let mut last_state = None;
+    let mut hb: u16 = 0;
+    let mut next_tick = ctx.clock.now();
+    let mut next_hb = next_tick;
+    let mut retry_at = next_tick;
+    let drop_link = |plc: &mut Option<Box<dyn Plc>>, why: String| {
+        if plc.take().is_some() {
+            tracing::warn!(error = %why, "PLC link lost");
+            ctx.send(&ev, Ev::Plc(PlcEv::Link(false, why)));
+        }
+    };
+    loop {
+        if ctx.stopped() {
+            break;
+        }
+        let now = ctx.clock.now();
+        if now >= next_tick {
+            if plc.is_none() && now >= retry_at {
+                match factory() {
+                    Ok(p) => {
+                        tracing::info!(plc = p.describe(), "PLC connected");
+                        plc = Some(p);
+                        last_state = None;
+                        ctx.send(&ev, Ev::Plc(PlcEv::Link(true, String::new())));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "PLC connect failed");
+                        retry_at = now.plus(Duration::from_millis(100));
+                    }
+                }
+            }
+            if let Some(p) = plc.as_mut() {
+                let r = p.poll();
+                match r {
+                    Ok((raw, state)) => {
+                        let delta = match last_raw {
+                            Some(l) => u64::from(raw.wrapping_sub(l)),
+                            None => u64::from(raw),
+                        };
+                        last_raw = Some(raw);
+                        if delta > 0 || total == 0 && raw == 0 && last_state.is_none() {
+                            total += delta;
+                            ctx.send(&ev, Ev::Plc(PlcEv::Count { total, at: now }));
+                        }
+                        if last_state != Some(state) {
+                            last_state = Some(state);
+                            ctx.send(&ev, Ev::Plc(PlcEv::State(state)));
+                        }
+                    }
+                    Err(e) if is_link_loss(e.kind()) => drop_link(&mut plc, e.to_string()),
+                    Err(e) => tracing::warn!(error = %e, "PLC read refused"),
+                }
+            }
+            if now >= next_hb {
+                if let Some(p) = plc.as_mut() {
+                    hb = hb.wrapping_add(1);
+                    if let Err(e) = p.heartbeat(hb)
+                        && is_link_loss(e.kind())
+                    {
+                        drop_link(&mut plc, e.to_string());
+                    }
+                }
+                next_hb = now.plus(heartbeat);
+            }
+            next_tick = next_tick.plus(poll).max(now.plus(Duration::from_micros(1)));
+        }
+        waiter.set_alarm(next_tick);
+        let handle = |cmd: PlcCmd, plc: &mut Option<Box<dyn Plc>>| match cmd {
+            PlcCmd::Verdict(unit, v) => {
+                let r = match plc.as_mut() {
+                    Some(p) => p.write_verdict(unit, v),
+                    None => {
+                        ctx.send(
+                            &ev,
+                            Ev::Plc(PlcEv::VerdictFailed {
+                                unit,
+                                error: "PLC not connected".into(),
+                            }),
+                        );
+                        return;
+                    }
+                };
+                match r {
+                    Ok(()) => {
+                        ctx.send(
+                            &ev,
+                            Ev::Plc(PlcEv::VerdictWritten {
+                                unit,
+                                at: ctx.clock.now(),
+                            }),
+                        );
+                    }
+                    Err(e) => {
+                        ctx.send(
+                            &ev,
+                            Ev::Plc(PlcEv::VerdictFailed {
+                                unit,
+                                error: e.to_string(),
+                            }),
+                        );
+                        if is_link_loss(e.kind()) {
+                            drop_link(plc, e.to_string());
+                        }
+                    }
+                }
+            }
+            PlcCmd::PackMl(c) => {
+                if let Some(p) = plc.as_mut()
+                    && let Err(e) = p.command(c)
+                {
+                    tracing::warn!(error = %e, command = ?c, "PackML command to the PLC failed");
+                    if is_link_loss(e.kind()) {
+                        drop_link(plc, e.to_string());
+                    }
+                }
+            }
+        };
+        match waiter.wait(&rx) {
+            Wake::Msg(cmd) => {
+                handle(cmd, &mut plc);
+                while let Some(cmd) = waiter.try_next(&rx) {
+                    handle(cmd, &mut plc);
+                }
+            }
+            Wake::Alarm => {}
+            Wake::Closed => break,
+        }
+    }
+    waiter.clear_alarm();
+    ctx.activity.end();
+}
+
+/// Commands to the printer thread.
+pub(crate) enum PrinterCmd {
+    /// Open the batch: pool coverage, code template, printer ready and empty.
+    Begin {
+        order: BatchOrder,
+        first_unit: u64,
+        reply: Sender<Result<(), String>>,
+    },
+    /// Keep codes loaded for every unit up to this one (absolute unit number).
+    LoadUpTo(u64),
+    /// Clear the printer's buffer and load again from `next_unit`.
+    Reload {
+        next_unit: u64,
+        reply: Sender<Result<(), String>>,
+    },
+    /// Close the batch's allocation.
+    End,
+    /// Final pool states of serials.
+    States(Vec<(String, SerialState)>),
+}
+
+/// A code loaded for a unit.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) unit: u64,
+    pub(crate) serial: String,
+    pub(crate) element_string: String,
+}
+
+/// Events from the printer thread.
+#[derive(Debug)]
+pub(crate) enum PrinterEv {
+    Link(bool, String),
+    Loaded(Vec<Loaded>),
+    LoadFailed(String),
+    Count { printed: u64, at: Micros },
+    Fault(Option<String>),
+    PoolLevel(u64),
+}
+
+/// Printer thread settings.
+pub(crate) struct PrinterSetup {
+    line: String,
+    gtin: String,
+    market: Market,
+    product: Product,
+    block_size: u64,
+    poll: Duration,
+    job: String,
+}
+
+impl From<&LineConfig> for PrinterSetup {
+    fn from(c: &LineConfig) -> Self {
+        PrinterSetup {
+            line: c.line_id.clone(),
+            gtin: c.product.gtin.clone(),
+            market: c.market,
+            product: c.product.clone(),
+            block_size: c.block_size,
+            poll: c.printer_poll,
+            job: c.printer_job.clone(),
+        }
+    }
+}
+
+struct Batch {
+    template: CodeTemplate,
+    next_unit: u64,
+    last_unit: u64,
+    target: u64,
+}
+
+/// The printer thread's device side: the printer, its polling and the thread's inbox.
+struct PrinterStage {
+    ctx: Ctx,
+    factory: DeviceFactory<dyn Printer>,
+    printer: Option<Box<dyn Printer>>,
+    waiter: Waiter,
+    ev: Sender<Ev>,
+    poll: Duration,
+    next_tick: Micros,
+    tick_no: u64,
+    last_fault: Option<String>,
+    last_count: Option<u64>,
+}
+
+impl PrinterStage {
+    fn report(&self, e: PrinterEv) {
+        self.ctx.send(&self.ev, Ev::Printer(e));
+    }
+
+    fn lost(&mut self, e: &linectl_drivers::Error) {
+        self.printer = None;
+        self.report(PrinterEv::Link(false, e.to_string()));
+    }
+
+    /// Poll the printer when the tick is due.
+    fn tick(&mut self) {
+        let now = self.ctx.clock.now();
+        if now < self.next_tick {
+            return;
+        }
+        self.tick_no += 1;
+        if self.printer.is_none() && self.tick_no % 20 == 1 {
+            match (self.factory)() {
+                Ok(p) => {
+                    tracing::info!(printer = p.describe(), "printer connected");
+                    self.printer = Some(p);
+                    self.last_count = None;
+                    self.report(PrinterEv::Link(true, String::new()));
+                }
+                Err(e) => tracing::debug!(error = %e, "printer connect failed"),
+            }
+        }
+        if let Some(p) = self.printer.as_mut() {
+            match p.printed_count() {
+                Ok(c) => {
+                    // Every poll is reported, changed or not: the drift check needs to
+                    // know how recent the count is.
+                    self.last_count = Some(c);
+                    self.report(PrinterEv::Count { printed: c, at: now });
+                }
+                Err(e) if is_link_loss(e.kind()) => self.lost(&e),
+                Err(e) => tracing::warn!(error = %e, "printer count refused"),
+            }
+        }
+        if self.tick_no % 4 == 0
+            && let Some(p) = self.printer.as_mut()
+        {
+            match p.status() {
+                Ok(s) => {
+                    let fault = (!s.faults.is_empty()).then(|| {
+                        s.faults
+                            .iter()
+                            .map(|f| format!("{} {}", f.code, f.text))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    });
+                    if fault != self.last_fault {
+                        self.last_fault = fault.clone();
+                        self.report(PrinterEv::Fault(fault));
+                    }
+                }
+                Err(e) if is_link_loss(e.kind()) => self.lost(&e),
+                Err(e) => tracing::warn!(error = %e, "printer status refused"),
+            }
+        }
+        self.next_tick = self
+            .next_tick
+            .plus(self.poll)
+            .max(now.plus(Duration::from_micros(1)));
+    }
+
+    /// Poll when due, then block until commands arrive (all queued ones at once);
+    /// `None` when the thread must end.
+    fn next(&mut self, rx: &Receiver<PrinterCmd>) -> Option<Vec<PrinterCmd>> {
+        loop {
+            if self.ctx.stopped() {
+                return None;
+            }
+            self.tick();
+            self.waiter.set_alarm(self.next_tick);
+            match self.waiter.wait(rx) {
+                Wake::Msg(m) => {
+                    let mut cmds = vec![m];
+                    while let Some(c) = self.waiter.try_next(rx) {
+                        cmds.push(c);
+                    }
+                    return Some(cmds);
+                }
+                Wake::Alarm => {}
+                Wake::Closed => return None,
+            }
+        }
+    }
+}
+
+pub(crate) fn printer_thread(
+    ctx: Ctx,
+    factory: DeviceFactory<dyn Printer>,
+    mut pool: Pool,
+    cfg: PrinterSetup,
+    rx: Receiver<PrinterCmd>,
+    ev: Sender<Ev>,
+) {
+    let mut st = PrinterStage {
+        waiter: ctx.waiter(),
+        next_tick: ctx.clock.now(),
+        ctx,
+        factory,
+        printer: None,
+        ev,
+        poll: cfg.poll,
+        tick_no: 0,
+        last_fault: None,
+        last_count: None,
+    };
+    if let Ok(n) = pool.available(&cfg.gtin) {
+        st.report(PrinterEv::PoolLevel(n));
+    }
+    let mut queue: std::collections::VecDeque<PrinterCmd> = Default::default();
+    'thread: loop {
+        if queue.is_empty() {
+            match st.next(&rx) {
+                Some(c) => queue.extend(c),
+                None => break 'thread,
+            }
+        }
+        while let Some(cmd) = queue.pop_front() {
+            match cmd {
+                PrinterCmd::Begin {
+                    order,
+                    first_unit,
+                    reply,
+                } => {
+                    if !run_batch(&mut st, &mut pool, &cfg, &order, first_unit, reply, &rx, &mut queue) {
+                        break 'thread;
+                    }
+                }
+                PrinterCmd::Reload { reply, .. } => {
+                    let _ = reply.send(Err("no batch is running".into()));
+                }
+                PrinterCmd::States(mut s) => apply_states(&mut pool, &cfg.gtin, &mut s),
+                PrinterCmd::LoadUpTo(_) | PrinterCmd::End => {}
+            }
+        }
+    }
+    st.waiter.clear_alarm();
+    st.ctx.activity.end();
+}
+
+/// Run one batch: returns false when the thread must end. Commands that belong after
+/// the batch (a new Begin) are left in `queue`.
+#[allow(clippy::too_many_arguments)]
+fn run_batch(
+    st: &mut PrinterStage,
+    pool: &mut Pool,
+    cfg: &PrinterSetup,
+    order: &BatchOrder,
+    first_unit: u64,
+    reply: Sender<Result<(), String>>,
+    rx: &Receiver<PrinterCmd>,
+    queue: &mut std::collections::VecDeque<PrinterCmd>,
+) -> bool {
+    let template = match begin(pool, cfg, order, st.printer.as_mut()) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return true;
+        }
+    };
+    let mut alloc = match pool.allocator(
+        &cfg.gtin,
+        &cfg.line,
+        &order.lot,
+        AllocatorConfig {
+            block_size: cfg.block_size,
+            quantity: None,
+        },
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = reply.send(Err(e.to_string()));
+            return true;
+        }
+    };
+    let _ = reply.send(Ok(()));
+    let mut b = Batch {
+        template,
+        next_unit: first_unit,
+        last_unit: first_unit + order.quantity.saturating_sub(1),
+        target: 0,
+    };
+    let mut states: Vec<(String, SerialState)> = Vec::new();
+    let mut reported_end = false;
+    loop {
+        while let Some(cmd) = queue.pop_front() {
+            match cmd {
+                PrinterCmd::Begin { .. } => {
+                    queue.push_front(cmd);
+                    finish(st, alloc, &cfg.gtin, &mut states);
+                    return true;
+                }
+                PrinterCmd::End => {
+                    finish(st, alloc, &cfg.gtin, &mut states);
+                    if let Ok(n) = pool.available(&cfg.gtin) {
+                        st.report(PrinterEv::PoolLevel(n));
+                    }
+                    return true;
+                }
+                PrinterCmd::LoadUpTo(u) => b.target = b.target.max(u.min(b.last_unit)),
+                PrinterCmd::Reload { next_unit, reply } => {
+                    let r = match st.printer.as_mut() {
+                        Some(p) => p.clear().map_err(|e| e.to_string()),
+                        None => Err("printer not connected".to_string()),
+                    };
+                    if r.is_ok() {
+                        b.next_unit = next_unit;
+                    }
+                    let _ = reply.send(r);
+                }
+                PrinterCmd::States(s) => states.extend(s),
+            }
+        }
+        if !states.is_empty() {
+            apply_states(alloc.pool_mut(), &cfg.gtin, &mut states);
+        }
+        if b.next_unit <= b.target
+            && let Some(p) = st.printer.as_mut()
+        {
+            match load(&mut b, &mut alloc, p.as_mut(), cfg.market) {
+                Ok(loaded) => {
+                    if !loaded.is_empty() {
+                        st.report(PrinterEv::Loaded(loaded));
+                    }
+                }
+                Err(e) => st.report(PrinterEv::LoadFailed(e)),
+            }
+            if b.next_unit > b.last_unit && !reported_end {
+                reported_end = true;
+                if let Ok(n) = alloc.available() {
+                    st.report(PrinterEv::PoolLevel(n));
+                }
+            }
+        }
+        match st.next(rx) {
+            Some(c) => queue.extend(c),
+            None => {
+                finish(st, alloc, &cfg.gtin, &mut states);
+                return false;
+            }
+        }
+    }
+}
+
+fn finish(
+    _st: &mut PrinterStage,
+    mut alloc: crate::pool::Allocator<'_, crate::pool::SledStore>,
+    gtin: &str,
+    states: &mut Vec<(String, SerialState)>,
+) {
+    if !states.is_empty() {
+        apply_states(alloc.pool_mut(), gtin, states);
+    }
+    if let Err(e) = alloc.close() {
+        tracing::error!(error = %e, "closing the batch allocation failed");
+    }
+}
+
+fn apply_states(pool: &mut Pool, gtin: &str, pending: &mut Vec<(String, SerialState)>) {
+    let mut by_state: std::collections::BTreeMap<String, (SerialState, Vec<String>)> =
+        Default::default();
+    for (s, st) in pending.drain(..) {
+        by_state
+            .entry(st.to_string())
+            .or_insert_with(|| (st, Vec::new()))
+            .1
+            .push(s);
+    }
+    for (name, (st, serials)) in by_state {
+        let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+        if let Err(e) = pool.set_state(gtin, &refs, st) {
+            tracing::error!(error = %e, state = %name, n = refs.len(), "pool state update failed");
+        }
+    }
+}
+
+fn begin(
+    pool: &mut Pool,
+    cfg: &PrinterSetup,
+    order: &BatchOrder,
+    printer: Option<&mut Box<dyn Printer>>,
+) -> Result<CodeTemplate, String> {
+    let template = CodeTemplate::new(cfg.market, &cfg.product, &order.batch_data())
+        .map_err(|e| format!("batch data: {e}"))?;
+    pool.ensure_available(&cfg.gtin, order.quantity)
+        .map_err(|e| e.to_string())?;
+    let p = printer.ok_or_else(|| "printer not connected".to_string())?;
+    let st = p.status().map_err(|e| format!("printer: {e}"))?;
+    if !st.faults.is_empty() {
+        return Err(format!(
+            "printer faulted: {}",
+            st.faults
+                .iter()
+                .map(|f| format!("{} {}", f.code, f.text))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    p.select_job(&cfg.job)
+        .map_err(|e| format!("printer job `{}`: {e}", cfg.job))?;
+    p.clear().map_err(|e| format!("printer: {e}"))?;
+    Ok(template)
+}
+
+fn load(
+    b: &mut Batch,
+    a: &mut crate::pool::Allocator<'_, crate::pool::SledStore>,
+    p: &mut dyn Printer,
+    market: Market,
+) -> Result<Vec<Loaded>, String> {
+    let mut items = Vec::new();
+    let mut handed = Vec::new();
+    while b.next_unit <= b.target {
+        let h = a.next_serial().map_err(|e| format!("serial pool: {e}"))?;
+        let mut es = String::with_capacity(64);
+        let extra = h.extra_ais();
+        let r = if market == Market::RuCrypto {
+            let get = |ai: &str| {
+                extra
+                    .iter()
+                    .find(|(k, _)| *k == ai)
+                    .map(|(_, v)| *v)
+                    .unwrap_or("")
+            };
+            b.template
+                .write_with_tail(h.serial(), get("91"), get("92"), &mut es)
+        } else {
+            b.template.write(h.serial(), &mut es)
+        };
+        if let Err(e) = r {
+            // The serial stays Allocated and becomes SNInvalid when the block closes.
+            return Err(format!("code for serial {}: {e}", h.serial()));
+        }
+        items.push(PrintItem {
+            unit: b.next_unit,
+            element_string: es,
+            fields: Vec::new(),
+        });
+        handed.push(h);
+        b.next_unit += 1;
+    }
+    let sent = p.load(&items);
+    // Mark what was sent (or may have been) Encoded either way: a serial that may be
+    // on a unit is never handed out again.
+    if let Some(last) = handed.last()
+        && let Err(e) = a.mark_encoded(last)
+    {
+        tracing::error!(error = %e, "marking serials Encoded failed");
+    }
+    sent.map_err(|e| format!("printer load: {e}"))?;
+    Ok(items
+        .into_iter()
+        .zip(handed)
+        .map(|(i, h)| Loaded {
+            unit: i.unit,
+            serial: h.serial().to_string(),
+            element_string: i.element_string,
+        })
+        .collect())
+}
+
+/// Camera thread settings.
+pub(crate) struct VisionSetup {
+    decode: DecodeConfig,
+    workers: usize,
+    decode_deadline: Duration,
+}
+
+impl From<&LineConfig> for VisionSetup {
+    fn from(c: &LineConfig) -> Self {
+        VisionSetup {
+            decode: c.decode.clone(),
+            workers: c.decode_workers,
+            decode_deadline: c.decode_deadline,
+        }
+    }
+}
+
+/// Events from the camera thread.
+#[derive(Debug)]
+pub(crate) enum VisionEv {
+    Link(bool, String),
+    Outcome {
+        unit: u64,
+        outcome: crate::vision::pool::FrameOutcome,
+        frame_at: Micros,
+    },
+}
+
+struct Boxed(Box<dyn FrameDecoder>);
+
+impl FrameDecoder for Boxed {
+    fn decode(
+        &mut self,
+        frame: &GreyFrame,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<crate::vision::Read>, crate::vision::FrameError> {
+        self.0.decode(frame, stop)
+    }
+    fn extra_cost(&self) -> Duration {
+        self.0.extra_cost()
+    }
+}
+
+pub(crate) type DecoderHook = Arc<dyn Fn() -> Box<dyn FrameDecoder> + Send + Sync>;
+
+pub(crate) fn camera_thread(
+    ctx: Ctx,
+    mut factory: DeviceFactory<dyn FrameSource>,
+    cfg: VisionSetup,
+    decoder: Option<DecoderHook>,
+    ev: Sender<Ev>,
+) {
+    let pcfg = PoolConfig {
+        workers: cfg.workers.max(1),
+        queue: 4,
+        deadline_ms: cfg.decode_deadline.as_millis() as u64,
+        decode: cfg.decode.clone(),
+    };
+    let pool = match decoder {
+        Some(make) => DecodePool::with_decoder(&pcfg, ctx.clock.clone(), move || Boxed(make())),
+        None => DecodePool::new(&pcfg, ctx.clock.clone()),
+    };
+    let mut waiter = ctx.waiter();
+    let (_never_tx, never) = bounded::<()>(0);
+    let mut source: Option<Box<dyn FrameSource>> = None;
+    let mut next: u64 = 1;
+    // Token bookkeeping: `token` = this thread holds an activity token; `ahead` = the
+    // source holds a newer frame (its token is ours) and answers without blocking.
+    let mut token = true;
+    let mut ahead = false;
+    loop {
+        if ctx.stopped() {
+            break;
+        }
+        let Some(src) = source.as_mut() else {
+            match factory() {
+                Ok(s) => {
+                    tracing::info!(camera = s.describe(), "camera connected");
+                    source = Some(s);
+                    ctx.send(&ev, Ev::Vision(VisionEv::Link(true, String::new())));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "camera connect failed");
+                    if !token {
+                        ctx.activity.begin();
+                        token = true;
+                    }
+                    waiter.set_alarm(ctx.clock.now().plus(Duration::from_millis(200)));
+                    match waiter.wait(&never) {
+                        Wake::Closed => {}
+                        _ => {}
+                    }
+                    waiter.clear_alarm();
+                }
+            }
+            continue;
+        };
+        if token && !ahead {
+            ctx.activity.end();
+            token = false;
+        }
+        match src.frame(next) {
+            Ok(f) => {
+                token = true;
+                ahead = false;
+                let frame_at = ctx.clock.now();
+                let unit = f.unit;
+                next = unit + 1;
+                let outcome = match GreyFrame::new(f.width, f.height, f.pixels) {
+                    Ok(g) => pool
+                        .submit_until(g, frame_at.plus(cfg.decode_deadline))
+                        .wait(),
+                    Err(e) => crate::vision::pool::FrameOutcome::NoRead(
+                        crate::vision::pool::NoRead::BadFrame(e.to_string()),
+                    ),
+                };
+                ctx.send(
+                    &ev,
+                    Ev::Vision(VisionEv::Outcome {
+                        unit,
+                        outcome,
+                        frame_at,
+                    }),
+                );
+            }
+            Err(e) => match e.kind() {
+                ErrorKind::DeviceFault => {
+                    // The frame of `next` was lost; a newer one is waiting.
+                    token = true;
+                    ahead = true;
+                    next += 1;
+                }
+                ErrorKind::Timeout => {}
+                _ => {
+                    tracing::warn!(error = %e, "camera link lost");
+                    source = None;
+                    ahead = false;
+                    ctx.activity.begin();
+                    token = true;
+                    ctx.send(&ev, Ev::Vision(VisionEv::Link(false, e.to_string())));
+                }
+            },
+        }
+    }
+    if !token {
+        ctx.activity.begin();
+    }
+    pool.shutdown();
+    ctx.activity.end();
+}
