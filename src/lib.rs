@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
 pub mod audit;
+pub mod api;
 pub mod clock;
 pub mod epcis;
 pub mod gs1;
@@ -16,4 +17,5 @@ pub mod profile;
 pub mod sdnotify;
 pub mod serve;
 pub mod users;
+pub mod uplink;
 pub mod vision;

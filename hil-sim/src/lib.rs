@@ -4,6 +4,7 @@
 //! codecs of `linectl-drivers` for the device side, so both ends speak the same bytes.
 
 pub mod defects;
-pub mod render;
 pub mod line;
+pub mod render;
 pub mod report;
+pub mod site;

@@ -155,11 +155,19 @@ fn socat_pair(dir: &Path) -> Result<(SocatPair, String, String), SimError> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| SimError::Device("printer PTY", format!("cannot start socat (apt-get install -y socat): {e}")))?;
+        .map_err(|e| {
+            SimError::Device(
+                "printer PTY",
+                format!("cannot start socat (apt-get install -y socat): {e}"),
+            )
+        })?;
     let t0 = Instant::now();
     while !(a.exists() && b.exists()) {
         if t0.elapsed() > Duration::from_secs(5) {
-            return Err(SimError::Device("printer PTY", "socat did not create the PTY pair".into()));
+            return Err(SimError::Device(
+                "printer PTY",
+                "socat did not create the PTY pair".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -273,11 +281,7 @@ impl linectl::vision::pool::FrameDecoder for SlowDecoder {
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<linectl::vision::Read>, linectl::vision::FrameError> {
         let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        let slow = self
-            .slow
-            .lock()
-            .map(|s| s.contains(&n))
-            .unwrap_or(false);
+        let slow = self.slow.lock().map(|s| s.contains(&n)).unwrap_or(false);
         self.this_cost = Duration::ZERO;
         if slow {
             if self.realtime {
@@ -368,7 +372,12 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     let line = loop {
         let h = hooks.take().unwrap_or_default();
         let keep = (h.observer.clone(), h.activity.clone(), h.decoder.clone());
-        match Line::start(cfg.clone(), Devices::from_profile(&profile), clock.clone(), h) {
+        match Line::start(
+            cfg.clone(),
+            Devices::from_profile(&profile),
+            clock.clone(),
+            h,
+        ) {
             Ok(l) => break l,
             Err(linectl::pipeline::StartError::Pool(e))
                 if e.to_string().contains("lock") && t0.elapsed() < Duration::from_secs(5) =>
@@ -514,7 +523,12 @@ impl Sim<'_> {
     }
 
     /// Step time until `cond` holds (or `limit` of simulated time passes).
-    fn wait_for(&mut self, limit: Duration, what: &str, cond: impl Fn(&Self) -> bool) -> Result<(), SimError> {
+    fn wait_for(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        cond: impl Fn(&Self) -> bool,
+    ) -> Result<(), SimError> {
         let end = self.clock.now().plus(limit);
         loop {
             self.fire()?;
@@ -526,7 +540,9 @@ impl Sim<'_> {
                 return Err(SimError::Stuck(format!("waiting for {what}")));
             }
             let next = match &self.vclock {
-                Some(v) => v.next_alarm().unwrap_or(now.plus(Duration::from_millis(10))),
+                Some(v) => v
+                    .next_alarm()
+                    .unwrap_or(now.plus(Duration::from_millis(10))),
                 None => now.plus(Duration::from_millis(5)),
             };
             self.goto(next.min(end))?;
@@ -569,7 +585,12 @@ impl Sim<'_> {
         loop {
             if self.decided >= limit_units && self.fed >= limit_units {
                 let st = self.line.status().state();
-                if matches!(st, linectl::packml::State::Complete | linectl::packml::State::Held | linectl::packml::State::Stopped) {
+                if matches!(
+                    st,
+                    linectl::packml::State::Complete
+                        | linectl::packml::State::Held
+                        | linectl::packml::State::Stopped
+                ) {
                     // Let the journal catch up.
                     let t = self.clock.now().plus(Duration::from_millis(200));
                     self.goto(t)?;
@@ -606,7 +627,9 @@ impl Sim<'_> {
     }
 
     fn progress(&mut self, force: bool) {
-        if !self.opts.progress || (!force && self.last_progress.elapsed() < Duration::from_millis(250)) {
+        if !self.opts.progress
+            || (!force && self.last_progress.elapsed() < Duration::from_millis(250))
+        {
             return;
         }
         self.last_progress = Instant::now();
@@ -633,7 +656,11 @@ impl Sim<'_> {
             Ev::Decide(u) => {
                 let v = self.devs.plc.verdict(u);
                 let rejected = v != Some(Verdict::Good);
-                self.devs.plc.count_exit(if rejected { Verdict::Reject } else { Verdict::Good });
+                self.devs.plc.count_exit(if rejected {
+                    Verdict::Reject
+                } else {
+                    Verdict::Good
+                });
                 let faulted = !self.active_faults.is_empty();
                 if let Some(t) = self.truth.get_mut(&u) {
                     t.rejected = Some(rejected);
@@ -672,7 +699,9 @@ impl Sim<'_> {
                                 tracing::info!(at_us = now.0, "operator: unhold");
                                 return Ok(());
                             }
-                            Err(e) => tracing::info!(error = %e, "operator: unhold refused, retrying"),
+                            Err(e) => {
+                                tracing::info!(error = %e, "operator: unhold refused, retrying")
+                            }
                         }
                     }
                     self.at(now.plus(Duration::from_secs(1)), Ev::Operator);
@@ -691,7 +720,9 @@ impl Sim<'_> {
                     self.devs.plc.set_state(PackMlState::Held);
                 }
                 let st = self.line.status().state();
-                if st == linectl::packml::State::Held && !self.events.values().any(|e| *e == Ev::Operator) {
+                if st == linectl::packml::State::Held
+                    && !self.events.values().any(|e| *e == Ev::Operator)
+                {
                     self.holds += 1;
                     self.at(now.plus(Duration::from_secs(1)), Ev::Operator);
                 }
@@ -725,7 +756,10 @@ impl Sim<'_> {
             *self.injected.entry(d.class.name().to_string()).or_insert(0) += 1;
         }
         if let Some(f) = fault {
-            *self.injected_faults.entry(f.class.name().to_string()).or_insert(0) += 1;
+            *self
+                .injected_faults
+                .entry(f.class.name().to_string())
+                .or_insert(0) += 1;
             truth.faulted = true;
             self.start_fault(f.class, now)?;
         }
@@ -769,7 +803,10 @@ impl Sim<'_> {
         self.wait_prints_reported();
         self.pending_content.insert(unit, (content, defect));
         self.at(now.plus(self.to_camera), Ev::Camera(unit));
-        self.at(now.plus(self.to_camera).plus(self.deadline), Ev::Decide(unit));
+        self.at(
+            now.plus(self.to_camera).plus(self.deadline),
+            Ev::Decide(unit),
+        );
         if self.fed < self.opts.units {
             self.at(now.plus(self.pitch_t), Ev::Infeed);
         }
@@ -786,7 +823,9 @@ impl Sim<'_> {
             return;
         }
         let t0 = Instant::now();
-        while !self.devs.printer.lock().unreported.is_empty() && t0.elapsed() < Duration::from_secs(2) {
+        while !self.devs.printer.lock().unreported.is_empty()
+            && t0.elapsed() < Duration::from_secs(2)
+        {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -854,7 +893,12 @@ impl Sim<'_> {
         });
         let out = self
             .renderer
-            .render_into(&mut self.frame, &content, defect.as_ref(), unit_seed(self.opts.seed, unit))
+            .render_into(
+                &mut self.frame,
+                &content,
+                defect.as_ref(),
+                unit_seed(self.opts.seed, unit),
+            )
             .map_err(|e| SimError::Device("camera", e.to_string()))?;
         if let FrameOutcome::NoFrame = out {
             return Ok(());
@@ -867,7 +911,11 @@ impl Sim<'_> {
             pixels: self.frame.pixels.clone(),
         };
         self.published += 1;
-        if self.slow.lock().map(|s| s.contains(&self.published)).unwrap_or(false)
+        if self
+            .slow
+            .lock()
+            .map(|s| s.contains(&self.published))
+            .unwrap_or(false)
             && let Some(t) = self.truth.get_mut(&unit)
         {
             t.faulted = true;
@@ -931,15 +979,20 @@ impl Sim<'_> {
                 && !t.faulted
             {
                 let ok = match d.expected_rejection() {
-                    ExpectedRejection::NoRead => matches!(reason, "no-read" | "count-drift" | "no-code"),
+                    ExpectedRejection::NoRead => {
+                        matches!(reason, "no-read" | "count-drift" | "no-code")
+                    }
                     ExpectedRejection::WrongContent => reason == "wrong-code",
                     ExpectedRejection::LowGrade => reason == "low-grade",
-                    ExpectedRejection::NoReadOrLowGrade => matches!(reason, "no-read" | "low-grade"),
+                    ExpectedRejection::NoReadOrLowGrade => {
+                        matches!(reason, "no-read" | "low-grade")
+                    }
                     ExpectedRejection::MissingFrame => reason == "missing-frame",
                 };
                 if !ok {
                     rep.wrong_reason += 1;
-                    rep.wrong_reason_units.push((*unit, d.name().to_string(), reason.to_string()));
+                    rep.wrong_reason_units
+                        .push((*unit, d.name().to_string(), reason.to_string()));
                 }
             }
         }
@@ -974,5 +1027,8 @@ impl Drop for SettleTimer {
 }
 /// Debug: settle calls and total time.
 pub fn settle_stats() -> (u64, f64) {
-    (SETTLE_N.load(Ordering::Relaxed), SETTLE_NS.load(Ordering::Relaxed) as f64 / 1e9)
+    (
+        SETTLE_N.load(Ordering::Relaxed),
+        SETTLE_NS.load(Ordering::Relaxed) as f64 / 1e9,
+    )
 }

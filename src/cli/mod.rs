@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod audit;
 pub mod decode;
 pub mod device;
+pub mod events;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
@@ -45,6 +46,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Manage HMI user accounts.
     User(user::UserArgs),
+    /// EPCIS events: export a batch's document from the journal.
+    #[command(subcommand)]
+    Events(events::EventsCmd),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Device(cmd) => device::run(cmd),
         Command::Audit(args) => audit::run(args),
         Command::User(args) => user::run(args),
+        Command::Events(cmd) => events::run(cmd),
     }
 }
 
