@@ -298,6 +298,50 @@ impl linectl::vision::pool::FrameDecoder for SlowDecoder {
     }
 }
 
+/// `count` serials valid for `market`, drawn from the run's seed, so that a run prints
+/// the same codes every time (the site server or the operator issues them on a real
+/// line; Russia's come with their 91/92 tail).
+fn seeded_serials(market: linectl::market::Market, count: u64, seed: u64) -> Vec<linectl::pool::SerialRecord> {
+    use rand::{Rng, SeedableRng};
+    let rules = market.serial_rules();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5e71_a15e_ed00_0001);
+    const CSET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const CSET82: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!%&()*+-./:;<=>?_";
+    let alphabet: &[u8] = match rules.charset {
+        linectl::market::SerialCharset::Numeric => b"0123456789",
+        linectl::market::SerialCharset::Cset82 => CSET,
+    };
+    let len = 12usize.clamp(rules.min_len, rules.max_len);
+    let mut draw = |alpha: &[u8], n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(alpha[rng.random_range(0..alpha.len())]))
+            .collect()
+    };
+    let ru = market == linectl::market::Market::RuCrypto;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(count as usize);
+    let mut at = 0u64;
+    while (out.len() as u64) < count {
+        let serial = draw(alphabet, len);
+        if !seen.insert(serial.clone()) {
+            continue;
+        }
+        at += 1;
+        let (ai91, ai92) = if ru {
+            (Some(draw(CSET82, 4)), Some(draw(CSET82, 44)))
+        } else {
+            (None, None)
+        };
+        out.push(linectl::pool::SerialRecord {
+            at,
+            serial,
+            ai91,
+            ai92,
+        });
+    }
+    out
+}
+
 /// Run a scenario and build its report.
 pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     let wall0 = Instant::now();
@@ -323,8 +367,17 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
         let need = opts.units + opts.units / 5 + u64::from(profile.serials.block_size) * 2 + 64;
         let have = pool.available(&profile.product.gtin).unwrap_or(0);
         if have < need {
-            pool.generate(&profile.product.gtin, profile.product.market, need - have)
-                .map_err(|e| SimError::Line(format!("seeding the pool: {e}")))?;
+            let records = seeded_serials(profile.product.market, need - have, opts.seed);
+            pool.import(
+                &profile.product.gtin,
+                Some(profile.product.market),
+                linectl::pool::Source {
+                    header: None,
+                    records: Box::new(records.into_iter().map(Ok)),
+                },
+                "hil-sim (seeded)",
+            )
+            .map_err(|e| SimError::Line(format!("seeding the pool: {e}")))?;
         }
     }
     let activity = if opts.realtime {

@@ -87,6 +87,9 @@ pub struct LineConfig {
     pub decode_workers: usize,
     /// Data directory (pool in `pool/`, journal in `journal/`).
     pub data_dir: PathBuf,
+    /// Journal consumers: `uplink` holds records until the site server has them (when
+    /// the profile names a capture URL); `site-pull` reads for the pull API.
+    pub journal_consumers: Vec<crate::journal::ConsumerConfig>,
 }
 
 impl LineConfig {
@@ -134,6 +137,17 @@ impl LineConfig {
             },
             decode_workers: 1,
             data_dir,
+            journal_consumers: {
+                let mut c = Vec::new();
+                if p.epcis.capture_url.is_some() {
+                    c.push(crate::journal::ConsumerConfig::holding("uplink"));
+                }
+                c.push(crate::journal::ConsumerConfig {
+                    name: "site-pull".into(),
+                    retention: crate::journal::Retention::Advisory,
+                });
+                c
+            },
         }
     }
 }
@@ -352,6 +366,7 @@ pub enum StartError {
 
 /// The running pipeline.
 pub struct Line {
+    journal: Arc<crate::journal::Journal>,
     cmd: Sender<coordinator::Ev>,
     status: StatusCell,
     activity: Activity,
@@ -375,9 +390,10 @@ impl Line {
         hooks: Hooks,
     ) -> Result<Line, StartError> {
         let pool = crate::pool::Pool::open(&cfg.data_dir.join("pool"), crate::pool::OpenMode::CreateIfMissing)?;
-        let journal = crate::journal::Journal::open(crate::journal::JournalConfig::in_dir(
-            cfg.data_dir.join("journal"),
-        ))?;
+        let journal = Arc::new(crate::journal::Journal::open(crate::journal::JournalConfig {
+            consumers: cfg.journal_consumers.clone(),
+            ..crate::journal::JournalConfig::in_dir(cfg.data_dir.join("journal"))
+        })?);
         let site = site_sgln(&cfg.site)?;
         let events =
             crate::epcis::LineEvents::new(cfg.identifiers, &cfg.product.gtin, &site, &site)?;
@@ -440,9 +456,10 @@ impl Line {
             let ev = ev_tx.clone();
             let prn = prn_tx.clone();
             let batch_line = cfg.line_id.clone();
+            let j = journal.clone();
             spawn(
                 "recorder",
-                Box::new(move || recorder::recorder_thread(ctx, journal, events, batch_line, rec_rx, ev, prn)),
+                Box::new(move || recorder::recorder_thread(ctx, j, events, batch_line, rec_rx, ev, prn)),
             )?;
         }
         {
@@ -453,6 +470,7 @@ impl Line {
             spawn("coordinator", Box::new(move || c.run(ev_rx)))?;
         }
         Ok(Line {
+            journal,
             cmd: ev_tx,
             status,
             activity,
@@ -475,6 +493,11 @@ impl Line {
     /// The shared status.
     pub fn status(&self) -> &StatusCell {
         &self.status
+    }
+
+    /// The event journal (for the uplink and the pull API).
+    pub fn journal(&self) -> Arc<crate::journal::Journal> {
+        self.journal.clone()
     }
 
     /// Stop every thread (devices are left as they are; a running batch stays open

@@ -10,11 +10,11 @@ use super::coordinator::Ev;
 use super::stages::{Ctx, PrinterCmd};
 use super::wait::Wake;
 use crate::epcis::{EventTime, LineEvents};
-use crate::journal::{Journal, RecordType};
+use std::sync::Arc;
+
+use crate::journal::Journal;
 use crate::pool::SerialState;
 
-/// Journal record type of a line event: JSON `{"batch": LOT, "event": <EPCIS event>}`.
-pub const LINE_EVENT: RecordType = RecordType(1);
 
 /// What to record.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub(crate) struct Durable {
 
 pub(crate) fn recorder_thread(
     ctx: Ctx,
-    journal: Journal,
+    journal: Arc<Journal>,
     events: LineEvents,
     _line: String,
     rx: Receiver<Rec>,
@@ -98,12 +98,16 @@ pub(crate) fn recorder_thread(
                     (lot, events.invalidated(time, &refs))
                 }
             };
-            let event = event.and_then(|e| e.with_hash_id());
-            match event {
-                Ok(e) => {
-                    let doc = serde_json::json!({ "batch": lot, "event": e.to_standalone_json() });
-                    payloads.push((LINE_EVENT, doc.to_string().into_bytes()));
-                }
+            let record = event
+                .and_then(|e| e.with_hash_id())
+                .map_err(|e| e.to_string())
+                .and_then(|e| {
+                    crate::uplink::record::EventRecord::new(lot, &e)
+                        .map(|r| r.to_journal())
+                        .map_err(|e| e.to_string())
+                });
+            match record {
+                Ok(r) => payloads.push(r),
                 Err(e) => tracing::error!(error = %e, "building an event failed"),
             }
         }
@@ -125,6 +129,6 @@ pub(crate) fn recorder_thread(
             }
         }
     }
-    journal.close();
+    drop(journal);
     ctx.activity.end();
 }
