@@ -120,10 +120,17 @@ enum Ev {
     Watchdog,
 }
 
+/// Where the simulated PLC serves (to bring it back after a disconnect).
+enum PlcAt {
+    Tcp(String),
+    Rtu(String, u32),
+}
+
 struct Devs {
     plc: PlcTwin,
     plc_handle: Option<TwinHandle>,
-    plc_addr: String,
+    plc_addr: PlcAt,
+    _plc_socat: Option<SocatPair>,
     printer: TwinState,
     _printer_server: TwinServer,
     _socat: Option<SocatPair>,
@@ -143,9 +150,9 @@ impl Drop for SocatPair {
     }
 }
 
-fn socat_pair(dir: &Path) -> Result<(SocatPair, String, String), SimError> {
-    let a = dir.join("printer-device");
-    let b = dir.join("printer-host");
+fn socat_pair(dir: &Path, name: &'static str) -> Result<(SocatPair, String, String), SimError> {
+    let a = dir.join(format!("{name}-device"));
+    let b = dir.join(format!("{name}-host"));
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
     let child = Command::new("socat")
@@ -185,14 +192,29 @@ fn start_devices(opts: &SimOptions) -> Result<(Devs, Profile), SimError> {
     let mut profile = opts.profile.clone();
     let map = profile.plc.registers.clone();
     let plc = PlcTwin::new(map).map_err(|e| SimError::Device("PLC", e.to_string()))?;
-    let plc_handle = plc
-        .spawn_tcp("127.0.0.1:0")
-        .map_err(|e| SimError::Device("PLC", e.to_string()))?;
-    let plc_addr = plc_handle
-        .local_addr()
-        .map(|a| a.to_string())
-        .ok_or_else(|| SimError::Device("PLC", "no local address".into()))?;
-    profile.plc.address = plc_addr.clone();
+    let (plc_handle, plc_addr, plc_socat) = match profile.plc.kind {
+        linectl::profile::PlcKind::ModbusTcp => {
+            let h = plc
+                .spawn_tcp("127.0.0.1:0")
+                .map_err(|e| SimError::Device("PLC", e.to_string()))?;
+            let a = h
+                .local_addr()
+                .map(|a| a.to_string())
+                .ok_or_else(|| SimError::Device("PLC", "no local address".into()))?;
+            profile.plc.address = a.clone();
+            (h, PlcAt::Tcp(a), None)
+        }
+        linectl::profile::PlcKind::ModbusRtu => {
+            let (pair, dev, host) = socat_pair(&opts.data_dir, "plc")?;
+            let baud = profile.plc.baud.unwrap_or(19_200);
+            let h = plc
+                .spawn_rtu(&dev, baud)
+                .map_err(|e| SimError::Device("PLC", e.to_string()))?;
+            profile.plc.address = host;
+            profile.plc.baud = Some(baud);
+            (h, PlcAt::Rtu(dev, baud), Some(pair))
+        }
+    };
     let printer = TwinState::new(256);
     let kind = profile.printer.kind;
     let st = printer.clone();
@@ -219,7 +241,7 @@ fn start_devices(opts: &SimOptions) -> Result<(Devs, Profile), SimError> {
             (server, None)
         }
         PrinterTransport::Pty => {
-            let (pair, dev, host) = socat_pair(&opts.data_dir)?;
+            let (pair, dev, host) = socat_pair(&opts.data_dir, "printer")?;
             let baud = profile.printer.baud.unwrap_or(115_200);
             let server = match kind {
                 PrinterKind::Zpl => TwinServer::spawn_serial(
@@ -253,6 +275,7 @@ fn start_devices(opts: &SimOptions) -> Result<(Devs, Profile), SimError> {
             plc,
             plc_handle: Some(plc_handle),
             plc_addr,
+            _plc_socat: plc_socat,
             printer,
             _printer_server: server,
             _socat: socat,
@@ -730,11 +753,11 @@ impl Sim<'_> {
                         match c {
                             FaultClass::PrinterFault => self.devs.printer.clear_faults(),
                             FaultClass::PlcDisconnect => {
-                                let h = self
-                                    .devs
-                                    .plc
-                                    .spawn_tcp(&self.devs.plc_addr)
-                                    .map_err(|e| SimError::Device("PLC", e.to_string()))?;
+                                let h = match &self.devs.plc_addr {
+                                    PlcAt::Tcp(a) => self.devs.plc.spawn_tcp(a),
+                                    PlcAt::Rtu(p, b) => self.devs.plc.spawn_rtu(p, *b),
+                                }
+                                .map_err(|e| SimError::Device("PLC", e.to_string()))?;
                                 self.devs.plc_handle = Some(h);
                             }
                             FaultClass::CameraStall | FaultClass::SlowDecode => {}

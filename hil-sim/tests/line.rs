@@ -110,3 +110,13 @@ fn videojet_printer_over_a_pty_line() {
     let r = run(&o).unwrap_or_else(|e| panic!("{e}"));
     check_safe(&r);
 }
+
+#[test]
+fn russian_markem_line_and_chinese_line_with_a_modbus_rtu_plc() {
+    for name in ["ru-crypto-carton", "cn-nmpa-carton"] {
+        let (o, _d) = opts(name, 200, "0.05", "0", 13);
+        let r = run(&o).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_safe(&r);
+        assert!(r.passed > 150, "{name}: {r:?}");
+    }
+}
