@@ -72,6 +72,13 @@ pub struct SimOptions {
     pub frame: (u32, u32),
     /// Print a live progress line to stderr.
     pub progress: bool,
+    /// Serve linectl's status endpoint here (`host:port`).
+    pub status_listen: Option<String>,
+    /// Set to stop the run early (Ctrl-C): the infeed stops, the units on the
+    /// conveyor run out, and the report covers what ran.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Upload the events to a simulated site server and report what it holds.
+    pub site_server: bool,
 }
 
 /// Why a run could not be done.
@@ -417,6 +424,18 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     };
     let slow = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let seen = Arc::new(AtomicU64::new(0));
+    let site = if opts.site_server {
+        let site = crate::site::SiteServer::start(crate::site::SiteConfig {
+            seed: opts.seed,
+            ..crate::site::SiteConfig::default()
+        })
+        .map_err(|e| SimError::Device("site server", e.to_string()))?;
+        profile.epcis.capture_url = Some(format!("http://{}/capture", site.addr()));
+        Some(site)
+    } else {
+        profile.epcis.capture_url = None;
+        None
+    };
     let mut cfg = LineConfig::from_profile(&profile, opts.data_dir.clone());
     cfg.heartbeat = Duration::from_millis(100);
     let decode_cfg = cfg.decode.clone();
@@ -468,6 +487,24 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
             Err(e) => return Err(SimError::Line(e.to_string())),
         }
     };
+    let uplink = match &profile.epcis.capture_url {
+        Some(url) => Some(
+            linectl::uplink::Uplink::start(
+                linectl::uplink::UplinkConfig::new(url.clone()),
+                line.journal(),
+                Arc::new(SystemClock::new()),
+            )
+            .map_err(|e| SimError::Line(format!("uplink: {e}")))?,
+        ),
+        None => None,
+    };
+    let _status = match &opts.status_listen {
+        Some(l) => Some(
+            linectl::serve::StatusServer::start(l, line.status().clone())
+                .map_err(|e| SimError::Line(e.to_string()))?,
+        ),
+        None => None,
+    };
     let mut sim = Sim {
         opts,
         clock: clock.clone(),
@@ -506,12 +543,38 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
         pending_content: BTreeMap::new(),
         last_progress: Instant::now(),
         wall0,
+        limit: opts.units,
+        stopped: false,
     };
     sim.start()?;
     sim.main_loop()?;
     let status = line.status().snapshot();
     let records: Vec<UnitRecord> = obs_rx.try_iter().collect();
-    let report = sim.report(&status, &records, wall0, cpu0);
+    let mut report = sim.report(&status, &records, wall0, cpu0);
+    if let (Some(site), Some(up)) = (site.as_ref(), uplink) {
+        // Everything journaled reaches the site server (real time: the uplink is not
+        // part of the line's lockstep).
+        let end = line.journal().end_seq();
+        let t0 = Instant::now();
+        while up.status().cursor < end && t0.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let up_status = up.stop();
+        let st = site.stats();
+        let commissioned: Vec<String> = records
+            .iter()
+            .filter(|r| r.verdict == "pass")
+            .filter_map(|r| r.serial.clone())
+            .collect();
+        report.site_server = Some(crate::report::SiteReport {
+            events: st.events as u64,
+            duplicates_refused: st.duplicates_refused,
+            commissioned: st.commissioned as u64,
+            missing: site.missing(&commissioned) as u64,
+            journaled: end.0,
+            delivered: up_status.delivered,
+        });
+    }
     drop(sim);
     line.shutdown();
     if let Some(h) = devs.plc_handle.take() {
@@ -553,6 +616,9 @@ struct Sim<'a> {
     pending_content: BTreeMap<u64, (Option<String>, Option<Defect>)>,
     last_progress: Instant,
     wall0: Instant,
+    /// Units to feed (the options' count, cut short by a stop request).
+    limit: u64,
+    stopped: bool,
 }
 
 impl Sim<'_> {
@@ -657,8 +723,18 @@ impl Sim<'_> {
     }
 
     fn main_loop(&mut self) -> Result<(), SimError> {
-        let limit_units = self.opts.units;
         loop {
+            let stopping = self
+                .opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+            if stopping && !self.stopped {
+                self.stopped = true;
+                self.limit = self.fed;
+                let _ = self.line.command(LineCommand::Stop);
+            }
+            let limit_units = self.limit;
             if self.decided >= limit_units && self.fed >= limit_units {
                 let st = self.line.status().state();
                 if matches!(
@@ -802,7 +878,7 @@ impl Sim<'_> {
                     self.holds += 1;
                     self.at(now.plus(Duration::from_secs(1)), Ev::Operator);
                 }
-                if self.decided < self.opts.units || self.fed < self.opts.units {
+                if self.decided < self.limit || self.fed < self.limit {
                     self.at(now.plus(Duration::from_millis(200)), Ev::Watchdog);
                 }
                 Ok(())
@@ -811,7 +887,7 @@ impl Sim<'_> {
     }
 
     fn infeed(&mut self, now: Micros) -> Result<(), SimError> {
-        if self.fed >= self.opts.units {
+        if self.fed >= self.limit {
             return Ok(());
         }
         if self.devs.plc.state() != Some(PackMlState::Execute) {
@@ -883,7 +959,7 @@ impl Sim<'_> {
             now.plus(self.to_camera).plus(self.deadline),
             Ev::Decide(unit),
         );
-        if self.fed < self.opts.units {
+        if self.fed < self.limit {
             self.at(now.plus(self.pitch_t), Ev::Infeed);
         }
         Ok(())

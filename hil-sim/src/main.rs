@@ -65,6 +65,12 @@ enum Cmd {
         /// No progress line.
         #[arg(long)]
         quiet: bool,
+        /// Serve linectl's status endpoint here (default: the profile's `[hmi] listen`).
+        #[arg(long)]
+        status: Option<String>,
+        /// No simulated site server (events stay in the journal).
+        #[arg(long)]
+        no_site_server: bool,
     },
 }
 
@@ -99,10 +105,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
         printer_transport,
         frame,
         quiet,
+        status,
+        no_site_server,
     } = Cli::parse().cmd;
     let prof = linectl::profile::Profile::load(&profile)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("profile {}", profile.display()))?;
+    let prof_listen = prof.hmi.listen.clone();
     let defects: DefectSpec = defects.parse().context("--defects")?;
     let faults: FaultSpec = faults.parse().context("--faults")?;
     let (w, h) = frame
@@ -132,7 +141,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
         },
         frame: (w, h),
         progress: !quiet,
+        status_listen: Some(status.unwrap_or_else(|| prof_listen.clone())),
+        stop: Some(linectl::serve::stop_on_signal()),
+        site_server: !no_site_server,
     };
+    if let Some(l) = &opts.status_listen {
+        eprintln!("hil-sim: linectl status at http://{l}/status (Ctrl-C stops)");
+    }
     let rep = run(&opts)?;
     if std::env::var_os("HILSIM_STATS").is_some() {
         eprintln!("settle: {:?}", hil_sim::line::settle_stats());

@@ -92,6 +92,23 @@ fn max_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the simulated site server holds at the end of a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SiteReport {
+    /// Distinct eventIDs it holds.
+    pub events: u64,
+    /// EventIDs it refused as already held.
+    pub duplicates_refused: u64,
+    /// Distinct identifiers of commissioning events it holds.
+    pub commissioned: u64,
+    /// Serials linectl commissioned that the site server does not hold (must be 0).
+    pub missing: u64,
+    /// Events linectl journaled.
+    pub journaled: u64,
+    /// Events the uplink delivered (including refused duplicates).
+    pub delivered: u64,
+}
+
 /// The report of one run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
@@ -127,6 +144,9 @@ pub struct Report {
     pub deadline_ms: f64,
     /// Wall time, CPU and memory; measured.
     pub host: Host,
+    /// The simulated site server at the end of the run (with `site_server`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_server: Option<SiteReport>,
     /// First units that passed although bad (for debugging).
     pub missed_units: Vec<u64>,
     /// First good units rejected outside faults.

@@ -32,6 +32,9 @@ fn opts(profile_name: &str, units: u64, defects: &str, faults: &str, seed: u64) 
             printer_transport: PrinterTransport::Tcp,
             frame: (1280, 960),
             progress: false,
+            status_listen: None,
+            stop: None,
+            site_server: true,
         },
         dir,
     )
@@ -46,6 +49,10 @@ fn check_safe(r: &Report) {
     let rejected: u64 = r.rejected.values().sum();
     assert_eq!(r.passed + rejected, r.units, "{json}");
     assert_eq!(r.commissioned, r.passed, "commissioned must be exactly the passed units: {json}");
+    let site = r.site_server.as_ref().unwrap_or_else(|| panic!("no site server report: {json}"));
+    assert_eq!(site.missing, 0, "commissioned serials missing at the site server: {json}");
+    assert_eq!(site.commissioned, r.passed, "{json}");
+    assert_eq!(site.events, site.journaled, "every journaled event reached the site server once: {json}");
 }
 
 #[test]

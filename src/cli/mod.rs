@@ -13,6 +13,7 @@ pub mod events;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
+pub mod run;
 pub mod user;
 
 /// linectl — open-source packaging-line controller for pharmaceutical serialization.
@@ -29,6 +30,8 @@ pub struct Cli {
 /// The command groups.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the line controller daemon against the profile's devices.
+    Run(run::RunArgs),
     /// Parse, validate and build GS1 codes.
     #[command(subcommand)]
     Gs1(gs1::Gs1Cmd),
@@ -57,6 +60,7 @@ pub const EXIT_REJECTED: u8 = 2;
 /// Route a parsed command line to its command group.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Gs1(cmd) => gs1::run(cmd),
         Command::Profile(cmd) => profile::run(cmd),
         Command::Pool(args) => pool::run(args),

@@ -87,6 +87,7 @@ pub(crate) struct Coordinator {
 }
 
 const CHECK_EVERY: Duration = Duration::from_millis(20);
+const IDLE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl Coordinator {
     pub(crate) fn new(
@@ -159,8 +160,8 @@ impl Coordinator {
             .batch
             .as_ref()
             .and_then(|b| b.pending.front().map(|p| p.1));
-        let check = (self.batch.is_some() && self.machine.state() == State::Execute)
-            .then_some(self.next_check);
+        // The check also keeps the liveness stamp fresh (the daemon's watchdog).
+        let check = Some(self.next_check);
         match (due, check) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -251,8 +252,14 @@ impl Coordinator {
             }
         }
         if now >= self.next_check {
-            self.next_check = now.plus(CHECK_EVERY);
+            let every = if self.machine.state() == State::Execute {
+                CHECK_EVERY
+            } else {
+                IDLE_CHECK_EVERY
+            };
+            self.next_check = now.plus(every);
             self.check_drift(now);
+            self.status.update(|s| s.alive_us = now.0);
         }
         self.maybe_complete();
     }

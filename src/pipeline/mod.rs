@@ -302,6 +302,9 @@ pub struct LineStatus {
     pub pool_available: Option<u64>,
     /// Device links.
     pub links: Links,
+    /// Clock time (µs) of the coordinator's last periodic check: the liveness stamp the
+    /// daemon's systemd watchdog follows.
+    pub alive_us: u64,
     /// Verdict latency samples (µs) of the last units, for percentiles.
     #[serde(skip)]
     pub latencies_us: Vec<u64>,

@@ -1,0 +1,111 @@
+//! `linectl run --profile P [--data-dir DIR] [--start]`: the daemon. It validates the
+//! whole profile before touching any device, starts the pipeline against the profile's
+//! real devices, serves the status endpoint on `[hmi] listen`, uploads events when the
+//! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
+//! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
+//! cleanly on SIGINT / SIGTERM. With `--start` it starts a batch from the profile's
+//! `[batch]` defaults once the devices are connected.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use linectl::clock::{Clock, SystemClock};
+use linectl::pipeline::{BatchOrder, Devices, Hooks, Line, LineCommand, LineConfig};
+use linectl::profile::Profile;
+
+use super::EXIT_REJECTED;
+
+/// `linectl run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Line profile (TOML).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Data directory (pool, journal, audit).
+    #[arg(long, env = "LINECTL_DATA_DIR", default_value = "/var/lib/linectl")]
+    pub data_dir: PathBuf,
+    /// Start a batch from the profile's `[batch]` defaults once the devices are up.
+    #[arg(long)]
+    pub start: bool,
+}
+
+/// Run the daemon until a signal.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let profile = match Profile::load(&args.profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EXIT_REJECTED));
+        }
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("data dir {}", args.data_dir.display()))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let cfg = LineConfig::from_profile(&profile, args.data_dir.clone());
+    let line = Line::start(cfg, Devices::from_profile(&profile), clock.clone(), Hooks::default())
+        .context("starting the line")?;
+    let server = linectl::serve::StatusServer::start(&profile.hmi.listen, line.status().clone())?;
+    tracing::info!(status = %format!("http://{}/status", server.local_addr()), line = %profile.line.id, "linectl running");
+    let uplink = match &profile.epcis.capture_url {
+        Some(url) => Some(
+            linectl::uplink::Uplink::start(
+                linectl::uplink::UplinkConfig::new(url.clone()),
+                line.journal(),
+                clock.clone(),
+            )
+            .context("starting the EPCIS uplink")?,
+        ),
+        None => None,
+    };
+    let stop = linectl::serve::stop_on_signal();
+    let _ = linectl::sdnotify::ready();
+    let wd = linectl::sdnotify::watchdog_interval();
+    let mut last_ping = Instant::now();
+    let mut started = !args.start;
+    let mut last_state = String::new();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        let st = line.status().snapshot();
+        if st.state != last_state {
+            tracing::info!(state = %st.state, reason = ?st.stop_reason.as_ref().map(|r| &r.message), "line state");
+            let _ = linectl::sdnotify::status(&format!("{} {}", profile.line.id, st.state));
+            last_state = st.state.clone();
+        }
+        if !started && st.links.plc && st.links.printer && st.links.camera {
+            started = true;
+            let order = BatchOrder {
+                lot: profile.batch.lot.clone().unwrap_or_default(),
+                expiry: profile.batch.expiry.clone().unwrap_or_default(),
+                quantity: profile.batch.target_quantity.unwrap_or(1000),
+            };
+            let r = line
+                .command(LineCommand::Reset)
+                .and_then(|()| line.command(LineCommand::StartBatch(order)));
+            if let Err(e) = r {
+                tracing::error!(error = %e, "batch not started");
+            }
+        }
+        if let Some(every) = wd {
+            let fresh = clock.now().0.saturating_sub(st.alive_us) < 2_000_000;
+            if fresh && last_ping.elapsed() >= every / 2 {
+                let _ = linectl::sdnotify::watchdog();
+                last_ping = Instant::now();
+            }
+        }
+    }
+    let _ = linectl::sdnotify::stopping();
+    tracing::info!("stopping");
+    let _ = line.command(LineCommand::Stop);
+    if let Some(u) = uplink {
+        let s = u.stop();
+        tracing::info!(delivered = s.delivered, "uplink stopped");
+    }
+    drop(server);
+    line.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
