@@ -10,14 +10,19 @@ use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+/// sled tree of the Serials space (format 2; format 1 used `serials`).
+const SERIALS_TREE: &str = "bundles";
+/// sled tree of the Index space (format 2; format 1 used `index`).
+const INDEX_TREE: &str = "buckets";
+
 /// One of the store's key spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Space {
     /// State records: GTIN metadata, blocks, overrides, tokens, imports, counters.
     Ctl,
-    /// `gtin ++ seq` → serial payload, in insertion order per GTIN.
+    /// Serial payloads in bundles of consecutive seqs (see `layout`).
     Serials,
-    /// `gtin ++ serial` → `seq`, for duplicate detection.
+    /// The duplicate index in hash buckets (see `layout`).
     Index,
 }
 
@@ -174,8 +179,8 @@ impl SledStore {
         let try_open = || match catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
             let db = config.open()?;
             let ctl = db.open_tree("ctl")?;
-            let serials = db.open_tree("serials")?;
-            let index = db.open_tree("index")?;
+            let serials = db.open_tree(SERIALS_TREE)?;
+            let index = db.open_tree(INDEX_TREE)?;
             Ok((db, ctl, serials, index))
         })) {
             Ok(Ok(t)) => Ok(t),

@@ -188,10 +188,13 @@ fn an_import_that_dies_half_way_leaves_nothing() {
         .unwrap();
     // Stage serials as an import would, then "crash" before the commit.
     {
-        let mut st = Stager::new(&p.store, G, 1);
-        st.offer("B1", b"B1", ("x", 1)).unwrap();
-        st.offer("B2", b"B2", ("x", 1)).unwrap();
-        assert_eq!(st.offer("A1", b"A1", ("x", 1)).unwrap(), Offer::Duplicate);
+        let mut st = stage::Stager::new(&p.store, G, 1).unwrap();
+        let mut c = stage::Chunk::default();
+        for s in ["B1", "B2", "A1"] {
+            c.push(s.as_bytes(), 1).unwrap();
+        }
+        st.stage(&mut c, "x").unwrap();
+        assert_eq!((st.cur, st.dup_pool), (3, 1));
     }
     drop(p);
     let mut p = new_pool(d.path());
@@ -405,15 +408,116 @@ fn verify_finds_every_kind_of_inconsistency() {
         )
         .unwrap();
     // The same serial indexed at a second place.
-    p.store
-        .put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes())
-        .unwrap();
-    // A serial gone from the list.
-    p.store.del(Space::Serials, &k_serial(G, 1)).unwrap();
+    set_index(&p, "A3", 0);
+    // A serial gone from the list: bundle 0 without its entry for seq 1.
+    let k = layout::bundle_key(G, 0);
+    let mut b = Vec::new();
+    for s in ["A1", "A3", "A4"] {
+        layout::push_payload(&mut b, s.as_bytes()).unwrap();
+    }
+    p.store.put(Space::Serials, &k, &b).unwrap();
     let v = p.verify().unwrap();
     let all = v.problems.join("\n");
     assert!(all.contains("cannot reach"), "{all}");
     assert!(all.contains("indexed at seq 0"), "{all}");
-    assert!(all.contains("jump from 1 to 2"), "{all}");
+    assert!(all.contains("only 3 stored"), "{all}");
+    assert!(all.contains("`A2` points at seq 1, which holds `A3`"), "{all}");
     assert!(!v.ok());
 }
+
+/// Point the index entry of `serial` at `seq` (damage for verify tests).
+fn set_index(p: &Pool, serial: &str, seq: u64) {
+    let k = layout::bucket_key(G, layout::bucket_of(serial.as_bytes()));
+    let v = p.store.get(Space::Index, &k).unwrap().unwrap();
+    let entries: Vec<_> = layout::bucket_entries(&k, &v)
+        .unwrap()
+        .into_iter()
+        .map(|(s, q)| (s, if s == serial.as_bytes() { seq } else { q }))
+        .collect();
+    p.store
+        .put(Space::Index, &k, &layout::encode_bucket(entries).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn bundles_span_imports_chunks_and_aborted_imports() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import_chunk = 97;
+    let names = |from: u32, to: u32| -> Vec<String> { (from..to).map(|i| format!("S{i:05}")).collect() };
+    // 300 serials: one full bundle and a partial one; duplicates across chunks.
+    let mut first = names(0, 300);
+    first.insert(250, "S00010".into());
+    first.push("S00000".into());
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    let r = p.import(G, Some(Market::UsDscsa), list(&refs), "a").unwrap();
+    assert_eq!((r.imported, r.duplicates_in_file, r.duplicates_in_pool), (300, 2, 0));
+    assert!(r.duplicate_examples[0].starts_with("a: 251: `S00010`"), "{:?}", r.duplicate_examples);
+    // A second import appends to the partial bundle and finds duplicates in the pool.
+    let second = names(290, 600);
+    let refs: Vec<&str> = second.iter().map(String::as_str).collect();
+    let r = p.import(G, None, list(&refs), "b").unwrap();
+    assert_eq!((r.imported, r.duplicates_in_pool), (300, 10));
+    // An import that fails (bad serial at the end) after staging several chunks
+    // leaves the partial bundle as it was.
+    let mut third = names(600, 900);
+    third.push("bad serial".into());
+    let refs: Vec<&str> = third.iter().map(String::as_str).collect();
+    assert!(p.import(G, None, list(&refs), "c").is_err());
+    let mut got = Vec::new();
+    p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+    assert_eq!(got, names(0, 600), "hand-out order is file order");
+    assert_eq!(p.state_of(G, "S00599").unwrap(), Some(SerialState::Unallocated));
+    assert_eq!(p.state_of(G, "S00600").unwrap(), None);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    // Reserve across bundle boundaries, after a return in the middle.
+    p.return_unallocated(G, &["S00256"], "t").unwrap();
+    let mut a = p
+        .allocator(G, "L", "B", AllocatorConfig { block_size: 300, quantity: None })
+        .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        let h = a.next_serial().unwrap();
+        out.push(h.serial().to_string());
+        a.mark_encoded(&h).unwrap();
+    }
+    a.close().unwrap();
+    assert_eq!(out.get(255).map(String::as_str), Some("S00255"));
+    assert_eq!(out.get(256).map(String::as_str), Some("S00257"));
+    assert_eq!(out.last().map(String::as_str), Some("S00300"));
+    // The freed serials import again after the failed import; a crash mid-import
+    // (staged, never committed) is undone at the next open.
+    {
+        let mut st = stage::Stager::new(&p.store, G, 600).unwrap();
+        let mut c = stage::Chunk::default();
+        for s in names(600, 1000) {
+            c.push(s.as_bytes(), 1).unwrap();
+        }
+        st.stage(&mut c, "crash").unwrap();
+    }
+    drop(p);
+    let mut p = new_pool(d.path());
+    assert_eq!(p.recovery().staged_removed, 400);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    let r = p.import(G, None, list(&refs[..300]), "c").unwrap();
+    assert_eq!(r.imported, 300);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.serials, 900);
+}
+
+#[test]
+fn a_store_in_another_format_is_refused_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let p = new_pool(d.path());
+        // What a format-1 store looks like: no m/format record.
+        p.store.commit(vec![Op::Del(M_FORMAT.to_vec())]).unwrap();
+        p.store.make_durable().unwrap();
+    }
+    let e = Pool::open(d.path(), OpenMode::MustExist).err().unwrap().to_string();
+    assert!(e.contains("format version 1") && e.contains("reads format version 2"), "{e}");
+}
+
