@@ -45,6 +45,7 @@ pub mod forecast;
 pub mod generate;
 pub mod hwm;
 pub mod layout;
+mod migrate;
 pub mod rules;
 pub mod source;
 mod stage;
@@ -347,6 +348,8 @@ pub struct Recovery {
     pub serials_invalidated: u64,
     /// Staged serials of an unfinished import removed.
     pub staged_removed: u64,
+    /// The store was migrated from format 1; its format-1 copy is in this directory.
+    pub migrated_from_format1: Option<PathBuf>,
 }
 
 /// Counts per state of one GTIN.
@@ -533,7 +536,7 @@ impl Pool<SledStore> {
                     .into(),
             ));
         }
-        let store = SledStore::open(&store_dir, false, cfg)?;
+        let mut store = SledStore::open(&store_dir, false, cfg)?;
         let id = store.get(Space::Ctl, M_ID)?;
         let generation = match store.get(Space::Ctl, M_GEN)? {
             Some(v) => be_u64(M_GEN, &v)?,
@@ -547,24 +550,6 @@ impl Pool<SledStore> {
                 ));
             }
         };
-        let format = match store.get(Space::Ctl, M_FORMAT)? {
-            Some(v) => be_u64(M_FORMAT, &v)?,
-            None => 1,
-        };
-        if format != layout::FORMAT_VERSION {
-            return Err(PoolError::FormatVersion {
-                dir: dir.to_path_buf(),
-                found: format,
-                supported: layout::FORMAT_VERSION,
-                hint: if format < layout::FORMAT_VERSION {
-                    " (format 1 kept one key per serial); open it with the linectl that wrote it, \
-                     hand out or return its serials, and import the rest into a new data dir"
-                        .into()
-                } else {
-                    " (written by a newer linectl)".into()
-                },
-            });
-        }
         let hwm = if hwm_path.exists() {
             Hwm::open(&hwm_path)?
         } else if generation == 0 {
@@ -617,6 +602,25 @@ impl Pool<SledStore> {
             Some(v) => be_u64(M_NEXT_IMPORT, &v)?,
             None => 1,
         };
+        let format = match store.get(Space::Ctl, M_FORMAT)? {
+            Some(v) => be_u64(M_FORMAT, &v)?,
+            None => 1,
+        };
+        let mut backup = None;
+        if format == 1 {
+            // Close the store, copy it aside, reopen it: see migrate.rs.
+            store.make_durable()?;
+            drop(store);
+            backup = Some(migrate::backup(dir)?);
+            store = SledStore::open(&store_dir, false, cfg)?;
+        } else if format != layout::FORMAT_VERSION {
+            return Err(PoolError::FormatVersion {
+                dir: dir.to_path_buf(),
+                found: format,
+                supported: layout::FORMAT_VERSION,
+                hint: " (written by a newer linectl)".into(),
+            });
+        }
         let mut pool = Pool {
             store,
             dir: dir.to_path_buf(),
@@ -629,6 +633,17 @@ impl Pool<SledStore> {
             recovery: Recovery::default(),
             import_chunk: IMPORT_CHUNK,
         };
+        if let Some(backup) = backup {
+            let serials = pool.migrate_from_format1()?;
+            tracing::warn!(dir = %dir.display(), serials, backup = %backup.display(),
+                "store migrated from format 1 to {}", layout::FORMAT_VERSION);
+            pool.recovery.migrated_from_format1 = Some(backup);
+        }
+        if pool.store.has_legacy() {
+            // Format 2 is committed: format 1's trees are dead weight.
+            pool.store.drop_legacy()?;
+            pool.store.make_durable()?;
+        }
         pool.recover()?;
         Ok(pool)
     }

@@ -179,14 +179,12 @@ impl<'a, S: Store> Stager<'a, S> {
                     continue;
                 };
                 let s = serial_of(arena, it);
-                it.fate = if prev == Some(s) {
-                    FATE_DUP_FILE
-                } else {
-                    match bucket_find(&entries, s) {
-                        Some(p) if p < self.start => FATE_DUP_POOL,
-                        Some(_) => FATE_DUP_FILE,
-                        None => FATE_NEW,
-                    }
+                // Already in the pool wins over "earlier in the file" (as in format 1).
+                it.fate = match bucket_find(&entries, s) {
+                    Some(p) if p < self.start => FATE_DUP_POOL,
+                    Some(_) => FATE_DUP_FILE,
+                    None if prev == Some(s) => FATE_DUP_FILE,
+                    None => FATE_NEW,
                 };
                 prev = Some(s);
             }
