@@ -154,15 +154,12 @@ pub fn bucket_entries<'v>(key: &[u8], value: &'v [u8]) -> Result<Vec<BucketEntry
     let mut rest = value;
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len);
-        let (serial, seq) = tail
-            .get(..len)
-            .zip(tail.get(len..len + 8))
-            .ok_or_else(|| {
-                corrupt(
-                    key,
-                    format!("index entry {} runs past the end of the record", out.len()),
-                )
-            })?;
+        let (serial, seq) = tail.get(..len).zip(tail.get(len..len + 8)).ok_or_else(|| {
+            corrupt(
+                key,
+                format!("index entry {} runs past the end of the record", out.len()),
+            )
+        })?;
         let seq: [u8; 8] = seq
             .try_into()
             .map_err(|_| corrupt(key, "index entry seq is not 8 bytes".into()))?;

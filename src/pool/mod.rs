@@ -12,14 +12,20 @@
 //!                 a second process gets PoolError::InUse
 //! DIR/hwm         high-water mark (see hwm.rs): store generation + last reserved
 //!                 block + store id, two CRC'd slots, pwrite + fdatasync per update
-//! DIR/store/      the sled database (db, conf, snap.*), three trees:
-//!   serials       GTIN(14 ASCII digits) ++ seq(u64 BE) -> payload
+//! DIR/store/      the sled database (db, conf, snap.*), store format 2, three trees
+//!                 (byte layouts in layout.rs):
+//!   bundles       GTIN(14 ASCII digits) ++ (seq/256)(u64 BE) -> the payloads of
+//!                 seqs (seq/256)*256 .. in order, each len(u8) ++ payload, at most 256;
 //!                 payload = serial, or serial GS "91" key GS "92" crypto (Russia);
-//!                 per GTIN, seq 0.. in import order (within one import in
-//!                 serial order per chunk of 2^20); only seq < next_seq is live
-//!   index         GTIN ++ serial -> seq(u64 BE)            (duplicate detection)
+//!                 per GTIN, seq 0.. in import (file) order; only seq < next_seq is
+//!                 live: an import stages past it, a failed one is trimmed back
+//!   buckets       GTIN ++ bucket(u16 BE) -> sorted (len(u8) serial seq(u64 BE))*,
+//!                 bucket = top 16 bits of hash64(serial): the exact duplicate index
 //!   ctl           every state record, changed only by atomic batches:
 //!     m/id m/gen m/nextblock m/nextimport   store id, generation, counters (u64 BE)
+//!     m/format        store format (u64 BE, 2); absent in format 1, which kept one
+//!                     key per serial in trees `serials` and `index` and is migrated
+//!                     at open after a copy to DIR/backup-format1/ (migrate.rs)
 //!     g/GTIN          GtinMeta: market, next_seq, reserved_upto, sequential counter
 //!     b/ID            Block: gtin, [start,end) seqs, line, batch, encoded_upto, status
 //!     k/GTIN++START   block id, blocks of a GTIN in seq order
@@ -29,7 +35,15 @@
 //!     r/ID            closed block whose unused tail is SNInvalid, to report upstream
 //!     t/TOKEN         site-server request token and the collection received for it
 //!     p/ID            import record (audit), n/ID return record (audit)
+//! DIR/backup-format1/ only after a format-1 store was migrated: its store/ and hwm
+//!                 as they were, and COMPLETE once the copy is fsynced
 //! ```
+//!
+//! An import stages its serials past `next_seq` in chunks of 2^21 (stage.rs): one
+//! sled write per 256 serials for the bundles and one read-modify-write per touched
+//! bucket per chunk for the index, instead of two writes per serial; the commit that
+//! moves `next_seq` makes them live, all at once. The duplicate check is exact: a
+//! serial is compared byte for byte with every serial of its bucket.
 //!
 //! A serial's state is derived: seq >= reserved_upto → Unallocated; inside block B:
 //! seq < B.encoded_upto → Encoded, else Allocated (B open) or SNInvalid (B closed); an

@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 
 use super::layout::{
     BUNDLE, BucketEntry, bucket_entries, bucket_find, bucket_key, bucket_of, bucket_of_hash,
-    bundle_key, bundle_of, bundle_payloads, bundle_prefix_len, bundle_start, encode_bucket,
-    hash64, push_payload,
+    bundle_key, bundle_of, bundle_payloads, bundle_prefix_len, bundle_start, encode_bucket, hash64,
+    push_payload,
 };
 use super::{EXAMPLES, PoolError, Space, Store, payload_serial, tail_u64};
 
@@ -121,7 +121,10 @@ impl<'a, S: Store> Stager<'a, S> {
                 .get(Space::Serials, &k)?
                 .ok_or_else(|| PoolError::Corrupt {
                     key: super::printable(&k),
-                    reason: format!("bundle of seqs {}.. is missing", bundle_start(bundle_of(start))),
+                    reason: format!(
+                        "bundle of seqs {}.. is missing",
+                        bundle_start(bundle_of(start))
+                    ),
                 })?;
             let len = bundle_prefix_len(&k, &v, have as usize)?;
             tail.extend_from_slice(v.get(..len).unwrap_or_default());
@@ -196,7 +199,7 @@ impl<'a, S: Store> Stager<'a, S> {
                     it.fate = self.cur;
                     push_payload(&mut self.tail, payload_of(arena, it))?;
                     self.cur += 1;
-                    if self.cur % BUNDLE == 0 {
+                    if self.cur.is_multiple_of(BUNDLE) {
                         let k = bundle_key(self.gtin, bundle_of(self.cur - 1));
                         self.store.put(Space::Serials, &k, &self.tail)?;
                         self.tail.clear();

@@ -1,6 +1,8 @@
 //! The storage the pool sits on: a small ordered key-value trait ([`Store`]) and its sled
 //! implementation ([`SledStore`]). The trait has three key spaces: `Ctl` (every state
-//! record; the only space with atomic multi-key batches), `Serials` and `Index`. It owns
+//! record; the only space with atomic multi-key batches), `Serials` and `Index` (whose
+//! values the pool encodes, see `layout.rs`), plus format 1's two spaces, read only to
+//! migrate an old store. It owns
 //! opening sled safely (under `catch_unwind`, sled 0.34 panics on some damaged files),
 //! making writes durable (sled `flush()` plus our own `fsync`, since sled's flush is only
 //! `sync_file_range` on Linux), and turning every sled error into a fatal

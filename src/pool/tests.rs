@@ -421,7 +421,10 @@ fn verify_finds_every_kind_of_inconsistency() {
     assert!(all.contains("cannot reach"), "{all}");
     assert!(all.contains("indexed at seq 0"), "{all}");
     assert!(all.contains("only 3 stored"), "{all}");
-    assert!(all.contains("`A2` points at seq 1, which holds `A3`"), "{all}");
+    assert!(
+        all.contains("`A2` points at seq 1, which holds `A3`"),
+        "{all}"
+    );
     assert!(!v.ok());
 }
 
@@ -444,15 +447,25 @@ fn bundles_span_imports_chunks_and_aborted_imports() {
     let d = tempfile::tempdir().unwrap();
     let mut p = new_pool(d.path());
     p.import_chunk = 97;
-    let names = |from: u32, to: u32| -> Vec<String> { (from..to).map(|i| format!("S{i:05}")).collect() };
+    let names =
+        |from: u32, to: u32| -> Vec<String> { (from..to).map(|i| format!("S{i:05}")).collect() };
     // 300 serials: one full bundle and a partial one; duplicates across chunks.
     let mut first = names(0, 300);
     first.insert(250, "S00010".into());
     first.push("S00000".into());
     let refs: Vec<&str> = first.iter().map(String::as_str).collect();
-    let r = p.import(G, Some(Market::UsDscsa), list(&refs), "a").unwrap();
-    assert_eq!((r.imported, r.duplicates_in_file, r.duplicates_in_pool), (300, 2, 0));
-    assert!(r.duplicate_examples[0].starts_with("a: 251: `S00010`"), "{:?}", r.duplicate_examples);
+    let r = p
+        .import(G, Some(Market::UsDscsa), list(&refs), "a")
+        .unwrap();
+    assert_eq!(
+        (r.imported, r.duplicates_in_file, r.duplicates_in_pool),
+        (300, 2, 0)
+    );
+    assert!(
+        r.duplicate_examples[0].starts_with("a: 251: `S00010`"),
+        "{:?}",
+        r.duplicate_examples
+    );
     // A second import appends to the partial bundle and finds duplicates in the pool.
     let second = names(290, 600);
     let refs: Vec<&str> = second.iter().map(String::as_str).collect();
@@ -467,14 +480,25 @@ fn bundles_span_imports_chunks_and_aborted_imports() {
     let mut got = Vec::new();
     p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
     assert_eq!(got, names(0, 600), "hand-out order is file order");
-    assert_eq!(p.state_of(G, "S00599").unwrap(), Some(SerialState::Unallocated));
+    assert_eq!(
+        p.state_of(G, "S00599").unwrap(),
+        Some(SerialState::Unallocated)
+    );
     assert_eq!(p.state_of(G, "S00600").unwrap(), None);
     let v = p.verify().unwrap();
     assert!(v.ok(), "{:?}", v.problems);
     // Reserve across bundle boundaries, after a return in the middle.
     p.return_unallocated(G, &["S00256"], "t").unwrap();
     let mut a = p
-        .allocator(G, "L", "B", AllocatorConfig { block_size: 300, quantity: None })
+        .allocator(
+            G,
+            "L",
+            "B",
+            AllocatorConfig {
+                block_size: 300,
+                quantity: None,
+            },
+        )
         .unwrap();
     let mut out = Vec::new();
     for _ in 0..300 {
@@ -509,15 +533,159 @@ fn bundles_span_imports_chunks_and_aborted_imports() {
 }
 
 #[test]
-fn a_store_in_another_format_is_refused_by_name() {
+fn a_store_in_a_newer_format_is_refused_by_name() {
     let d = tempfile::tempdir().unwrap();
     {
         let p = new_pool(d.path());
-        // What a format-1 store looks like: no m/format record.
-        p.store.commit(vec![Op::Del(M_FORMAT.to_vec())]).unwrap();
+        p.store
+            .commit(vec![Op::Put(
+                M_FORMAT.to_vec(),
+                3u64.to_be_bytes().to_vec(),
+            )])
+            .unwrap();
         p.store.make_durable().unwrap();
     }
-    let e = Pool::open(d.path(), OpenMode::MustExist).err().unwrap().to_string();
-    assert!(e.contains("format version 1") && e.contains("reads format version 2"), "{e}");
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("format version 3") && e.contains("reads format version 2"),
+        "{e}"
+    );
 }
 
+/// Rewrite a closed format-2 store the way format 1 stored it: one key per serial in
+/// `serials` (GTIN ++ seq → payload) and `index` (GTIN ++ serial → seq), no
+/// `m/format`. `extra` adds format-1 serial records (seq, payload) of the first GTIN.
+fn to_format1(dir: &Path, extra: &[(u64, &str)]) {
+    let db = sled::open(dir.join("store")).unwrap();
+    let ctl = db.open_tree("ctl").unwrap();
+    let bundles = db.open_tree("bundles").unwrap();
+    let buckets = db.open_tree("buckets").unwrap();
+    let serials = db.open_tree("serials").unwrap();
+    let index = db.open_tree("index").unwrap();
+    for kv in bundles.iter() {
+        let (k, v) = kv.unwrap();
+        let (g, n) = k.split_at(14);
+        let base = layout::bundle_start(u64::from_be_bytes(n.try_into().unwrap()));
+        for (seq, p) in (base..).zip(layout::bundle_payloads(&k, &v).unwrap()) {
+            serials.insert([g, &seq.to_be_bytes()].concat(), p).unwrap();
+        }
+    }
+    for kv in buckets.iter() {
+        let (k, v) = kv.unwrap();
+        for (s, seq) in layout::bucket_entries(&k, &v).unwrap() {
+            index
+                .insert([k.get(..14).unwrap(), s].concat(), &seq.to_be_bytes())
+                .unwrap();
+        }
+    }
+    for (seq, p) in extra {
+        serials
+            .insert([G.as_bytes(), &seq.to_be_bytes()].concat(), p.as_bytes())
+            .unwrap();
+    }
+    db.drop_tree("bundles").unwrap();
+    db.drop_tree("buckets").unwrap();
+    ctl.remove(M_FORMAT).unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_format1_store_is_backed_up_and_migrated() {
+    let d = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..700).map(|i| format!("M{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let before;
+    {
+        let mut p = new_pool(d.path());
+        p.import(G, Some(Market::UsDscsa), list(&refs), "t")
+            .unwrap();
+        p.generate("00012345678905", Market::UsDscsa, 5).unwrap();
+        p.return_unallocated(G, &["M0600"], "t").unwrap();
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 10,
+                    quantity: None,
+                },
+            )
+            .unwrap();
+        for _ in 0..3 {
+            let h = a.next_serial().unwrap();
+            a.mark_encoded(&h).unwrap();
+        }
+        a.next_serial().unwrap();
+        // The process dies with the block open.
+        std::mem::forget(a);
+        let mut got = Vec::new();
+        p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+        before = got;
+    }
+    // A format-1 store with a staged serial past next_seq (an unfinished import).
+    to_format1(d.path(), &[(700, "STAGED")]);
+    let mut p = new_pool(d.path());
+    let backup = p.recovery().migrated_from_format1.clone().unwrap();
+    assert!(backup.join("COMPLETE").is_file() && backup.join("store/db").is_file());
+    assert!(backup.join("hwm").is_file());
+    assert!(!p.store.has_legacy());
+    assert_eq!(p.recovery().blocks_closed, 1);
+    let mut got = Vec::new();
+    p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+    assert_eq!(got, before);
+    assert_eq!(p.state_of(G, "M0002").unwrap(), Some(SerialState::Encoded));
+    assert_eq!(
+        p.state_of(G, "M0003").unwrap(),
+        Some(SerialState::SnInvalid)
+    );
+    assert_eq!(p.state_of(G, "M0600").unwrap(), Some(SerialState::Returned));
+    assert_eq!(p.state_of(G, "STAGED").unwrap(), None);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.serials, 705);
+    // Duplicates are still found against the migrated pool; hand-out goes on after
+    // the invalidated block.
+    let r = p.import(G, None, list(&["M0001", "NEW1"]), "t").unwrap();
+    assert_eq!((r.imported, r.duplicates_in_pool), (1, 1));
+    let mut a = p
+        .allocator(G, "L", "B", AllocatorConfig::default())
+        .unwrap();
+    assert_eq!(a.next_serial().unwrap().serial(), "M0010");
+    drop(a);
+    drop(p);
+    // Opened again: format 2, nothing migrated twice.
+    let p = new_pool(d.path());
+    assert!(p.recovery().migrated_from_format1.is_none());
+    assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn a_format1_store_that_is_inconsistent_is_not_migrated() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let mut p = new_pool(d.path());
+        p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+            .unwrap();
+    }
+    // seq 2 holds A1 again.
+    to_format1(d.path(), &[(2, "A1")]);
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cannot migrate store format 1") && e.contains("A1"),
+        "{e}"
+    );
+    // Still format 1, still refused the same way; the backup is there.
+    let e2 = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(e, e2);
+    assert!(d.path().join("backup-format1/COMPLETE").is_file());
+}

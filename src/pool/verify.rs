@@ -205,12 +205,9 @@ impl<S: Store> Pool<S> {
                         .next()
                         .and_then(|f| f.get(2..))
                         .map(|f| String::from_utf8_lossy(f).to_string());
-                    if let Err(e) = rules::check_serial(
-                        meta.market,
-                        &serial,
-                        ai91.as_deref(),
-                        ai92.as_deref(),
-                    ) {
+                    if let Err(e) =
+                        rules::check_serial(meta.market, &serial, ai91.as_deref(), ai92.as_deref())
+                    {
                         problem(&mut r, format!("{gtin}: seq {seq}: {e}"));
                     }
                     stored.push((hash64(payload_serial(v)), seq));
@@ -341,7 +338,10 @@ impl<S: Store> Pool<S> {
             let bucket = match k.get(prefix.len()..).map(<[u8; 2]>::try_from) {
                 Some(Ok(b)) => u16::from_be_bytes(b),
                 _ => {
-                    problem(r, format!("{gtin}: stray index key {}", super::printable(&k)));
+                    problem(
+                        r,
+                        format!("{gtin}: stray index key {}", super::printable(&k)),
+                    );
                     continue;
                 }
             };
@@ -359,7 +359,9 @@ impl<S: Store> Pool<S> {
                 if i > 0 && entries.get(i - 1).is_some_and(|p| p.0 >= *s) {
                     problem(
                         r,
-                        format!("{gtin}: index bucket {bucket:04x}: `{text}` is out of order or twice"),
+                        format!(
+                            "{gtin}: index bucket {bucket:04x}: `{text}` is out of order or twice"
+                        ),
                     );
                 }
                 if bucket_of(s) != bucket {
@@ -371,7 +373,9 @@ impl<S: Store> Pool<S> {
                 if *seq >= next_seq {
                     problem(
                         r,
-                        format!("{gtin}: `{text}` is indexed at seq {seq}, past next_seq {next_seq}"),
+                        format!(
+                            "{gtin}: `{text}` is indexed at seq {seq}, past next_seq {next_seq}"
+                        ),
                     );
                 }
                 here.push((hash64(s), *seq, text));
@@ -386,7 +390,10 @@ impl<S: Store> Pool<S> {
             }
             let mut hi = here.into_iter().peekable();
             loop {
-                let cur = stored.get(at).copied().filter(|(h, _)| bucket_of_hash(*h) == bucket);
+                let cur = stored
+                    .get(at)
+                    .copied()
+                    .filter(|(h, _)| bucket_of_hash(*h) == bucket);
                 match (cur, hi.peek()) {
                     (Some(a), Some(b)) if a == (b.0, b.1) => {
                         at += 1;
