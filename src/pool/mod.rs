@@ -632,7 +632,11 @@ impl Pool<SledStore> {
                 dir: dir.to_path_buf(),
                 found: format,
                 supported: layout::FORMAT_VERSION,
-                hint: " (written by a newer linectl)".into(),
+                hint: if format > layout::FORMAT_VERSION {
+                    " (written by a newer linectl)".into()
+                } else {
+                    " (no linectl wrote such a format: the store is damaged)".into()
+                },
             });
         }
         let mut pool = Pool {
