@@ -25,7 +25,8 @@
 //!     m/id m/gen m/nextblock m/nextimport   store id, generation, counters (u64 BE)
 //!     m/format        store format (u64 BE, 2); absent in format 1, which kept one
 //!                     key per serial in trees `serials` and `index` and is migrated
-//!                     at open after a copy to DIR/backup-format1/ (migrate.rs)
+//!                     at open into a new store; the old one is kept in
+//!                     DIR/backup-format1/ (migrate.rs)
 //!     g/GTIN          GtinMeta: market, next_seq, reserved_upto, sequential counter
 //!     b/ID            Block: gtin, [start,end) seqs, line, batch, encoded_upto, status
 //!     k/GTIN++START   block id, blocks of a GTIN in seq order
@@ -35,8 +36,9 @@
 //!     r/ID            closed block whose unused tail is SNInvalid, to report upstream
 //!     t/TOKEN         site-server request token and the collection received for it
 //!     p/ID            import record (audit), n/ID return record (audit)
-//! DIR/backup-format1/ only after a format-1 store was migrated: its store/ and hwm
-//!                 as they were, and COMPLETE once the copy is fsynced
+//! DIR/backup-format1/ only after a format-1 store was migrated: its store/ (moved,
+//!                 untouched) and a copy of hwm, and COMPLETE (migrate.rs)
+//! DIR/store-format2.tmp/ only while a migration builds the new store
 //! ```
 //!
 //! An import stages its serials past `next_seq` in chunks of 2^21 (stage.rs): one
@@ -541,6 +543,7 @@ impl Pool<SledStore> {
             Ok(false) => return Err(PoolError::InUse(dir.to_path_buf())),
             Err(e) => return Err(damaged(format!("cannot lock {}/LOCK: {e}", dir.display()))),
         }
+        let resumed = migrate::resume(dir)?;
         if !exists {
             return Pool::create(dir, lock, cfg);
         }
@@ -620,12 +623,14 @@ impl Pool<SledStore> {
             Some(v) => be_u64(M_FORMAT, &v)?,
             None => 1,
         };
-        let mut backup = None;
+        let mut backup = resumed;
         if format == 1 {
-            // Close the store, copy it aside, reopen it: see migrate.rs.
-            store.make_durable()?;
-            drop(store);
-            backup = Some(migrate::backup(dir)?);
+            // Build a format-2 store beside it and swap the two: see migrate.rs. The
+            // control records, generation included, are copied as they are.
+            let (to, serials) = migrate::migrate(dir, store, cfg)?;
+            tracing::warn!(dir = %dir.display(), serials, backup = %to.display(),
+                "store migrated from format 1 to {}", layout::FORMAT_VERSION);
+            backup = Some(to);
             store = SledStore::open(&store_dir, false, cfg)?;
         } else if format != layout::FORMAT_VERSION {
             return Err(PoolError::FormatVersion {
@@ -651,17 +656,7 @@ impl Pool<SledStore> {
             recovery: Recovery::default(),
             import_chunk: IMPORT_CHUNK,
         };
-        if let Some(backup) = backup {
-            let serials = pool.migrate_from_format1()?;
-            tracing::warn!(dir = %dir.display(), serials, backup = %backup.display(),
-                "store migrated from format 1 to {}", layout::FORMAT_VERSION);
-            pool.recovery.migrated_from_format1 = Some(backup);
-        }
-        if pool.store.has_legacy() {
-            // Format 2 is committed: format 1's trees are dead weight.
-            pool.store.drop_legacy()?;
-            pool.store.make_durable()?;
-        }
+        pool.recovery.migrated_from_format1 = backup;
         pool.recover()?;
         Ok(pool)
     }

@@ -102,10 +102,6 @@ pub trait Store {
     fn make_durable(&self) -> Result<(), StoreError>;
     /// Bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
-    /// Whether the store still has format 1's key spaces.
-    fn has_legacy(&self) -> bool;
-    /// Remove format 1's key spaces (after a migration has committed).
-    fn drop_legacy(&mut self) -> Result<(), StoreError>;
 }
 
 /// Tuning for the sled store.
@@ -337,18 +333,5 @@ impl Store for SledStore {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(io_err("size"))
-    }
-
-    fn has_legacy(&self) -> bool {
-        self.legacy.is_some()
-    }
-
-    fn drop_legacy(&mut self) -> Result<(), StoreError> {
-        if self.legacy.take().is_some() {
-            for t in [LEGACY_SERIALS_TREE, LEGACY_INDEX_TREE] {
-                self.db.drop_tree(t).map_err(io_err("drop tree"))?;
-            }
-        }
-        Ok(())
     }
 }

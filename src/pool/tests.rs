@@ -632,7 +632,7 @@ fn a_format1_store_is_backed_up_and_migrated() {
     let backup = p.recovery().migrated_from_format1.clone().unwrap();
     assert!(backup.join("COMPLETE").is_file() && backup.join("store/db").is_file());
     assert!(backup.join("hwm").is_file());
-    assert!(!p.store.has_legacy());
+    assert!(!d.path().join(migrate::BUILD_DIR).exists());
     assert_eq!(p.recovery().blocks_closed, 1);
     let mut got = Vec::new();
     p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
@@ -681,11 +681,48 @@ fn a_format1_store_that_is_inconsistent_is_not_migrated() {
         e.contains("cannot migrate store format 1") && e.contains("A1"),
         "{e}"
     );
-    // Still format 1, still refused the same way; the backup is there.
+    // Still format 1, untouched, still refused the same way.
+    assert!(!d.path().join(migrate::BUILD_DIR).exists());
+    assert!(!d.path().join(migrate::BACKUP_DIR).exists());
     let e2 = Pool::open(d.path(), OpenMode::MustExist)
         .err()
         .unwrap()
         .to_string();
     assert_eq!(e, e2);
-    assert!(d.path().join("backup-format1/COMPLETE").is_file());
+}
+
+#[test]
+fn an_interrupted_migration_is_finished_or_redone() {
+    for marker_written in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut p = new_pool(d.path());
+            p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+                .unwrap();
+        }
+        to_format1(d.path(), &[]);
+        // The process dies after building the new store (and, the second time, after
+        // marking it complete), before the directories are swapped.
+        {
+            let cfg = SledConfig::default();
+            let old = SledStore::open(&d.path().join("store"), false, &cfg).unwrap();
+            let build = d.path().join(migrate::BUILD_DIR);
+            assert_eq!(
+                migrate::build_format2(d.path(), &old, &build, &cfg).unwrap(),
+                3
+            );
+            if marker_written {
+                std::fs::write(build.join(migrate::MARKER), b"").unwrap();
+            }
+        }
+        let p = new_pool(d.path());
+        // Without the marker the migration ran again at open; with it, open finished it.
+        assert!(p.recovery().migrated_from_format1.is_some());
+        assert!(d.path().join("backup-format1/COMPLETE").is_file());
+        assert!(!d.path().join(migrate::BUILD_DIR).exists());
+        assert!(!d.path().join("store").join(migrate::MARKER).exists());
+        assert_eq!(p.state_of(G, "A2").unwrap(), Some(SerialState::Unallocated));
+        let v = p.verify().unwrap();
+        assert!(v.ok() && v.serials == 3, "{:?}", v.problems);
+    }
 }
