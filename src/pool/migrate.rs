@@ -24,6 +24,8 @@ use super::{GtinMeta, IMPORT_CHUNK, M_FORMAT, PoolError, Space, Store, json, tai
 pub const BACKUP_DIR: &str = "backup-format1";
 /// Where the format-2 store is built.
 pub const BUILD_DIR: &str = "store-format2.tmp";
+/// sled cache for reading the format-1 store.
+const OLD_STORE_CACHE: u64 = 16 * 1024 * 1024;
 /// Marks a complete, durable format-2 store in [`BUILD_DIR`].
 pub(super) const MARKER: &str = "MIGRATED";
 
@@ -102,6 +104,13 @@ pub(super) fn migrate(
     cfg: &SledConfig,
 ) -> Result<(PathBuf, u64), PoolError> {
     let build = dir.join(BUILD_DIR);
+    // Reading every record of a large format-1 store through a big page cache costs
+    // gigabytes of memory; a small cache reads it just as fast, front to back.
+    drop(old);
+    let small = SledConfig {
+        cache_bytes: cfg.cache_bytes.min(OLD_STORE_CACHE),
+    };
+    let old = SledStore::open(&dir.join("store"), false, &small)?;
     let built = build_format2(dir, &old, &build, cfg);
     drop(old);
     let serials = match built {
