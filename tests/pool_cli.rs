@@ -334,7 +334,7 @@ fn generate_take_status_list_invalid_and_tokens() {
 
 #[test]
 fn verify_exits_2_on_an_inconsistent_pool() {
-    use linectl::pool::{OpenMode, Pool, Space, Store};
+    use linectl::pool::{OpenMode, Pool, Space, Store, layout};
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     ok(&pool(
@@ -346,11 +346,16 @@ fn verify_exits_2_on_an_inconsistent_pool() {
     ok(&pool(d, &["verify"]));
     {
         let p = Pool::open(d, OpenMode::MustExist).unwrap();
-        // The serial at seq 3 also indexed at seq 5: one serial in two places.
-        let mut key = US.as_bytes().to_vec();
-        key.extend_from_slice(b"4");
+        // The serial at seq 3 indexed at seq 5: one serial in two places.
+        let key = layout::bucket_key(US, layout::bucket_of(b"4"));
+        let v = p.store().get(Space::Index, &key).unwrap().unwrap();
+        let entries: Vec<_> = layout::bucket_entries(&key, &v)
+            .unwrap()
+            .into_iter()
+            .map(|(s, q)| (s, if s == b"4" { 5 } else { q }))
+            .collect();
         p.store()
-            .put(Space::Index, &key, &5u64.to_be_bytes())
+            .put(Space::Index, &key, &layout::encode_bucket(entries).unwrap())
             .unwrap();
     }
     let out = pool(d, &["verify"]);

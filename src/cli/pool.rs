@@ -155,6 +155,13 @@ fn open(dir: &Path, create: bool) -> Result<Pool, PoolError> {
     };
     let pool = Pool::open(dir, mode)?;
     let rec = pool.recovery();
+    if let Some(backup) = &rec.migrated_from_format1 {
+        eprintln!(
+            "linectl: migrated the serial store from format 1 to format {}; the format-1 copy is in {}",
+            linectl::pool::layout::FORMAT_VERSION,
+            backup.display()
+        );
+    }
     if rec.blocks_closed > 0 || rec.staged_removed > 0 {
         eprintln!(
             "linectl: recovery: closed {} block(s) left open, {} serial(s) now SNInvalid (see `linectl pool invalid`), removed {} staged serial(s)",

@@ -7,7 +7,7 @@
 
 use super::{
     Block, BlockStatus, GS, M_NEXT_BLOCK, Op, Pool, PoolError, SerialState, Space, Store, k_active,
-    k_bidx, k_block, k_gtin, k_report, k_serial, printable, rules, tail_u64, to_json,
+    k_bidx, k_block, k_gtin, k_report, rules, to_json,
 };
 
 /// One serial handed out.
@@ -142,25 +142,19 @@ impl<S: Store> Pool<S> {
             let mut over = self
                 .overrides(gtin, meta.reserved_upto, meta.next_seq)
                 .peekable();
-            let scan = self.store.scan(
-                Space::Serials,
-                &k_serial(gtin, meta.reserved_upto),
-                &k_serial(gtin, meta.next_seq),
-            );
-            for kv in scan {
+            self.walk_serials(gtin, meta.reserved_upto, meta.next_seq, |seq, v| {
                 if entries.len() >= want_n {
-                    break;
+                    return Ok(false);
                 }
-                let (k, v) = kv?;
-                let seq = tail_u64(&k)?;
-                let mut skip = false;
                 while let Some(o) = over.peek() {
                     match o {
                         Ok((s, _)) if *s < seq => {
                             over.next();
                         }
                         Ok((s, _)) => {
-                            skip = *s == seq;
+                            if *s == seq {
+                                return Ok(true);
+                            }
                             break;
                         }
                         Err(_) => {
@@ -170,15 +164,13 @@ impl<S: Store> Pool<S> {
                         }
                     }
                 }
-                if skip {
-                    continue;
-                }
-                let text = String::from_utf8(v).map_err(|_| PoolError::Corrupt {
-                    key: printable(&k),
+                let text = std::str::from_utf8(v).map_err(|_| PoolError::Corrupt {
+                    key: format!("{gtin} seq {seq}"),
                     reason: "serial is not UTF-8".into(),
                 })?;
-                entries.push((seq, text.into_boxed_str()));
-            }
+                entries.push((seq, text.into()));
+                Ok(true)
+            })?;
         }
         let Some(last) = entries.last().map(|e| e.0) else {
             return Err(PoolError::InsufficientSerialNumbers {

@@ -12,14 +12,21 @@
 //!                 a second process gets PoolError::InUse
 //! DIR/hwm         high-water mark (see hwm.rs): store generation + last reserved
 //!                 block + store id, two CRC'd slots, pwrite + fdatasync per update
-//! DIR/store/      the sled database (db, conf, snap.*), three trees:
-//!   serials       GTIN(14 ASCII digits) ++ seq(u64 BE) -> payload
+//! DIR/store/      the sled database (db, conf, snap.*), store format 2, three trees
+//!                 (byte layouts in layout.rs):
+//!   bundles       GTIN(14 ASCII digits) ++ (seq/256)(u64 BE) -> the payloads of
+//!                 seqs (seq/256)*256 .. in order, each len(u8) ++ payload, at most 256;
 //!                 payload = serial, or serial GS "91" key GS "92" crypto (Russia);
-//!                 per GTIN, seq 0.. in import order (within one import in
-//!                 serial order per chunk of 2^20); only seq < next_seq is live
-//!   index         GTIN ++ serial -> seq(u64 BE)            (duplicate detection)
+//!                 per GTIN, seq 0.. in import (file) order; only seq < next_seq is
+//!                 live: an import stages past it, a failed one is trimmed back
+//!   buckets       GTIN ++ bucket(u16 BE) -> sorted (len(u8) serial seq(u64 BE))*,
+//!                 bucket = top 16 bits of hash64(serial): the exact duplicate index
 //!   ctl           every state record, changed only by atomic batches:
 //!     m/id m/gen m/nextblock m/nextimport   store id, generation, counters (u64 BE)
+//!     m/format        store format (u64 BE, 2); absent in format 1, which kept one
+//!                     key per serial in trees `serials` and `index` and is migrated
+//!                     at open into a new store; the old one is kept in
+//!                     DIR/backup-format1/ (migrate.rs)
 //!     g/GTIN          GtinMeta: market, next_seq, reserved_upto, sequential counter
 //!     b/ID            Block: gtin, [start,end) seqs, line, batch, encoded_upto, status
 //!     k/GTIN++START   block id, blocks of a GTIN in seq order
@@ -29,7 +36,16 @@
 //!     r/ID            closed block whose unused tail is SNInvalid, to report upstream
 //!     t/TOKEN         site-server request token and the collection received for it
 //!     p/ID            import record (audit), n/ID return record (audit)
+//! DIR/backup-format1/ only after a format-1 store was migrated: its store/ (moved,
+//!                 untouched) and a copy of hwm, and COMPLETE (migrate.rs)
+//! DIR/store-format2.tmp/ only while a migration builds the new store
 //! ```
+//!
+//! An import stages its serials past `next_seq` in chunks of 2^21 (stage.rs): one
+//! sled write per 256 serials for the bundles and one read-modify-write per touched
+//! bucket per chunk for the index, instead of two writes per serial; the commit that
+//! moves `next_seq` makes them live, all at once. The duplicate check is exact: a
+//! serial is compared byte for byte with every serial of its bucket.
 //!
 //! A serial's state is derived: seq >= reserved_upto → Unallocated; inside block B:
 //! seq < B.encoded_upto → Encoded, else Allocated (B open) or SNInvalid (B closed); an
@@ -44,8 +60,11 @@ pub mod alloc;
 pub mod forecast;
 pub mod generate;
 pub mod hwm;
+pub mod layout;
+mod migrate;
 pub mod rules;
 pub mod source;
+mod stage;
 pub mod state;
 pub mod store;
 mod verify;
@@ -67,6 +86,10 @@ pub use verify::VerifyReport;
 
 /// Group separator between a serial and its AI 91/92 tail in a stored payload.
 const GS: u8 = 0x1d;
+
+/// Serials staged per chunk during an import (each chunk costs one read-modify-write
+/// of every index bucket it touches; see `stage.rs`).
+const IMPORT_CHUNK: usize = 1 << 21;
 
 /// How many example lines an import report or error keeps.
 const EXAMPLES: usize = 20;
@@ -97,6 +120,20 @@ pub enum PoolError {
         dir: PathBuf,
         /// What was found.
         reason: String,
+    },
+    /// The store was written in a format this build does not read.
+    #[error(
+        "serial pool in {dir} has store format version {found}; this linectl reads format version {supported}{hint}"
+    )]
+    FormatVersion {
+        /// The data dir.
+        dir: PathBuf,
+        /// The format found (1: the store has no `m/format` record).
+        found: u64,
+        /// The format this build reads.
+        supported: u64,
+        /// What to do about it.
+        hint: String,
     },
     /// A stored record cannot be decoded.
     #[error("serial store record `{key}` is corrupt: {reason}")]
@@ -327,6 +364,8 @@ pub struct Recovery {
     pub serials_invalidated: u64,
     /// Staged serials of an unfinished import removed.
     pub staged_removed: u64,
+    /// The store was migrated from format 1; its format-1 copy is in this directory.
+    pub migrated_from_format1: Option<PathBuf>,
 }
 
 /// Counts per state of one GTIN.
@@ -387,12 +426,6 @@ fn k_over(g: &str, seq: u64) -> Vec<u8> {
 fn k_token(t: &str) -> Vec<u8> {
     ctl_key(b"t/", &[t.as_bytes()])
 }
-fn k_serial(g: &str, seq: u64) -> Vec<u8> {
-    ctl_key(g.as_bytes(), &[&seq.to_be_bytes()])
-}
-fn k_index(g: &str, serial: &str) -> Vec<u8> {
-    ctl_key(g.as_bytes(), &[serial.as_bytes()])
-}
 /// The end of a prefix range (all our keys after a prefix are < 0xff bytes).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -403,6 +436,7 @@ const M_ID: &[u8] = b"m/id";
 const M_GEN: &[u8] = b"m/gen";
 const M_NEXT_BLOCK: &[u8] = b"m/nextblock";
 const M_NEXT_IMPORT: &[u8] = b"m/nextimport";
+const M_FORMAT: &[u8] = b"m/format";
 
 fn printable(key: &[u8]) -> String {
     String::from_utf8_lossy(key).escape_debug().to_string()
@@ -468,6 +502,8 @@ pub struct Pool<S: Store = SledStore> {
     next_block: u64,
     next_import: u64,
     recovery: Recovery,
+    /// Serials per import chunk ([`IMPORT_CHUNK`]; smaller in tests).
+    import_chunk: usize,
 }
 
 impl Pool<SledStore> {
@@ -507,6 +543,7 @@ impl Pool<SledStore> {
             Ok(false) => return Err(PoolError::InUse(dir.to_path_buf())),
             Err(e) => return Err(damaged(format!("cannot lock {}/LOCK: {e}", dir.display()))),
         }
+        let resumed = migrate::resume(dir)?;
         if !exists {
             return Pool::create(dir, lock, cfg);
         }
@@ -516,7 +553,7 @@ impl Pool<SledStore> {
                     .into(),
             ));
         }
-        let store = SledStore::open(&store_dir, false, cfg)?;
+        let mut store = SledStore::open(&store_dir, false, cfg)?;
         let id = store.get(Space::Ctl, M_ID)?;
         let generation = match store.get(Space::Ctl, M_GEN)? {
             Some(v) => be_u64(M_GEN, &v)?,
@@ -582,6 +619,31 @@ impl Pool<SledStore> {
             Some(v) => be_u64(M_NEXT_IMPORT, &v)?,
             None => 1,
         };
+        let format = match store.get(Space::Ctl, M_FORMAT)? {
+            Some(v) => be_u64(M_FORMAT, &v)?,
+            None => 1,
+        };
+        let mut backup = resumed;
+        if format == 1 {
+            // Build a format-2 store beside it and swap the two: see migrate.rs. The
+            // control records, generation included, are copied as they are.
+            let (to, serials) = migrate::migrate(dir, store, cfg)?;
+            tracing::warn!(dir = %dir.display(), serials, backup = %to.display(),
+                "store migrated from format 1 to {}", layout::FORMAT_VERSION);
+            backup = Some(to);
+            store = SledStore::open(&store_dir, false, cfg)?;
+        } else if format != layout::FORMAT_VERSION {
+            return Err(PoolError::FormatVersion {
+                dir: dir.to_path_buf(),
+                found: format,
+                supported: layout::FORMAT_VERSION,
+                hint: if format > layout::FORMAT_VERSION {
+                    " (written by a newer linectl)".into()
+                } else {
+                    " (no linectl wrote such a format: the store is damaged)".into()
+                },
+            });
+        }
         let mut pool = Pool {
             store,
             dir: dir.to_path_buf(),
@@ -592,7 +654,9 @@ impl Pool<SledStore> {
             next_block,
             next_import,
             recovery: Recovery::default(),
+            import_chunk: IMPORT_CHUNK,
         };
+        pool.recovery.migrated_from_format1 = backup;
         pool.recover()?;
         Ok(pool)
     }
@@ -603,6 +667,10 @@ impl Pool<SledStore> {
         store.commit(vec![
             Op::Put(M_ID.to_vec(), store_id.to_be_bytes().to_vec()),
             Op::Put(M_GEN.to_vec(), 0u64.to_be_bytes().to_vec()),
+            Op::Put(
+                M_FORMAT.to_vec(),
+                layout::FORMAT_VERSION.to_be_bytes().to_vec(),
+            ),
         ])?;
         store.make_durable()?;
         let hwm = Hwm::create(
@@ -628,6 +696,7 @@ impl Pool<SledStore> {
             next_block: 1,
             next_import: 1,
             recovery: Recovery::default(),
+            import_chunk: IMPORT_CHUNK,
         })
     }
 }
@@ -773,25 +842,48 @@ impl<S: Store> Pool<S> {
 
     /// Remove serials staged at or past `from` (an import that never committed).
     fn remove_staged(&self, gtin: &str, from: u64) -> Result<u64, PoolError> {
-        let staged: Vec<store::Kv> = self
-            .store
-            .scan(
-                Space::Serials,
-                &k_serial(gtin, from),
-                &k_serial(gtin, u64::MAX),
-            )
-            .collect::<Result<_, _>>()?;
-        for (k, v) in &staged {
-            let seq = tail_u64(k)?;
-            let ik = k_index(gtin, &String::from_utf8_lossy(payload_serial(v)));
-            if let Some(iv) = self.store.get(Space::Index, &ik)?
-                && be_u64(&ik, &iv)? == seq
-            {
-                self.store.del(Space::Index, &ik)?;
-            }
-            self.store.del(Space::Serials, k)?;
+        stage::remove_staged(&self.store, gtin, from)
+    }
+
+    /// Call `f(seq, payload)` for the stored serials of `gtin` with seq in `[from, to)`,
+    /// in seq order, until it returns `false`.
+    fn walk_serials(
+        &self,
+        gtin: &str,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<bool, PoolError>,
+    ) -> Result<(), PoolError> {
+        if from >= to {
+            return Ok(());
         }
-        Ok(staged.len() as u64)
+        for kv in self.store.scan(
+            Space::Serials,
+            &layout::bundle_key(gtin, layout::bundle_of(from)),
+            &layout::bundle_key(gtin, layout::bundle_of(to - 1) + 1),
+        ) {
+            let (k, v) = kv?;
+            let base = layout::bundle_start(tail_u64(&k)?);
+            for (seq, p) in (base..).zip(layout::bundle_payloads(&k, &v)?) {
+                if seq < from {
+                    continue;
+                }
+                if seq >= to || !f(seq, p)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored payload at `seq`, if any.
+    fn payload_at(&self, gtin: &str, seq: u64) -> Result<Option<Vec<u8>>, PoolError> {
+        let mut out = None;
+        self.walk_serials(gtin, seq, seq.saturating_add(1), |_, p| {
+            out = Some(p.to_vec());
+            Ok(false)
+        })?;
+        Ok(out)
     }
 
     fn meta_for(&self, gtin: &str, market: Option<Market>) -> Result<GtinMeta, PoolError> {
@@ -856,12 +948,12 @@ impl<S: Store> Pool<S> {
         }
         let meta = self.meta_for(&gtin, market)?;
         self.remove_staged(&gtin, meta.next_seq)?;
-        let mut stager = Stager::new(&self.store, &gtin, meta.next_seq);
+        let mut stager = stage::Stager::new(&self.store, &gtin, meta.next_seq)?;
         let mut invalid = 0u64;
         let mut invalid_examples = Vec::new();
         let mut read = 0u64;
         let mut failure: Option<PoolError> = None;
-        let mut chunk: Vec<(String, Vec<u8>, u64)> = Vec::new();
+        let mut chunk = stage::Chunk::default();
         for rec in source.records {
             let rec = match rec {
                 Ok(r) => r,
@@ -887,9 +979,12 @@ impl<S: Store> Pool<S> {
                 continue;
             }
             let payload = make_payload(&rec.serial, rec.ai91.as_deref(), rec.ai92.as_deref());
-            chunk.push((rec.serial, payload, rec.at));
-            if chunk.len() >= IMPORT_CHUNK
-                && let Err(e) = stager.offer_sorted(&mut chunk, name)
+            if let Err(e) = chunk.push(&payload, rec.at) {
+                failure = Some(e);
+                break;
+            }
+            if chunk.len() >= self.import_chunk
+                && let Err(e) = stager.stage(&mut chunk, name)
             {
                 failure = Some(e);
                 break;
@@ -897,7 +992,7 @@ impl<S: Store> Pool<S> {
         }
         if failure.is_none()
             && invalid == 0
-            && let Err(e) = stager.offer_sorted(&mut chunk, name)
+            && let Err(e) = stager.stage(&mut chunk, name)
         {
             failure = Some(e);
         }
@@ -1039,11 +1134,14 @@ impl<S: Store> Pool<S> {
     }
 
     fn seq_of(&self, gtin: &str, serial: &str) -> Result<Option<u64>, PoolError> {
-        let ik = k_index(gtin, serial);
+        let ik = layout::bucket_key(gtin, layout::bucket_of(serial.as_bytes()));
         let Some(v) = self.store.get(Space::Index, &ik)? else {
             return Ok(None);
         };
-        let seq = be_u64(&ik, &v)?;
+        let Some(seq) = layout::bucket_find(&layout::bucket_entries(&ik, &v)?, serial.as_bytes())
+        else {
+            return Ok(None);
+        };
         let live = self.gtin_meta(gtin)?.is_some_and(|m| seq < m.next_seq);
         Ok(live.then_some(seq))
     }
@@ -1190,16 +1288,12 @@ impl<S: Store> Pool<S> {
                 .overrides(&b.gtin, b.encoded_upto, b.end)
                 .map(|o| o.map(|(s, _)| s))
                 .collect::<Result<_, _>>()?;
-            for kv in self.store.scan(
-                Space::Serials,
-                &k_serial(&b.gtin, b.encoded_upto),
-                &k_serial(&b.gtin, b.end),
-            ) {
-                let (k, v) = kv?;
-                if !overridden.contains(&tail_u64(&k)?) {
-                    serials.push(String::from_utf8_lossy(payload_serial(&v)).to_string());
+            self.walk_serials(&b.gtin, b.encoded_upto, b.end, |seq, p| {
+                if !overridden.contains(&seq) {
+                    serials.push(String::from_utf8_lossy(payload_serial(p)).to_string());
                 }
-            }
+                Ok(true)
+            })?;
             out.push(InvalidReport {
                 block: id,
                 gtin: b.gtin,
@@ -1233,13 +1327,7 @@ impl<S: Store> Pool<S> {
             .ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
         let blocks = self.blocks(&gtin)?;
         let mut over = self.overrides(&gtin, 0, u64::MAX).peekable();
-        for kv in self.store.scan(
-            Space::Serials,
-            &k_serial(&gtin, 0),
-            &k_serial(&gtin, meta.next_seq),
-        ) {
-            let (k, v) = kv?;
-            let seq = tail_u64(&k)?;
+        self.walk_serials(&gtin, 0, meta.next_seq, |seq, v| {
             let mut st = base_state(&blocks, &meta, seq);
             while let Some(o) = over.peek() {
                 match o {
@@ -1259,10 +1347,10 @@ impl<S: Store> Pool<S> {
                     }
                 }
             }
-            let text = String::from_utf8_lossy(&v).replace(char::from(GS), "\t");
+            let text = String::from_utf8_lossy(v).replace(char::from(GS), "\t");
             f(&text, st);
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     // ---- site-server request tokens ------------------------------------------------
@@ -1393,110 +1481,6 @@ fn base_state(blocks: &[Block], meta: &GtinMeta, seq: u64) -> SerialState {
         Some(b) if seq < b.end => b.base_state(seq),
         // Not covered by a block: verify reports this; count it as invalid.
         _ => SerialState::SnInvalid,
-    }
-}
-
-/// Writes serials past a GTIN's `next_seq` (invisible until the commit moves
-/// `next_seq`), rejecting duplicates through the index.
-struct Stager<'a, S: Store> {
-    store: &'a S,
-    gtin: &'a str,
-    start: u64,
-    cur: u64,
-    dup_pool: u64,
-    dup_file: u64,
-    dup_examples: Vec<String>,
-}
-
-/// What [`Stager::offer`] did.
-#[derive(Debug, PartialEq, Eq)]
-enum Offer {
-    Staged,
-    Duplicate,
-}
-
-/// Serials staged per sorted chunk during an import.
-const IMPORT_CHUNK: usize = 1 << 20;
-
-impl<'a, S: Store> Stager<'a, S> {
-    /// Stage a chunk in serial order (stable: of equal serials the earlier line is
-    /// kept). Sorted writes touch each index page once per chunk instead of once per
-    /// serial, which is what makes large imports fast on sled.
-    fn offer_sorted(
-        &mut self,
-        chunk: &mut Vec<(String, Vec<u8>, u64)>,
-        name: &str,
-    ) -> Result<(), PoolError> {
-        chunk.sort_by(|a, b| a.0.cmp(&b.0));
-        for (serial, payload, at) in chunk.drain(..) {
-            self.offer(&serial, &payload, (name, at))?;
-        }
-        Ok(())
-    }
-
-    fn new(store: &'a S, gtin: &'a str, start: u64) -> Self {
-        Stager {
-            store,
-            gtin,
-            start,
-            cur: start,
-            dup_pool: 0,
-            dup_file: 0,
-            dup_examples: Vec::new(),
-        }
-    }
-
-    fn offer(&mut self, serial: &str, payload: &[u8], at: (&str, u64)) -> Result<Offer, PoolError> {
-        let seq = self.cur;
-        let sk = k_serial(self.gtin, seq);
-        self.store.put(Space::Serials, &sk, payload)?;
-        let ik = k_index(self.gtin, serial);
-        let seq_b = seq.to_be_bytes();
-        let mut expect: Option<Vec<u8>> = None;
-        loop {
-            match self
-                .store
-                .cas(Space::Index, &ik, expect.as_deref(), Some(&seq_b))?
-            {
-                Ok(()) => {
-                    self.cur += 1;
-                    return Ok(Offer::Staged);
-                }
-                Err(None) => expect = None,
-                Err(Some(current)) => {
-                    let p = be_u64(&ik, &current)?;
-                    let holds = p < self.cur
-                        && self
-                            .store
-                            .get(Space::Serials, &k_serial(self.gtin, p))?
-                            .is_some_and(|v| payload_serial(&v) == serial.as_bytes());
-                    if holds {
-                        self.store.del(Space::Serials, &sk)?;
-                        let in_pool = p < self.start;
-                        if in_pool {
-                            self.dup_pool += 1;
-                        } else {
-                            self.dup_file += 1;
-                        }
-                        if self.dup_examples.len() < EXAMPLES {
-                            self.dup_examples.push(format!(
-                                "{}: {}: `{serial}` {}",
-                                at.0,
-                                at.1,
-                                if in_pool {
-                                    "is already in the pool"
-                                } else {
-                                    "appears earlier in the file"
-                                }
-                            ));
-                        }
-                        return Ok(Offer::Duplicate);
-                    }
-                    // A stale entry left by an import that never committed.
-                    expect = Some(current);
-                }
-            }
-        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The storage the pool sits on: a small ordered key-value trait ([`Store`]) and its sled
 //! implementation ([`SledStore`]). The trait has three key spaces: `Ctl` (every state
-//! record; the only space with atomic multi-key batches), `Serials` and `Index`. It owns
+//! record; the only space with atomic multi-key batches), `Serials` and `Index` (whose
+//! values the pool encodes, see `layout.rs`), plus format 1's two spaces, read only to
+//! migrate an old store. It owns
 //! opening sled safely (under `catch_unwind`, sled 0.34 panics on some damaged files),
 //! making writes durable (sled `flush()` plus our own `fsync`, since sled's flush is only
 //! `sync_file_range` on Linux), and turning every sled error into a fatal
@@ -10,15 +12,29 @@ use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+/// sled tree of the Serials space (format 2; format 1 used `serials`).
+const SERIALS_TREE: &str = "bundles";
+/// sled tree of the Index space (format 2; format 1 used `index`).
+const INDEX_TREE: &str = "buckets";
+
+/// Format 1's trees.
+const LEGACY_SERIALS_TREE: &str = "serials";
+const LEGACY_INDEX_TREE: &str = "index";
+
 /// One of the store's key spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Space {
     /// State records: GTIN metadata, blocks, overrides, tokens, imports, counters.
     Ctl,
-    /// `gtin ++ seq` → serial payload, in insertion order per GTIN.
+    /// Serial payloads in bundles of consecutive seqs (see `layout`).
     Serials,
-    /// `gtin ++ serial` → `seq`, for duplicate detection.
+    /// The duplicate index in hash buckets (see `layout`).
     Index,
+    /// Format 1's serials (`gtin ++ seq` → payload), present only in a store written
+    /// by format 1; read once by the migration.
+    LegacySerials,
+    /// Format 1's index (`gtin ++ serial` → seq); present only in a format-1 store.
+    LegacyIndex,
 }
 
 /// One write of an atomic [`Store::commit`].
@@ -109,6 +125,8 @@ pub struct SledStore {
     ctl: sled::Tree,
     serials: sled::Tree,
     index: sled::Tree,
+    /// Format 1's `serials` and `index` trees, when the store has them.
+    legacy: Option<(sled::Tree, sled::Tree)>,
     /// sled's data file, held open to `fsync` it after sled's `flush()`.
     data_file: File,
 }
@@ -174,9 +192,18 @@ impl SledStore {
         let try_open = || match catch_unwind(AssertUnwindSafe(|| -> Result<_, sled::Error> {
             let db = config.open()?;
             let ctl = db.open_tree("ctl")?;
-            let serials = db.open_tree("serials")?;
-            let index = db.open_tree("index")?;
-            Ok((db, ctl, serials, index))
+            let serials = db.open_tree(SERIALS_TREE)?;
+            let index = db.open_tree(INDEX_TREE)?;
+            let names = db.tree_names();
+            let legacy = if names.iter().any(|n| n == LEGACY_SERIALS_TREE.as_bytes()) {
+                Some((
+                    db.open_tree(LEGACY_SERIALS_TREE)?,
+                    db.open_tree(LEGACY_INDEX_TREE)?,
+                ))
+            } else {
+                None
+            };
+            Ok((db, ctl, serials, index, legacy))
         })) {
             Ok(Ok(t)) => Ok(t),
             Ok(Err(e)) => Err(e.to_string()),
@@ -199,7 +226,7 @@ impl SledStore {
                 "sled refused to open; snapshots moved aside, rebuilding from the log");
             opened = try_open().map_err(|e| format!("{first}; without the snapshots: {e}"));
         }
-        let (db, ctl, serials, index) = opened.map_err(open_err)?;
+        let (db, ctl, serials, index, legacy) = opened.map_err(open_err)?;
         let data_file = File::open(path.join("db"))
             .map_err(|e| open_err(format!("cannot open data file for fsync: {e}")))?;
         Ok(SledStore {
@@ -207,37 +234,44 @@ impl SledStore {
             ctl,
             serials,
             index,
+            legacy,
             data_file,
         })
     }
 
-    fn tree(&self, space: Space) -> &sled::Tree {
-        match space {
+    fn tree(&self, space: Space) -> Result<&sled::Tree, StoreError> {
+        let legacy = || StoreError::Io {
+            op: "open",
+            reason: "the store has no format-1 trees".into(),
+        };
+        Ok(match space {
             Space::Ctl => &self.ctl,
             Space::Serials => &self.serials,
             Space::Index => &self.index,
-        }
+            Space::LegacySerials => &self.legacy.as_ref().ok_or_else(legacy)?.0,
+            Space::LegacyIndex => &self.legacy.as_ref().ok_or_else(legacy)?.1,
+        })
     }
 }
 
 impl Store for SledStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .tree(space)
+            .tree(space)?
             .get(key)
             .map_err(io_err("read"))?
             .map(|v| v.to_vec()))
     }
 
     fn put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree(space)
+        self.tree(space)?
             .insert(key, value)
             .map_err(io_err("write"))?;
         Ok(())
     }
 
     fn del(&self, space: Space, key: &[u8]) -> Result<(), StoreError> {
-        self.tree(space).remove(key).map_err(io_err("remove"))?;
+        self.tree(space)?.remove(key).map_err(io_err("remove"))?;
         Ok(())
     }
 
@@ -249,7 +283,7 @@ impl Store for SledStore {
         new: Option<&[u8]>,
     ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
         match self
-            .tree(space)
+            .tree(space)?
             .compare_and_swap(key, old, new)
             .map_err(io_err("write"))?
         {
@@ -260,14 +294,18 @@ impl Store for SledStore {
 
     fn get_lt(&self, space: Space, key: &[u8]) -> Result<Option<Kv>, StoreError> {
         Ok(self
-            .tree(space)
+            .tree(space)?
             .get_lt(key)
             .map_err(io_err("read"))?
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
     fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> Scan<'a> {
-        let iter = self.tree(space).range(start.to_vec()..end.to_vec());
+        let tree = match self.tree(space) {
+            Ok(t) => t,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let iter = tree.range(start.to_vec()..end.to_vec());
         Box::new(iter.map(|r| {
             r.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(io_err("scan"))

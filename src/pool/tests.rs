@@ -188,10 +188,13 @@ fn an_import_that_dies_half_way_leaves_nothing() {
         .unwrap();
     // Stage serials as an import would, then "crash" before the commit.
     {
-        let mut st = Stager::new(&p.store, G, 1);
-        st.offer("B1", b"B1", ("x", 1)).unwrap();
-        st.offer("B2", b"B2", ("x", 1)).unwrap();
-        assert_eq!(st.offer("A1", b"A1", ("x", 1)).unwrap(), Offer::Duplicate);
+        let mut st = stage::Stager::new(&p.store, G, 1).unwrap();
+        let mut c = stage::Chunk::default();
+        for s in ["B1", "B2", "A1"] {
+            c.push(s.as_bytes(), 1).unwrap();
+        }
+        st.stage(&mut c, "x").unwrap();
+        assert_eq!((st.cur, st.dup_pool), (3, 1));
     }
     drop(p);
     let mut p = new_pool(d.path());
@@ -405,15 +408,321 @@ fn verify_finds_every_kind_of_inconsistency() {
         )
         .unwrap();
     // The same serial indexed at a second place.
-    p.store
-        .put(Space::Index, &k_index(G, "A3"), &0u64.to_be_bytes())
-        .unwrap();
-    // A serial gone from the list.
-    p.store.del(Space::Serials, &k_serial(G, 1)).unwrap();
+    set_index(&p, "A3", 0);
+    // A serial gone from the list: bundle 0 without its entry for seq 1.
+    let k = layout::bundle_key(G, 0);
+    let mut b = Vec::new();
+    for s in ["A1", "A3", "A4"] {
+        layout::push_payload(&mut b, s.as_bytes()).unwrap();
+    }
+    p.store.put(Space::Serials, &k, &b).unwrap();
     let v = p.verify().unwrap();
     let all = v.problems.join("\n");
     assert!(all.contains("cannot reach"), "{all}");
     assert!(all.contains("indexed at seq 0"), "{all}");
-    assert!(all.contains("jump from 1 to 2"), "{all}");
+    assert!(all.contains("only 3 stored"), "{all}");
+    assert!(
+        all.contains("`A2` points at seq 1, which holds `A3`"),
+        "{all}"
+    );
     assert!(!v.ok());
+}
+
+/// Point the index entry of `serial` at `seq` (damage for verify tests).
+fn set_index(p: &Pool, serial: &str, seq: u64) {
+    let k = layout::bucket_key(G, layout::bucket_of(serial.as_bytes()));
+    let v = p.store.get(Space::Index, &k).unwrap().unwrap();
+    let entries: Vec<_> = layout::bucket_entries(&k, &v)
+        .unwrap()
+        .into_iter()
+        .map(|(s, q)| (s, if s == serial.as_bytes() { seq } else { q }))
+        .collect();
+    p.store
+        .put(Space::Index, &k, &layout::encode_bucket(entries).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn bundles_span_imports_chunks_and_aborted_imports() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import_chunk = 97;
+    let names =
+        |from: u32, to: u32| -> Vec<String> { (from..to).map(|i| format!("S{i:05}")).collect() };
+    // 300 serials: one full bundle and a partial one; duplicates across chunks.
+    let mut first = names(0, 300);
+    first.insert(250, "S00010".into());
+    first.push("S00000".into());
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    let r = p
+        .import(G, Some(Market::UsDscsa), list(&refs), "a")
+        .unwrap();
+    assert_eq!(
+        (r.imported, r.duplicates_in_file, r.duplicates_in_pool),
+        (300, 2, 0)
+    );
+    assert!(
+        r.duplicate_examples[0].starts_with("a: 251: `S00010`"),
+        "{:?}",
+        r.duplicate_examples
+    );
+    // A second import appends to the partial bundle and finds duplicates in the pool.
+    let second = names(290, 600);
+    let refs: Vec<&str> = second.iter().map(String::as_str).collect();
+    let r = p.import(G, None, list(&refs), "b").unwrap();
+    assert_eq!((r.imported, r.duplicates_in_pool), (300, 10));
+    // An import that fails (bad serial at the end) after staging several chunks
+    // leaves the partial bundle as it was.
+    let mut third = names(600, 900);
+    third.push("bad serial".into());
+    let refs: Vec<&str> = third.iter().map(String::as_str).collect();
+    assert!(p.import(G, None, list(&refs), "c").is_err());
+    let mut got = Vec::new();
+    p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+    assert_eq!(got, names(0, 600), "hand-out order is file order");
+    assert_eq!(
+        p.state_of(G, "S00599").unwrap(),
+        Some(SerialState::Unallocated)
+    );
+    assert_eq!(p.state_of(G, "S00600").unwrap(), None);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    // Reserve across bundle boundaries, after a return in the middle.
+    p.return_unallocated(G, &["S00256"], "t").unwrap();
+    let mut a = p
+        .allocator(
+            G,
+            "L",
+            "B",
+            AllocatorConfig {
+                block_size: 300,
+                quantity: None,
+            },
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        let h = a.next_serial().unwrap();
+        out.push(h.serial().to_string());
+        a.mark_encoded(&h).unwrap();
+    }
+    a.close().unwrap();
+    assert_eq!(out.get(255).map(String::as_str), Some("S00255"));
+    assert_eq!(out.get(256).map(String::as_str), Some("S00257"));
+    assert_eq!(out.last().map(String::as_str), Some("S00300"));
+    // The freed serials import again after the failed import; a crash mid-import
+    // (staged, never committed) is undone at the next open.
+    {
+        let mut st = stage::Stager::new(&p.store, G, 600).unwrap();
+        let mut c = stage::Chunk::default();
+        for s in names(600, 1000) {
+            c.push(s.as_bytes(), 1).unwrap();
+        }
+        st.stage(&mut c, "crash").unwrap();
+    }
+    drop(p);
+    let mut p = new_pool(d.path());
+    assert_eq!(p.recovery().staged_removed, 400);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    let r = p.import(G, None, list(&refs[..300]), "c").unwrap();
+    assert_eq!(r.imported, 300);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.serials, 900);
+}
+
+#[test]
+fn a_store_in_a_newer_format_is_refused_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let p = new_pool(d.path());
+        p.store
+            .commit(vec![Op::Put(
+                M_FORMAT.to_vec(),
+                3u64.to_be_bytes().to_vec(),
+            )])
+            .unwrap();
+        p.store.make_durable().unwrap();
+    }
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("format version 3") && e.contains("reads format version 2"),
+        "{e}"
+    );
+}
+
+/// Rewrite a closed format-2 store the way format 1 stored it: one key per serial in
+/// `serials` (GTIN ++ seq → payload) and `index` (GTIN ++ serial → seq), no
+/// `m/format`. `extra` adds format-1 serial records (seq, payload) of the first GTIN.
+fn to_format1(dir: &Path, extra: &[(u64, &str)]) {
+    let db = sled::open(dir.join("store")).unwrap();
+    let ctl = db.open_tree("ctl").unwrap();
+    let bundles = db.open_tree("bundles").unwrap();
+    let buckets = db.open_tree("buckets").unwrap();
+    let serials = db.open_tree("serials").unwrap();
+    let index = db.open_tree("index").unwrap();
+    for kv in bundles.iter() {
+        let (k, v) = kv.unwrap();
+        let (g, n) = k.split_at(14);
+        let base = layout::bundle_start(u64::from_be_bytes(n.try_into().unwrap()));
+        for (seq, p) in (base..).zip(layout::bundle_payloads(&k, &v).unwrap()) {
+            serials.insert([g, &seq.to_be_bytes()].concat(), p).unwrap();
+        }
+    }
+    for kv in buckets.iter() {
+        let (k, v) = kv.unwrap();
+        for (s, seq) in layout::bucket_entries(&k, &v).unwrap() {
+            index
+                .insert([k.get(..14).unwrap(), s].concat(), &seq.to_be_bytes())
+                .unwrap();
+        }
+    }
+    for (seq, p) in extra {
+        serials
+            .insert([G.as_bytes(), &seq.to_be_bytes()].concat(), p.as_bytes())
+            .unwrap();
+    }
+    db.drop_tree("bundles").unwrap();
+    db.drop_tree("buckets").unwrap();
+    ctl.remove(M_FORMAT).unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_format1_store_is_backed_up_and_migrated() {
+    let d = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..700).map(|i| format!("M{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let before;
+    {
+        let mut p = new_pool(d.path());
+        p.import(G, Some(Market::UsDscsa), list(&refs), "t")
+            .unwrap();
+        p.generate("00012345678905", Market::UsDscsa, 5).unwrap();
+        p.return_unallocated(G, &["M0600"], "t").unwrap();
+        let mut a = p
+            .allocator(
+                G,
+                "L",
+                "B",
+                AllocatorConfig {
+                    block_size: 10,
+                    quantity: None,
+                },
+            )
+            .unwrap();
+        for _ in 0..3 {
+            let h = a.next_serial().unwrap();
+            a.mark_encoded(&h).unwrap();
+        }
+        a.next_serial().unwrap();
+        // The process dies with the block open.
+        std::mem::forget(a);
+        let mut got = Vec::new();
+        p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+        before = got;
+    }
+    // A format-1 store with a staged serial past next_seq (an unfinished import).
+    to_format1(d.path(), &[(700, "STAGED")]);
+    let mut p = new_pool(d.path());
+    let backup = p.recovery().migrated_from_format1.clone().unwrap();
+    assert!(backup.join("COMPLETE").is_file() && backup.join("store/db").is_file());
+    assert!(backup.join("hwm").is_file());
+    assert!(!d.path().join(migrate::BUILD_DIR).exists());
+    assert_eq!(p.recovery().blocks_closed, 1);
+    let mut got = Vec::new();
+    p.for_each(G, |s, _| got.push(s.to_string())).unwrap();
+    assert_eq!(got, before);
+    assert_eq!(p.state_of(G, "M0002").unwrap(), Some(SerialState::Encoded));
+    assert_eq!(
+        p.state_of(G, "M0003").unwrap(),
+        Some(SerialState::SnInvalid)
+    );
+    assert_eq!(p.state_of(G, "M0600").unwrap(), Some(SerialState::Returned));
+    assert_eq!(p.state_of(G, "STAGED").unwrap(), None);
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.serials, 705);
+    // Duplicates are still found against the migrated pool; hand-out goes on after
+    // the invalidated block.
+    let r = p.import(G, None, list(&["M0001", "NEW1"]), "t").unwrap();
+    assert_eq!((r.imported, r.duplicates_in_pool), (1, 1));
+    let mut a = p
+        .allocator(G, "L", "B", AllocatorConfig::default())
+        .unwrap();
+    assert_eq!(a.next_serial().unwrap().serial(), "M0010");
+    drop(a);
+    drop(p);
+    // Opened again: format 2, nothing migrated twice.
+    let p = new_pool(d.path());
+    assert!(p.recovery().migrated_from_format1.is_none());
+    assert!(p.verify().unwrap().ok());
+}
+
+#[test]
+fn a_format1_store_that_is_inconsistent_is_not_migrated() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let mut p = new_pool(d.path());
+        p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+            .unwrap();
+    }
+    // seq 2 holds A1 again.
+    to_format1(d.path(), &[(2, "A1")]);
+    let e = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cannot migrate store format 1") && e.contains("A1"),
+        "{e}"
+    );
+    // Still format 1, untouched, still refused the same way.
+    assert!(!d.path().join(migrate::BUILD_DIR).exists());
+    assert!(!d.path().join(migrate::BACKUP_DIR).exists());
+    let e2 = Pool::open(d.path(), OpenMode::MustExist)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(e, e2);
+}
+
+#[test]
+fn an_interrupted_migration_is_finished_or_redone() {
+    for marker_written in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut p = new_pool(d.path());
+            p.import(G, Some(Market::UsDscsa), list(&["A1", "A2", "A3"]), "t")
+                .unwrap();
+        }
+        to_format1(d.path(), &[]);
+        // The process dies after building the new store (and, the second time, after
+        // marking it complete), before the directories are swapped.
+        {
+            let cfg = SledConfig::default();
+            let old = SledStore::open(&d.path().join("store"), false, &cfg).unwrap();
+            let build = d.path().join(migrate::BUILD_DIR);
+            assert_eq!(
+                migrate::build_format2(d.path(), &old, &build, &cfg).unwrap(),
+                3
+            );
+            if marker_written {
+                std::fs::write(build.join(migrate::MARKER), b"").unwrap();
+            }
+        }
+        let p = new_pool(d.path());
+        // Without the marker the migration ran again at open; with it, open finished it.
+        assert!(p.recovery().migrated_from_format1.is_some());
+        assert!(d.path().join("backup-format1/COMPLETE").is_file());
+        assert!(!d.path().join(migrate::BUILD_DIR).exists());
+        assert!(!d.path().join("store").join(migrate::MARKER).exists());
+        assert_eq!(p.state_of(G, "A2").unwrap(), Some(SerialState::Unallocated));
+        let v = p.verify().unwrap();
+        assert!(v.ok() && v.serials == 3, "{:?}", v.problems);
+    }
 }

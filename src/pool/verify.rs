@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use super::{
     BlockStatus, Pool, PoolError, SerialState, Space, Store, base_state, be_u64, ctl_key, json,
-    k_index, k_serial, payload_serial, rules, tail_u64,
+    payload_serial, rules, tail_u64,
+};
+use crate::pool::layout::{
+    bucket_entries, bucket_of, bucket_of_hash, bundle_key, bundle_payloads, bundle_start, hash64,
 };
 
 /// What `verify` found.
@@ -152,78 +155,76 @@ impl<S: Store> Pool<S> {
                 }
                 overrides.push((seq, st));
             }
-            // Serial-by-serial walk: seqs 0..next_seq, each in the index at its own seq.
+            // Serial-by-serial walk: seqs 0..next_seq, bundle by bundle.
             let mut walk = [0u64; 9];
             let mut next = 0u64;
             let mut oi = overrides.iter().peekable();
+            // (hash64(serial), seq) of every stored serial, to match against the index.
+            let mut stored: Vec<(u64, u64)> =
+                Vec::with_capacity(usize::try_from(meta.next_seq).unwrap_or(0).min(1 << 26));
             for kv in self.store.scan(
                 Space::Serials,
-                &k_serial(&gtin, 0),
-                &k_serial(&gtin, u64::MAX),
+                &bundle_key(&gtin, 0),
+                &bundle_key(&gtin, u64::MAX),
             ) {
                 let (k, v) = kv?;
-                let seq = tail_u64(&k)?;
-                r.serials += 1;
-                if seq != next {
-                    problem(
-                        &mut r,
-                        format!("{gtin}: serial seqs jump from {next} to {seq}"),
-                    );
-                }
-                next = seq + 1;
-                if seq >= meta.next_seq {
-                    problem(
-                        &mut r,
-                        format!(
-                            "{gtin}: seq {seq} stored past next_seq {} (unfinished import)",
-                            meta.next_seq
-                        ),
-                    );
-                    continue;
-                }
-                let serial = String::from_utf8_lossy(payload_serial(&v)).to_string();
-                let mut fields = v.split(|b| *b == super::GS).skip(1);
-                let ai91 = fields
-                    .next()
-                    .and_then(|f| f.get(2..))
-                    .map(|f| String::from_utf8_lossy(f).to_string());
-                let ai92 = fields
-                    .next()
-                    .and_then(|f| f.get(2..))
-                    .map(|f| String::from_utf8_lossy(f).to_string());
-                if let Err(e) =
-                    rules::check_serial(meta.market, &serial, ai91.as_deref(), ai92.as_deref())
-                {
-                    problem(&mut r, format!("{gtin}: seq {seq}: {e}"));
-                }
-                let ik = k_index(&gtin, &serial);
-                match self.store.get(Space::Index, &ik)? {
-                    Some(iv) if be_u64(&ik, &iv)? == seq => {}
-                    Some(iv) => problem(
-                        &mut r,
-                        format!(
-                            "{gtin}: serial `{serial}` at seq {seq} is indexed at seq {} (in two places?)",
-                            be_u64(&ik, &iv)?
-                        ),
-                    ),
-                    None => problem(
-                        &mut r,
-                        format!("{gtin}: serial `{serial}` at seq {seq} is not indexed"),
-                    ),
-                }
-                let mut st = base_state(&blocks, &meta, seq);
-                while let Some((s, ost)) = oi.peek() {
-                    if *s < seq {
-                        oi.next();
-                    } else {
-                        if *s == seq {
-                            st = *ost;
-                        }
-                        break;
+                let base = bundle_start(tail_u64(&k)?);
+                let payloads = match bundle_payloads(&k, &v) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        problem(&mut r, format!("{gtin}: {e}"));
+                        continue;
                     }
-                }
-                if let Some(i) = SerialState::ALL.iter().position(|x| *x == st) {
-                    walk[i] += 1;
+                };
+                for (seq, v) in (base..).zip(payloads) {
+                    r.serials += 1;
+                    if seq != next {
+                        problem(
+                            &mut r,
+                            format!("{gtin}: serial seqs jump from {next} to {seq}"),
+                        );
+                    }
+                    next = seq + 1;
+                    if seq >= meta.next_seq {
+                        problem(
+                            &mut r,
+                            format!(
+                                "{gtin}: seq {seq} stored past next_seq {} (unfinished import)",
+                                meta.next_seq
+                            ),
+                        );
+                        continue;
+                    }
+                    let serial = String::from_utf8_lossy(payload_serial(v)).to_string();
+                    let mut fields = v.split(|b| *b == super::GS).skip(1);
+                    let ai91 = fields
+                        .next()
+                        .and_then(|f| f.get(2..))
+                        .map(|f| String::from_utf8_lossy(f).to_string());
+                    let ai92 = fields
+                        .next()
+                        .and_then(|f| f.get(2..))
+                        .map(|f| String::from_utf8_lossy(f).to_string());
+                    if let Err(e) =
+                        rules::check_serial(meta.market, &serial, ai91.as_deref(), ai92.as_deref())
+                    {
+                        problem(&mut r, format!("{gtin}: seq {seq}: {e}"));
+                    }
+                    stored.push((hash64(payload_serial(v)), seq));
+                    let mut st = base_state(&blocks, &meta, seq);
+                    while let Some((s, ost)) = oi.peek() {
+                        if *s < seq {
+                            oi.next();
+                        } else {
+                            if *s == seq {
+                                st = *ost;
+                            }
+                            break;
+                        }
+                    }
+                    if let Some(i) = SerialState::ALL.iter().position(|x| *x == st) {
+                        walk[i] += 1;
+                    }
                 }
             }
             if next < meta.next_seq {
@@ -235,14 +236,7 @@ impl<S: Store> Pool<S> {
                     ),
                 );
             }
-            let mut indexed = 0u64;
-            let prefix = gtin.as_bytes().to_vec();
-            let mut end = prefix.clone();
-            end.push(0xff);
-            for kv in self.store.scan(Space::Index, &prefix, &end) {
-                kv?;
-                indexed += 1;
-            }
+            let indexed = self.verify_index(&gtin, meta.next_seq, stored, &mut r)?;
             if indexed != meta.next_seq {
                 problem(
                     &mut r,
@@ -304,5 +298,150 @@ impl<S: Store> Pool<S> {
         }
         self.tokens()?;
         Ok(r)
+    }
+
+    /// Match the index of `gtin` against the stored serials (`stored`: hash and seq of
+    /// every serial walked): every entry must be in its hash's bucket, in order, once,
+    /// live, and point at the seq that holds its serial; every stored serial must have
+    /// its entry. Returns the number of index entries.
+    fn verify_index(
+        &self,
+        gtin: &str,
+        next_seq: u64,
+        mut stored: Vec<(u64, u64)>,
+        r: &mut VerifyReport,
+    ) -> Result<u64, PoolError> {
+        let problem = |r: &mut VerifyReport, p: String| {
+            if r.problems.len() < MAX_PROBLEMS {
+                r.problems.push(p);
+            }
+        };
+        stored.sort_unstable();
+        let name = |seq: u64| -> String {
+            match self.payload_at(gtin, seq) {
+                Ok(Some(p)) => format!("`{}`", String::from_utf8_lossy(payload_serial(&p))),
+                Ok(None) => "(none)".into(),
+                Err(e) => format!("(unreadable: {e})"),
+            }
+        };
+        let mut indexed = 0u64;
+        let mut at = 0usize;
+        // Stored serials the index lacks, and index entries no stored serial matches.
+        let mut missing: Vec<(u64, u64)> = Vec::new();
+        let mut stray: Vec<(u64, u64, String)> = Vec::new();
+        let prefix = gtin.as_bytes().to_vec();
+        // Bucket keys are the GTIN and two bytes: this end is past every one of them.
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 3]);
+        for kv in self.store.scan(Space::Index, &prefix, &end) {
+            let (k, v) = kv?;
+            let bucket = match k.get(prefix.len()..).map(<[u8; 2]>::try_from) {
+                Some(Ok(b)) => u16::from_be_bytes(b),
+                _ => {
+                    problem(
+                        r,
+                        format!("{gtin}: stray index key {}", super::printable(&k)),
+                    );
+                    continue;
+                }
+            };
+            let entries = match bucket_entries(&k, &v) {
+                Ok(e) => e,
+                Err(e) => {
+                    problem(r, format!("{gtin}: {e}"));
+                    continue;
+                }
+            };
+            let mut here: Vec<(u64, u64, String)> = Vec::with_capacity(entries.len());
+            for (i, (s, seq)) in entries.iter().enumerate() {
+                indexed += 1;
+                let text = String::from_utf8_lossy(s).to_string();
+                if i > 0 && entries.get(i - 1).is_some_and(|p| p.0 >= *s) {
+                    problem(
+                        r,
+                        format!(
+                            "{gtin}: index bucket {bucket:04x}: `{text}` is out of order or twice"
+                        ),
+                    );
+                }
+                if bucket_of(s) != bucket {
+                    problem(
+                        r,
+                        format!("{gtin}: `{text}` is indexed in bucket {bucket:04x}, not its own"),
+                    );
+                }
+                if *seq >= next_seq {
+                    problem(
+                        r,
+                        format!(
+                            "{gtin}: `{text}` is indexed at seq {seq}, past next_seq {next_seq}"
+                        ),
+                    );
+                }
+                here.push((hash64(s), *seq, text));
+            }
+            here.sort_unstable();
+            // Stored serials of earlier buckets that had no bucket.
+            while let Some(&(h, seq)) = stored.get(at)
+                && bucket_of_hash(h) < bucket
+            {
+                missing.push((h, seq));
+                at += 1;
+            }
+            let mut hi = here.into_iter().peekable();
+            loop {
+                let cur = stored
+                    .get(at)
+                    .copied()
+                    .filter(|(h, _)| bucket_of_hash(*h) == bucket);
+                match (cur, hi.peek()) {
+                    (Some(a), Some(b)) if a == (b.0, b.1) => {
+                        at += 1;
+                        hi.next();
+                    }
+                    (Some(a), Some(b)) if a < (b.0, b.1) => {
+                        missing.push(a);
+                        at += 1;
+                    }
+                    (_, Some(_)) => stray.extend(hi.next()),
+                    (Some(a), None) => {
+                        missing.push(a);
+                        at += 1;
+                    }
+                    (None, None) => break,
+                }
+            }
+        }
+        missing.extend(stored.get(at..).unwrap_or_default());
+        for (h, seq, text) in &stray {
+            match missing.iter().position(|m| m.0 == *h) {
+                Some(i) => {
+                    let (_, at_seq) = missing.swap_remove(i);
+                    problem(
+                        r,
+                        format!(
+                            "{gtin}: serial `{text}` at seq {at_seq} is indexed at seq {seq} (in two places?)"
+                        ),
+                    );
+                }
+                None => problem(
+                    r,
+                    format!(
+                        "{gtin}: index entry `{text}` points at seq {seq}, which holds {}",
+                        name(*seq)
+                    ),
+                ),
+            }
+        }
+        for (_, seq) in missing {
+            if r.problems.len() >= MAX_PROBLEMS {
+                break;
+            }
+            problem(
+                r,
+                format!("{gtin}: serial {} at seq {seq} is not indexed", name(seq)),
+            );
+        }
+        Ok(indexed)
     }
 }
