@@ -500,7 +500,7 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     };
     let _status = match &opts.status_listen {
         Some(l) => Some(
-            linectl::serve::StatusServer::start(l, line.status().clone())
+            linectl::serve::StatusServer::start_for_line(l, &profile.line.id, line.status().clone())
                 .map_err(|e| SimError::Line(e.to_string()))?,
         ),
         None => None,

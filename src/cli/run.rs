@@ -49,7 +49,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = LineConfig::from_profile(&profile, args.data_dir.clone());
     let line = Line::start(cfg, Devices::from_profile(&profile), clock.clone(), Hooks::default())
         .context("starting the line")?;
-    let server = linectl::serve::StatusServer::start(&profile.hmi.listen, line.status().clone())?;
+    let server = linectl::serve::StatusServer::start_for_line(
+        &profile.hmi.listen,
+        &profile.line.id,
+        line.status().clone(),
+    )?;
     tracing::info!(status = %format!("http://{}/status", server.local_addr()), line = %profile.line.id, "linectl running");
     let uplink = match &profile.epcis.capture_url {
         Some(url) => Some(

@@ -531,3 +531,32 @@ impl Drop for Line {
 
 /// Receiver type for [`Hooks::observer`].
 pub type Observer = Receiver<UnitRecord>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_urn_and_gln_become_the_same_sgln() {
+        let a = site_sgln("urn:epc:id:sgln:9506000.00000.0").unwrap_or_else(|e| panic!("{e}"));
+        let gln = format!(
+            "950600000000{}",
+            crate::epcis::ids::gs1_check_digit("950600000000").unwrap_or('0')
+        );
+        let b = site_sgln(&gln).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a, b);
+        assert!(site_sgln("urn:epc:id:sgln:12.3.0").is_err());
+    }
+
+    #[test]
+    fn profile_geometry_gives_the_deadlines() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("line-profiles/eu-fmd-carton.toml");
+        let prof = Profile::load_with_env(&p, Some(Default::default())).unwrap_or_else(|e| panic!("{e}"));
+        let c = LineConfig::from_profile(&prof, PathBuf::from("/tmp/x"));
+        // 400 mm at 500 mm/s minus 10 ms scan and 20 ms valve.
+        assert_eq!(c.verdict_deadline, Duration::from_millis(770));
+        assert_eq!(c.print_to_camera, Duration::from_millis(600));
+        assert_eq!(c.buffer_ahead, 4);
+        assert!(c.journal_consumers.iter().any(|k| k.name == "uplink"));
+    }
+}

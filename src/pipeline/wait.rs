@@ -115,3 +115,52 @@ pub(crate) fn reply<T>(rx: &Receiver<T>, timeout: std::time::Duration) -> Option
         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::VirtualClock;
+
+    /// Every wake carries exactly one token: a thread that handles a message and an
+    /// alarm and blocks again leaves the count at zero.
+    #[test]
+    fn tokens_balance_over_messages_and_alarms() {
+        let activity = Activity::tracked();
+        let clock = VirtualClock::with_activity(0, activity.clone());
+        let (tx, rx) = crossbeam_channel::bounded::<u32>(8);
+        activity.begin(); // the thread's own running token
+        let a2 = activity.clone();
+        let c2: Arc<dyn Clock> = Arc::new(clock.clone());
+        let worker = std::thread::spawn(move || {
+            let mut w = Waiter::new(c2, a2);
+            w.set_alarm(Micros(1_000));
+            let mut seen = Vec::new();
+            loop {
+                match w.wait(&rx) {
+                    Wake::Msg(m) => {
+                        seen.push(m);
+                        while let Some(m) = w.try_next(&rx) {
+                            seen.push(m);
+                        }
+                    }
+                    Wake::Alarm => seen.push(0),
+                    Wake::Closed => break,
+                }
+            }
+            w.clear_alarm();
+            seen
+        });
+        assert!(send(&activity, &tx, 1));
+        assert!(send(&activity, &tx, 2));
+        assert!(activity.wait_idle(std::time::Duration::from_secs(5)));
+        clock.advance_to(Micros(1_000));
+        assert!(activity.wait_idle(std::time::Duration::from_secs(5)));
+        assert!(send(&activity, &tx, 3));
+        assert!(activity.wait_idle(std::time::Duration::from_secs(5)));
+        drop(tx);
+        let seen = worker.join().unwrap_or_default();
+        assert_eq!(seen, vec![1, 2, 0, 3]);
+        // The worker ended on Closed holding its token again.
+        assert_eq!(activity.count(), 1);
+    }
+}

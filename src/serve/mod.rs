@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::pipeline::StatusCell;
 
+pub mod metrics;
+
 /// Errors starting the status endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -36,6 +38,16 @@ pub struct StatusServer {
 impl StatusServer {
     /// Serve `status` on `listen` (`host:port`; port 0 picks one).
     pub fn start(listen: &str, status: StatusCell) -> Result<StatusServer, ServeError> {
+        StatusServer::start_for_line(listen, "", status)
+    }
+
+    /// [`StatusServer::start`] with the line id as the metrics' `line` label.
+    pub fn start_for_line(
+        listen: &str,
+        line: &str,
+        status: StatusCell,
+    ) -> Result<StatusServer, ServeError> {
+        let line = line.to_string();
         let bind = |source| ServeError::Bind {
             addr: listen.to_string(),
             source,
@@ -51,7 +63,7 @@ impl StatusServer {
                 while !stop2.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Err(e) = answer(stream, &status) {
+                            if let Err(e) = answer(stream, &line, &status) {
                                 tracing::debug!(error = %e, "status request failed");
                             }
                         }
@@ -110,7 +122,7 @@ pub fn status_json(status: &StatusCell) -> serde_json::Value {
     v
 }
 
-fn answer(stream: TcpStream, status: &StatusCell) -> std::io::Result<()> {
+fn answer(stream: TcpStream, line_id: &str, status: &StatusCell) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -134,6 +146,11 @@ fn answer(stream: TcpStream, status: &StatusCell) -> std::io::Result<()> {
             status_json(status).to_string(),
         ),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            metrics::render(line_id, &status.snapshot()),
+        ),
         ("GET", _) => (
             "404 Not Found",
             "application/json",
