@@ -136,7 +136,9 @@ impl Activity {
 
     /// Tokens outstanding (0 when not tracked).
     pub fn count(&self) -> i64 {
-        self.0.as_ref().map_or(0, |a| a.count.load(Ordering::SeqCst))
+        self.0
+            .as_ref()
+            .map_or(0, |a| a.count.load(Ordering::SeqCst))
     }
 
     /// Block until the count is zero or `timeout` passed; true when idle.

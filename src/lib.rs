@@ -3,8 +3,8 @@
 //! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
-pub mod audit;
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod epcis;
 pub mod gs1;
@@ -16,6 +16,6 @@ pub mod pool;
 pub mod profile;
 pub mod sdnotify;
 pub mod serve;
-pub mod users;
 pub mod uplink;
+pub mod users;
 pub mod vision;

@@ -331,12 +331,17 @@ impl linectl::vision::pool::FrameDecoder for SlowDecoder {
 /// `count` serials valid for `market`, drawn from the run's seed, so that a run prints
 /// the same codes every time (the site server or the operator issues them on a real
 /// line; Russia's come with their 91/92 tail).
-fn seeded_serials(market: linectl::market::Market, count: u64, seed: u64) -> Vec<linectl::pool::SerialRecord> {
+fn seeded_serials(
+    market: linectl::market::Market,
+    count: u64,
+    seed: u64,
+) -> Vec<linectl::pool::SerialRecord> {
     use rand::{Rng, SeedableRng};
     let rules = market.serial_rules();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5e71_a15e_ed00_0001);
     const CSET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-    const CSET82: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!%&()*+-./:;<=>?_";
+    const CSET82: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!%&()*+-./:;<=>?_";
     let alphabet: &[u8] = match rules.charset {
         linectl::market::SerialCharset::Numeric => b"0123456789",
         linectl::market::SerialCharset::Cset82 => CSET,
@@ -500,8 +505,12 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     };
     let _status = match &opts.status_listen {
         Some(l) => Some(
-            linectl::serve::StatusServer::start_for_line(l, &profile.line.id, line.status().clone())
-                .map_err(|e| SimError::Line(e.to_string()))?,
+            linectl::serve::StatusServer::start_for_line(
+                l,
+                &profile.line.id,
+                line.status().clone(),
+            )
+            .map_err(|e| SimError::Line(e.to_string()))?,
         ),
         None => None,
     };

@@ -13,7 +13,11 @@ use hil_sim::defects::{DefectSpec, FaultSpec};
 use hil_sim::line::{PrinterTransport, SimOptions, run};
 
 #[derive(Parser)]
-#[command(name = "hil-sim", version, about = "Hardware-in-the-loop simulator for linectl")]
+#[command(
+    name = "hil-sim",
+    version,
+    about = "Hardware-in-the-loop simulator for linectl"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -157,9 +161,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
     let json = serde_json::to_string_pretty(&rep)?;
     match report {
-        Some(p) => std::fs::write(&p, json + "\n").with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(&p, json + "\n").with_context(|| format!("writing {}", p.display()))?
+        }
         None => println!("{json}"),
     }
     let clean = rep.missed_rejects == 0 && rep.duplicate_serials == 0;
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -17,7 +17,13 @@ fn profile(name: &str) -> linectl::profile::Profile {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn opts(profile_name: &str, units: u64, defects: &str, faults: &str, seed: u64) -> (SimOptions, tempfile::TempDir) {
+fn opts(
+    profile_name: &str,
+    units: u64,
+    defects: &str,
+    faults: &str,
+    seed: u64,
+) -> (SimOptions, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     (
         SimOptions {
@@ -44,15 +50,33 @@ fn check_safe(r: &Report) {
     let json = serde_json::to_string_pretty(r).unwrap_or_default();
     assert_eq!(r.missed_rejects, 0, "bad units passed: {json}");
     assert_eq!(r.duplicate_serials, 0, "serials used twice: {json}");
-    assert_eq!(r.false_rejects, 0, "good units rejected outside faults: {json}");
-    assert_eq!(r.wrong_reason, 0, "defects rejected for the wrong reason: {json}");
+    assert_eq!(
+        r.false_rejects, 0,
+        "good units rejected outside faults: {json}"
+    );
+    assert_eq!(
+        r.wrong_reason, 0,
+        "defects rejected for the wrong reason: {json}"
+    );
     let rejected: u64 = r.rejected.values().sum();
     assert_eq!(r.passed + rejected, r.units, "{json}");
-    assert_eq!(r.commissioned, r.passed, "commissioned must be exactly the passed units: {json}");
-    let site = r.site_server.as_ref().unwrap_or_else(|| panic!("no site server report: {json}"));
-    assert_eq!(site.missing, 0, "commissioned serials missing at the site server: {json}");
+    assert_eq!(
+        r.commissioned, r.passed,
+        "commissioned must be exactly the passed units: {json}"
+    );
+    let site = r
+        .site_server
+        .as_ref()
+        .unwrap_or_else(|| panic!("no site server report: {json}"));
+    assert_eq!(
+        site.missing, 0,
+        "commissioned serials missing at the site server: {json}"
+    );
     assert_eq!(site.commissioned, r.passed, "{json}");
-    assert_eq!(site.events, site.journaled, "every journaled event reached the site server once: {json}");
+    assert_eq!(
+        site.events, site.journaled,
+        "every journaled event reached the site server once: {json}"
+    );
 }
 
 #[test]
@@ -98,7 +122,10 @@ fn every_fault_class_fails_safe() {
         );
     }
     assert!(r.holds > 0, "faults must hold the line: {r:?}");
-    assert!(r.rejected.get("late").copied().unwrap_or(0) > 0, "slow decodes are late rejects");
+    assert!(
+        r.rejected.get("late").copied().unwrap_or(0) > 0,
+        "slow decodes are late rejects"
+    );
 }
 
 #[test]
@@ -112,7 +139,13 @@ fn zebra_printer_over_a_pty_line() {
 
 #[test]
 fn videojet_printer_over_a_pty_line() {
-    let (mut o, _d) = opts("eu-fmd-carton", 300, "skipped-print=0.01,no-print=0.01", "0", 9);
+    let (mut o, _d) = opts(
+        "eu-fmd-carton",
+        300,
+        "skipped-print=0.01,no-print=0.01",
+        "0",
+        9,
+    );
     o.printer_transport = PrinterTransport::Pty;
     let r = run(&o).unwrap_or_else(|e| panic!("{e}"));
     check_safe(&r);
@@ -131,8 +164,13 @@ fn russian_markem_line_and_chinese_line_with_a_modbus_rtu_plc() {
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
@@ -180,7 +218,10 @@ fn status_and_metrics_endpoints_answer_during_a_run() {
         "linectl_device_up",
         "linectl_packml_state",
     ] {
-        assert!(metrics.contains(&format!("# TYPE {fam} ")), "{fam} missing:\n{metrics}");
+        assert!(
+            metrics.contains(&format!("# TYPE {fam} ")),
+            "{fam} missing:\n{metrics}"
+        );
     }
     assert!(metrics.contains("state=\"Execute\"} 1"), "{metrics}");
     assert!(status.contains("\"state\":\"Execute\""), "{status}");

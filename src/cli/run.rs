@@ -47,8 +47,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let cfg = LineConfig::from_profile(&profile, args.data_dir.clone());
-    let line = Line::start(cfg, Devices::from_profile(&profile), clock.clone(), Hooks::default())
-        .context("starting the line")?;
+    let line = Line::start(
+        cfg,
+        Devices::from_profile(&profile),
+        clock.clone(),
+        Hooks::default(),
+    )
+    .context("starting the line")?;
     let server = linectl::serve::StatusServer::start_for_line(
         &profile.hmi.listen,
         &profile.line.id,

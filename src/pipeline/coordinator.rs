@@ -20,7 +20,7 @@ use crate::clock::Micros;
 use crate::gs1::Gs1Code;
 use crate::packml::{Command, Machine, Severity, State, StopReason};
 use crate::vision::pool::FrameOutcome;
-use crate::vision::verify::{Verdict, VerifyConfig, Verifier};
+use crate::vision::verify::{Verdict, Verifier, VerifyConfig};
 
 /// Everything the coordinator hears.
 pub(crate) enum Ev {
@@ -232,7 +232,10 @@ impl Coordinator {
             let (code, detail) = if seen_frame {
                 ("late", "no verdict by the deadline".to_string())
             } else {
-                ("missing-frame", "no frame for the unit by its deadline".to_string())
+                (
+                    "missing-frame",
+                    "no frame for the unit by its deadline".to_string(),
+                )
             };
             self.decide_reject(unit, code, detail, None, None);
             if !seen_frame && let Some(b) = self.batch.as_mut() {
@@ -315,11 +318,17 @@ impl Coordinator {
             let counted = self.plc_total.unwrap_or(0) >= b.last_unit;
             counted
                 && b.pending.is_empty()
-                && b.slots.range(..=b.last_unit).all(|(_, s)| s.decided && s.awaiting.is_none())
+                && b.slots
+                    .range(..=b.last_unit)
+                    .all(|(_, s)| s.decided && s.awaiting.is_none())
         });
         match self.machine.state() {
             State::Execute => {
-                if self.batch.as_ref().is_some_and(|b| self.plc_total.unwrap_or(0) >= b.last_unit) {
+                if self
+                    .batch
+                    .as_ref()
+                    .is_some_and(|b| self.plc_total.unwrap_or(0) >= b.last_unit)
+                {
                     self.machine.complete();
                     self.send_plc(PlcCmd::PackMl(PackMlCommand::Stop));
                     self.publish();
@@ -474,7 +483,9 @@ impl Coordinator {
             return Err(self.not_allowed(&LineCommand::StartBatch(order)));
         }
         if order.quantity == 0 {
-            return Err(LineError::StartRefused("quantity must be at least 1".into()));
+            return Err(LineError::StartRefused(
+                "quantity must be at least 1".into(),
+            ));
         }
         for (up, name) in [
             (self.links.plc, "PLC"),
@@ -498,7 +509,11 @@ impl Coordinator {
         match reply(&rx, Duration::from_secs(30)) {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(LineError::StartRefused(e)),
-            None => return Err(LineError::StartRefused("printer stage did not answer".into())),
+            None => {
+                return Err(LineError::StartRefused(
+                    "printer stage did not answer".into(),
+                ));
+            }
         }
         self.verifier.new_batch();
         let last_unit = first_unit + order.quantity - 1;
@@ -560,7 +575,9 @@ impl Coordinator {
                 Some(Ok(())) => {}
                 Some(Err(e)) => return Err(LineError::StartRefused(format!("printer: {e}"))),
                 None => {
-                    return Err(LineError::StartRefused("printer stage did not answer".into()));
+                    return Err(LineError::StartRefused(
+                        "printer stage did not answer".into(),
+                    ));
                 }
             }
             let ahead = u64::from(self.cfg.buffer_ahead);
@@ -576,7 +593,11 @@ impl Coordinator {
             }
         }
         let _ = self.machine.command(Command::Unhold);
-        if self.batch.as_ref().is_none_or(|b| b.loaded_upto >= b.last_unit) {
+        if self
+            .batch
+            .as_ref()
+            .is_none_or(|b| b.loaded_upto >= b.last_unit)
+        {
             self.send_plc(PlcCmd::PackMl(PackMlCommand::Unhold));
         }
         self.publish();
@@ -674,7 +695,8 @@ impl Coordinator {
                 if let Some(b) = self.batch.as_ref()
                     && let Some(base) = b.printer_base
                 {
-                    let n = printed.saturating_sub(base) + b.unit_base.saturating_sub(b.first_unit - 1);
+                    let n =
+                        printed.saturating_sub(base) + b.unit_base.saturating_sub(b.first_unit - 1);
                     self.status.update(|s| s.printed = n);
                 }
             }
@@ -769,7 +791,13 @@ impl Coordinator {
         };
         let due = b.pending.iter().find(|p| p.0 == unit).map(|p| p.1);
         let Some(slot) = b.slots.get_mut(&unit) else {
-            self.decide_reject(unit, "no-code", "no code was loaded for the unit".into(), None, Some(frame_at));
+            self.decide_reject(
+                unit,
+                "no-code",
+                "no code was loaded for the unit".into(),
+                None,
+                Some(frame_at),
+            );
             return;
         };
         if slot.decided {
@@ -778,11 +806,23 @@ impl Coordinator {
         }
         slot.frame_at = Some(frame_at);
         if due.is_some_and(|d| now >= d) {
-            self.decide_reject(unit, "late", "frame came after the deadline".into(), None, Some(frame_at));
+            self.decide_reject(
+                unit,
+                "late",
+                "frame came after the deadline".into(),
+                None,
+                Some(frame_at),
+            );
             return;
         }
         let Some(code) = slot.code.as_ref() else {
-            self.decide_reject(unit, "no-code", "the loaded code did not parse".into(), None, Some(frame_at));
+            self.decide_reject(
+                unit,
+                "no-code",
+                "the loaded code did not parse".into(),
+                None,
+                Some(frame_at),
+            );
             return;
         };
         let verdict = self.verifier.verify(code, &outcome);
@@ -793,7 +833,9 @@ impl Coordinator {
             }
             Verdict::Reject(r) => {
                 let grade = match &r {
-                    crate::vision::verify::RejectReason::LowGrade { grade, .. } => Some(grade.letter()),
+                    crate::vision::verify::RejectReason::LowGrade { grade, .. } => {
+                        Some(grade.letter())
+                    }
                     _ => None,
                 };
                 self.decide_reject(unit, r.code(), r.to_string(), grade, Some(frame_at));
@@ -826,7 +868,14 @@ impl Coordinator {
         };
         self.ctx.send(
             &self.plc,
-            PlcCmd::Verdict(unit, if pass { PlcVerdict::Good } else { PlcVerdict::Reject }),
+            PlcCmd::Verdict(
+                unit,
+                if pass {
+                    PlcVerdict::Good
+                } else {
+                    PlcVerdict::Reject
+                },
+            ),
         );
         match b.slots.get_mut(&unit) {
             Some(s) => {
@@ -878,7 +927,10 @@ impl Coordinator {
                 unit,
                 false,
                 "late",
-                format!("pass written {} µs after the deadline", at.since(due.unwrap_or(at)).as_micros()),
+                format!(
+                    "pass written {} µs after the deadline",
+                    at.since(due.unwrap_or(at)).as_micros()
+                ),
                 grade,
             ),
             (None, e) => self.finalize(
@@ -892,7 +944,14 @@ impl Coordinator {
     }
 
     /// Count, record and publish the unit's final outcome.
-    fn finalize(&mut self, unit: u64, pass: bool, code: &'static str, detail: String, grade: Option<char>) {
+    fn finalize(
+        &mut self,
+        unit: u64,
+        pass: bool,
+        code: &'static str,
+        detail: String,
+        grade: Option<char>,
+    ) {
         let Some(b) = self.batch.as_mut() else {
             return;
         };

@@ -331,7 +331,10 @@ impl StatusCell {
     }
     /// The PackML state.
     pub fn state(&self) -> State {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).state_enum()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state_enum()
     }
     pub(crate) fn update(&self, f: impl FnOnce(&mut LineStatus)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
@@ -392,11 +395,16 @@ impl Line {
         clock: Arc<dyn Clock>,
         hooks: Hooks,
     ) -> Result<Line, StartError> {
-        let pool = crate::pool::Pool::open(&cfg.data_dir.join("pool"), crate::pool::OpenMode::CreateIfMissing)?;
-        let journal = Arc::new(crate::journal::Journal::open(crate::journal::JournalConfig {
-            consumers: cfg.journal_consumers.clone(),
-            ..crate::journal::JournalConfig::in_dir(cfg.data_dir.join("journal"))
-        })?);
+        let pool = crate::pool::Pool::open(
+            &cfg.data_dir.join("pool"),
+            crate::pool::OpenMode::CreateIfMissing,
+        )?;
+        let journal = Arc::new(crate::journal::Journal::open(
+            crate::journal::JournalConfig {
+                consumers: cfg.journal_consumers.clone(),
+                ..crate::journal::JournalConfig::in_dir(cfg.data_dir.join("journal"))
+            },
+        )?);
         let site = site_sgln(&cfg.site)?;
         let events =
             crate::epcis::LineEvents::new(cfg.identifiers, &cfg.product.gtin, &site, &site)?;
@@ -411,15 +419,16 @@ impl Line {
         // Every thread starts holding one activity token and gives it up when it first
         // blocks.
         let mut threads = Vec::new();
-        let mut spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| -> Result<(), StartError> {
-            activity.begin();
-            let h = std::thread::Builder::new()
-                .name(format!("linectl-{name}"))
-                .spawn(f)
-                .map_err(|e| StartError::Spawn(name, e))?;
-            threads.push((name, h));
-            Ok(())
-        };
+        let mut spawn =
+            |name: &'static str, f: Box<dyn FnOnce() + Send>| -> Result<(), StartError> {
+                activity.begin();
+                let h = std::thread::Builder::new()
+                    .name(format!("linectl-{name}"))
+                    .spawn(f)
+                    .map_err(|e| StartError::Spawn(name, e))?;
+                threads.push((name, h));
+                Ok(())
+            };
         let Devices {
             plc,
             printer,
@@ -462,7 +471,9 @@ impl Line {
             let j = journal.clone();
             spawn(
                 "recorder",
-                Box::new(move || recorder::recorder_thread(ctx, j, events, batch_line, rec_rx, ev, prn)),
+                Box::new(move || {
+                    recorder::recorder_thread(ctx, j, events, batch_line, rec_rx, ev, prn)
+                }),
             )?;
         }
         {
@@ -486,7 +497,11 @@ impl Line {
     pub fn command(&self, command: LineCommand) -> Result<(), LineError> {
         let (tx, rx) = bounded(1);
         self.activity.begin();
-        if self.cmd.send(coordinator::Ev::Command(command, tx)).is_err() {
+        if self
+            .cmd
+            .send(coordinator::Ev::Command(command, tx))
+            .is_err()
+        {
             self.activity.end();
             return Err(LineError::Gone);
         }
@@ -550,8 +565,10 @@ mod tests {
 
     #[test]
     fn profile_geometry_gives_the_deadlines() {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("line-profiles/eu-fmd-carton.toml");
-        let prof = Profile::load_with_env(&p, Some(Default::default())).unwrap_or_else(|e| panic!("{e}"));
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("line-profiles/eu-fmd-carton.toml");
+        let prof =
+            Profile::load_with_env(&p, Some(Default::default())).unwrap_or_else(|e| panic!("{e}"));
         let c = LineConfig::from_profile(&prof, PathBuf::from("/tmp/x"));
         // 400 mm at 500 mm/s minus 10 ms scan and 20 ms valve.
         assert_eq!(c.verdict_deadline, Duration::from_millis(770));

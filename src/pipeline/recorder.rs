@@ -15,7 +15,6 @@ use std::sync::Arc;
 use crate::journal::Journal;
 use crate::pool::SerialState;
 
-
 /// What to record.
 #[derive(Debug)]
 pub(crate) enum Rec {

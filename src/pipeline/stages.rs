@@ -342,13 +342,16 @@ impl PrinterStage {
                     // Every poll is reported, changed or not: the drift check needs to
                     // know how recent the count is.
                     self.last_count = Some(c);
-                    self.report(PrinterEv::Count { printed: c, at: now });
+                    self.report(PrinterEv::Count {
+                        printed: c,
+                        at: now,
+                    });
                 }
                 Err(e) if is_link_loss(e.kind()) => self.lost(&e),
                 Err(e) => tracing::warn!(error = %e, "printer count refused"),
             }
         }
-        if self.tick_no % 4 == 0
+        if self.tick_no.is_multiple_of(4)
             && let Some(p) = self.printer.as_mut()
         {
             match p.status() {
@@ -437,7 +440,9 @@ pub(crate) fn printer_thread(
                     first_unit,
                     reply,
                 } => {
-                    if !run_batch(&mut st, &mut pool, &cfg, &order, first_unit, reply, &rx, &mut queue) {
+                    if !run_batch(
+                        &mut st, &mut pool, &cfg, &order, first_unit, reply, &rx, &mut queue,
+                    ) {
                         break 'thread;
                     }
                 }
@@ -762,10 +767,7 @@ pub(crate) fn camera_thread(
                         token = true;
                     }
                     waiter.set_alarm(ctx.clock.now().plus(Duration::from_millis(200)));
-                    match waiter.wait(&never) {
-                        Wake::Closed => {}
-                        _ => {}
-                    }
+                    let _ = waiter.wait(&never);
                     waiter.clear_alarm();
                 }
             }

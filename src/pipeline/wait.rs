@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
 use crate::clock::{Activity, Clock, Micros};
 
@@ -110,10 +110,7 @@ pub(crate) fn send<T>(activity: &Activity, tx: &Sender<T>, msg: T) -> bool {
 
 /// Wait for a reply (no token: the waiting thread keeps its own).
 pub(crate) fn reply<T>(rx: &Receiver<T>, timeout: std::time::Duration) -> Option<T> {
-    match rx.recv_timeout(timeout) {
-        Ok(v) => Some(v),
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-    }
+    rx.recv_timeout(timeout).ok()
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@ use crate::packml::State;
 use crate::pipeline::LineStatus;
 
 /// Upper bounds (seconds) of the verdict latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 10] = [
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
-];
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Render `s` (and the line id as a label) as Prometheus text.
@@ -32,7 +32,11 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         "counter",
         "Units with a verdict in the current batch, by verdict and reject reason.",
     );
-    let _ = writeln!(o, "linectl_units_total{{{l},verdict=\"pass\",reason=\"\"}} {}", s.passed);
+    let _ = writeln!(
+        o,
+        "linectl_units_total{{{l},verdict=\"pass\",reason=\"\"}} {}",
+        s.passed
+    );
     for (reason, n) in &s.rejected {
         let _ = writeln!(
             o,
@@ -40,9 +44,19 @@ pub fn render(line: &str, s: &LineStatus) -> String {
             escape(reason)
         );
     }
-    family(&mut o, "linectl_units_triggered", "gauge", "Units the PLC counted in the current batch.");
+    family(
+        &mut o,
+        "linectl_units_triggered",
+        "gauge",
+        "Units the PLC counted in the current batch.",
+    );
     let _ = writeln!(o, "linectl_units_triggered{{{l}}} {}", s.triggered);
-    family(&mut o, "linectl_units_printed", "gauge", "Prints the printer reported in the current batch.");
+    family(
+        &mut o,
+        "linectl_units_printed",
+        "gauge",
+        "Prints the printer reported in the current batch.",
+    );
     let _ = writeln!(o, "linectl_units_printed{{{l}}} {}", s.printed);
     family(
         &mut o,
@@ -51,7 +65,12 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         "Passed units whose commissioning event is durable in the journal.",
     );
     let _ = writeln!(o, "linectl_commissioned_total{{{l}}} {}", s.commissioned);
-    family(&mut o, "linectl_journal_events_total", "counter", "Events made durable in the journal by this process.");
+    family(
+        &mut o,
+        "linectl_journal_events_total",
+        "counter",
+        "Events made durable in the journal by this process.",
+    );
     let _ = writeln!(o, "linectl_journal_events_total{{{l}}} {}", s.journaled);
     family(
         &mut o,
@@ -65,21 +84,32 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         let secs = *us as f64 / 1e6;
         sum += secs;
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                if let Some(c) = counts.get_mut(i) {
-                    *c += 1;
-                }
+            if secs <= *b
+                && let Some(c) = counts.get_mut(i)
+            {
+                *c += 1;
             }
         }
     }
     for (b, c) in LATENCY_BUCKETS.iter().zip(counts) {
-        let _ = writeln!(o, "linectl_verdict_latency_seconds_bucket{{{l},le=\"{b}\"}} {c}");
+        let _ = writeln!(
+            o,
+            "linectl_verdict_latency_seconds_bucket{{{l},le=\"{b}\"}} {c}"
+        );
     }
     let n = s.latencies_us.len();
-    let _ = writeln!(o, "linectl_verdict_latency_seconds_bucket{{{l},le=\"+Inf\"}} {n}");
+    let _ = writeln!(
+        o,
+        "linectl_verdict_latency_seconds_bucket{{{l},le=\"+Inf\"}} {n}"
+    );
     let _ = writeln!(o, "linectl_verdict_latency_seconds_sum{{{l}}} {sum}");
     let _ = writeln!(o, "linectl_verdict_latency_seconds_count{{{l}}} {n}");
-    family(&mut o, "linectl_pool_available", "gauge", "Serials left in the pool for the product (last known).");
+    family(
+        &mut o,
+        "linectl_pool_available",
+        "gauge",
+        "Serials left in the pool for the product (last known).",
+    );
     if let Some(p) = s.pool_available {
         let _ = writeln!(o, "linectl_pool_available{{{l}}} {p}");
     }
@@ -94,15 +124,29 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         .as_ref()
         .map_or(0, |b| b.quantity.saturating_sub(s.inspected));
     let _ = writeln!(o, "linectl_batch_remaining{{{l}}} {remaining}");
-    family(&mut o, "linectl_device_up", "gauge", "1 when the device link is up.");
+    family(
+        &mut o,
+        "linectl_device_up",
+        "gauge",
+        "1 when the device link is up.",
+    );
     for (dev, up) in [
         ("plc", s.links.plc),
         ("printer", s.links.printer),
         ("camera", s.links.camera),
     ] {
-        let _ = writeln!(o, "linectl_device_up{{{l},device=\"{dev}\"}} {}", u8::from(up));
+        let _ = writeln!(
+            o,
+            "linectl_device_up{{{l},device=\"{dev}\"}} {}",
+            u8::from(up)
+        );
     }
-    family(&mut o, "linectl_packml_state", "gauge", "1 for the current PackML state.");
+    family(
+        &mut o,
+        "linectl_packml_state",
+        "gauge",
+        "1 for the current PackML state.",
+    );
     for st in State::ALL {
         let _ = writeln!(
             o,
@@ -139,11 +183,20 @@ mod tests {
             "linectl_device_up",
             "linectl_packml_state",
         ] {
-            assert!(text.contains(&format!("# TYPE {fam} ")), "{fam} missing:\n{text}");
+            assert!(
+                text.contains(&format!("# TYPE {fam} ")),
+                "{fam} missing:\n{text}"
+            );
         }
-        assert!(text.contains("linectl_units_total{line=\"L1\",verdict=\"reject\",reason=\"no-read\"} 2"));
+        assert!(
+            text.contains(
+                "linectl_units_total{line=\"L1\",verdict=\"reject\",reason=\"no-read\"} 2"
+            )
+        );
         assert!(text.contains("linectl_packml_state{line=\"L1\",state=\"Execute\"} 1"));
-        assert!(text.contains("linectl_verdict_latency_seconds_bucket{line=\"L1\",le=\"0.001\"} 1"));
+        assert!(
+            text.contains("linectl_verdict_latency_seconds_bucket{line=\"L1\",le=\"0.001\"} 1")
+        );
         assert!(text.contains("linectl_verdict_latency_seconds_bucket{line=\"L1\",le=\"+Inf\"} 4"));
         assert!(text.contains("linectl_verdict_latency_seconds_count{line=\"L1\"} 4"));
     }

@@ -178,7 +178,10 @@ pub fn stop_on_signal() -> Arc<AtomicBool> {
     let spawned = std::thread::Builder::new()
         .name("linectl-signals".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!(error = %e, "no signal handling");
