@@ -229,3 +229,16 @@ fn status_and_metrics_endpoints_answer_during_a_run() {
     assert_eq!(r.missed_rejects, 0);
     assert_eq!(r.duplicate_serials, 0);
 }
+
+#[test]
+fn every_skipped_print_holds_the_line_even_when_units_come_faster_than_the_settle_time() {
+    // 2,400 units/min: a unit every 25 ms. Each skipped print must be seen before the
+    // next unit's print hides it (regression: a 30 ms settle hid every other skip).
+    let (mut o, _d) = opts("eu-fmd-carton", 600, "skipped-print=0.01", "0", 2);
+    o.rate_upm = Some(2400.0);
+    let r = run(&o).unwrap_or_else(|e| panic!("{e}"));
+    check_safe(&r);
+    let skips = r.injected.get("skipped-print").copied().unwrap_or(0);
+    assert!(skips >= 2, "{r:?}");
+    assert_eq!(r.holds, skips, "one hold per skipped print: {r:?}");
+}

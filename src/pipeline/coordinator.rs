@@ -635,7 +635,11 @@ impl Coordinator {
                     self.history.pop_front();
                 }
                 if let Some(b) = self.batch.as_mut() {
-                    let due = at
+                    // The PLC counted the unit up to one poll before we read the count:
+                    // its deadline is reckoned from the earliest possible trigger, so a
+                    // pass we call "in time" is always in time for the PLC.
+                    let triggered = Micros(at.0.saturating_sub(self.cfg.poll.as_micros() as u64));
+                    let due = triggered
                         .plus(self.cfg.print_to_camera)
                         .plus(self.cfg.verdict_deadline);
                     for unit in prev + 1..=total {

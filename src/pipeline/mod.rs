@@ -75,7 +75,8 @@ pub struct LineConfig {
     pub verdict_deadline: Duration,
     /// Decode time allowed per frame.
     pub decode_deadline: Duration,
-    /// How long a printer count may lag the PLC count before it is a drift.
+    /// How long a printer count may lag the PLC count before it is a drift; must stay
+    /// below the time between two units, or one missing print hides behind the next.
     pub count_settle: Duration,
     /// Consecutive units without a frame that mean the camera stalled (line Held).
     pub max_missing_frames: u32,
@@ -128,7 +129,12 @@ impl LineConfig {
             print_to_camera: ms(g.print_to_camera_mm / speed * 1000.0),
             verdict_deadline,
             decode_deadline,
-            count_settle: Duration::from_millis((p.plc.poll_ms.max(1) * 6).max(30)),
+            // A skipped print must show before the next unit hides it: half a pitch,
+            // but at least two PLC polls and at most 30 ms.
+            count_settle: ms(g.pitch_mm / speed * 500.0).clamp(
+                Duration::from_millis(p.plc.poll_ms.max(1) * 2),
+                Duration::from_millis(30),
+            ),
             max_missing_frames: 3,
             min_grade,
             decode: DecodeConfig {
