@@ -752,3 +752,64 @@ impl Drop for HmiServer {
         }
     }
 }
+
+/// The HMI's parts opened from a data directory: the audit trail, the accounts, the
+/// exception store and the work-order queue (`<data-dir>/hmi/`).
+pub struct HmiParts {
+    /// The audit trail.
+    pub audit: Arc<AuditTrail>,
+    /// The accounts.
+    pub users: Arc<Users>,
+    /// The exception store.
+    pub exceptions: Arc<Exceptions>,
+    /// The work-order queue.
+    pub orders: Arc<OrderQueue>,
+}
+
+impl std::fmt::Debug for HmiParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmiParts").finish_non_exhaustive()
+    }
+}
+
+/// Why the HMI's parts could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum HmiOpenError {
+    /// The audit trail.
+    #[error("audit trail: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// The accounts.
+    #[error("users: {0}")]
+    Users(#[from] crate::users::UsersError),
+    /// The exception store.
+    #[error(transparent)]
+    Exceptions(#[from] exceptions::ExceptionError),
+    /// The work-order queue.
+    #[error("work orders: {0}")]
+    Orders(#[from] crate::api::orders::OrderQueueError),
+}
+
+impl HmiParts {
+    /// Open everything the HMI keeps in `data_dir`.
+    pub fn open(
+        data_dir: &std::path::Path,
+        users_cfg: crate::users::UsersConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<HmiParts, HmiOpenError> {
+        let (trail, report) = AuditTrail::open(data_dir, clock.clone())?;
+        for n in &report.notices {
+            tracing::warn!(notice = %n, "audit trail");
+        }
+        let audit = Arc::new(trail);
+        let users = Arc::new(Users::open(data_dir, users_cfg, clock, audit.clone())?);
+        let hmi_dir = data_dir.join("hmi");
+        let exceptions = Arc::new(Exceptions::open(&hmi_dir)?);
+        let orders = Arc::new(OrderQueue::open(&hmi_dir.join("work-orders.json"))?);
+        Ok(HmiParts {
+            audit,
+            users,
+            exceptions,
+            orders,
+        })
+    }
+}
