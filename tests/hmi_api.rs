@@ -19,6 +19,15 @@ const ROLES: [(&str, Role); 4] = [
     ("admin", Role::Admin),
 ];
 
+/// (permission, method, path, form, audited action when allowed)
+type Case<'a> = (
+    Permission,
+    &'static str,
+    String,
+    Vec<(&'static str, &'a str)>,
+    Option<Action>,
+);
+
 fn reject(unit: u64) -> UnitRecord {
     UnitRecord {
         unit,
@@ -67,18 +76,35 @@ fn every_role_and_action_is_allowed_or_refused_as_the_table_says() {
         let ex = format!("/exceptions/{next_exception}/resolve");
         let new_user = format!("new-{name}");
         // (permission, method, path, form, audited action when allowed)
-        let actions: Vec<(Permission, &str, String, Vec<(&str, &str)>, Option<Action>)> = vec![
+        let actions: Vec<Case<'_>> = vec![
             (Permission::ViewLine, "GET", "/".into(), vec![], None),
             (Permission::ViewLine, "GET", "/batch".into(), vec![], None),
-            (Permission::ViewLine, "GET", "/exceptions".into(), vec![], None),
+            (
+                Permission::ViewLine,
+                "GET",
+                "/exceptions".into(),
+                vec![],
+                None,
+            ),
             (Permission::ViewLine, "GET", "/trends".into(), vec![], None),
             (Permission::ViewAudit, "GET", "/audit".into(), vec![], None),
-            (Permission::ManageUsers, "GET", "/users".into(), vec![], None),
+            (
+                Permission::ManageUsers,
+                "GET",
+                "/users".into(),
+                vec![],
+                None,
+            ),
             (
                 Permission::StartBatch,
                 "POST",
                 "/batch/start".into(),
-                vec![("csrf", &c), ("lot", "L1"), ("expiry", "281231"), ("quantity", "10")],
+                vec![
+                    ("csrf", &c),
+                    ("lot", "L1"),
+                    ("expiry", "281231"),
+                    ("quantity", "10"),
+                ],
                 Some(Action::BatchStarted),
             ),
             (
@@ -133,19 +159,33 @@ fn every_role_and_action_is_allowed_or_refused_as_the_table_says() {
                     r.body
                 );
                 if r.status == 303 {
-                    assert!(!r.header("location").unwrap_or("").starts_with("/login"), "{name} {path}");
+                    assert!(
+                        !r.header("location").unwrap_or("").starts_with("/login"),
+                        "{name} {path}"
+                    );
                 }
                 if let (Some(a), Some(n)) = (action, done_before) {
-                    assert!(audited(&env, name, a.clone()) > n, "{name} {path}: no {a:?} record");
+                    assert!(
+                        audited(&env, name, a.clone()) > n,
+                        "{name} {path}: no {a:?} record"
+                    );
                 }
             } else {
-                assert_eq!(r.status, 403, "{name} ({role}) {method} {path} must be refused: {}", r.body);
+                assert_eq!(
+                    r.status, 403,
+                    "{name} ({role}) {method} {path} must be refused: {}",
+                    r.body
+                );
                 assert!(
                     audited(&env, name, Action::AccessDenied) > denied_before,
                     "{name} {path}: refusal not audited"
                 );
                 if let (Some(a), Some(n)) = (action, done_before) {
-                    assert_eq!(audited(&env, name, a), n, "{name} {path}: refused but recorded as done");
+                    assert_eq!(
+                        audited(&env, name, a),
+                        n,
+                        "{name} {path}: refused but recorded as done"
+                    );
                 }
             }
         }
@@ -154,7 +194,14 @@ fn every_role_and_action_is_allowed_or_refused_as_the_table_says() {
             assert_eq!(e.resolution.unwrap().by, name);
             next_exception += 1;
         } else {
-            assert!(env.parts.exceptions.get(next_exception).unwrap().resolution.is_none());
+            assert!(
+                env.parts
+                    .exceptions
+                    .get(next_exception)
+                    .unwrap()
+                    .resolution
+                    .is_none()
+            );
         }
     }
     // Resolutions show in the trail with who, why and old → new.
@@ -183,7 +230,12 @@ fn forms_without_the_session_csrf_token_are_refused_and_change_nothing() {
     let token = login(addr, "sup", PW).unwrap();
     let before = audited(&env, "sup", Action::PackmlCommand);
     for bad in ["", "0000", &"a".repeat(64)] {
-        let r = post(addr, "/command", Some(&token), &[("csrf", bad), ("cmd", "abort")]);
+        let r = post(
+            addr,
+            "/command",
+            Some(&token),
+            &[("csrf", bad), ("cmd", "abort")],
+        );
         assert_eq!(r.status, 403, "{}", r.body);
         assert!(r.body.contains("CSRF"), "{}", r.body);
     }
@@ -191,11 +243,21 @@ fn forms_without_the_session_csrf_token_are_refused_and_change_nothing() {
     // Another session's token does not work either.
     let other = login(addr, "op", PW).unwrap();
     let c_other = csrf(addr, &other);
-    let r = post(addr, "/command", Some(&token), &[("csrf", &c_other), ("cmd", "abort")]);
+    let r = post(
+        addr,
+        "/command",
+        Some(&token),
+        &[("csrf", &c_other), ("cmd", "abort")],
+    );
     assert_eq!(r.status, 403);
     // The right one does.
     let c = csrf(addr, &token);
-    let r = post(addr, "/command", Some(&token), &[("csrf", &c), ("cmd", "abort")]);
+    let r = post(
+        addr,
+        "/command",
+        Some(&token),
+        &[("csrf", &c), ("cmd", "abort")],
+    );
     assert_ne!(r.status, 403, "{}", r.body);
     assert_eq!(audited(&env, "sup", Action::PackmlCommand), before + 1);
 }
@@ -218,12 +280,18 @@ fn login_sets_a_strict_http_only_cookie_and_pages_need_a_session() {
     let s = get(addr, "/status", None);
     assert_eq!(s.status, 200);
     let v: serde_json::Value = serde_json::from_str(&s.body).unwrap();
-    assert!(v.get("state").is_some() && v.get("latency_ms").is_some(), "{v}");
+    assert!(
+        v.get("state").is_some() && v.get("latency_ms").is_some(),
+        "{v}"
+    );
     assert_eq!(get(addr, "/healthz", None).body, "ok\n");
     // Logging out ends the session.
     let token = login(addr, "op", PW).unwrap();
     let c = csrf(addr, &token);
-    assert_eq!(post(addr, "/logout", Some(&token), &[("csrf", &c)]).status, 303);
+    assert_eq!(
+        post(addr, "/logout", Some(&token), &[("csrf", &c)]).status,
+        303
+    );
     assert_eq!(get(addr, "/", Some(&token)).status, 303);
 }
 
@@ -247,7 +315,12 @@ fn repeated_failed_logins_lock_the_account_visibly() {
     let page = get(addr, "/users", Some(&admin));
     assert!(page.body.contains("locked"), "{}", page.body);
     let c = csrf(addr, &admin);
-    let r = post(addr, "/users/op/change", Some(&admin), &[("csrf", &c), ("op", "unlock"), ("reason", "phoned in")]);
+    let r = post(
+        addr,
+        "/users/op/change",
+        Some(&admin),
+        &[("csrf", &c), ("op", "unlock"), ("reason", "phoned in")],
+    );
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(login(addr, "op", PW).is_ok());
 }
@@ -261,20 +334,62 @@ fn resolving_with_a_second_signature_records_the_signer() {
     let sup = login(addr, "sup", PW).unwrap();
     let c = csrf(addr, &sup);
     let page = get(addr, "/exceptions", Some(&sup));
-    assert!(page.body.contains("decoded SERIALX7, expected SERIAL7"), "{}", page.body);
+    assert!(
+        page.body.contains("decoded SERIALX7, expected SERIAL7"),
+        "{}",
+        page.body
+    );
     // No reason: refused.
-    let r = post(addr, "/exceptions/1/resolve", Some(&sup), &[("csrf", &c), ("reason", " "), ("signer", "qa"), ("signer_password", PW)]);
+    let r = post(
+        addr,
+        "/exceptions/1/resolve",
+        Some(&sup),
+        &[
+            ("csrf", &c),
+            ("reason", " "),
+            ("signer", "qa"),
+            ("signer_password", PW),
+        ],
+    );
     assert_eq!(r.status, 400);
     // The signature is required here: missing or self-signed or wrong password is refused.
-    for (signer, pw) in [("", ""), ("sup", PW), ("qa", "wrong-password-1"), ("op", PW)] {
-        let r = post(addr, "/exceptions/1/resolve", Some(&sup), &[("csrf", &c), ("reason", "checked"), ("signer", signer), ("signer_password", pw)]);
+    for (signer, pw) in [
+        ("", ""),
+        ("sup", PW),
+        ("qa", "wrong-password-1"),
+        ("op", PW),
+    ] {
+        let r = post(
+            addr,
+            "/exceptions/1/resolve",
+            Some(&sup),
+            &[
+                ("csrf", &c),
+                ("reason", "checked"),
+                ("signer", signer),
+                ("signer_password", pw),
+            ],
+        );
         assert_eq!(r.status, 403, "signer {signer:?}: {}", r.body);
     }
     assert!(env.parts.exceptions.get(1).unwrap().resolution.is_none());
-    let r = post(addr, "/exceptions/1/resolve", Some(&sup), &[("csrf", &c), ("reason", "checked by hand"), ("signer", "qa"), ("signer_password", PW)]);
+    let r = post(
+        addr,
+        "/exceptions/1/resolve",
+        Some(&sup),
+        &[
+            ("csrf", &c),
+            ("reason", "checked by hand"),
+            ("signer", "qa"),
+            ("signer_password", PW),
+        ],
+    );
     assert_eq!(r.status, 303, "{}", r.body);
     let e = env.parts.exceptions.get(1).unwrap();
-    assert_eq!(e.resolution.as_ref().unwrap().signed_by.as_deref(), Some("qa"));
+    assert_eq!(
+        e.resolution.as_ref().unwrap().signed_by.as_deref(),
+        Some("qa")
+    );
     let recs = env
         .parts
         .audit
@@ -288,9 +403,23 @@ fn resolving_with_a_second_signature_records_the_signer() {
     assert_eq!(recs[0].reason, "checked by hand");
     assert_eq!(recs[0].signature.as_ref().unwrap().signer, "qa");
     // Twice is refused; the audit page shows it to QA.
-    let r = post(addr, "/exceptions/1/resolve", Some(&sup), &[("csrf", &c), ("reason", "again"), ("signer", "qa"), ("signer_password", PW)]);
+    let r = post(
+        addr,
+        "/exceptions/1/resolve",
+        Some(&sup),
+        &[
+            ("csrf", &c),
+            ("reason", "again"),
+            ("signer", "qa"),
+            ("signer_password", PW),
+        ],
+    );
     assert_eq!(r.status, 409);
     let qa = login(addr, "qa", PW).unwrap();
     let page = get(addr, "/audit?object=exception:", Some(&qa));
-    assert!(page.body.contains("exception_resolved") && page.body.contains("checked by hand"), "{}", page.body);
+    assert!(
+        page.body.contains("exception_resolved") && page.body.contains("checked by hand"),
+        "{}",
+        page.body
+    );
 }

@@ -25,7 +25,11 @@ fn require_tools(root: &Path) -> String {
     if !Path::new(&chromium).exists() {
         missing.push(format!("{chromium} (apt-get install -y chromium)"));
     }
-    if std::process::Command::new("node").arg("--version").output().is_err() {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         missing.push("node (apt-get install -y nodejs npm)".into());
     }
     if !pkg.exists() {
@@ -53,14 +57,14 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
     let opts = SimOptions {
         profile: profile.clone(),
         units: 100_000,
-        rate_upm: Some(300.0),
+        rate_upm: Some(120.0),
         defects: "0.08".parse().unwrap(),
         faults: "0".parse().unwrap(),
         seed: 17,
         realtime: true,
         data_dir: dir.path().join("line"),
         printer_transport: PrinterTransport::Tcp,
-        frame: (640, 480),
+        frame: (1280, 960),
         progress: false,
         status_listen: None,
         stop: Some(stop.clone()),
@@ -81,10 +85,24 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         )
         .unwrap();
         let console = Actor::console("e2e");
-        for (n, r) in [("op", Role::Operator), ("sup", Role::Supervisor), ("qa", Role::Qa), ("admin", Role::Admin)] {
-            parts.users.add_user(&console, n, r, PW, "e2e set-up").unwrap();
+        for (n, r) in [
+            ("op", Role::Operator),
+            ("sup", Role::Supervisor),
+            ("qa", Role::Qa),
+            ("admin", Role::Admin),
+        ] {
+            parts
+                .users
+                .add_user(&console, n, r, PW, "e2e set-up")
+                .unwrap();
         }
-        let observer = linectl::hmi::spawn_observer(records, parts.exceptions.clone(), line.status().clone(), clock).unwrap();
+        let observer = linectl::hmi::spawn_observer(
+            records,
+            parts.exceptions.clone(),
+            line.status().clone(),
+            clock,
+        )
+        .unwrap();
         let hmi = Hmi::new(
             HmiConfig::from_profile(&profile),
             line,
@@ -99,7 +117,9 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         Box::new((server, hmi, observer))
     });
     let sim = std::thread::spawn(move || hil_sim::line::run_with_front_end(&opts, front));
-    let addr = addr_rx.recv_timeout(Duration::from_secs(60)).expect("the HMI did not come up");
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the HMI did not come up");
     let audit = parts_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let shots = root.join("docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -115,11 +135,17 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let report = sim.join().unwrap();
-    assert!(out.status.success(), "browser walk failed:\n{stdout}\n{stderr}");
-    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert!(
+        out.status.success(),
+        "browser walk failed:\n{stdout}\n{stderr}"
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     let report = report.unwrap_or_else(|e| panic!("simulated run: {e}"));
     assert!(report.missed_rejects == 0, "bad units passed");
     assert!(seen["inspected_later"].as_u64().unwrap() > seen["inspected_first"].as_u64().unwrap());
+    assert!(seen["passed_later"].as_u64().unwrap() > seen["passed_first"].as_u64().unwrap());
+    assert!(report.passed > 0, "no good unit passed");
     // The browser's resolution is in the (verified) trail, by the supervisor, with the reason.
     let id = seen["exception"].as_u64().unwrap();
     let recs = audit
@@ -141,7 +167,16 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         .unwrap();
     assert!(started.iter().any(|r| r.object == "batch:E2E-LOT-1"));
     assert!(audit.verify().is_ok());
-    for page in ["login", "batch", "overview", "exceptions", "audit", "trends", "users", "overview-1024"] {
+    for page in [
+        "login",
+        "batch",
+        "overview",
+        "exceptions",
+        "audit",
+        "trends",
+        "users",
+        "overview-1024",
+    ] {
         let p = shots.join(format!("{page}.png"));
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "screenshot {} missing or empty", p.display());

@@ -80,9 +80,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let mut app = hmi.router();
     if let Ok(tokens) = std::env::var("LINECTL_API_TOKENS") {
-        let tokens: Vec<String> = tokens.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        let tokens: Vec<String> = tokens
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
         let api = linectl::api::orders::OrdersApi::new(
-            vec![linectl::api::orders::MasterProduct::from_profile(&profile.product)],
+            vec![linectl::api::orders::MasterProduct::from_profile(
+                &profile.product,
+            )],
             parts.orders.clone(),
             linectl::api::orders::OrdersConfig {
                 tokens,
@@ -155,7 +161,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             line.shutdown();
             let _ = observer.join();
         }
-        Err(_) => tracing::warn!("the line is still shared at shutdown; its threads stop with the process"),
+        Err(_) => tracing::warn!(
+            "the line is still shared at shutdown; its threads stop with the process"
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -117,7 +117,9 @@ pub struct Exceptions {
 
 impl std::fmt::Debug for Exceptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exceptions").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Exceptions")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -256,7 +258,11 @@ impl Exceptions {
 
     /// Open exceptions.
     pub fn open_count(&self) -> usize {
-        self.state().items.iter().filter(|e| e.resolution.is_none()).count()
+        self.state()
+            .items
+            .iter()
+            .filter(|e| e.resolution.is_none())
+            .count()
     }
 
     /// Resolve `id` (durable before it returns).
@@ -310,7 +316,11 @@ mod tests {
         let mut pass = reject(2);
         pass.verdict = "pass";
         assert_eq!(ex.observe(&pass, None, 61_000_000).unwrap(), None);
-        assert_eq!(ex.observe(&reject(3), Some("L1".into()), 125_000_000).unwrap(), Some(2));
+        assert_eq!(
+            ex.observe(&reject(3), Some("L1".into()), 125_000_000)
+                .unwrap(),
+            Some(2)
+        );
         let res = Resolution {
             by: "sam".into(),
             time_us: 1,
@@ -318,8 +328,14 @@ mod tests {
             signed_by: None,
         };
         ex.resolve(1, res.clone()).unwrap();
-        assert!(matches!(ex.resolve(1, res.clone()), Err(ExceptionError::AlreadyResolved(1))));
-        assert!(matches!(ex.resolve(9, res), Err(ExceptionError::NotFound(9))));
+        assert!(matches!(
+            ex.resolve(1, res.clone()),
+            Err(ExceptionError::AlreadyResolved(1))
+        ));
+        assert!(matches!(
+            ex.resolve(9, res),
+            Err(ExceptionError::NotFound(9))
+        ));
         let t = ex.trend();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].passed, 1);
@@ -327,7 +343,10 @@ mod tests {
         drop(ex);
         let ex = Exceptions::open(dir.path()).unwrap();
         assert_eq!(ex.open_count(), 1);
-        assert_eq!(ex.get(1).unwrap().resolution.unwrap().reason, "re-inspected");
+        assert_eq!(
+            ex.get(1).unwrap().resolution.unwrap().reason,
+            "re-inspected"
+        );
         assert_eq!(ex.get(2).unwrap().lot.as_deref(), Some("L1"));
     }
 

@@ -10,6 +10,10 @@
 //! It owns the HTTP surface and the exception store ([`exceptions`]); it does not own
 //! the line (a [`LineControl`]), accounts (`Users`) or the trail (`AuditTrail`).
 
+// Handlers answer with a ready `Response` on every early exit (`Result<_, Response>`);
+// boxing it would only add noise on a path that runs once per request.
+#![allow(clippy::result_large_err)]
+
 pub mod exceptions;
 mod pages;
 
@@ -100,7 +104,9 @@ pub struct Hmi(Arc<Inner>);
 
 impl std::fmt::Debug for Hmi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hmi").field("cfg", &self.0.cfg).finish_non_exhaustive()
+        f.debug_struct("Hmi")
+            .field("cfg", &self.0.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +201,10 @@ impl Hmi {
         if !ct_eq(self.csrf(&token).as_bytes(), csrf.as_bytes()) {
             return Err((
                 StatusCode::FORBIDDEN,
-                Html(pages::message("Refused", "Invalid or missing form token (CSRF).")),
+                Html(pages::message(
+                    "Refused",
+                    "Invalid or missing form token (CSRF).",
+                )),
             )
                 .into_response());
         }
@@ -302,7 +311,11 @@ async fn login(State(h): State<Hmi>, Form(f): Form<LoginForm>) -> Response {
             resp
         }
         Ok(Err(e @ LoginError::Internal(_))) => internal(e),
-        Ok(Err(e)) => (StatusCode::UNAUTHORIZED, Html(pages::login(Some(&e.to_string())))).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some(&e.to_string()))),
+        )
+            .into_response(),
         Err(e) => internal(e),
     }
 }
@@ -332,7 +345,12 @@ async fn overview(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Msg>
         Err(r) => return r,
     };
     let s = h.0.line.status().snapshot();
-    Html(pages::overview(&pages::Frame::new(&h, &ctx, m.msg.as_deref()), &s, h.0.exceptions.open_count())).into_response()
+    Html(pages::overview(
+        &pages::Frame::new(&h, &ctx, m.msg.as_deref()),
+        &s,
+        h.0.exceptions.open_count(),
+    ))
+    .into_response()
 }
 
 async fn live(State(h): State<Hmi>, headers: HeaderMap) -> Response {
@@ -352,7 +370,10 @@ async fn live(State(h): State<Hmi>, headers: HeaderMap) -> Response {
             let mut v = crate::serve::status_json(st.0.line.status());
             if let Some(o) = v.as_object_mut() {
                 o.remove("latencies_us");
-                o.insert("open_exceptions".into(), st.0.exceptions.open_count().into());
+                o.insert(
+                    "open_exceptions".into(),
+                    st.0.exceptions.open_count().into(),
+                );
             }
             let ev = Event::default().event("status").data(v.to_string());
             Some((Ok::<Event, std::convert::Infallible>(ev), n + 1))
@@ -368,7 +389,13 @@ async fn batch_page(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Ms
     };
     let s = h.0.line.status().snapshot();
     let orders = h.0.orders.as_ref().map(|q| q.queued()).unwrap_or_default();
-    Html(pages::batch(&pages::Frame::new(&h, &ctx, m.msg.as_deref()), &h.0.cfg, &s, &orders)).into_response()
+    Html(pages::batch(
+        &pages::Frame::new(&h, &ctx, m.msg.as_deref()),
+        &h.0.cfg,
+        &s,
+        &orders,
+    ))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -386,22 +413,38 @@ fn start_batch(h: &Hmi, ctx: &Ctx, order: BatchOrder, source: &str) -> Result<()
         order.lot, order.expiry, order.quantity
     );
     h.append(
-        Entry::new(ctx.actor.audit_actor(), Action::BatchStarted, format!("batch:{}", order.lot))
-            .detail(detail.clone())
-            .change(Some(before.state.clone()), Some("Execute".into())),
+        Entry::new(
+            ctx.actor.audit_actor(),
+            Action::BatchStarted,
+            format!("batch:{}", order.lot),
+        )
+        .detail(detail.clone())
+        .change(Some(before.state.clone()), Some("Execute".into())),
     )?;
     if let Err(e) = h.0.line.command(LineCommand::StartBatch(order.clone())) {
         h.append(
-            Entry::new(ctx.actor.audit_actor(), Action::BatchStarted, format!("batch:{}", order.lot))
-                .detail(format!("refused: {e} ({detail})"))
-                .change(Some(before.state), None),
+            Entry::new(
+                ctx.actor.audit_actor(),
+                Action::BatchStarted,
+                format!("batch:{}", order.lot),
+            )
+            .detail(format!("refused: {e} ({detail})"))
+            .change(Some(before.state), None),
         )?;
-        return Err(refused(StatusCode::CONFLICT, "Batch not started", &e.to_string()));
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "Batch not started",
+            &e.to_string(),
+        ));
     }
     Ok(())
 }
 
-async fn batch_start(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<BatchForm>) -> Response {
+async fn batch_start(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Form(f): Form<BatchForm>,
+) -> Response {
     let ctx = match h.auth_post(&headers, Permission::StartBatch, &f.csrf) {
         Ok(c) => c,
         Err(r) => return r,
@@ -409,29 +452,66 @@ async fn batch_start(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<Bat
     let lot = f.lot.trim().to_string();
     let expiry = f.expiry.trim().to_string();
     let Ok(quantity) = f.quantity.trim().parse::<u64>() else {
-        return refused(StatusCode::BAD_REQUEST, "Batch not started", &format!("quantity {:?} is not a whole number", f.quantity));
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Batch not started",
+            &format!("quantity {:?} is not a whole number", f.quantity),
+        );
     };
-    if lot.is_empty() || quantity == 0 || expiry.len() != 6 || !expiry.bytes().all(|b| b.is_ascii_digit()) {
-        return refused(StatusCode::BAD_REQUEST, "Batch not started", "lot must not be empty, expiry must be YYMMDD and quantity at least 1");
+    if lot.is_empty()
+        || quantity == 0
+        || expiry.len() != 6
+        || !expiry.bytes().all(|b| b.is_ascii_digit())
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Batch not started",
+            "lot must not be empty, expiry must be YYMMDD and quantity at least 1",
+        );
     }
-    match start_batch(&h, &ctx, BatchOrder { lot, expiry, quantity }, "manual") {
+    match start_batch(
+        &h,
+        &ctx,
+        BatchOrder {
+            lot,
+            expiry,
+            quantity,
+        },
+        "manual",
+    ) {
         Ok(()) => back("/", "batch started"),
         Err(r) => r,
     }
 }
 
-async fn batch_start_order(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+async fn batch_start_order(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     let ctx = match h.auth_post(&headers, Permission::StartBatch, &f.csrf) {
         Ok(c) => c,
         Err(r) => return r,
     };
     let Some(q) = h.0.orders.clone() else {
-        return refused(StatusCode::CONFLICT, "No work orders", "this line has no work-order queue");
+        return refused(
+            StatusCode::CONFLICT,
+            "No work orders",
+            "this line has no work-order queue",
+        );
     };
     let Some(next) = q.queued().into_iter().next() else {
-        return refused(StatusCode::CONFLICT, "No work orders", "the work-order queue is empty");
+        return refused(
+            StatusCode::CONFLICT,
+            "No work orders",
+            "the work-order queue is empty",
+        );
     };
-    let order = BatchOrder { lot: next.batch.clone(), expiry: next.expiry.clone(), quantity: next.quantity };
+    let order = BatchOrder {
+        lot: next.batch.clone(),
+        expiry: next.expiry.clone(),
+        quantity: next.quantity,
+    };
     if let Err(r) = start_batch(&h, &ctx, order, &format!("order {}", next.order_id)) {
         return r;
     }
@@ -452,20 +532,31 @@ async fn command(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<Command
         Ok(c) => c,
         Err(r) => return r,
     };
-    let cmd = match f.cmd.as_str() {
-        "reset" => LineCommand::Reset,
-        "hold" => LineCommand::Hold,
-        "unhold" => LineCommand::Unhold,
-        "stop" => LineCommand::Stop,
-        "abort" => LineCommand::Abort,
-        "clear" => LineCommand::Clear,
-        other => return refused(StatusCode::BAD_REQUEST, "Unknown command", &format!("no PackML command {other:?}")),
+    // The command and the state it leads to (through its acting state).
+    let (cmd, target) = match f.cmd.as_str() {
+        "reset" => (LineCommand::Reset, "Idle"),
+        "hold" => (LineCommand::Hold, "Held"),
+        "unhold" => (LineCommand::Unhold, "Execute"),
+        "stop" => (LineCommand::Stop, "Stopped"),
+        "abort" => (LineCommand::Abort, "Aborted"),
+        "clear" => (LineCommand::Clear, "Stopped"),
+        other => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "Unknown command",
+                &format!("no PackML command {other:?}"),
+            );
+        }
     };
     let before = h.0.line.status().snapshot().state;
     if let Err(r) = h.append(
-        Entry::new(ctx.actor.audit_actor(), Action::PackmlCommand, format!("line:{}", h.0.cfg.line_id))
-            .detail(f.cmd.clone())
-            .change(Some(before.clone()), None),
+        Entry::new(
+            ctx.actor.audit_actor(),
+            Action::PackmlCommand,
+            format!("line:{}", h.0.cfg.line_id),
+        )
+        .detail(f.cmd.clone())
+        .change(Some(before.clone()), Some(target.into())),
     ) {
         return r;
     }
@@ -473,9 +564,13 @@ async fn command(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<Command
         Ok(()) => back("/batch", &format!("{} sent", f.cmd)),
         Err(e) => {
             if let Err(r) = h.append(
-                Entry::new(ctx.actor.audit_actor(), Action::PackmlCommand, format!("line:{}", h.0.cfg.line_id))
-                    .detail(format!("{} refused: {e}", f.cmd))
-                    .change(Some(before), None),
+                Entry::new(
+                    ctx.actor.audit_actor(),
+                    Action::PackmlCommand,
+                    format!("line:{}", h.0.cfg.line_id),
+                )
+                .detail(format!("{} refused: {e}", f.cmd))
+                .change(Some(before), None),
             ) {
                 return r;
             }
@@ -484,13 +579,22 @@ async fn command(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<Command
     }
 }
 
-async fn exceptions_page(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Msg>) -> Response {
+async fn exceptions_page(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Query(m): Query<Msg>,
+) -> Response {
     let ctx = match h.auth(&headers, Permission::ViewLine) {
         Ok(c) => c,
         Err(r) => return r,
     };
     let list = h.0.exceptions.list(500);
-    Html(pages::exceptions(&pages::Frame::new(&h, &ctx, m.msg.as_deref()), &list, h.0.cfg.resolve_needs_second_signature)).into_response()
+    Html(pages::exceptions(
+        &pages::Frame::new(&h, &ctx, m.msg.as_deref()),
+        &list,
+        h.0.cfg.resolve_needs_second_signature,
+    ))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,38 +607,65 @@ struct ResolveForm {
     signer_password: String,
 }
 
-async fn resolve(State(h): State<Hmi>, headers: HeaderMap, Path(id): Path<u64>, Form(f): Form<ResolveForm>) -> Response {
+async fn resolve(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Form(f): Form<ResolveForm>,
+) -> Response {
     let ctx = match h.auth_post(&headers, Permission::ResolveException, &f.csrf) {
         Ok(c) => c,
         Err(r) => return r,
     };
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
-        return refused(StatusCode::BAD_REQUEST, "Not resolved", "a reason is required");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Not resolved",
+            "a reason is required",
+        );
     }
     let Some(ex) = h.0.exceptions.get(id) else {
-        return refused(StatusCode::NOT_FOUND, "Not resolved", &format!("no exception {id}"));
+        return refused(
+            StatusCode::NOT_FOUND,
+            "Not resolved",
+            &format!("no exception {id}"),
+        );
     };
     if ex.resolution.is_some() {
-        return refused(StatusCode::CONFLICT, "Not resolved", &format!("exception {id} is already resolved"));
+        return refused(
+            StatusCode::CONFLICT,
+            "Not resolved",
+            &format!("exception {id} is already resolved"),
+        );
     }
     let sig = if h.0.cfg.resolve_needs_second_signature || !f.signer.trim().is_empty() {
         let users = h.0.users.clone();
         let actor = ctx.actor.clone();
         let (name, pw) = (f.signer.trim().to_string(), f.signer_password.clone());
-        match tokio::task::spawn_blocking(move || users.e_sign(&actor, &name, &pw, Meaning::Verification)).await {
+        match tokio::task::spawn_blocking(move || {
+            users.e_sign(&actor, &name, &pw, Meaning::Verification)
+        })
+        .await
+        {
             Ok(Ok(s)) => Some(s),
-            Ok(Err(e)) => return refused(StatusCode::FORBIDDEN, "Signature refused", &e.to_string()),
+            Ok(Err(e)) => {
+                return refused(StatusCode::FORBIDDEN, "Signature refused", &e.to_string());
+            }
             Err(e) => return internal(e),
         }
     } else {
         None
     };
     let signed_by = sig.as_ref().map(|s| s.signer.clone());
-    let mut entry = Entry::new(ctx.actor.audit_actor(), Action::ExceptionResolved, format!("exception:{id}"))
-        .detail(format!("unit {} {} {}", ex.unit, ex.reason, ex.detail))
-        .reason(reason.clone())
-        .change(Some("open".into()), Some("resolved".into()));
+    let mut entry = Entry::new(
+        ctx.actor.audit_actor(),
+        Action::ExceptionResolved,
+        format!("exception:{id}"),
+    )
+    .detail(format!("unit {} {} {}", ex.unit, ex.reason, ex.detail))
+    .reason(reason.clone())
+    .change(Some("open".into()), Some("resolved".into()));
     if let Some(s) = sig {
         entry = entry.signed(s);
     }
@@ -542,7 +673,12 @@ async fn resolve(State(h): State<Hmi>, headers: HeaderMap, Path(id): Path<u64>, 
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let res = Resolution { by: ctx.actor.user().to_string(), time_us: rec.time_us, reason, signed_by };
+    let res = Resolution {
+        by: ctx.actor.user().to_string(),
+        time_us: rec.time_us,
+        reason,
+        signed_by,
+    };
     match h.0.exceptions.resolve(id, res) {
         Ok(()) => back("/exceptions", &format!("exception {id} resolved")),
         Err(e) => internal(e),
@@ -554,7 +690,11 @@ async fn trends_page(State(h): State<Hmi>, headers: HeaderMap) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    Html(pages::trends(&pages::Frame::new(&h, &ctx, None), &h.0.exceptions.trend())).into_response()
+    Html(pages::trends(
+        &pages::Frame::new(&h, &ctx, None),
+        &h.0.exceptions.trend(),
+    ))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -565,7 +705,11 @@ struct AuditQuery {
     object: Option<String>,
 }
 
-async fn audit_page(State(h): State<Hmi>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
+async fn audit_page(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Response {
     let ctx = match h.auth(&headers, Permission::ViewAudit) {
         Ok(c) => c,
         Err(r) => return r,
@@ -579,7 +723,13 @@ async fn audit_page(State(h): State<Hmi>, headers: HeaderMap, Query(q): Query<Au
         Ok(mut recs) => {
             recs.reverse();
             recs.truncate(500);
-            Html(pages::audit(&pages::Frame::new(&h, &ctx, None), &recs, &q.user.unwrap_or_default(), &q.object.unwrap_or_default())).into_response()
+            Html(pages::audit(
+                &pages::Frame::new(&h, &ctx, None),
+                &recs,
+                &q.user.unwrap_or_default(),
+                &q.object.unwrap_or_default(),
+            ))
+            .into_response()
         }
         Err(e) => internal(e),
     }
@@ -591,7 +741,11 @@ async fn users_page(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Ms
         Err(r) => return r,
     };
     match h.0.users.list(&ctx.actor) {
-        Ok(list) => Html(pages::users(&pages::Frame::new(&h, &ctx, m.msg.as_deref()), &list)).into_response(),
+        Ok(list) => Html(pages::users(
+            &pages::Frame::new(&h, &ctx, m.msg.as_deref()),
+            &list,
+        ))
+        .into_response(),
         Err(e) => internal(e),
     }
 }
@@ -605,18 +759,30 @@ struct AddUserForm {
     reason: String,
 }
 
-async fn user_add(State(h): State<Hmi>, headers: HeaderMap, Form(f): Form<AddUserForm>) -> Response {
+async fn user_add(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Form(f): Form<AddUserForm>,
+) -> Response {
     let ctx = match h.auth_post(&headers, Permission::ManageUsers, &f.csrf) {
         Ok(c) => c,
         Err(r) => return r,
     };
     let Ok(role) = f.role.parse::<Role>() else {
-        return refused(StatusCode::BAD_REQUEST, "User not added", &format!("no role {:?}", f.role));
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "User not added",
+            &format!("no role {:?}", f.role),
+        );
     };
     let users = h.0.users.clone();
     let name = f.name.trim().to_string();
     let n2 = name.clone();
-    match tokio::task::spawn_blocking(move || users.add_user(&ctx.actor, &n2, role, &f.password, &f.reason)).await {
+    match tokio::task::spawn_blocking(move || {
+        users.add_user(&ctx.actor, &n2, role, &f.password, &f.reason)
+    })
+    .await
+    {
         Ok(Ok(())) => back("/users", &format!("user {name} added")),
         Ok(Err(e)) => refused(StatusCode::BAD_REQUEST, "User not added", &e.to_string()),
         Err(e) => internal(e),
@@ -632,7 +798,12 @@ struct ChangeUserForm {
     reason: String,
 }
 
-async fn user_change(State(h): State<Hmi>, headers: HeaderMap, Path(name): Path<String>, Form(f): Form<ChangeUserForm>) -> Response {
+async fn user_change(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<ChangeUserForm>,
+) -> Response {
     let ctx = match h.auth_post(&headers, Permission::ManageUsers, &f.csrf) {
         Ok(c) => c,
         Err(r) => return r,
@@ -644,9 +815,21 @@ async fn user_change(State(h): State<Hmi>, headers: HeaderMap, Path(name): Path<
         "disable" => u.disable(&ctx.actor, &name, &f.reason),
         "role" => match f.role.parse::<Role>() {
             Ok(role) => u.set_role(&ctx.actor, &name, role, &f.reason),
-            Err(_) => return refused(StatusCode::BAD_REQUEST, "Not changed", &format!("no role {:?}", f.role)),
+            Err(_) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "Not changed",
+                    &format!("no role {:?}", f.role),
+                );
+            }
         },
-        other => return refused(StatusCode::BAD_REQUEST, "Not changed", &format!("no operation {other:?}")),
+        other => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "Not changed",
+                &format!("no operation {other:?}"),
+            );
+        }
     };
     match r {
         Ok(()) => back("/users", &format!("{name}: {} done", f.op)),
@@ -684,7 +867,9 @@ pub struct HmiServer {
 
 impl std::fmt::Debug for HmiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HmiServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("HmiServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

@@ -105,12 +105,20 @@ impl<'a> Frame<'a> {
     }
 
     fn csrf_input(&self) -> String {
-        format!("<input type=hidden name=csrf value=\"{}\">", esc(&self.csrf))
+        format!(
+            "<input type=hidden name=csrf value=\"{}\">",
+            esc(&self.csrf)
+        )
     }
 
     fn render(&self, active: &str, title: &str, body: &str) -> String {
         let mut nav = String::new();
-        let mut items = vec![("/", "Overview"), ("/batch", "Batch"), ("/exceptions", "Exceptions"), ("/trends", "Trends")];
+        let mut items = vec![
+            ("/", "Overview"),
+            ("/batch", "Batch"),
+            ("/exceptions", "Exceptions"),
+            ("/trends", "Trends"),
+        ];
         if self.may_audit {
             items.push(("/audit", "Audit trail"));
         }
@@ -141,7 +149,11 @@ impl<'a> Frame<'a> {
 }
 
 fn link(ok: bool) -> &'static str {
-    if ok { "<span class=ok>connected</span>" } else { "<span class=bad>down</span>" }
+    if ok {
+        "<span class=ok>connected</span>"
+    } else {
+        "<span class=bad>down</span>"
+    }
 }
 
 /// The line overview.
@@ -154,7 +166,14 @@ pub(crate) fn overview(f: &Frame<'_>, s: &LineStatus, open: usize) -> String {
     let batch = s
         .batch
         .as_ref()
-        .map(|b| format!("{} (exp {}, {} units)", esc(&b.lot), esc(&b.expiry), b.quantity))
+        .map(|b| {
+            format!(
+                "{} (exp {}, {} units)",
+                esc(&b.lot),
+                esc(&b.expiry),
+                b.quantity
+            )
+        })
         .unwrap_or_else(|| "—".into());
     let stop = s
         .stop_reason
@@ -205,7 +224,12 @@ es.onerror=function(){{t('live','live updates: reconnecting…');}};}})();
 }
 
 /// Batch setup and PackML commands.
-pub(crate) fn batch(f: &Frame<'_>, cfg: &HmiConfig, s: &LineStatus, orders: &[WorkOrder]) -> String {
+pub(crate) fn batch(
+    f: &Frame<'_>,
+    cfg: &HmiConfig,
+    s: &LineStatus,
+    orders: &[WorkOrder],
+) -> String {
     let c = f.csrf_input();
     let devices_ready = s.links.plc && s.links.printer && s.links.camera;
     let idle = s.state == "Idle";
@@ -217,7 +241,9 @@ pub(crate) fn batch(f: &Frame<'_>, cfg: &HmiConfig, s: &LineStatus, orders: &[Wo
             esc(what)
         )
     };
-    let pool = s.pool_available.map_or("unknown".to_string(), |p| p.to_string());
+    let pool = s
+        .pool_available
+        .map_or("unknown".to_string(), |p| p.to_string());
     let mut body = format!(
         "<h2>Start checks</h2><ul id=checks>{}{}<li>Serials available in the pool: <b id=pool>{pool}</b> (the line checks coverage of the quantity when the batch starts)</li></ul>",
         check(idle, &format!("line is Idle (now {})", s.state)),
@@ -239,7 +265,10 @@ pub(crate) fn batch(f: &Frame<'_>, cfg: &HmiConfig, s: &LineStatus, orders: &[Wo
                 o.quantity
             );
         }
-        let _ = write!(body, "</table><form method=post action=/batch/start-order>{c}<button type=submit id=start-order>Start next work order</button></form>");
+        let _ = write!(
+            body,
+            "</table><form method=post action=/batch/start-order>{c}<button type=submit id=start-order>Start next work order</button></form>"
+        );
     }
     let _ = write!(
         body,
@@ -287,7 +316,10 @@ pub(crate) fn exceptions(f: &Frame<'_>, list: &[Exception], need_sign: bool) -> 
                 esc(&r.by),
                 format_utc(r.time_us),
                 esc(&r.reason),
-                r.signed_by.as_ref().map(|s| format!(" (signed: {})", esc(s))).unwrap_or_default()
+                r.signed_by
+                    .as_ref()
+                    .map(|s| format!(" (signed: {})", esc(s)))
+                    .unwrap_or_default()
             ),
             None => format!(
                 "<form method=post action=/exceptions/{}/resolve class=resolve>{c}\
@@ -298,7 +330,11 @@ pub(crate) fn exceptions(f: &Frame<'_>, list: &[Exception], need_sign: bool) -> 
 <button type=submit id=resolve-{0}>Resolve</button></form>",
                 e.id,
                 if need_sign { " open" } else { "" },
-                if need_sign { " (required)" } else { " (optional)" },
+                if need_sign {
+                    " (required)"
+                } else {
+                    " (optional)"
+                },
             ),
         };
         let _ = write!(
@@ -329,8 +365,16 @@ pub(crate) fn trends(f: &Frame<'_>, t: &[TrendBucket]) -> String {
     for b in t.iter().rev() {
         let rej: u64 = b.rejected.values().sum();
         let total = b.passed + rej;
-        let share = if total == 0 { 0.0 } else { rej as f64 * 100.0 / total as f64 };
-        let reasons: Vec<String> = b.rejected.iter().map(|(k, v)| format!("{}: {v}", esc(k))).collect();
+        let share = if total == 0 {
+            0.0
+        } else {
+            rej as f64 * 100.0 / total as f64
+        };
+        let reasons: Vec<String> = b
+            .rejected
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", esc(k)))
+            .collect();
         let grades: Vec<String> = b.grades.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = write!(
             body,
@@ -359,7 +403,11 @@ pub(crate) fn audit(f: &Frame<'_>, recs: &[Record], user: &str, object: &str) ->
     for r in recs {
         let change = match (&r.old_value, &r.new_value) {
             (None, None) => String::new(),
-            (o, n) => format!("{} → {}", esc(o.as_deref().unwrap_or("—")), esc(n.as_deref().unwrap_or("—"))),
+            (o, n) => format!(
+                "{} → {}",
+                esc(o.as_deref().unwrap_or("—")),
+                esc(n.as_deref().unwrap_or("—"))
+            ),
         };
         let _ = write!(
             body,
@@ -374,7 +422,12 @@ pub(crate) fn audit(f: &Frame<'_>, recs: &[Record], user: &str, object: &str) ->
             esc(&r.reason),
             r.signature
                 .as_ref()
-                .map(|s| format!("{} ({}, {})", esc(&s.signer), esc(&s.signer_role), s.meaning.as_str()))
+                .map(|s| format!(
+                    "{} ({}, {})",
+                    esc(&s.signer),
+                    esc(&s.signer_role),
+                    s.meaning.as_str()
+                ))
                 .unwrap_or_default(),
         );
     }

@@ -66,12 +66,13 @@ try {
   // Overview: the counts rise (live over SSE, no reload).
   await page.goto(base + '/');
   await page.waitForFunction(() => document.getElementById('state').textContent === 'Execute', null, { timeout: 60000 });
-  await page.waitForFunction(() => Number(document.getElementById('inspected').textContent) >= 3, null, { timeout: 120000 });
-  const first = await num(page, '#inspected');
-  await page.waitForFunction((n) => Number(document.getElementById('inspected').textContent) > n + 3, first, { timeout: 120000 });
-  seen.inspected_first = first;
+  await page.waitForFunction(() => Number(document.getElementById('passed').textContent) >= 3, null, { timeout: 120000 });
+  seen.inspected_first = await num(page, '#inspected');
+  const first = await num(page, '#passed');
+  await page.waitForFunction((n) => Number(document.getElementById('passed').textContent) > n + 3, first, { timeout: 120000 });
+  seen.passed_first = first;
+  seen.passed_later = await num(page, '#passed');
   seen.inspected_later = await num(page, '#inspected');
-  seen.passed = await num(page, '#passed');
   await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
 
   // The operator may not resolve exceptions: a supervisor does.

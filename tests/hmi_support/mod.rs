@@ -44,7 +44,10 @@ impl Drop for Env {
 
 /// The EU profile with every device address pointing at a closed loopback port.
 pub fn offline_profile() -> Profile {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/line-profiles/eu-fmd-carton.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/line-profiles/eu-fmd-carton.toml"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let text = text
         .replace("127.0.0.1:5020", "127.0.0.1:1")
@@ -71,7 +74,10 @@ pub fn start(profile: &Profile, need_sign: bool) -> Env {
         ("qa", Role::Qa),
         ("admin", Role::Admin),
     ] {
-        parts.users.add_user(&console, n, r, PW, "test set-up").unwrap();
+        parts
+            .users
+            .add_user(&console, n, r, PW, "test set-up")
+            .unwrap();
     }
     let (tx, rx) = crossbeam_channel::unbounded();
     let cfg = LineConfig::from_profile(profile, dir.path().to_path_buf());
@@ -87,13 +93,9 @@ pub fn start(profile: &Profile, need_sign: bool) -> Env {
         )
         .unwrap(),
     );
-    let observer_thread = linectl::hmi::spawn_observer(
-        rx,
-        parts.exceptions.clone(),
-        line.status().clone(),
-        clock,
-    )
-    .unwrap();
+    let observer_thread =
+        linectl::hmi::spawn_observer(rx, parts.exceptions.clone(), line.status().clone(), clock)
+            .unwrap();
     let mut hc = HmiConfig::from_profile(profile);
     hc.resolve_needs_second_signature = need_sign;
     let hmi = Hmi::new(
@@ -152,7 +154,13 @@ pub fn form(fields: &[(&str, &str)]) -> String {
 }
 
 /// One request; `cookie` is the session token.
-pub fn request(addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, body: Option<&str>) -> Resp {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<&str>,
+) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
