@@ -423,3 +423,74 @@ fn resolving_with_a_second_signature_records_the_signer() {
         page.body
     );
 }
+
+#[test]
+fn work_orders_are_offered_and_a_refused_start_keeps_the_order_queued() {
+    use std::io::{Read, Write};
+    let profile = offline_profile();
+    let env = start(&profile, false);
+    let api = linectl::api::OrdersApi::new(
+        vec![linectl::api::orders::MasterProduct::from_profile(
+            &profile.product,
+        )],
+        env.parts.orders.clone(),
+        linectl::api::OrdersConfig {
+            tokens: vec!["t0k3n".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let app = env.hmi.router().merge(linectl::api::orders_router(api));
+    let server = linectl::hmi::HmiServer::start("127.0.0.1:0", &env.hmi, app).unwrap();
+    let addr = server.local_addr();
+    let body = serde_json::json!({
+        "orderId": "WO-7", "product": profile.product.gtin, "batch": "LOT-WO-7",
+        "expiry": "301231", "quantity": 50, "market": "eu-fmd"
+    })
+    .to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer t0k3n\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 20"), "{out}");
+    let op = login(addr, "op", PW).unwrap();
+    let page = get(addr, "/batch", Some(&op));
+    assert!(
+        page.body.contains("WO-7") && page.body.contains("LOT-WO-7"),
+        "{}",
+        page.body
+    );
+    // The devices are unreachable: the start is refused, said so, and the order waits.
+    let c = csrf(addr, &op);
+    let r = post(addr, "/batch/start-order", Some(&op), &[("csrf", &c)]);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body.contains("cannot start") || r.body.contains("not allowed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(env.parts.orders.queued().len(), 1);
+    let recs = env
+        .parts
+        .audit
+        .query(&Query {
+            action: Some(Action::BatchStarted),
+            object_prefix: Some("batch:LOT-WO-7".into()),
+            ..Query::default()
+        })
+        .unwrap();
+    assert_eq!(recs.len(), 2, "the request and its refusal: {recs:?}");
+    assert!(recs[1].detail.starts_with("refused:"), "{}", recs[1].detail);
+    // QA may not start batches.
+    let qa = login(addr, "qa", PW).unwrap();
+    let cq = csrf(addr, &qa);
+    assert_eq!(
+        post(addr, "/batch/start-order", Some(&qa), &[("csrf", &cq)]).status,
+        403
+    );
+}
