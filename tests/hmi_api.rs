@@ -494,3 +494,50 @@ fn work_orders_are_offered_and_a_refused_start_keeps_the_order_queued() {
         403
     );
 }
+
+#[test]
+fn the_live_stream_sends_the_status_with_the_uplink_backlog() {
+    use std::io::{BufRead, BufReader, Write};
+    let env = start(&offline_profile(), false);
+    let addr = env.addr();
+    env.hmi
+        .set_uplink_probe(std::sync::Arc::new(|| Some((42, "Retrying".to_string()))));
+    let op = login(addr, "op", PW).unwrap();
+    let page = get(addr, "/", Some(&op));
+    assert!(
+        page.body.contains("id=uplink_backlog>42<") && page.body.contains("Retrying"),
+        "{}",
+        page.body
+    );
+    // Without a session: no stream.
+    assert_eq!(get(addr, "/live", None).status, 303);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "GET /live HTTP/1.1\r\nHost: x\r\nCookie: {}={op}\r\n\r\n",
+        linectl::hmi::COOKIE
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let mut data = None;
+    for _ in 0..50 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if let Some(d) = line.strip_prefix("data: ") {
+            data = Some(d.trim().to_string());
+            break;
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(&data.expect("no SSE data line")).unwrap();
+    assert_eq!(v["uplink_backlog"], 42);
+    assert_eq!(v["uplink_state"], "Retrying");
+    assert!(
+        v.get("state").is_some() && v.get("open_exceptions").is_some(),
+        "{v}"
+    );
+}

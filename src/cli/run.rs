@@ -111,6 +111,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let uplink = Arc::new(std::sync::Mutex::new(uplink));
+    {
+        let (uplink, journal) = (uplink.clone(), line.journal());
+        hmi.set_uplink_probe(Arc::new(move || {
+            let u = uplink.lock().unwrap_or_else(|p| p.into_inner());
+            u.as_ref().map(|u| {
+                let st = u.status();
+                let end = journal.end_seq().0;
+                (end.saturating_sub(st.cursor.0), format!("{:?}", st.state))
+            })
+        }));
+    }
     let stop = linectl::serve::stop_on_signal();
     let _ = linectl::sdnotify::ready();
     let wd = linectl::sdnotify::watchdog_interval();
@@ -150,6 +162,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = linectl::sdnotify::stopping();
     tracing::info!("stopping");
     let _ = line.command(LineCommand::Stop);
+    let uplink = uplink.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(u) = uplink {
         let s = u.stop();
         tracing::info!(delivered = s.delivered, "uplink stopped");

@@ -96,7 +96,12 @@ struct Inner {
     orders: Option<Arc<OrderQueue>>,
     secret: [u8; 32],
     stop: Arc<AtomicBool>,
+    uplink: std::sync::OnceLock<UplinkProbe>,
 }
+
+/// Reads the EPCIS uplink's backlog: events journaled but not yet confirmed by the
+/// site server, and the uplink's state; `None` while there is no uplink.
+pub type UplinkProbe = Arc<dyn Fn() -> Option<(u64, String)> + Send + Sync>;
 
 /// The shared state of the HMI's handlers.
 #[derive(Clone)]
@@ -131,7 +136,17 @@ impl Hmi {
             orders,
             secret,
             stop: Arc::new(AtomicBool::new(false)),
+            uplink: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Show the uplink's backlog on the overview (set once; later calls are ignored).
+    pub fn set_uplink_probe(&self, probe: UplinkProbe) {
+        let _ = self.0.uplink.set(probe);
+    }
+
+    fn uplink(&self) -> Option<(u64, String)> {
+        self.0.uplink.get().and_then(|p| p())
     }
 
     /// The app's routes (mount other routers with `Router::merge`).
@@ -349,6 +364,7 @@ async fn overview(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Msg>
         &pages::Frame::new(&h, &ctx, m.msg.as_deref()),
         &s,
         h.0.exceptions.open_count(),
+        h.uplink(),
     ))
     .into_response()
 }
@@ -370,6 +386,10 @@ async fn live(State(h): State<Hmi>, headers: HeaderMap) -> Response {
             let mut v = crate::serve::status_json(st.0.line.status());
             if let Some(o) = v.as_object_mut() {
                 o.remove("latencies_us");
+                if let Some((n, state)) = st.uplink() {
+                    o.insert("uplink_backlog".into(), n.into());
+                    o.insert("uplink_state".into(), state.into());
+                }
                 o.insert(
                     "open_exceptions".into(),
                     st.0.exceptions.open_count().into(),

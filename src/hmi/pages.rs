@@ -157,7 +157,16 @@ fn link(ok: bool) -> &'static str {
 }
 
 /// The line overview.
-pub(crate) fn overview(f: &Frame<'_>, s: &LineStatus, open: usize) -> String {
+pub(crate) fn overview(
+    f: &Frame<'_>,
+    s: &LineStatus,
+    open: usize,
+    uplink: Option<(u64, String)>,
+) -> String {
+    let (backlog, up_state) = match &uplink {
+        Some((n, st)) => (n.to_string(), esc(st)),
+        None => ("—".to_string(), "no uplink configured".to_string()),
+    };
     let rejected: u64 = s.rejected.values().sum();
     let mut rej = String::new();
     for (k, v) in &s.rejected {
@@ -190,6 +199,7 @@ pub(crate) fn overview(f: &Frame<'_>, s: &LineStatus, open: usize) -> String {
 <div class=card><div>Rejected</div><div class=\"v bad\" id=rejected>{rejected}</div></div>\
 <div class=card><div>Commissioned</div><div class=v id=commissioned>{}</div></div>\
 <div class=card><div>Journaled (uplink source)</div><div class=v id=journaled>{}</div></div>\
+<div class=card><div>Uplink backlog (events)</div><div class=v id=uplink_backlog>{backlog}</div><div id=uplink_state>{up_state}</div></div>\
 <div class=card><div>Serial pool</div><div class=v id=pool>{}</div></div>\
 <div class=card><div>Open exceptions</div><div class=v id=open_exceptions>{open}</div><a class=btn href=/exceptions>Review</a></div>\
 <div class=card><div>Devices</div><div>PLC: <b id=link_plc>{}</b></div><div>Printer: <b id=link_printer>{}</b></div><div>Camera: <b id=link_camera>{}</b></div></div>\
@@ -204,7 +214,7 @@ t('stop_reason',s.stop_reason?s.stop_reason.message:'');t('inspected',s.inspecte
 var r=0,rows='<tr><th>Reason</th><th>Units</th></tr>';for(var k in s.rejected){{r+=s.rejected[k];rows+='<tr><td></td><td>'+s.rejected[k]+'</td></tr>';}}
 t('rejected',r);var tb=document.getElementById('rejects');tb.innerHTML=rows;var i=1;for(var k2 in s.rejected){{tb.rows[i++].cells[0].textContent=k2;}}
 t('commissioned',s.commissioned);t('journaled',s.journaled);t('pool',s.pool_available==null?'—':s.pool_available);
-t('open_exceptions',s.open_exceptions);t('batch',s.batch?(s.batch.lot+' (exp '+s.batch.expiry+', '+s.batch.quantity+' units)'):'—');
+t('open_exceptions',s.open_exceptions);if(s.uplink_backlog!=null){{t('uplink_backlog',s.uplink_backlog);t('uplink_state',s.uplink_state);}}t('batch',s.batch?(s.batch.lot+' (exp '+s.batch.expiry+', '+s.batch.quantity+' units)'):'—');
 l('link_plc',s.links.plc);l('link_printer',s.links.printer);l('link_camera',s.links.camera);
 var now=Date.now();if(last){{var dt=(now-last.t)/60000;if(dt>0)t('rate',Math.round((s.inspected-last.n)/dt));}}last={{t:now,n:s.inspected}};
 t('live','live updates: '+new Date().toLocaleTimeString());}});
