@@ -95,6 +95,8 @@ enum Line {
 pub struct TrendBucket {
     /// Minute start (UTC µs).
     pub minute_us: u64,
+    /// The batch (lot) running then; a batch change starts a new bucket.
+    pub lot: Option<String>,
     /// Passed units.
     pub passed: u64,
     /// Rejects by reason code.
@@ -204,9 +206,14 @@ impl Exceptions {
     ) -> Result<Option<u64>, ExceptionError> {
         let mut st = self.state();
         let minute = now_us - now_us % 60_000_000;
-        if st.trend.back().is_none_or(|b| b.minute_us != minute) {
+        if st
+            .trend
+            .back()
+            .is_none_or(|b| b.minute_us != minute || b.lot != lot)
+        {
             st.trend.push_back(TrendBucket {
                 minute_us: minute,
+                lot: lot.clone(),
                 ..TrendBucket::default()
             });
             while st.trend.len() > TREND_MINUTES {
@@ -338,6 +345,7 @@ mod tests {
         ));
         let t = ex.trend();
         assert_eq!(t.len(), 2);
+        assert_eq!(t[1].lot.as_deref(), Some("L1"));
         assert_eq!(t[0].passed, 1);
         assert_eq!(t[0].rejected.get("mismatch"), Some(&1));
         drop(ex);

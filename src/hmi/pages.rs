@@ -366,11 +366,11 @@ pub(crate) fn exceptions(f: &Frame<'_>, list: &[Exception], need_sign: bool) -> 
 /// Rejects by reason and grade per minute.
 pub(crate) fn trends(f: &Frame<'_>, t: &[TrendBucket]) -> String {
     let mut body = String::from(
-        "<p>Outcomes per minute (newest first): a rising share of rejects or falling grades shows a worn printhead before it stops the line.</p>\
-<table id=trends><tr><th>Minute (UTC)</th><th>Passed</th><th>Rejected by reason</th><th>Grades</th><th>Reject share</th></tr>",
+        "<p>Outcomes per minute and batch of this line's product (newest first): a rising share of rejects or falling grades shows a worn printhead before it stops the line.</p>\
+<table id=trends><tr><th>Minute (UTC)</th><th>Batch</th><th>Passed</th><th>Rejected by reason</th><th>Grades</th><th>Reject share</th></tr>",
     );
     if t.is_empty() {
-        body.push_str("<tr><td colspan=5>No units yet.</td></tr>");
+        body.push_str("<tr><td colspan=6>No units yet.</td></tr>");
     }
     for b in t.iter().rev() {
         let rej: u64 = b.rejected.values().sum();
@@ -388,8 +388,9 @@ pub(crate) fn trends(f: &Frame<'_>, t: &[TrendBucket]) -> String {
         let grades: Vec<String> = b.grades.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class=bar style=\"width:{}px\"></span> {share:.1}%</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class=bar style=\"width:{}px\"></span> {share:.1}%</td></tr>",
             format_utc(b.minute_us).get(..16).unwrap_or(""),
+            esc(b.lot.as_deref().unwrap_or("—")),
             b.passed,
             reasons.join(", "),
             grades.join(", "),

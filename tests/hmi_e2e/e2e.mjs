@@ -107,6 +107,8 @@ try {
   await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
 
   await page.goto(base + '/trends');
+  const trends = await page.textContent('#trends');
+  if (!trends.includes('E2E-LOT-1')) throw new Error(`trends lack the batch: ${trends}`);
   await page.screenshot({ path: `${shots}/trends.png`, fullPage: true });
 
   // User administration (admin only).
