@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clock;
 pub mod epcis;
 pub mod gs1;
+pub mod hmi;
 pub mod journal;
 pub mod market;
 pub mod packml;

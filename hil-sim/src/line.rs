@@ -379,6 +379,24 @@ fn seeded_serials(
 
 /// Run a scenario and build its report.
 pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
+    run_inner(opts, None)
+}
+
+/// A front end served on the running line (the operator HMI in its end-to-end test):
+/// called once the line is up, before any unit, with the line and a copy of every unit
+/// outcome; what it returns is kept until the run ends.
+pub type FrontEnd = Box<
+    dyn FnOnce(Arc<Line>, crossbeam_channel::Receiver<UnitRecord>) -> Box<dyn std::any::Any> + Send,
+>;
+
+/// As [`run`], with `front` served on the line; the operator starts the batch through
+/// it (the runner waits up to ten minutes for the line to reach Execute), and the
+/// run ends when `opts.stop` is set (or the units run out).
+pub fn run_with_front_end(opts: &SimOptions, front: FrontEnd) -> Result<Report, SimError> {
+    run_inner(opts, Some(front))
+}
+
+fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimError> {
     let wall0 = Instant::now();
     let cpu0 = crate::report::cpu_seconds();
     std::fs::create_dir_all(&opts.data_dir)
@@ -446,8 +464,24 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
     let decode_cfg = cfg.decode.clone();
     let slow_cost = cfg.decode_deadline + Duration::from_millis(20);
     let (obs_tx, obs_rx) = crossbeam_channel::unbounded::<UnitRecord>();
+    // With a front end, a tee thread copies every outcome to it as well.
+    let (line_tx, front_rx, tee) = if front.is_some() {
+        let (ltx, lrx) = crossbeam_channel::unbounded::<UnitRecord>();
+        let (ftx, frx) = crossbeam_channel::unbounded::<UnitRecord>();
+        let to_sim = obs_tx.clone();
+        let tee = std::thread::spawn(move || {
+            while let Ok(r) = lrx.recv() {
+                let _ = ftx.send(r.clone());
+                let _ = to_sim.send(r);
+            }
+        });
+        (ltx, Some(frx), Some(tee))
+    } else {
+        (obs_tx.clone(), None, None)
+    };
+    drop(obs_tx);
     let hooks = Hooks {
-        observer: Some(obs_tx),
+        observer: Some(line_tx),
         activity: activity.clone(),
         decoder: Some({
             let slow = slow.clone();
@@ -491,6 +525,12 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
             }
             Err(e) => return Err(SimError::Line(e.to_string())),
         }
+    };
+    let line = Arc::new(line);
+    let external_start = front.is_some();
+    let front_guard = match (front, front_rx) {
+        (Some(f), Some(rx)) => Some(f(line.clone(), rx)),
+        _ => None,
     };
     let uplink = match &profile.epcis.capture_url {
         Some(url) => Some(
@@ -554,10 +594,15 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
         wall0,
         limit: opts.units,
         stopped: false,
+        external_start,
     };
     sim.start()?;
     sim.main_loop()?;
     let status = line.status().snapshot();
+    if external_start {
+        // Let the tee pass on what the line has published.
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let records: Vec<UnitRecord> = obs_rx.try_iter().collect();
     let mut report = sim.report(&status, &records, wall0, cpu0);
     if let (Some(site), Some(up)) = (site.as_ref(), uplink) {
@@ -585,7 +630,14 @@ pub fn run(opts: &SimOptions) -> Result<Report, SimError> {
         });
     }
     drop(sim);
-    line.shutdown();
+    drop(front_guard);
+    match Arc::try_unwrap(line) {
+        Ok(line) => line.shutdown(),
+        Err(_) => return Err(SimError::Line("the front end kept the line".into())),
+    }
+    if let Some(t) = tee {
+        let _ = t.join();
+    }
     if let Some(h) = devs.plc_handle.take() {
         h.stop();
     }
@@ -628,6 +680,8 @@ struct Sim<'a> {
     /// Units to feed (the options' count, cut short by a stop request).
     limit: u64,
     stopped: bool,
+    /// The operator starts the batch (through a front end), not the runner.
+    external_start: bool,
 }
 
 impl Sim<'_> {
@@ -709,6 +763,17 @@ impl Sim<'_> {
         let t = self.clock.now().plus(Duration::from_millis(50));
         self.goto(t)?;
         self.fire()?;
+        if self.external_start {
+            self.wait_for(
+                Duration::from_secs(600),
+                "the operator to start a batch",
+                |s| s.devs.plc.state() == Some(PackMlState::Execute),
+            )?;
+            let now = self.clock.now();
+            self.at(now, Ev::Infeed);
+            self.at(now.plus(Duration::from_millis(500)), Ev::Watchdog);
+            return Ok(());
+        }
         self.line
             .command(LineCommand::Reset)
             .map_err(|e| SimError::Line(e.to_string()))?;

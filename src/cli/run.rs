@@ -1,6 +1,7 @@
 //! `linectl run --profile P [--data-dir DIR] [--start]`: the daemon. It validates the
 //! whole profile before touching any device, starts the pipeline against the profile's
-//! real devices, serves the status endpoint on `[hmi] listen`, uploads events when the
+//! real devices, serves the operator HMI (with `GET /status` and `/healthz`, and the
+//! work-order API when `LINECTL_API_TOKENS` names bearer tokens) on `[hmi] listen`, uploads events when the
 //! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
 //! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
 //! cleanly on SIGINT / SIGTERM. With `--start` it starts a batch from the profile's
@@ -47,19 +48,58 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let cfg = LineConfig::from_profile(&profile, args.data_dir.clone());
-    let line = Line::start(
-        cfg,
-        Devices::from_profile(&profile),
+    let parts = linectl::hmi::HmiParts::open(
+        &args.data_dir,
+        linectl::users::UsersConfig::default(),
         clock.clone(),
-        Hooks::default(),
     )
-    .context("starting the line")?;
-    let server = linectl::serve::StatusServer::start_for_line(
-        &profile.hmi.listen,
-        &profile.line.id,
+    .context("opening the HMI's audit trail, users and exception store")?;
+    let (obs_tx, obs_rx) = crossbeam_channel::unbounded();
+    let hooks = Hooks {
+        observer: Some(obs_tx),
+        ..Hooks::default()
+    };
+    let line = Arc::new(
+        Line::start(cfg, Devices::from_profile(&profile), clock.clone(), hooks)
+            .context("starting the line")?,
+    );
+    let observer = linectl::hmi::spawn_observer(
+        obs_rx,
+        parts.exceptions.clone(),
         line.status().clone(),
-    )?;
-    tracing::info!(status = %format!("http://{}/status", server.local_addr()), line = %profile.line.id, "linectl running");
+        clock.clone(),
+    )
+    .context("starting the HMI observer")?;
+    let hmi = linectl::hmi::Hmi::new(
+        linectl::hmi::HmiConfig::from_profile(&profile),
+        line.clone(),
+        parts.users.clone(),
+        parts.audit.clone(),
+        parts.exceptions.clone(),
+        Some(parts.orders.clone()),
+    );
+    let mut app = hmi.router();
+    if let Ok(tokens) = std::env::var("LINECTL_API_TOKENS") {
+        let tokens: Vec<String> = tokens
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let api = linectl::api::orders::OrdersApi::new(
+            vec![linectl::api::orders::MasterProduct::from_profile(
+                &profile.product,
+            )],
+            parts.orders.clone(),
+            linectl::api::orders::OrdersConfig {
+                tokens,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("work-order API: {e}"))?;
+        app = app.merge(linectl::api::orders::orders_router(api));
+    }
+    let server = linectl::hmi::HmiServer::start(&profile.hmi.listen, &hmi, app)?;
+    tracing::info!(hmi = %format!("http://{}/", server.local_addr()), line = %profile.line.id, "linectl running");
     let uplink = match &profile.epcis.capture_url {
         Some(url) => Some(
             linectl::uplink::Uplink::start(
@@ -71,6 +111,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let uplink = Arc::new(std::sync::Mutex::new(uplink));
+    {
+        let (uplink, journal) = (uplink.clone(), line.journal());
+        hmi.set_uplink_probe(Arc::new(move || {
+            let u = uplink.lock().unwrap_or_else(|p| p.into_inner());
+            u.as_ref().map(|u| {
+                let st = u.status();
+                let end = journal.end_seq().0;
+                (end.saturating_sub(st.cursor.0), format!("{:?}", st.state))
+            })
+        }));
+    }
     let stop = linectl::serve::stop_on_signal();
     let _ = linectl::sdnotify::ready();
     let wd = linectl::sdnotify::watchdog_interval();
@@ -110,11 +162,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = linectl::sdnotify::stopping();
     tracing::info!("stopping");
     let _ = line.command(LineCommand::Stop);
+    let uplink = uplink.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(u) = uplink {
         let s = u.stop();
         tracing::info!(delivered = s.delivered, "uplink stopped");
     }
     drop(server);
-    line.shutdown();
+    drop(hmi);
+    match Arc::try_unwrap(line) {
+        Ok(line) => {
+            line.shutdown();
+            let _ = observer.join();
+        }
+        Err(_) => tracing::warn!(
+            "the line is still shared at shutdown; its threads stop with the process"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
