@@ -69,6 +69,7 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         status_listen: None,
         stop: Some(stop.clone()),
         site_server: false,
+        site_url: None,
     };
     let data_dir = dir.path().join("line");
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -79,6 +79,9 @@ pub struct SimOptions {
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Upload the events to a simulated site server and report what it holds.
     pub site_server: bool,
+    /// Upload to this capture URL instead (a site server outside this process, e.g. one
+    /// that outlives a killed run); takes precedence over `site_server`.
+    pub site_url: Option<String>,
 }
 
 /// Why a run could not be done.
@@ -447,7 +450,10 @@ fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimEr
     };
     let slow = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let seen = Arc::new(AtomicU64::new(0));
-    let site = if opts.site_server {
+    let site = if let Some(url) = &opts.site_url {
+        profile.epcis.capture_url = Some(url.clone());
+        None
+    } else if opts.site_server {
         let site = crate::site::SiteServer::start(crate::site::SiteConfig {
             seed: opts.seed,
             ..crate::site::SiteConfig::default()
@@ -605,15 +611,17 @@ fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimEr
     }
     let records: Vec<UnitRecord> = obs_rx.try_iter().collect();
     let mut report = sim.report(&status, &records, wall0, cpu0);
-    if let (Some(site), Some(up)) = (site.as_ref(), uplink) {
-        // Everything journaled reaches the site server (real time: the uplink is not
-        // part of the line's lockstep).
+    // Everything journaled reaches the site server (real time: the uplink is not part of
+    // the line's lockstep).
+    let up_status = uplink.map(|up| {
         let end = line.journal().end_seq();
         let t0 = Instant::now();
         while up.status().cursor < end && t0.elapsed() < Duration::from_secs(120) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let up_status = up.stop();
+        up.stop()
+    });
+    if let (Some(site), Some(up_status)) = (site.as_ref(), up_status) {
         let st = site.stats();
         let commissioned: Vec<String> = records
             .iter()
@@ -625,7 +633,7 @@ fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimEr
             duplicates_refused: st.duplicates_refused,
             commissioned: st.commissioned as u64,
             missing: site.missing(&commissioned) as u64,
-            journaled: end.0,
+            journaled: line.journal().end_seq().0,
             delivered: up_status.delivered,
         });
     }

@@ -75,6 +75,9 @@ enum Cmd {
         /// No simulated site server (events stay in the journal).
         #[arg(long)]
         no_site_server: bool,
+        /// Upload the events to this EPCIS capture URL instead of a built-in site server.
+        #[arg(long)]
+        site_url: Option<String>,
     },
 }
 
@@ -111,6 +114,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         quiet,
         status,
         no_site_server,
+        site_url,
     } = Cli::parse().cmd;
     let prof = linectl::profile::Profile::load(&profile)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -148,6 +152,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         status_listen: Some(status.unwrap_or_else(|| prof_listen.clone())),
         stop: Some(linectl::serve::stop_on_signal()),
         site_server: !no_site_server,
+        site_url,
     };
     if let Some(l) = &opts.status_listen {
         eprintln!("hil-sim: linectl status at http://{l}/status (Ctrl-C stops)");

@@ -41,6 +41,7 @@ fn opts(
             status_listen: None,
             stop: None,
             site_server: true,
+            site_url: None,
         },
         dir,
     )

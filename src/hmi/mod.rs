@@ -82,7 +82,7 @@ impl HmiConfig {
             line_id: p.line.id.clone(),
             product_name: p.product.name.clone(),
             gtin: p.product.gtin.clone(),
-            resolve_needs_second_signature: false,
+            resolve_needs_second_signature: p.hmi.resolve_needs_second_signature,
         }
     }
 }

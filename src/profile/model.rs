@@ -377,6 +377,10 @@ pub struct HmiSection {
     /// Listen address `ip:port`. Default: `"127.0.0.1:8080"`.
     #[serde(default = "default_hmi_listen")]
     pub listen: String,
+    /// Resolving an exception needs a second person's e-signature (re-entered password
+    /// of a user allowed to sign). Default: false (a reason is always required).
+    #[serde(default)]
+    pub resolve_needs_second_signature: bool,
 }
 
 fn default_hmi_listen() -> String {
@@ -387,6 +391,7 @@ impl Default for HmiSection {
     fn default() -> Self {
         HmiSection {
             listen: default_hmi_listen(),
+            resolve_needs_second_signature: false,
         }
     }
 }
