@@ -115,3 +115,56 @@ fn sigkill_during_uploading_runs_loses_and_duplicates_no_event() {
     assert_eq!(st.commissioned, commissioned.len(), "{st:?}");
     assert_eq!(st.events, events, "every journaled event held once: {st:?}");
 }
+
+fn journal_event_ids(dir: &std::path::Path) -> Vec<String> {
+    let journal = Journal::open(JournalConfig {
+        consumers: vec![ConsumerConfig::holding("uplink")],
+        ..JournalConfig::in_dir(dir.join("journal"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ids = Vec::new();
+    let mut from = journal.first_seq();
+    loop {
+        let recs = journal.read_from(from, 10_000).unwrap_or_else(|e| panic!("{e}"));
+        let Some(last) = recs.last() else { break };
+        from = last.seq.next();
+        for r in &recs {
+            let ev = EventRecord::decode(r.seq, &r.payload).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(id) = ev.event.get("eventID").and_then(|v| v.as_str()) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn site_server_down_for_most_of_a_run_gets_everything_afterwards_in_order() {
+    let site = hil_sim::site::SiteServer::start(hil_sim::site::SiteConfig::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    site.set_outage(hil_sim::site::Outage::Refuse);
+    let url = format!("http://{}/capture", site.addr());
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // 240 units at 1,200 a minute: 12 s of line, the site server down for the first 10.
+    let mut child = run_cmd(dir.path(), &url, 240, 7)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start hil-sim: {e}"));
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(site.stats().events, 0, "the site server was down");
+    site.set_outage(hil_sim::site::Outage::None);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("the run did not finish after the outage");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let ids = journal_event_ids(dir.path());
+    assert!(ids.len() >= 240, "{} events journaled", ids.len());
+    assert_eq!(site.event_ids(), ids, "everything delivered once, in journal order");
+}
