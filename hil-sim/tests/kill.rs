@@ -125,7 +125,9 @@ fn journal_event_ids(dir: &std::path::Path) -> Vec<String> {
     let mut ids = Vec::new();
     let mut from = journal.first_seq();
     loop {
-        let recs = journal.read_from(from, 10_000).unwrap_or_else(|e| panic!("{e}"));
+        let recs = journal
+            .read_from(from, 10_000)
+            .unwrap_or_else(|e| panic!("{e}"));
         let Some(last) = recs.last() else { break };
         from = last.seq.next();
         for r in &recs {
@@ -166,5 +168,9 @@ fn site_server_down_for_most_of_a_run_gets_everything_afterwards_in_order() {
     assert!(status.success(), "{status}");
     let ids = journal_event_ids(dir.path());
     assert!(ids.len() >= 240, "{} events journaled", ids.len());
-    assert_eq!(site.event_ids(), ids, "everything delivered once, in journal order");
+    assert_eq!(
+        site.event_ids(),
+        ids,
+        "everything delivered once, in journal order"
+    );
 }

@@ -1,7 +1,7 @@
 //! `linectl run --profile P [--data-dir DIR] [--start]`: the daemon. It validates the
 //! whole profile before touching any device, starts the pipeline against the profile's
 //! real devices, serves the operator HMI (with `GET /status` and `/healthz`, and the
-//! work-order API when `LINECTL_API_TOKENS` names bearer tokens) on `[hmi] listen`, uploads events when the
+//! work-order and event pull APIs when `LINECTL_API_TOKENS` names bearer tokens) on `[hmi] listen`, uploads events when the
 //! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
 //! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
 //! cleanly on SIGINT / SIGTERM. With `--start` it starts a batch from the profile's
@@ -91,12 +91,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             )],
             parts.orders.clone(),
             linectl::api::orders::OrdersConfig {
-                tokens,
+                tokens: tokens.clone(),
                 ..Default::default()
             },
         )
         .map_err(|e| anyhow::anyhow!("work-order API: {e}"))?;
         app = app.merge(linectl::api::orders::orders_router(api));
+        // The site server's pull API over the same journal (consumer `site-pull`).
+        let events = linectl::api::events::EventsApi::new(
+            line.journal(),
+            linectl::api::events::PullApiConfig {
+                tokens,
+                ..Default::default()
+            },
+            clock.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("pull API: {e}"))?;
+        app = app.merge(linectl::api::events::events_router(events));
     }
     let server = linectl::hmi::HmiServer::start(&profile.hmi.listen, &hmi, app)?;
     tracing::info!(hmi = %format!("http://{}/", server.local_addr()), line = %profile.line.id, "linectl running");
