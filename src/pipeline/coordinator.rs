@@ -37,7 +37,6 @@ pub(crate) enum Ev {
 struct Slot {
     serial: String,
     code: Option<Gs1Code>,
-    counted_at: Option<Micros>,
     frame_at: Option<Micros>,
     /// When the PLC decides about the unit at the reject station.
     due: Option<Micros>,
@@ -478,15 +477,8 @@ impl Coordinator {
         r
     }
 
-    fn start_batch(&mut self, order: BatchOrder) -> Result<(), LineError> {
-        if self.machine.state() != State::Idle {
-            return Err(self.not_allowed(&LineCommand::StartBatch(order)));
-        }
-        if order.quantity == 0 {
-            return Err(LineError::StartRefused(
-                "quantity must be at least 1".into(),
-            ));
-        }
+    /// Every device link is up (a start or resume needs all three).
+    fn devices_ready(&self) -> Result<(), LineError> {
         for (up, name) in [
             (self.links.plc, "PLC"),
             (self.links.printer, "printer"),
@@ -496,6 +488,19 @@ impl Coordinator {
                 return Err(LineError::StartRefused(format!("{name} not connected")));
             }
         }
+        Ok(())
+    }
+
+    fn start_batch(&mut self, order: BatchOrder) -> Result<(), LineError> {
+        if self.machine.state() != State::Idle {
+            return Err(self.not_allowed(&LineCommand::StartBatch(order)));
+        }
+        if order.quantity == 0 {
+            return Err(LineError::StartRefused(
+                "quantity must be at least 1".into(),
+            ));
+        }
+        self.devices_ready()?;
         let Some(total) = self.plc_total else {
             return Err(LineError::StartRefused("no PLC count read yet".into()));
         };
@@ -549,15 +554,7 @@ impl Coordinator {
         if self.machine.state() != State::Held {
             return Err(self.not_allowed(&LineCommand::Unhold));
         }
-        for (up, name) in [
-            (self.links.plc, "PLC"),
-            (self.links.printer, "printer"),
-            (self.links.camera, "camera"),
-        ] {
-            if !up {
-                return Err(LineError::StartRefused(format!("{name} not connected")));
-            }
-        }
+        self.devices_ready()?;
         if let Some(f) = &self.printer_fault {
             return Err(LineError::StartRefused(format!("printer faulted: {f}")));
         }
@@ -647,7 +644,6 @@ impl Coordinator {
                             continue;
                         }
                         if let Some(s) = b.slots.get_mut(&unit) {
-                            s.counted_at = Some(at);
                             s.due = Some(due);
                         }
                         b.pending.push_back((unit, due));
@@ -727,14 +723,12 @@ impl Coordinator {
                     None
                 }
             };
-            let counted_at = None;
             b.loaded_upto = b.loaded_upto.max(l.unit);
             b.slots.insert(
                 l.unit,
                 Slot {
                     serial: l.serial,
                     code,
-                    counted_at,
                     frame_at: None,
                     due: None,
                     decided: false,
@@ -899,7 +893,6 @@ impl Coordinator {
                     Slot {
                         serial: String::new(),
                         code: None,
-                        counted_at: None,
                         frame_at,
                         due: None,
                         decided: true,

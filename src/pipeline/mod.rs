@@ -473,13 +473,10 @@ impl Line {
             let ctx = stages::Ctx::new(clock.clone(), activity.clone(), stop.clone());
             let ev = ev_tx.clone();
             let prn = prn_tx.clone();
-            let batch_line = cfg.line_id.clone();
             let j = journal.clone();
             spawn(
                 "recorder",
-                Box::new(move || {
-                    recorder::recorder_thread(ctx, j, events, batch_line, rec_rx, ev, prn)
-                }),
+                Box::new(move || recorder::recorder_thread(ctx, j, events, rec_rx, ev, prn)),
             )?;
         }
         {

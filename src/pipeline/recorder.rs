@@ -40,7 +40,6 @@ pub(crate) fn recorder_thread(
     ctx: Ctx,
     journal: Arc<Journal>,
     events: LineEvents,
-    _line: String,
     rx: Receiver<Rec>,
     ev: Sender<Ev>,
     prn: Sender<PrinterCmd>,

@@ -507,11 +507,11 @@ fn run_batch(
             match cmd {
                 PrinterCmd::Begin { .. } => {
                     queue.push_front(cmd);
-                    finish(st, alloc, &cfg.gtin, &mut states);
+                    finish(alloc, &cfg.gtin, &mut states);
                     return true;
                 }
                 PrinterCmd::End => {
-                    finish(st, alloc, &cfg.gtin, &mut states);
+                    finish(alloc, &cfg.gtin, &mut states);
                     if let Ok(n) = pool.available(&cfg.gtin) {
                         st.report(PrinterEv::PoolLevel(n));
                     }
@@ -555,7 +555,7 @@ fn run_batch(
         match st.next(rx) {
             Some(c) => queue.extend(c),
             None => {
-                finish(st, alloc, &cfg.gtin, &mut states);
+                finish(alloc, &cfg.gtin, &mut states);
                 return false;
             }
         }
@@ -563,7 +563,6 @@ fn run_batch(
 }
 
 fn finish(
-    _st: &mut PrinterStage,
     mut alloc: crate::pool::Allocator<'_, crate::pool::SledStore>,
     gtin: &str,
     states: &mut Vec<(String, SerialState)>,
