@@ -185,11 +185,14 @@ impl CaptureClient {
     }
 
     /// One capture attempt of `events` (event JSON objects with eventIDs).
+    /// `on_poll_error` hears every failed poll of an accepted capture job (transport
+    /// error or a transient HTTP status); the job is polled again, not re-sent.
     pub(super) fn capture(
         &self,
         events: &[Value],
         clock: &dyn Clock,
         stop: &AtomicBool,
+        on_poll_error: &mut dyn FnMut(String),
     ) -> Outcome {
         let doc = json!({
             "@context": ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"],
@@ -222,7 +225,7 @@ impl CaptureClient {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 match loc {
-                    Some(loc) => self.follow_job(&self.resolve(&loc), clock, stop),
+                    Some(loc) => self.follow_job(&self.resolve(&loc), clock, stop, on_poll_error),
                     // Accepted without a job to follow: the server took it.
                     None => Outcome::Delivered,
                 }
@@ -255,7 +258,13 @@ impl CaptureClient {
         }
     }
 
-    fn follow_job(&self, url: &str, clock: &dyn Clock, stop: &AtomicBool) -> Outcome {
+    fn follow_job(
+        &self,
+        url: &str,
+        clock: &dyn Clock,
+        stop: &AtomicBool,
+        on_poll_error: &mut dyn FnMut(String),
+    ) -> Outcome {
         let start = clock.now();
         let mut wait = self.poll_initial;
         loop {
@@ -273,6 +282,7 @@ impl CaptureClient {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(url, error = %e, "polling the capture job failed; polling again");
+                    on_poll_error(format!("GET {url}: {e}"));
                     continue;
                 }
             };
@@ -282,7 +292,10 @@ impl CaptureClient {
                 404 | 410 => {
                     return Outcome::Retry(format!("capture job {url} vanished (HTTP 404/410)"));
                 }
-                408 | 429 | 500..=599 => continue,
+                s @ (408 | 429 | 500..=599) => {
+                    on_poll_error(format!("GET {url}: HTTP {s}"));
+                    continue;
+                }
                 s => {
                     return Outcome::Rejected(format!(
                         "GET {url}: HTTP {s}: {}",

@@ -214,7 +214,7 @@ pub struct UplinkStatus {
     pub duplicates: u64,
     /// Capture requests that ended with the events stored.
     pub requests: u64,
-    /// Retries after transient failures.
+    /// Retries after transient failures, failed polls of an accepted capture job included.
     pub retries: u64,
     /// The confirmed cursor (next seq not yet delivered).
     pub cursor: Seq,
@@ -499,10 +499,18 @@ impl Worker {
                 if self.stopping() {
                     return Err(Stopped);
                 }
-                match self
-                    .client
-                    .capture(&chunk, self.clock.as_ref(), &self.shared.stop)
-                {
+                let shared = &self.shared;
+                let mut on_poll_error = |msg: String| {
+                    let mut s = shared.status();
+                    s.retries += 1;
+                    s.last_error = Some(msg);
+                };
+                match self.client.capture(
+                    &chunk,
+                    self.clock.as_ref(),
+                    &self.shared.stop,
+                    &mut on_poll_error,
+                ) {
                     Outcome::Delivered => {
                         self.failures = 0;
                         let mut s = self.shared.status();
