@@ -22,6 +22,7 @@
 
 mod coordinator;
 mod devices;
+pub mod probe;
 mod recorder;
 mod stages;
 mod wait;
@@ -430,7 +431,10 @@ impl Line {
                 activity.begin();
                 let h = std::thread::Builder::new()
                     .name(format!("linectl-{name}"))
-                    .spawn(f)
+                    .spawn(move || {
+                        probe::enter(probe::Stage::of_thread(name));
+                        f()
+                    })
                     .map_err(|e| StartError::Spawn(name, e))?;
                 threads.push((name, h));
                 Ok(())

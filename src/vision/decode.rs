@@ -231,6 +231,9 @@ impl Decoder {
             _ => self.roi(frame),
         };
         let plane = frame.region(roi)?;
+        // The span covers the rxing calls (its sources, binarizer and reader allocate
+        // inside) and our preprocessing into the decoder's reused scratch buffers.
+        let span = crate::pipeline::probe::DecoderSpan::enter();
         let found = match pass {
             PassKind::Full | PassKind::FullInverted => {
                 // Borrow the frame; crop is a view in rxing too: no copy unless inverted.
@@ -291,6 +294,7 @@ impl Decoder {
                 read_packed(&self.out, w, h).map(|hit| (hit, 1.0))
             }
         };
+        drop(span);
         let Some((hit, scale)) = found else {
             return Ok(None);
         };

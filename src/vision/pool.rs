@@ -294,6 +294,7 @@ where
     D: FrameDecoder,
     F: Fn() -> D + Send + Sync + 'static,
 {
+    crate::pipeline::probe::enter(crate::pipeline::probe::Stage::Decode);
     let mut decoder = make();
     for job in rx {
         let start = clock.now();

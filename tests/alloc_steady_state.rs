@@ -1,0 +1,158 @@
+//! Allocations per unit in the pipeline's steady state, measured with a counting global
+//! allocator over a whole simulated line (hil-sim's PLC, printer and camera over
+//! loopback sockets, virtual clock). Every allocation is attributed to the pipeline
+//! stage of the thread that made it (`linectl::pipeline::probe`) and, on the decode
+//! workers, to "inside the DataMatrix reader" (rxing, which we cannot change) or not.
+//!
+//! Steady state is the difference of two runs that differ only in their unit count:
+//! start-up, batch start and shutdown cost the same in both, so what is left is what the
+//! extra units cost. The test asserts that linectl's own stages allocate nothing per
+//! unit outside the reader, and prints the breakdown (`--nocapture`).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use linectl::pipeline::probe::{self, Stage};
+
+struct Counting;
+
+const STAGES: usize = Stage::ALL.len();
+
+/// `[stage][inside the decoder]` allocation (and reallocation) counts.
+static COUNTS: [[AtomicU64; 2]; STAGES] = [const { [const { AtomicU64::new(0) }; 2] }; STAGES];
+static BYTES: [[AtomicU64; 2]; STAGES] = [const { [const { AtomicU64::new(0) }; 2] }; STAGES];
+
+fn count(size: usize) {
+    let (stage, inside) = probe::current();
+    let i = stage as usize;
+    if let (Some(c), Some(b)) = (COUNTS.get(i), BYTES.get(i)) {
+        c[usize::from(inside)].fetch_add(1, Ordering::Relaxed);
+        b[usize::from(inside)].fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; counting touches only atomics
+// and allocation-free thread-locals.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+type Snapshot = [[(u64, u64); 2]; STAGES];
+
+fn snapshot() -> Snapshot {
+    let mut s = [[(0, 0); 2]; STAGES];
+    for (i, row) in s.iter_mut().enumerate() {
+        for (inside, cell) in row.iter_mut().enumerate() {
+            *cell = (
+                COUNTS[i][inside].load(Ordering::Relaxed),
+                BYTES[i][inside].load(Ordering::Relaxed),
+            );
+        }
+    }
+    s
+}
+
+fn diff(after: &Snapshot, before: &Snapshot) -> Snapshot {
+    let mut d = [[(0, 0); 2]; STAGES];
+    for i in 0..STAGES {
+        for k in 0..2 {
+            d[i][k] = (
+                after[i][k].0.saturating_sub(before[i][k].0),
+                after[i][k].1.saturating_sub(before[i][k].1),
+            );
+        }
+    }
+    d
+}
+
+/// Allocations of one run of `units` units.
+fn run(units: u64) -> Snapshot {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("line-profiles/eu-fmd-carton.toml");
+    let profile = linectl::profile::Profile::load_with_env(&p, Some(Default::default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let opts = hil_sim::line::SimOptions {
+        profile,
+        units,
+        rate_upm: None,
+        defects: "0".parse().unwrap_or_else(|e| panic!("{e}")),
+        faults: "0".parse().unwrap_or_else(|e| panic!("{e}")),
+        seed: 3,
+        realtime: false,
+        data_dir: dir.path().to_path_buf(),
+        printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        frame: (1280, 960),
+        progress: false,
+        status_listen: None,
+        stop: None,
+        site_server: false,
+        site_url: None,
+    };
+    let before = snapshot();
+    let report = hil_sim::line::run(&opts).unwrap_or_else(|e| panic!("{e}"));
+    let after = snapshot();
+    assert_eq!(report.passed, units, "every unit must pass");
+    diff(&after, &before)
+}
+
+#[test]
+fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
+    const SHORT: u64 = 150;
+    const LONG: u64 = 450;
+    // One run first: process-wide one-time initialisation (tracing call sites, lazy
+    // statics, the thread pools of the simulator) is then out of the way.
+    let _ = run(SHORT);
+    let a = run(SHORT);
+    let b = run(LONG);
+    let per = diff(&b, &a);
+    let n = (LONG - SHORT) as f64;
+    println!("allocations per unit in steady state ({} units):", LONG - SHORT);
+    println!("{:<12} {:>12} {:>12} {:>14}", "stage", "own/unit", "decoder/unit", "own bytes/unit");
+    let mut own_total = 0;
+    for s in Stage::ALL {
+        let [own, dec] = per[s as usize];
+        println!(
+            "{:<12} {:>12.2} {:>12.2} {:>14.0}",
+            s.name(),
+            own.0 as f64 / n,
+            dec.0 as f64 / n,
+            own.1 as f64 / n
+        );
+        if s != Stage::Other {
+            own_total += own.0;
+        }
+    }
+    println!("pipeline own total: {:.2}/unit", own_total as f64 / n);
+    for s in [Stage::Plc, Stage::Camera, Stage::Decode, Stage::Coordinator] {
+        let own = per[s as usize][0].0;
+        assert_eq!(
+            own,
+            0,
+            "the {} stage made {own} allocations in {} extra units",
+            s.name(),
+            LONG - SHORT
+        );
+    }
+}
