@@ -13,22 +13,51 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use linectl::pipeline::probe::{self, Stage};
+use linectl::pipeline::probe::{self, Inside, Stage};
 
 struct Counting;
 
 const STAGES: usize = Stage::ALL.len();
+const KINDS: usize = Inside::ALL.len();
 
-/// `[stage][inside the decoder]` allocation (and reallocation) counts.
-static COUNTS: [[AtomicU64; 2]; STAGES] = [const { [const { AtomicU64::new(0) }; 2] }; STAGES];
-static BYTES: [[AtomicU64; 2]; STAGES] = [const { [const { AtomicU64::new(0) }; 2] }; STAGES];
+/// `[stage][whose code]` allocation (and reallocation) counts and bytes.
+static COUNTS: [[AtomicU64; KINDS]; STAGES] = [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
+static BYTES: [[AtomicU64; KINDS]; STAGES] = [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
+
+thread_local! {
+    /// Set while this thread records a trace (its own allocations are not counted).
+    static TRACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Stages whose own allocations are sampled with a backtrace (`LINECTL_ALLOC_TRACE`,
+/// comma-separated stage names), one bit per stage tag.
+static TRACE_STAGE: AtomicU64 = AtomicU64::new(0);
+static TRACE_N: AtomicU64 = AtomicU64::new(0);
 
 fn count(size: usize) {
+    if TRACING.with(std::cell::Cell::get) {
+        return;
+    }
     let (stage, inside) = probe::current();
-    let i = stage as usize;
-    if let (Some(c), Some(b)) = (COUNTS.get(i), BYTES.get(i)) {
-        c[usize::from(inside)].fetch_add(1, Ordering::Relaxed);
-        b[usize::from(inside)].fetch_add(size as u64, Ordering::Relaxed);
+    if inside == Inside::Own
+        && TRACE_STAGE.load(Ordering::Relaxed) & (1 << stage as u64) != 0
+        && TRACE_N.fetch_add(1, Ordering::Relaxed) % 97 == 0
+    {
+        TRACING.with(|t| t.set(true));
+        eprintln!(
+            "--- {} own allocation of {size} bytes:\n{}",
+            stage.name(),
+            std::backtrace::Backtrace::force_capture()
+        );
+        TRACING.with(|t| t.set(false));
+    }
+    let (i, k) = (stage as usize, inside as usize);
+    if let (Some(c), Some(b)) = (
+        COUNTS.get(i).and_then(|r| r.get(k)),
+        BYTES.get(i).and_then(|r| r.get(k)),
+    ) {
+        c.fetch_add(1, Ordering::Relaxed);
+        b.fetch_add(size as u64, Ordering::Relaxed);
     }
 }
 
@@ -59,10 +88,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-type Snapshot = [[(u64, u64); 2]; STAGES];
+type Snapshot = [[(u64, u64); KINDS]; STAGES];
 
 fn snapshot() -> Snapshot {
-    let mut s = [[(0, 0); 2]; STAGES];
+    let mut s = [[(0, 0); KINDS]; STAGES];
     for (i, row) in s.iter_mut().enumerate() {
         for (inside, cell) in row.iter_mut().enumerate() {
             *cell = (
@@ -75,9 +104,9 @@ fn snapshot() -> Snapshot {
 }
 
 fn diff(after: &Snapshot, before: &Snapshot) -> Snapshot {
-    let mut d = [[(0, 0); 2]; STAGES];
+    let mut d = [[(0, 0); KINDS]; STAGES];
     for i in 0..STAGES {
-        for k in 0..2 {
+        for k in 0..KINDS {
             d[i][k] = (
                 after[i][k].0.saturating_sub(before[i][k].0),
                 after[i][k].1.saturating_sub(before[i][k].1),
@@ -125,26 +154,43 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
     // statics, the thread pools of the simulator) is then out of the way.
     let _ = run(SHORT);
     let a = run(SHORT);
+    if let Ok(names) = std::env::var("LINECTL_ALLOC_TRACE") {
+        let mask = Stage::ALL
+            .into_iter()
+            .filter(|s| names.split(',').any(|n| n == s.name()))
+            .fold(0u64, |m, s| m | 1 << s as u64);
+        TRACE_STAGE.store(mask, Ordering::Relaxed);
+    }
     let b = run(LONG);
+    TRACE_STAGE.store(0, Ordering::Relaxed);
     let per = diff(&b, &a);
     let n = (LONG - SHORT) as f64;
-    println!("allocations per unit in steady state ({} units):", LONG - SHORT);
-    println!("{:<12} {:>12} {:>12} {:>14}", "stage", "own/unit", "decoder/unit", "own bytes/unit");
-    let mut own_total = 0;
-    for s in Stage::ALL {
-        let [own, dec] = per[s as usize];
-        println!(
-            "{:<12} {:>12.2} {:>12.2} {:>14.0}",
-            s.name(),
-            own.0 as f64 / n,
-            dec.0 as f64 / n,
-            own.1 as f64 / n
-        );
-        if s != Stage::Other {
-            own_total += own.0;
-        }
+    println!(
+        "allocations per unit in steady state ({} units), by thread stage and whose code:",
+        LONG - SHORT
+    );
+    print!("{:<12}", "stage");
+    for k in Inside::ALL {
+        print!(" {:>9}", k.name());
     }
-    println!("pipeline own total: {:.2}/unit", own_total as f64 / n);
+    println!(" {:>14}", "own bytes");
+    let mut totals = [0u64; KINDS];
+    for s in Stage::ALL {
+        print!("{:<12}", s.name());
+        for k in Inside::ALL {
+            let c = per[s as usize][k as usize].0;
+            if s != Stage::Other {
+                totals[k as usize] += c;
+            }
+            print!(" {:>9.2}", c as f64 / n);
+        }
+        println!(" {:>14.0}", per[s as usize][0].1 as f64 / n);
+    }
+    print!("{:<12}", "pipeline");
+    for t in totals {
+        print!(" {:>9.2}", t as f64 / n);
+    }
+    println!();
     for s in [Stage::Plc, Stage::Camera, Stage::Decode, Stage::Coordinator] {
         let own = per[s as usize][0].0;
         assert_eq!(

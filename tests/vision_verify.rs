@@ -28,7 +28,7 @@ fn read_of(file: &str) -> Read {
 
 fn outcome(read: Read) -> FrameOutcome {
     FrameOutcome::Read {
-        read: Box::new(read),
+        read,
         decode_time: Duration::ZERO,
     }
 }

@@ -1241,7 +1241,7 @@ impl Sim<'_> {
                 .count() as u64
         };
         rep.duplicate_serials += commissioned_dups;
-        rep.latency_ms = Latency::from_micros(&status.latencies_us);
+        rep.latency_ms = Latency::from_histogram(&status.latency);
         rep.host = Host::measure(wall0, cpu0);
         rep.missed_units.truncate(50);
         rep.false_reject_units.truncate(50);

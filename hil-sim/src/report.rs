@@ -22,6 +22,17 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// Percentiles of the line's latency histogram (exact to its bucket).
+    pub fn from_histogram(h: &linectl::pipeline::TimeHistogram) -> Latency {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            p50: ms(h.quantile_us(0.5)),
+            p99: ms(h.quantile_us(0.99)),
+            max: ms(h.max_us()),
+            samples: h.count() as usize,
+        }
+    }
+
     /// Percentiles of samples in µs.
     pub fn from_micros(samples: &[u64]) -> Latency {
         if samples.is_empty() {

@@ -83,12 +83,15 @@ pub(crate) struct Coordinator {
     printer_fault: Option<String>,
     links: super::Links,
     next_check: Micros,
+    /// Pixel buffers back to the camera thread.
+    spares: Sender<Vec<u8>>,
 }
 
 const CHECK_EVERY: Duration = Duration::from_millis(20);
 const IDLE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl Coordinator {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cfg: LineConfig,
         ctx: Ctx,
@@ -97,6 +100,7 @@ impl Coordinator {
         prn: Sender<PrinterCmd>,
         rec: Sender<Rec>,
         observer: Option<Sender<UnitRecord>>,
+        spares: Sender<Vec<u8>>,
     ) -> Coordinator {
         let verifier = Verifier::new(VerifyConfig {
             min_grade: cfg.min_grade,
@@ -121,6 +125,7 @@ impl Coordinator {
             printer_fault: None,
             links: super::Links::default(),
             next_check,
+            spares,
         }
     }
 
@@ -176,11 +181,16 @@ impl Coordinator {
 
     fn publish(&self) {
         let state = self.machine.state();
-        let reason = self.machine.stop_reason().cloned();
+        let reason = self.machine.stop_reason();
         let links = self.links.clone();
+        // Only what changed is copied (no allocation while the line runs steadily).
         self.status.update(|s| {
-            s.state = state.name().to_string();
-            s.stop_reason = reason;
+            if s.state != state.name() {
+                s.state = state.name().to_string();
+            }
+            if s.stop_reason.as_ref() != reason {
+                s.stop_reason = reason.cloned();
+            }
             s.links = links;
         });
     }
@@ -665,11 +675,7 @@ impl Coordinator {
                     .and_then(|s| s.frame_at);
                 if let Some(f) = frame_at {
                     let us = at.since(f).as_micros() as u64;
-                    self.status.update(|s| {
-                        if s.latencies_us.len() < 4_000_000 {
-                            s.latencies_us.push(us);
-                        }
-                    });
+                    self.status.update(|s| s.latency.record(us));
                 }
                 self.confirm(unit, Some(at), None);
             }
@@ -761,7 +767,19 @@ impl Coordinator {
                 unit,
                 outcome,
                 frame_at,
-            } => self.on_outcome(unit, outcome, frame_at),
+                decode_time,
+                frame,
+            } => {
+                if let Some(t) = decode_time {
+                    self.status
+                        .update(|s| s.decode_time.record(t.as_micros() as u64));
+                }
+                self.on_outcome(unit, outcome, frame_at);
+                if let Some(f) = frame {
+                    // A full channel (the camera has spares enough) drops the buffer.
+                    let _ = self.spares.try_send(f.into_pixels());
+                }
+            }
         }
     }
 

@@ -22,6 +22,7 @@
 
 mod coordinator;
 mod devices;
+mod histogram;
 pub mod probe;
 mod recorder;
 mod stages;
@@ -43,6 +44,7 @@ use crate::profile::Profile;
 use crate::vision::DecodeConfig;
 
 pub use devices::{DeviceFactory, Devices};
+pub use histogram::TimeHistogram;
 
 /// Everything the pipeline needs to know about the line, taken from a profile.
 #[derive(Debug, Clone)]
@@ -312,9 +314,11 @@ pub struct LineStatus {
     /// Clock time (µs) of the coordinator's last periodic check: the liveness stamp the
     /// daemon's systemd watchdog follows.
     pub alive_us: u64,
-    /// Verdict latency samples (µs) of the last units, for percentiles.
-    #[serde(skip)]
-    pub latencies_us: Vec<u64>,
+    /// Verdict latency (frame arrival → verdict written to the PLC) of every unit with
+    /// a frame since the pipeline started.
+    pub latency: TimeHistogram,
+    /// Time the decoder spent on each frame it finished (read or not).
+    pub decode_time: TimeHistogram,
 }
 
 impl LineStatus {
@@ -423,6 +427,9 @@ impl Line {
         let (plc_tx, plc_rx) = bounded::<stages::PlcCmd>(1024);
         let (prn_tx, prn_rx) = bounded::<stages::PrinterCmd>(1024);
         let (rec_tx, rec_rx) = bounded::<recorder::Rec>(4096);
+        // Pixel buffers of frames done with, back to the camera thread (never waited on:
+        // a full channel drops the buffer).
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(8);
         // Every thread starts holding one activity token and gives it up when it first
         // blocks.
         let mut threads = Vec::new();
@@ -470,7 +477,7 @@ impl Line {
             let decoder = hooks.decoder.clone();
             spawn(
                 "camera",
-                Box::new(move || stages::camera_thread(ctx, camera, vcfg, decoder, ev)),
+                Box::new(move || stages::camera_thread(ctx, camera, vcfg, decoder, ev, spare_rx)),
             )?;
         }
         {
@@ -487,7 +494,9 @@ impl Line {
             let ctx = stages::Ctx::new(clock.clone(), activity.clone(), stop.clone());
             let st = status.clone();
             let observer = hooks.observer;
-            let c = coordinator::Coordinator::new(cfg, ctx, st, plc_tx, prn_tx, rec_tx, observer);
+            let c = coordinator::Coordinator::new(
+                cfg, ctx, st, plc_tx, prn_tx, rec_tx, observer, spare_tx,
+            );
             spawn("coordinator", Box::new(move || c.run(ev_rx)))?;
         }
         Ok(Line {

@@ -1,6 +1,7 @@
 //! Thread role tags for allocation accounting: each pipeline thread records which stage
 //! it is (plc, printer, camera, decode worker, recorder, coordinator) in a thread-local,
-//! and the decode worker marks the span spent inside the third-party DataMatrix reader.
+//! and spans mark where a thread runs code that is not the pipeline's own (the
+//! third-party DataMatrix reader, clock alarms, device drivers, storage, event building).
 //! A counting global allocator (the `alloc_steady_state` test) reads both to attribute
 //! every allocation to a stage and to tell the decoder's own allocations from ours.
 //! It owns the tags only: no counting, no allocator. Reading or setting a tag never
@@ -62,9 +63,51 @@ impl Stage {
     }
 }
 
+/// Whose code a thread is running inside (the innermost span wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Inside {
+    /// The pipeline's own code.
+    Own = 0,
+    /// The third-party DataMatrix reader (rxing) and the preprocessing feeding it.
+    Decoder = 1,
+    /// A clock alarm being set up (`Clock::alarm`, crate::clock).
+    Clock = 2,
+    /// A device driver call (PLC, printer, camera I/O).
+    Driver = 3,
+    /// The serial pool or the event journal (sled, files).
+    Storage = 4,
+    /// Building an EPCIS event and its journal record (crate::epcis, crate::uplink).
+    Events = 5,
+}
+
+impl Inside {
+    /// Every kind, by tag value.
+    pub const ALL: [Inside; 6] = [
+        Inside::Own,
+        Inside::Decoder,
+        Inside::Clock,
+        Inside::Driver,
+        Inside::Storage,
+        Inside::Events,
+    ];
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Inside::Own => "own",
+            Inside::Decoder => "decoder",
+            Inside::Clock => "clock",
+            Inside::Driver => "driver",
+            Inside::Storage => "storage",
+            Inside::Events => "events",
+        }
+    }
+}
+
 thread_local! {
     static STAGE: Cell<u8> = const { Cell::new(0) };
-    static IN_DECODER: Cell<u32> = const { Cell::new(0) };
+    static INSIDE: Cell<u8> = const { Cell::new(0) };
 }
 
 /// Tag the calling thread as running `stage`.
@@ -72,31 +115,41 @@ pub(crate) fn enter(stage: Stage) {
     STAGE.with(|s| s.set(stage as u8));
 }
 
-/// The calling thread's stage, and whether it is inside the DataMatrix reader now.
-pub fn current() -> (Stage, bool) {
+/// The calling thread's stage, and whose code it runs now.
+pub fn current() -> (Stage, Inside) {
     let stage = STAGE.with(Cell::get);
-    let inside = IN_DECODER.with(Cell::get) > 0;
-    let stage = Stage::ALL
-        .get(usize::from(stage))
-        .copied()
-        .unwrap_or(Stage::Other);
-    (stage, inside)
+    let inside = INSIDE.with(Cell::get);
+    (
+        Stage::ALL
+            .get(usize::from(stage))
+            .copied()
+            .unwrap_or(Stage::Other),
+        Inside::ALL
+            .get(usize::from(inside))
+            .copied()
+            .unwrap_or(Inside::Own),
+    )
 }
 
-/// Marks the calling thread as inside the third-party decoder until dropped.
-pub(crate) struct DecoderSpan(());
+/// Marks the calling thread as inside `kind` until dropped (then the enclosing kind).
+pub(crate) struct Span(u8);
 
-impl DecoderSpan {
-    pub(crate) fn enter() -> DecoderSpan {
-        IN_DECODER.with(|c| c.set(c.get().saturating_add(1)));
-        DecoderSpan(())
+impl Span {
+    pub(crate) fn enter(kind: Inside) -> Span {
+        Span(INSIDE.with(|c| c.replace(kind as u8)))
     }
 }
 
-impl Drop for DecoderSpan {
+impl Drop for Span {
     fn drop(&mut self) {
-        IN_DECODER.with(|c| c.set(c.get().saturating_sub(1)));
+        INSIDE.with(|c| c.set(self.0));
     }
+}
+
+/// Run `f` inside `kind`.
+pub(crate) fn inside<R>(kind: Inside, f: impl FnOnce() -> R) -> R {
+    let _span = Span::enter(kind);
+    f()
 }
 
 #[cfg(test)]
@@ -105,20 +158,22 @@ mod tests {
 
     #[test]
     fn tags_are_per_thread_and_spans_nest() {
-        assert_eq!(current(), (Stage::Other, false));
+        assert_eq!(current(), (Stage::Other, Inside::Own));
         let h = std::thread::spawn(|| {
             enter(Stage::Decode);
-            let a = DecoderSpan::enter();
-            let b = DecoderSpan::enter();
+            let a = Span::enter(Inside::Decoder);
+            let b = Span::enter(Inside::Clock);
+            let innermost = current();
             drop(b);
             let inside = current();
             drop(a);
-            (inside, current())
+            (innermost, inside, current())
         });
-        let (inside, after) = h.join().unwrap_or_else(|_| panic!("thread panicked"));
-        assert_eq!(inside, (Stage::Decode, true));
-        assert_eq!(after, (Stage::Decode, false));
-        assert_eq!(current(), (Stage::Other, false));
+        let (innermost, inside, after) = h.join().unwrap_or_else(|_| panic!("thread panicked"));
+        assert_eq!(innermost, (Stage::Decode, Inside::Clock));
+        assert_eq!(inside, (Stage::Decode, Inside::Decoder));
+        assert_eq!(after, (Stage::Decode, Inside::Own));
+        assert_eq!(current(), (Stage::Other, Inside::Own));
         assert_eq!(Stage::of_thread("coordinator"), Stage::Coordinator);
         assert_eq!(Stage::of_thread("nope"), Stage::Other);
     }

@@ -67,6 +67,7 @@ pub(crate) fn recorder_thread(
         let mut payloads = Vec::with_capacity(recs.len());
         let mut states = Vec::with_capacity(recs.len());
         let mut commissioned = 0u64;
+        let events_span = super::probe::Span::enter(super::probe::Inside::Events);
         for r in &recs {
             let (lot, event) = match r {
                 Rec::Unit {
@@ -109,8 +110,12 @@ pub(crate) fn recorder_thread(
                 Err(e) => tracing::error!(error = %e, "building an event failed"),
             }
         }
+        drop(events_span);
         let n = payloads.len() as u64;
-        match journal.append_batch(payloads) {
+        let appended = super::probe::inside(super::probe::Inside::Storage, || {
+            journal.append_batch(payloads)
+        });
+        match appended {
             Ok(_) => {
                 ctx.send(
                     &ev,

@@ -122,7 +122,7 @@ pub(crate) fn plc_thread(
                 }
             }
             if let Some(p) = plc.as_mut() {
-                let r = p.poll();
+                let r = super::probe::inside(super::probe::Inside::Driver, || p.poll());
                 match r {
                     Ok((raw, state)) => {
                         let delta = match last_raw {
@@ -146,7 +146,7 @@ pub(crate) fn plc_thread(
             if now >= next_hb {
                 if let Some(p) = plc.as_mut() {
                     hb = hb.wrapping_add(1);
-                    if let Err(e) = p.heartbeat(hb)
+                    if let Err(e) = super::probe::inside(super::probe::Inside::Driver, || p.heartbeat(hb))
                         && is_link_loss(e.kind())
                     {
                         drop_link(&mut plc, e.to_string());
@@ -160,7 +160,7 @@ pub(crate) fn plc_thread(
         let handle = |cmd: PlcCmd, plc: &mut Option<Box<dyn Plc>>| match cmd {
             PlcCmd::Verdict(unit, v) => {
                 let r = match plc.as_mut() {
-                    Some(p) => p.write_verdict(unit, v),
+                    Some(p) => super::probe::inside(super::probe::Inside::Driver, || p.write_verdict(unit, v)),
                     None => {
                         ctx.send(
                             &ev,
@@ -198,7 +198,7 @@ pub(crate) fn plc_thread(
             }
             PlcCmd::PackMl(c) => {
                 if let Some(p) = plc.as_mut()
-                    && let Err(e) = p.command(c)
+                    && let Err(e) = super::probe::inside(super::probe::Inside::Driver, || p.command(c))
                 {
                     tracing::warn!(error = %e, command = ?c, "PackML command to the PLC failed");
                     if is_link_loss(e.kind()) {
@@ -337,7 +337,7 @@ impl PrinterStage {
             }
         }
         if let Some(p) = self.printer.as_mut() {
-            match p.printed_count() {
+            match super::probe::inside(super::probe::Inside::Driver, || p.printed_count()) {
                 Ok(c) => {
                     // Every poll is reported, changed or not: the drift check needs to
                     // know how recent the count is.
@@ -354,7 +354,7 @@ impl PrinterStage {
         if self.tick_no.is_multiple_of(4)
             && let Some(p) = self.printer.as_mut()
         {
-            match p.status() {
+            match super::probe::inside(super::probe::Inside::Driver, || p.status()) {
                 Ok(s) => {
                     let fault = (!s.faults.is_empty()).then(|| {
                         s.faults
@@ -585,6 +585,7 @@ fn apply_states(pool: &mut Pool, gtin: &str, pending: &mut Vec<(String, SerialSt
             .1
             .push(s);
     }
+    let _span = super::probe::Span::enter(super::probe::Inside::Storage);
     for (name, (st, serials)) in by_state {
         let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
         if let Err(e) = pool.set_state(gtin, &refs, st) {
@@ -630,7 +631,7 @@ fn load(
     let mut items = Vec::new();
     let mut handed = Vec::new();
     while b.next_unit <= b.target {
-        let h = a.next_serial().map_err(|e| format!("serial pool: {e}"))?;
+        let h = super::probe::inside(super::probe::Inside::Storage, || a.next_serial()).map_err(|e| format!("serial pool: {e}"))?;
         let mut es = String::with_capacity(64);
         let extra = h.extra_ais();
         let r = if market == Market::RuCrypto {
@@ -658,11 +659,11 @@ fn load(
         handed.push(h);
         b.next_unit += 1;
     }
-    let sent = p.load(&items);
+    let sent = super::probe::inside(super::probe::Inside::Driver, || p.load(&items));
     // Mark what was sent (or may have been) Encoded either way: a serial that may be
     // on a unit is never handed out again.
     if let Some(last) = handed.last()
-        && let Err(e) = a.mark_encoded(last)
+        && let Err(e) = super::probe::inside(super::probe::Inside::Storage, || a.mark_encoded(last))
     {
         tracing::error!(error = %e, "marking serials Encoded failed");
     }
@@ -703,6 +704,10 @@ pub(crate) enum VisionEv {
         unit: u64,
         outcome: crate::vision::pool::FrameOutcome,
         frame_at: Micros,
+        /// Time the decoder spent on the frame, when it finished it.
+        decode_time: Option<Duration>,
+        /// The frame (kept for a reject, its buffer handed back otherwise).
+        frame: Option<GreyFrame>,
     },
 }
 
@@ -729,6 +734,7 @@ pub(crate) fn camera_thread(
     cfg: VisionSetup,
     decoder: Option<DecoderHook>,
     ev: Sender<Ev>,
+    spares: Receiver<Vec<u8>>,
 ) {
     let pcfg = PoolConfig {
         workers: cfg.workers.max(1),
@@ -772,31 +778,42 @@ pub(crate) fn camera_thread(
             }
             continue;
         };
+        // Buffers of frames done with go back to the source before it fills the next.
+        while let Ok(px) = spares.try_recv() {
+            src.recycle(px);
+        }
         if token && !ahead {
             ctx.activity.end();
             token = false;
         }
-        match src.frame(next) {
+        let got = super::probe::inside(super::probe::Inside::Driver, || src.frame(next));
+        match got {
             Ok(f) => {
                 token = true;
                 ahead = false;
                 let frame_at = ctx.clock.now();
                 let unit = f.unit;
                 next = unit + 1;
-                let outcome = match GreyFrame::new(f.width, f.height, f.pixels) {
+                let done = match GreyFrame::new(f.width, f.height, f.pixels) {
                     Ok(g) => pool
                         .submit_until(g, frame_at.plus(cfg.decode_deadline))
-                        .wait(),
-                    Err(e) => crate::vision::pool::FrameOutcome::NoRead(
-                        crate::vision::pool::NoRead::BadFrame(e.to_string()),
-                    ),
+                        .finish(),
+                    Err(e) => crate::vision::pool::Finished {
+                        outcome: crate::vision::pool::FrameOutcome::NoRead(
+                            crate::vision::pool::NoRead::BadFrame(e.to_string()),
+                        ),
+                        decode_time: None,
+                        frame: None,
+                    },
                 };
                 ctx.send(
                     &ev,
                     Ev::Vision(VisionEv::Outcome {
                         unit,
-                        outcome,
+                        outcome: done.outcome,
                         frame_at,
+                        decode_time: done.decode_time,
+                        frame: done.frame,
                     }),
                 );
             }

@@ -45,7 +45,8 @@ impl Waiter {
             return;
         }
         self.clear_alarm();
-        self.alarm = Some((at, self.clock.alarm(at)));
+        let rx = super::probe::inside(super::probe::Inside::Clock, || self.clock.alarm(at));
+        self.alarm = Some((at, rx));
     }
 
     /// Drop the alarm; a token it already delivered is given back.
@@ -64,6 +65,9 @@ impl Waiter {
         let woke = match &self.alarm {
             Some((_, arx)) => {
                 let arx = arx.clone();
+                // Every alarm is a fresh channel (`Clock::alarm`): the first wait on it
+                // grows its waker list, a cost of the clock's alarm API.
+                let _span = super::probe::Span::enter(super::probe::Inside::Clock);
                 select! {
                     recv(rx) -> m => match m {
                         Ok(m) => Wake::Msg(m),

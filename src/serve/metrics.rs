@@ -78,26 +78,15 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         "histogram",
         "Frame arrival to verdict written to the PLC.",
     );
-    let mut counts = [0u64; LATENCY_BUCKETS.len()];
-    let mut sum = 0f64;
-    for us in &s.latencies_us {
-        let secs = *us as f64 / 1e6;
-        sum += secs;
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *b
-                && let Some(c) = counts.get_mut(i)
-            {
-                *c += 1;
-            }
-        }
-    }
-    for (b, c) in LATENCY_BUCKETS.iter().zip(counts) {
+    let sum = s.latency.sum_us() as f64 / 1e6;
+    for b in LATENCY_BUCKETS {
+        let c = s.latency.count_le((b * 1e6).round() as u64);
         let _ = writeln!(
             o,
             "linectl_verdict_latency_seconds_bucket{{{l},le=\"{b}\"}} {c}"
         );
     }
-    let n = s.latencies_us.len();
+    let n = s.latency.count();
     let _ = writeln!(
         o,
         "linectl_verdict_latency_seconds_bucket{{{l},le=\"+Inf\"}} {n}"
@@ -168,9 +157,11 @@ mod tests {
             state: "Execute".into(),
             passed: 7,
             pool_available: Some(100),
-            latencies_us: vec![500, 1500, 30_000, 2_000_000],
             ..LineStatus::default()
         };
+        for us in [500, 1500, 30_000, 2_000_000] {
+            s.latency.record(us);
+        }
         s.rejected.insert("no-read".into(), 2);
         let text = render("L1", &s);
         for fam in [

@@ -103,20 +103,13 @@ impl Drop for StatusServer {
 /// The status as the endpoint shows it: the snapshot plus latency percentiles.
 pub fn status_json(status: &StatusCell) -> serde_json::Value {
     let s = status.snapshot();
-    let mut lat = s.latencies_us.clone();
-    lat.sort_unstable();
-    let pick = |q: f64| {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 - 1.0) * q).round() as usize;
-        lat.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    };
+    let lat = &s.latency;
+    let pick = |q: f64| lat.quantile_us(q) as f64 / 1000.0;
     let mut v = serde_json::to_value(&s).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "latency_ms".into(),
-            serde_json::json!({ "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0), "samples": lat.len() }),
+            serde_json::json!({ "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0), "samples": lat.count() }),
         );
     }
     v

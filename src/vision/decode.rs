@@ -171,11 +171,17 @@ impl Decoder {
         frame: &GreyFrame,
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Read>, FrameError> {
-        let passes: Vec<PassKind> = self.passes().collect();
+        // The passes, copied out (no allocation) so that each may borrow the decoder.
+        let mut passes = [PassKind::Full; ALL_PASSES.len()];
+        let mut n = 0;
+        for (slot, p) in passes.iter_mut().zip(self.passes()) {
+            *slot = p;
+            n += 1;
+        }
         self.crop = None;
         let mut located = false;
         let mut found = None;
-        for pass in passes {
+        for pass in passes.into_iter().take(n) {
             if stop() {
                 break;
             }
@@ -233,7 +239,7 @@ impl Decoder {
         let plane = frame.region(roi)?;
         // The span covers the rxing calls (its sources, binarizer and reader allocate
         // inside) and our preprocessing into the decoder's reused scratch buffers.
-        let span = crate::pipeline::probe::DecoderSpan::enter();
+        let span = crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Decoder);
         let found = match pass {
             PassKind::Full | PassKind::FullInverted => {
                 // Borrow the frame; crop is a view in rxing too: no copy unless inverted.
@@ -300,14 +306,11 @@ impl Decoder {
         };
         // Grade on the full-resolution pixels of the ROI (as the camera saw them, inverted
         // for light-on-dark codes), with the corners scaled back from the pass's image.
-        let points: Vec<rxing::Point> = hit
-            .points
-            .iter()
-            .map(|p| rxing::Point {
-                x: p.x * scale,
-                y: p.y * scale,
-            })
-            .collect();
+        let mut points = hit.points;
+        for p in &mut points {
+            p.x *= scale;
+            p.y *= scale;
+        }
         let grade = grade_symbol(plane, pass.inverted(), &points);
         let corner = |i: usize| {
             points

@@ -213,6 +213,11 @@ impl GreyFrame {
         GreyFrame::from_image_bytes(&bytes, limits)
     }
 
+    /// The pixel buffer, for reuse (a frame source refills it with the next frame).
+    pub fn into_pixels(self) -> Vec<u8> {
+        self.pixels
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.width

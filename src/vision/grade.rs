@@ -20,6 +20,34 @@ use rxing::datamatrix::decoder::{BitMatrixParser, DataBlock, Version};
 
 use super::frame::Plane;
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+// Per-thread scratch vectors: a decode worker grades every frame with the same buffers
+// (no allocation per frame once they have grown to the largest symbol).
+thread_local! {
+    static BORDER: RefCell<Vec<(f32, usize, usize)>> = const { RefCell::new(Vec::new()) };
+    static REFL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static QUIET: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static MODS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with the thread's scratch vector `key`, emptied (a fresh one if it is in use).
+fn with_scratch<T, R>(
+    key: &'static LocalKey<RefCell<Vec<T>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut v = key.with(|c| c.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default());
+    v.clear();
+    let r = f(&mut v);
+    key.with(|c| {
+        if let Ok(mut b) = c.try_borrow_mut() {
+            *b = v;
+        }
+    });
+    r
+}
+
 /// An ISO-style letter grade; `A` (4) is best, `F` (0) fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Grade {
@@ -297,7 +325,11 @@ pub fn grade_symbol(plane: Plane<'_>, invert: bool, points: &[rxing::Point]) -> 
     let Some(corners) = points.get(..4) else {
         return GradeReport::failed("decoder gave no symbol corners");
     };
-    let pts: Vec<P> = corners.iter().map(|p| P { x: p.x, y: p.y }).collect();
+    let pts: [P; 4] = std::array::from_fn(|i| {
+        corners
+            .get(i)
+            .map_or(P { x: f32::NAN, y: f32::NAN }, |p| P { x: p.x, y: p.y })
+    });
     if pts.iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
         return GradeReport::failed("decoder gave non-finite corners");
     }
@@ -345,8 +377,16 @@ pub fn grade_symbol(plane: Plane<'_>, invert: bool, points: &[rxing::Point]) -> 
 /// Share of border modules matching the finder / clock pattern, thresholded at the
 /// midpoint of the border samples.
 fn border_score(grid: &Grid, plane: Plane<'_>, invert: bool) -> f32 {
+    with_scratch(&BORDER, |samples| border_score_in(grid, plane, invert, samples))
+}
+
+fn border_score_in(
+    grid: &Grid,
+    plane: Plane<'_>,
+    invert: bool,
+    samples: &mut Vec<(f32, usize, usize)>,
+) -> f32 {
     let (rows, cols) = (grid.rows, grid.cols);
-    let mut samples = Vec::with_capacity(2 * (rows + cols));
     for c in 0..cols {
         for r in [0, rows - 1] {
             samples.push((grid.sample(plane, invert, c as f32, r as f32), c, r));
@@ -369,15 +409,31 @@ fn border_score(grid: &Grid, plane: Plane<'_>, invert: bool) -> f32 {
 }
 
 fn grade_grid(grid: &Grid, plane: Plane<'_>, invert: bool) -> GradeReport {
+    with_scratch(&REFL, |refl| {
+        with_scratch(&QUIET, |quiet| {
+            with_scratch(&MODS, |border_mods| {
+                grade_grid_in(grid, plane, invert, refl, quiet, border_mods)
+            })
+        })
+    })
+}
+
+fn grade_grid_in(
+    grid: &Grid,
+    plane: Plane<'_>,
+    invert: bool,
+    refl: &mut Vec<f32>,
+    quiet: &mut Vec<f32>,
+    border_mods: &mut Vec<f32>,
+) -> GradeReport {
     let (rows, cols) = (grid.rows, grid.cols);
-    let mut refl = Vec::with_capacity(rows * cols);
     for r in 0..rows {
         for c in 0..cols {
             refl.push(grid.sample(plane, invert, c as f32, r as f32));
         }
     }
     // quiet zone ring, one module outside
-    let mut quiet = Vec::with_capacity(2 * (rows + cols) + 4);
+
     for c in -1..=cols as i32 {
         quiet.push(grid.sample(plane, invert, c as f32, -1.0));
         quiet.push(grid.sample(plane, invert, c as f32, rows as f32));
@@ -386,8 +442,8 @@ fn grade_grid(grid: &Grid, plane: Plane<'_>, invert: bool) -> GradeReport {
         quiet.push(grid.sample(plane, invert, -1.0, r as f32));
         quiet.push(grid.sample(plane, invert, cols as f32, r as f32));
     }
-    let rmax = refl.iter().chain(&quiet).copied().fold(0.0f32, f32::max);
-    let rmin = refl.iter().chain(&quiet).copied().fold(1.0f32, f32::min);
+    let rmax = refl.iter().chain(quiet.iter()).copied().fold(0.0f32, f32::max);
+    let rmin = refl.iter().chain(quiet.iter()).copied().fold(1.0f32, f32::min);
     let sc = (rmax - rmin).max(0.0);
     let gt = (rmax + rmin) / 2.0;
     let symbol_contrast = Metric {
@@ -395,19 +451,24 @@ fn grade_grid(grid: &Grid, plane: Plane<'_>, invert: bool) -> GradeReport {
         grade: Grade::at_least(sc, [0.70, 0.55, 0.40, 0.20]),
     };
 
-    // Unused error correction from our own sampling.
-    let mut bits = match BitMatrix::new(cols as u32, rows as u32) {
-        Ok(b) => b,
-        Err(_) => return GradeReport::failed("cannot build the module matrix"),
-    };
-    for r in 0..rows {
-        for c in 0..cols {
-            if refl.get(r * cols + c).is_some_and(|&v| v < gt) {
-                bits.set(c as u32, r as u32);
+    // Unused error correction from our own sampling, with rxing's bit matrix, codeword
+    // parser and Reed-Solomon decoder (which allocate inside).
+    let ec = {
+        let _span = crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Decoder);
+        BitMatrix::new(cols as u32, rows as u32).ok().map(|mut bits| {
+            for r in 0..rows {
+                for c in 0..cols {
+                    if refl.get(r * cols + c).is_some_and(|&v| v < gt) {
+                        bits.set(c as u32, r as u32);
+                    }
+                }
             }
-        }
-    }
-    let (uec, ec_total) = unused_ec(&bits);
+            unused_ec(&bits)
+        })
+    };
+    let Some((uec, ec_total)) = ec else {
+        return GradeReport::failed("cannot build the module matrix");
+    };
     let unused_error_correction = Metric {
         value: uec,
         grade: Grade::at_least(uec, [0.62, 0.50, 0.37, 0.25]),
@@ -444,7 +505,6 @@ fn grade_grid(grid: &Grid, plane: Plane<'_>, invert: bool) -> GradeReport {
 
     // Fixed pattern damage: wrong border modules, worst side, and their modulation.
     let mut wrong = [0usize; 4]; // left, bottom, top, right
-    let mut border_mods = Vec::with_capacity(2 * (rows + cols));
     let mut total = 0usize;
     for r in 0..rows {
         for c in 0..cols {

@@ -9,7 +9,8 @@
 //! itself is behind [`FrameDecoder`] and knows nothing of either.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -82,7 +83,7 @@ pub enum FrameOutcome {
     /// A symbol was read before the deadline (with the decode time on the pool's clock).
     Read {
         /// The read.
-        read: Box<Read>,
+        read: Read,
         /// Time from the worker taking the frame to the read.
         decode_time: Duration,
     },
@@ -119,11 +120,22 @@ impl Default for PoolConfig {
     }
 }
 
-/// A worker's answer: the read (or none) with the decode time, a no-read, or `None`
-/// for a decode that finished after the deadline.
-type Reply = Result<(Option<Read>, Duration), Option<NoRead>>;
+/// A worker's answer to one job: the read (or none), a no-read, or `Err(None)` for a
+/// decode that finished after the deadline; the decode time when the decoder ran to the
+/// end; and the frame itself, handed back for its buffer to be reused.
+struct Reply {
+    seq: u64,
+    result: Result<Option<Read>, Option<NoRead>>,
+    took: Option<Duration>,
+    frame: GreyFrame,
+}
+
+/// A reply channel, reused from frame to frame (replies carry the job's sequence number,
+/// so one meant for an earlier, abandoned frame is told apart and dropped).
+type ReplyChannel = (Sender<Reply>, Receiver<Reply>);
 
 struct Job {
+    seq: u64,
     frame: GreyFrame,
     deadline: Micros,
     reply: Sender<Reply>,
@@ -135,6 +147,11 @@ pub struct DecodePool {
     clock: Arc<dyn Clock>,
     deadline: Duration,
     workers: Vec<JoinHandle<()>>,
+    seq: AtomicU64,
+    /// Idle reply channels; a submission takes one (made only when none is idle).
+    channels: Arc<Mutex<Vec<ReplyChannel>>>,
+    /// Room of a reply channel: a worker never blocks on a reply (see [`worker`]).
+    reply_room: usize,
 }
 
 impl std::fmt::Debug for DecodePool {
@@ -152,52 +169,153 @@ pub struct Pending {
     state: PendingState,
 }
 
+/// What became of a submitted frame, with what the caller may reuse.
 #[derive(Debug)]
+pub struct Finished {
+    /// The outcome.
+    pub outcome: FrameOutcome,
+    /// Time the decoder spent on the frame, when it finished it (read or not).
+    pub decode_time: Option<Duration>,
+    /// The frame back (its buffer can take the next frame); `None` when the frame is
+    /// still with a late worker or was dropped.
+    pub frame: Option<GreyFrame>,
+}
+
 enum PendingState {
-    Done(FrameOutcome),
+    Done(FrameOutcome, Option<GreyFrame>),
     Waiting {
-        rx: Receiver<Reply>,
+        seq: u64,
+        channel: ReplyChannel,
+        channels: Arc<Mutex<Vec<ReplyChannel>>>,
         deadline: Micros,
         clock: Arc<dyn Clock>,
     },
 }
 
+impl std::fmt::Debug for PendingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PendingState::Done(o, _) => f.debug_tuple("Done").field(o).finish(),
+            PendingState::Waiting { seq, deadline, .. } => f
+                .debug_struct("Waiting")
+                .field("seq", seq)
+                .field("deadline", deadline)
+                .finish(),
+        }
+    }
+}
+
 impl Pending {
     /// Block until the read, or the deadline on the pool's clock, whichever is first.
     pub fn wait(self) -> FrameOutcome {
-        let (rx, deadline, clock) = match self.state {
-            PendingState::Done(o) => return o,
+        self.finish().outcome
+    }
+
+    /// As [`Pending::wait`], with the decode time and the frame handed back.
+    pub fn finish(self) -> Finished {
+        let (seq, channel, channels, deadline, clock) = match self.state {
+            PendingState::Done(outcome, frame) => {
+                return Finished {
+                    outcome,
+                    decode_time: None,
+                    frame,
+                };
+            }
             PendingState::Waiting {
-                rx,
+                seq,
+                channel,
+                channels,
                 deadline,
                 clock,
-            } => (rx, deadline, clock),
+            } => (seq, channel, channels, deadline, clock),
         };
-        // A result already there wins over a deadline that fires at the same moment.
-        if let Ok(reply) = rx.try_recv() {
-            return to_outcome(reply);
+        let rx = &channel.1;
+        // A result already there wins over a deadline that fires at the same moment;
+        // replies to earlier, abandoned frames are skipped.
+        let mut got = None;
+        while let Ok(reply) = rx.try_recv() {
+            if reply.seq == seq {
+                got = Some(reply);
+                break;
+            }
         }
-        let alarm = clock.alarm(deadline);
-        select! {
-            recv(rx) -> msg => match msg {
-                Ok(reply) => to_outcome(reply),
-                Err(_) => FrameOutcome::NoRead(NoRead::PoolClosed),
+        let finished = match got {
+            Some(reply) => Some(reply),
+            None => {
+                let alarm = crate::pipeline::probe::inside(
+                    crate::pipeline::probe::Inside::Clock,
+                    || clock.alarm(deadline),
+                );
+                let mut answer = None;
+                // A fresh alarm channel's first wait grows its waker list (clock cost).
+                let _span = crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Clock);
+                loop {
+                    select! {
+                        recv(rx) -> msg => match msg {
+                            Ok(reply) if reply.seq == seq => {
+                                answer = Some(Ok(reply));
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(_) => {
+                                answer = Some(Err(FrameOutcome::NoRead(NoRead::PoolClosed)));
+                                break;
+                            }
+                        },
+                        recv(alarm) -> _ => {
+                            while let Ok(reply) = rx.try_recv() {
+                                if reply.seq == seq {
+                                    answer = Some(Ok(reply));
+                                    break;
+                                }
+                            }
+                            break;
+                        },
+                    }
+                }
+                match answer {
+                    Some(Ok(reply)) => Some(reply),
+                    Some(Err(outcome)) => {
+                        return Finished {
+                            outcome,
+                            decode_time: None,
+                            frame: None,
+                        };
+                    }
+                    None => None,
+                }
+            }
+        };
+        // The channel goes back for the next frame (a late reply still to come is
+        // recognised by its sequence number and dropped).
+        if let Ok(mut idle) = channels.lock() {
+            idle.push(channel);
+        }
+        match finished {
+            Some(reply) => Finished {
+                outcome: to_outcome(reply.result, reply.took),
+                decode_time: reply.took,
+                frame: Some(reply.frame),
             },
-            recv(alarm) -> _ => match rx.try_recv() {
-                Ok(reply) => to_outcome(reply),
-                Err(_) => FrameOutcome::Late,
+            None => Finished {
+                outcome: FrameOutcome::Late,
+                decode_time: None,
+                frame: None,
             },
         }
     }
 }
 
-fn to_outcome(reply: Reply) -> FrameOutcome {
-    match reply {
-        Ok((Some(read), decode_time)) => FrameOutcome::Read {
-            read: Box::new(read),
-            decode_time,
+fn to_outcome(
+    result: Result<Option<Read>, Option<NoRead>>,
+    took: Option<Duration>,
+) -> FrameOutcome {
+    match result {
+        Ok(Some(read)) => FrameOutcome::Read {
+            read,
+            decode_time: took.unwrap_or_default(),
         },
-        Ok((None, _)) => FrameOutcome::NoRead(NoRead::NotFound),
+        Ok(None) => FrameOutcome::NoRead(NoRead::NotFound),
         Err(Some(no)) => FrameOutcome::NoRead(no),
         Err(None) => FrameOutcome::Late,
     }
@@ -240,6 +358,9 @@ impl DecodePool {
             clock,
             deadline: Duration::from_millis(cfg.deadline_ms),
             workers,
+            seq: AtomicU64::new(0),
+            channels: Arc::new(Mutex::new(Vec::new())),
+            reply_room: cfg.workers.max(1) + cfg.queue.max(1) + 2,
         }
     }
 
@@ -254,30 +375,47 @@ impl DecodePool {
     pub fn submit_until(&self, frame: GreyFrame, deadline: Micros) -> Pending {
         let Some(tx) = &self.tx else {
             return Pending {
-                state: PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed)),
+                state: PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed), Some(frame)),
             };
         };
-        let (reply, rx) = bounded(1);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let channel = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .unwrap_or_else(|| bounded(self.reply_room));
         let job = Job {
+            seq,
             frame,
             deadline,
-            reply,
+            reply: channel.0.clone(),
         };
         let state = match tx.try_send(job) {
             Ok(()) => PendingState::Waiting {
-                rx,
+                seq,
+                channel,
+                channels: Arc::clone(&self.channels),
                 deadline,
                 clock: Arc::clone(&self.clock),
             },
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(job)) => {
                 tracing::warn!("decode queue full, frame dropped");
-                PendingState::Done(FrameOutcome::NoRead(NoRead::QueueFull))
+                self.give_back(channel);
+                PendingState::Done(FrameOutcome::NoRead(NoRead::QueueFull), Some(job.frame))
             }
-            Err(TrySendError::Disconnected(_)) => {
-                PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed))
+            Err(TrySendError::Disconnected(job)) => {
+                self.give_back(channel);
+                PendingState::Done(FrameOutcome::NoRead(NoRead::PoolClosed), Some(job.frame))
             }
         };
         Pending { state }
+    }
+
+    fn give_back(&self, channel: ReplyChannel) {
+        if let Ok(mut idle) = self.channels.lock() {
+            idle.push(channel);
+        }
     }
 
     /// Close the queue and wait for the workers to finish their current frame.
@@ -308,10 +446,10 @@ where
         let result = catch_unwind(AssertUnwindSafe(|| decoder.decode(&job.frame, &stop)));
         let took = clock.now().since(start) + decoder.extra_cost();
         let late = start.plus(took) >= deadline;
-        let reply = match result {
-            Ok(_) if late => Err(None),
-            Ok(Ok(read)) => Ok((read, took)),
-            Ok(Err(e)) => Err(Some(NoRead::BadFrame(e.to_string()))),
+        let (result, took) = match result {
+            Ok(_) if late => (Err(None), Some(took)),
+            Ok(Ok(read)) => (Ok(read), Some(took)),
+            Ok(Err(e)) => (Err(Some(NoRead::BadFrame(e.to_string()))), Some(took)),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -321,11 +459,17 @@ where
                 tracing::warn!(panic = %msg, "decoder panicked on a frame; worker restored");
                 // Scratch state may be half-written: start from a fresh decoder.
                 decoder = make();
-                Err(Some(NoRead::Panicked(msg)))
+                (Err(Some(NoRead::Panicked(msg))), None)
             }
         };
-        // The caller may have gone (late): the result is then dropped.
-        let _ = job.reply.send(reply);
+        // Never blocks: the channel has room for every job that can be in flight on it;
+        // a caller that went (late) leaves the reply to be skipped or dropped.
+        let _ = job.reply.try_send(Reply {
+            seq: job.seq,
+            result,
+            took,
+            frame: job.frame,
+        });
     }
 }
 

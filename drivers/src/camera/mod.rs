@@ -63,4 +63,11 @@ pub trait FrameSource: Send {
 
     /// The frame of unit `unit`.
     fn frame(&mut self, unit: u64) -> Result<Frame, Error>;
+
+    /// Hand back the pixel buffer of a frame this source gave, for a later frame to
+    /// fill (no allocation per frame in steady state). Sources that cannot reuse
+    /// buffers drop it (the default).
+    fn recycle(&mut self, pixels: Vec<u8>) {
+        drop(pixels);
+    }
 }

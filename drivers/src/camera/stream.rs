@@ -64,11 +64,19 @@ pub fn encode(f: &Frame) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Pixel buffers handed back by the consumer, shared by a [`StreamSource`] and its
+/// decoder.
+pub type Spares = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Spare buffers kept at most (more are dropped).
+const MAX_SPARES: usize = 8;
+
 /// Incremental frame decoder.
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     max_pixels: usize,
+    spares: Spares,
 }
 
 impl Default for FrameDecoder {
@@ -83,7 +91,13 @@ impl FrameDecoder {
         FrameDecoder {
             buf: Vec::new(),
             max_pixels,
+            spares: Spares::default(),
         }
+    }
+
+    /// The pool the decoder takes pixel buffers from (see [`FrameSource::recycle`]).
+    pub fn spares(&self) -> Spares {
+        self.spares.clone()
     }
 }
 
@@ -158,12 +172,18 @@ impl Decoder for FrameDecoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        // Take the buffer as the pixel vector (one in-place move, no new allocation
-        // for the pixels); bytes after the frame stay buffered.
-        let rest = self.buf.split_off(total);
-        let mut pixels = std::mem::replace(&mut self.buf, rest);
-        pixels.copy_within(HEADER_LEN.., 0);
-        pixels.truncate(total - HEADER_LEN);
+        // Copy the pixels into a spare buffer (a new one only while the consumer has
+        // none to give back); the receive buffer keeps its capacity and whatever came
+        // after the frame.
+        let mut pixels = self
+            .spares
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_default();
+        pixels.clear();
+        pixels.extend_from_slice(self.buf.get(HEADER_LEN..total).unwrap_or_default());
+        self.buf.drain(..total);
         Ok(Some(Frame {
             unit,
             timestamp_us,
@@ -180,6 +200,7 @@ impl Decoder for FrameDecoder {
 /// Client side: frames pushed by a [`FrameServer`] (or a real bridge).
 pub struct StreamSource {
     framed: Framed<FrameDecoder>,
+    spares: Spares,
     timeout: Duration,
     ahead: Option<Frame>,
 }
@@ -203,8 +224,10 @@ impl StreamSource {
         timeout: Duration,
         max_pixels: usize,
     ) -> Self {
+        let decoder = FrameDecoder::new(max_pixels);
         StreamSource {
-            framed: Framed::new(link, FrameDecoder::new(max_pixels), device).with_chunk(CHUNK),
+            spares: decoder.spares(),
+            framed: Framed::new(link, decoder, device).with_chunk(CHUNK),
             timeout,
             ahead: None,
         }
@@ -245,12 +268,21 @@ impl FrameSource for StreamSource {
                     detail: format!("frame of unit {unit} lost: the next frame is for unit {next}"),
                 });
             }
+            self.recycle(f.pixels);
             tracing::debug!(
                 device = self.framed.device(),
                 skipped = f.unit,
                 wanted = unit,
                 "older frame skipped"
             );
+        }
+    }
+
+    fn recycle(&mut self, pixels: Vec<u8>) {
+        if let Ok(mut s) = self.spares.lock()
+            && s.len() < MAX_SPARES
+        {
+            s.push(pixels);
         }
     }
 }
