@@ -36,6 +36,7 @@ fn reject(unit: u64) -> UnitRecord {
         detail: format!("decoded SERIALX{unit}, expected SERIAL{unit}"),
         grade: Some('C'),
         latency_us: None,
+        frame: None,
     }
 }
 
@@ -540,4 +541,63 @@ fn the_live_stream_sends_the_status_with_the_uplink_backlog() {
         v.get("state").is_some() && v.get("open_exceptions").is_some(),
         "{v}"
     );
+}
+
+#[test]
+fn a_rejects_frame_is_served_to_a_session_only_and_the_retention_bound_holds() {
+    use linectl::pipeline::frames::{FrameRetention, FrameStore};
+    use linectl::vision::GreyFrame;
+    let env = start(&offline_profile(), false);
+    let addr = env.addr();
+    // The pipeline's store in the same data dir, keeping the newest two frames.
+    let store = FrameStore::new(
+        env.dir.path(),
+        FrameRetention {
+            keep: 2,
+            max_bytes: u64::MAX,
+        },
+    );
+    let pixels: Vec<u8> = (0..32 * 24).map(|i| (i % 251) as u8).collect();
+    let frame = GreyFrame::new(32, 24, pixels).unwrap();
+    for unit in 1..=3u64 {
+        let name = FrameStore::name_for(1_000 + unit, unit, Some(&format!("SERIAL{unit}")));
+        store.save(&name, &frame).unwrap();
+        let mut r = reject(unit);
+        r.frame = Some(name);
+        env.observer.send(r).unwrap();
+    }
+    env.observer.send(reject(4)).unwrap();
+    wait_exceptions(&env, 4);
+    let kept = store.list().unwrap();
+    assert_eq!(kept.len(), 2, "retention keeps the newest two: {kept:?}");
+
+    // An image, not a page: no session or a forged one is 401.
+    assert_eq!(get(addr, "/exceptions/3/frame", None).status, 401);
+    assert_eq!(
+        get(addr, "/exceptions/3/frame", Some("forged-session")).status,
+        401
+    );
+
+    let op = login(addr, "op", PW).unwrap();
+    let r = get(addr, "/exceptions/3/frame", Some(&op));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let (_, len) = kept.last().unwrap();
+    assert_eq!(r.header("content-length"), Some(len.to_string().as_str()));
+    assert!(r.body.contains("PNG"), "not a PNG body");
+
+    // Shown on the exception page next to decoded vs expected content.
+    let page = get(addr, "/exceptions", Some(&op));
+    assert!(page.body.contains("src=/exceptions/3/frame"), "{}", page.body);
+    assert!(page.body.contains("decoded SERIALX3, expected SERIAL3"));
+    assert!(!page.body.contains("src=/exceptions/4/frame"));
+
+    // The oldest frame was pruned; a reject without frame and an unknown one have none.
+    for id in [1, 4, 99] {
+        assert_eq!(
+            get(addr, &format!("/exceptions/{id}/frame"), Some(&op)).status,
+            404,
+            "exception {id}"
+        );
+    }
 }

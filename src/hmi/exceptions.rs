@@ -66,6 +66,10 @@ pub struct Exception {
     pub grade: Option<char>,
     /// The batch it belongs to.
     pub lot: Option<String>,
+    /// File name of the unit's camera frame in the reject-frame store, when one was
+    /// kept (it may since have been pruned).
+    #[serde(default)]
+    pub frame: Option<String>,
     /// The resolution, once resolved.
     pub resolution: Option<Resolution>,
 }
@@ -115,6 +119,8 @@ struct State {
 pub struct Exceptions {
     path: PathBuf,
     st: Mutex<State>,
+    /// Where the pipeline keeps reject frames (the frames exceptions refer to).
+    frames: Option<crate::pipeline::frames::FrameStore>,
 }
 
 impl std::fmt::Debug for Exceptions {
@@ -179,7 +185,21 @@ impl Exceptions {
                 items,
                 trend: VecDeque::new(),
             }),
+            frames: None,
         })
+    }
+
+    /// Serve the reject frames of `store` (the pipeline's, in the same data dir).
+    pub fn with_frames(mut self, store: crate::pipeline::frames::FrameStore) -> Exceptions {
+        self.frames = Some(store);
+        self
+    }
+
+    /// The file of exception `id`'s frame: `None` when the exception is unknown, has no
+    /// frame, or the store is not attached (the file itself may have been pruned).
+    pub fn frame_path(&self, id: u64) -> Option<PathBuf> {
+        let name = self.get(id)?.frame?;
+        self.frames.as_ref()?.path_of(&name).ok()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -243,6 +263,7 @@ impl Exceptions {
             detail: rec.detail.clone(),
             grade: rec.grade,
             lot,
+            frame: rec.frame.clone(),
             resolution: None,
         };
         self.write(&mut st, &Line::Raised(e.clone()))?;
@@ -312,6 +333,7 @@ mod tests {
             detail: "decoded X, expected Y".into(),
             grade: Some('B'),
             latency_us: None,
+            frame: Some(format!("0000000000000001-u{unit}-S{unit}.png")),
         }
     }
 

@@ -165,6 +165,7 @@ impl Hmi {
             .route("/command", post(command))
             .route("/exceptions", get(exceptions_page))
             .route("/exceptions/{id}/resolve", post(resolve))
+            .route("/exceptions/{id}/frame", get(exception_frame))
             .route("/trends", get(trends_page))
             .route("/audit", get(audit_page))
             .route("/users", get(users_page))
@@ -629,6 +630,42 @@ async fn exceptions_page(
     .into_response()
 }
 
+/// The camera frame of a rejected unit (PNG), for whoever may see the exception queue.
+/// An image, not a page: a missing or expired session is 401, not a redirect to login.
+async fn exception_frame(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Response {
+    if let Err(r) = h.auth(&headers, Permission::ViewLine) {
+        return if r.status().is_redirection() {
+            (StatusCode::UNAUTHORIZED, "a session is required\n").into_response()
+        } else {
+            r
+        };
+    }
+    let Some(path) = h.0.exceptions.frame_path(id) else {
+        return (StatusCode::NOT_FOUND, "no frame for this exception\n").into_response();
+    };
+    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(png)) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "image/png"),
+                (axum::http::header::CACHE_CONTROL, "private, no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            "the frame was pruned (reject-frame retention)\n",
+        )
+            .into_response(),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ResolveForm {
     csrf: String,
@@ -1020,7 +1057,12 @@ impl HmiParts {
         let audit = Arc::new(trail);
         let users = Arc::new(Users::open(data_dir, users_cfg, clock, audit.clone())?);
         let hmi_dir = data_dir.join("hmi");
-        let exceptions = Arc::new(Exceptions::open(&hmi_dir)?);
+        // Reject frames are only read here: the retention bound is the pipeline's.
+        let frames = crate::pipeline::frames::FrameStore::new(
+            data_dir,
+            crate::pipeline::frames::FrameRetention::default(),
+        );
+        let exceptions = Arc::new(Exceptions::open(&hmi_dir)?.with_frames(frames));
         let orders = Arc::new(OrderQueue::open(&hmi_dir.join("work-orders.json"))?);
         Ok(HmiParts {
             audit,

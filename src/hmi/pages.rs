@@ -313,10 +313,10 @@ pub(crate) fn batch(
 pub(crate) fn exceptions(f: &Frame<'_>, list: &[Exception], need_sign: bool) -> String {
     let c = f.csrf_input();
     let mut body = String::from(
-        "<table id=exceptions><tr><th>#</th><th>Time</th><th>Unit</th><th>Reason</th><th>Expected serial</th><th>What was seen</th><th>Grade</th><th>Status</th></tr>",
+        "<table id=exceptions><tr><th>#</th><th>Time</th><th>Unit</th><th>Reason</th><th>Expected serial</th><th>What was seen</th><th>Frame</th><th>Grade</th><th>Status</th></tr>",
     );
     if list.is_empty() {
-        body.push_str("<tr><td colspan=8>No exceptions.</td></tr>");
+        body.push_str("<tr><td colspan=9>No exceptions.</td></tr>");
     }
     let req = if need_sign { " required" } else { "" };
     for e in list {
@@ -347,9 +347,18 @@ pub(crate) fn exceptions(f: &Frame<'_>, list: &[Exception], need_sign: bool) -> 
                 },
             ),
         };
+        // The camera frame next to decoded vs expected content.
+        let frame = if e.frame.is_some() {
+            format!(
+                "<a href=/exceptions/{0}/frame><img id=frame-{0} src=/exceptions/{0}/frame alt=\"camera frame of unit {1}\" width=160 loading=lazy></a>",
+                e.id, e.unit
+            )
+        } else {
+            "—".to_string()
+        };
         let _ = write!(
             body,
-            "<tr id=exception-{}><td>{0}</td><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",
+            "<tr id=exception-{}><td>{0}</td><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{frame}</td><td>{}</td><td>{status}</td></tr>",
             e.id,
             format_utc(e.time_us),
             e.unit,

@@ -85,6 +85,8 @@ pub(crate) struct Coordinator {
     next_check: Micros,
     /// Pixel buffers back to the camera thread.
     spares: Sender<Vec<u8>>,
+    /// The frame of the outcome being handled: kept if its unit is rejected now.
+    frame_in_hand: Option<(u64, crate::vision::GreyFrame)>,
 }
 
 const CHECK_EVERY: Duration = Duration::from_millis(20);
@@ -126,6 +128,7 @@ impl Coordinator {
             links: super::Links::default(),
             next_check,
             spares,
+            frame_in_hand: None,
         }
     }
 
@@ -774,9 +777,11 @@ impl Coordinator {
                     self.status
                         .update(|s| s.decode_time.record(t.as_micros() as u64));
                 }
+                self.frame_in_hand = frame.map(|f| (unit, f));
                 self.on_outcome(unit, outcome, frame_at);
-                if let Some(f) = frame {
-                    // A full channel (the camera has spares enough) drops the buffer.
+                if let Some((_, f)) = self.frame_in_hand.take() {
+                    // Not a reject: the buffer goes back to the camera (a full channel,
+                    // the camera having spares enough, drops it).
                     let _ = self.spares.try_send(f.into_pixels());
                 }
             }
@@ -994,8 +999,24 @@ impl Coordinator {
             b.slots
                 .retain(|u, s| *u >= keep_from || !s.decided || s.awaiting.is_some());
         }
+        let mut frame = None;
         if !pass {
             tracing::debug!(unit, reason = code, detail = %detail, "unit rejected");
+            if let Some((_, f)) = self.frame_in_hand.take_if(|(u, _)| *u == unit) {
+                let name = super::frames::FrameStore::name_for(
+                    self.ctx.clock.wall_micros(),
+                    unit,
+                    serial.as_deref(),
+                );
+                self.ctx.send(
+                    &self.rec,
+                    Rec::Frame {
+                        name: name.clone(),
+                        frame: f,
+                    },
+                );
+                frame = Some(name);
+            }
         }
         self.status.update(|s| {
             s.inspected += 1;
@@ -1013,6 +1034,7 @@ impl Coordinator {
                 detail,
                 grade,
                 latency_us: None,
+                frame,
             });
         }
         self.maybe_complete();

@@ -22,6 +22,7 @@
 
 mod coordinator;
 mod devices;
+pub mod frames;
 mod histogram;
 pub mod probe;
 mod recorder;
@@ -89,8 +90,11 @@ pub struct LineConfig {
     pub decode: DecodeConfig,
     /// Decode worker threads.
     pub decode_workers: usize,
-    /// Data directory (pool in `pool/`, journal in `journal/`).
+    /// Data directory (pool in `pool/`, journal in `journal/`, reject frames in
+    /// `frames/`).
     pub data_dir: PathBuf,
+    /// How many reject frames are kept.
+    pub reject_frames: frames::FrameRetention,
     /// Journal consumers: `uplink` holds records until the site server has them (when
     /// the profile names a capture URL); `site-pull` reads for the pull API.
     pub journal_consumers: Vec<crate::journal::ConsumerConfig>,
@@ -146,6 +150,10 @@ impl LineConfig {
             },
             decode_workers: 1,
             data_dir,
+            reject_frames: frames::FrameRetention {
+                keep: p.verification.reject_frames_keep,
+                max_bytes: p.verification.reject_frames_max_mb.saturating_mul(1024 * 1024),
+            },
             journal_consumers: {
                 let mut c = Vec::new();
                 if p.epcis.capture_url.is_some() {
@@ -269,6 +277,9 @@ pub struct UnitRecord {
     pub grade: Option<char>,
     /// Frame arrival → verdict sent to the PLC, µs (clock time; `None` without frame).
     pub latency_us: Option<u64>,
+    /// File name of the reject's camera frame in `<data-dir>/frames/` (see
+    /// [`frames::FrameStore`]); `None` for a pass or a reject without a frame.
+    pub frame: Option<String>,
 }
 
 /// Device link states.
@@ -485,9 +496,12 @@ impl Line {
             let ev = ev_tx.clone();
             let prn = prn_tx.clone();
             let j = journal.clone();
+            let store = frames::FrameStore::new(&cfg.data_dir, cfg.reject_frames);
             spawn(
                 "recorder",
-                Box::new(move || recorder::recorder_thread(ctx, j, events, rec_rx, ev, prn)),
+                Box::new(move || {
+                    recorder::recorder_thread(ctx, j, events, store, rec_rx, ev, prn)
+                }),
             )?;
         }
         {

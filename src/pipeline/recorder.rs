@@ -27,6 +27,11 @@ pub(crate) enum Rec {
     },
     /// Serials loaded into the printer but never printed (buffer cleared).
     Unprinted { serials: Vec<String>, lot: String },
+    /// A rejected unit's camera frame, to keep as `name` in the frame store.
+    Frame {
+        name: String,
+        frame: crate::vision::GreyFrame,
+    },
 }
 
 /// Counts the recorder reports once events are durable.
@@ -40,6 +45,7 @@ pub(crate) fn recorder_thread(
     ctx: Ctx,
     journal: Arc<Journal>,
     events: LineEvents,
+    frames: crate::pipeline::frames::FrameStore,
     rx: Receiver<Rec>,
     ev: Sender<Ev>,
     prn: Sender<PrinterCmd>,
@@ -70,6 +76,13 @@ pub(crate) fn recorder_thread(
         let events_span = super::probe::Span::enter(super::probe::Inside::Events);
         for r in &recs {
             let (lot, event) = match r {
+                Rec::Frame { name, frame } => {
+                    // Rejects only (rare): writing the PNG may allocate.
+                    if let Err(e) = frames.save(name, frame) {
+                        tracing::warn!(error = %e, "reject frame not kept");
+                    }
+                    continue;
+                }
                 Rec::Unit {
                     serial,
                     passed: true,

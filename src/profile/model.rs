@@ -300,6 +300,21 @@ pub struct VerificationSection {
     /// Region of the frame to search, `{ x, y, w, h }`. Default: the whole frame.
     #[serde(default)]
     pub roi: Option<Roi>,
+    /// Camera frames of rejected units kept in `<data-dir>/frames/` for the exception
+    /// review, newest first (0: none). Default: 500.
+    #[serde(default = "default_reject_frames_keep")]
+    pub reject_frames_keep: usize,
+    /// Megabytes the kept reject frames may take together (oldest deleted first).
+    /// Default: 256.
+    #[serde(default = "default_reject_frames_max_mb")]
+    pub reject_frames_max_mb: u64,
+}
+
+const fn default_reject_frames_keep() -> usize {
+    500
+}
+const fn default_reject_frames_max_mb() -> u64 {
+    256
 }
 
 const fn default_min_grade() -> Grade {
@@ -315,6 +330,8 @@ impl Default for VerificationSection {
             min_grade: default_min_grade(),
             decode_deadline_ms: default_decode_deadline_ms(),
             roi: None,
+            reject_frames_keep: default_reject_frames_keep(),
+            reject_frames_max_mb: default_reject_frames_max_mb(),
         }
     }
 }
