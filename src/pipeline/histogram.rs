@@ -1,5 +1,5 @@
 //! A fixed-bucket time histogram for the line's status: verdict latency and decode
-//! time. Buckets are log-spaced (18 per decade from 1 µs to 1000 s, the standard
+//! time. Buckets are log-spaced (18 per decade from 10 µs to 900 s, whole µs below; the standard
 //! Prometheus bounds 1-2.5-5 among them), so recording is a binary search and an
 //! increment, the memory is fixed, and a status snapshot copies a few kilobytes however
 //! many units ran. Quantiles are exact to the bucket (the bucket's upper bound, never
@@ -7,23 +7,31 @@
 
 use serde::Serialize;
 
-/// Bucket mantissas per decade (× 10): upper bounds 1, 1.1, 1.2 … 9 × 10^k µs.
-const MANTISSA: [u64; 18] = [10, 11, 12, 13, 15, 17, 20, 22, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90];
-/// Decades: 1 µs … 10^9 µs (1000 s).
-const DECADES: usize = 9;
-/// Finite buckets; one more counts everything above the last bound.
-pub const BUCKETS: usize = MANTISSA.len() * DECADES + 1;
+/// Bucket mantissas per decade: upper bounds 10, 11, 12 … 90 × 10^k µs.
+const MANTISSA: [u64; 18] = [
+    10, 11, 12, 13, 15, 17, 20, 22, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90,
+];
+/// Decades from 10 µs: 10 µs … 900 s.
+const DECADES: usize = 8;
+/// Whole-µs buckets below 10 µs.
+const SMALL: usize = 9;
+/// Finite buckets, plus one that counts everything above the last bound.
+pub const BUCKETS: usize = SMALL + MANTISSA.len() * DECADES + 1;
 
-/// Upper bounds (inclusive), µs, of the finite buckets.
+/// Upper bounds (inclusive), µs, of the finite buckets: 1 … 9, then 18 per decade.
 const BOUNDS: [u64; BUCKETS - 1] = {
     let mut b = [0u64; BUCKETS - 1];
+    let mut i = 0;
+    while i < SMALL {
+        b[i] = i as u64 + 1;
+        i += 1;
+    }
     let mut d = 0;
     let mut scale = 1u64;
     while d < DECADES {
         let mut m = 0;
         while m < MANTISSA.len() {
-            // 1 µs × mantissa/10 for the first decade rounds up to whole µs.
-            b[d * MANTISSA.len() + m] = (MANTISSA[m] * scale).div_ceil(10);
+            b[SMALL + d * MANTISSA.len() + m] = MANTISSA[m] * scale;
             m += 1;
         }
         scale *= 10;
