@@ -588,7 +588,11 @@ fn a_rejects_frame_is_served_to_a_session_only_and_the_retention_bound_holds() {
 
     // Shown on the exception page next to decoded vs expected content.
     let page = get(addr, "/exceptions", Some(&op));
-    assert!(page.body.contains("src=/exceptions/3/frame"), "{}", page.body);
+    assert!(
+        page.body.contains("src=/exceptions/3/frame"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("decoded SERIALX3, expected SERIAL3"));
     assert!(!page.body.contains("src=/exceptions/4/frame"));
 

@@ -157,7 +157,9 @@ mod tests {
     #[test]
     fn bounds_rise_and_hold_the_prometheus_bounds() {
         assert!(BOUNDS.windows(2).all(|w| w[0] < w[1]), "{BOUNDS:?}");
-        for b in [1_000u64, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000] {
+        for b in [
+            1_000u64, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,
+        ] {
             assert!(BOUNDS.contains(&b), "{b}");
         }
         assert_eq!(BOUNDS.first(), Some(&1));

@@ -152,7 +152,10 @@ impl LineConfig {
             data_dir,
             reject_frames: frames::FrameRetention {
                 keep: p.verification.reject_frames_keep,
-                max_bytes: p.verification.reject_frames_max_mb.saturating_mul(1024 * 1024),
+                max_bytes: p
+                    .verification
+                    .reject_frames_max_mb
+                    .saturating_mul(1024 * 1024),
             },
             journal_consumers: {
                 let mut c = Vec::new();
@@ -499,9 +502,7 @@ impl Line {
             let store = frames::FrameStore::new(&cfg.data_dir, cfg.reject_frames);
             spawn(
                 "recorder",
-                Box::new(move || {
-                    recorder::recorder_thread(ctx, j, events, store, rec_rx, ev, prn)
-                }),
+                Box::new(move || recorder::recorder_thread(ctx, j, events, store, rec_rx, ev, prn)),
             )?;
         }
         {

@@ -146,7 +146,8 @@ pub(crate) fn plc_thread(
             if now >= next_hb {
                 if let Some(p) = plc.as_mut() {
                     hb = hb.wrapping_add(1);
-                    if let Err(e) = super::probe::inside(super::probe::Inside::Driver, || p.heartbeat(hb))
+                    if let Err(e) =
+                        super::probe::inside(super::probe::Inside::Driver, || p.heartbeat(hb))
                         && is_link_loss(e.kind())
                     {
                         drop_link(&mut plc, e.to_string());
@@ -160,7 +161,9 @@ pub(crate) fn plc_thread(
         let handle = |cmd: PlcCmd, plc: &mut Option<Box<dyn Plc>>| match cmd {
             PlcCmd::Verdict(unit, v) => {
                 let r = match plc.as_mut() {
-                    Some(p) => super::probe::inside(super::probe::Inside::Driver, || p.write_verdict(unit, v)),
+                    Some(p) => super::probe::inside(super::probe::Inside::Driver, || {
+                        p.write_verdict(unit, v)
+                    }),
                     None => {
                         ctx.send(
                             &ev,
@@ -198,7 +201,8 @@ pub(crate) fn plc_thread(
             }
             PlcCmd::PackMl(c) => {
                 if let Some(p) = plc.as_mut()
-                    && let Err(e) = super::probe::inside(super::probe::Inside::Driver, || p.command(c))
+                    && let Err(e) =
+                        super::probe::inside(super::probe::Inside::Driver, || p.command(c))
                 {
                     tracing::warn!(error = %e, command = ?c, "PackML command to the PLC failed");
                     if is_link_loss(e.kind()) {
@@ -631,7 +635,8 @@ fn load(
     let mut items = Vec::new();
     let mut handed = Vec::new();
     while b.next_unit <= b.target {
-        let h = super::probe::inside(super::probe::Inside::Storage, || a.next_serial()).map_err(|e| format!("serial pool: {e}"))?;
+        let h = super::probe::inside(super::probe::Inside::Storage, || a.next_serial())
+            .map_err(|e| format!("serial pool: {e}"))?;
         let mut es = String::with_capacity(64);
         let extra = h.extra_ais();
         let r = if market == Market::RuCrypto {
@@ -697,6 +702,9 @@ impl From<&LineConfig> for VisionSetup {
 }
 
 /// Events from the camera thread.
+// The outcome travels inline: boxing it would allocate per frame (the bounded channel's
+// slots are allocated once).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum VisionEv {
     Link(bool, String),

@@ -37,7 +37,11 @@ fn with_scratch<T, R>(
     key: &'static LocalKey<RefCell<Vec<T>>>,
     f: impl FnOnce(&mut Vec<T>) -> R,
 ) -> R {
-    let mut v = key.with(|c| c.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default());
+    let mut v = key.with(|c| {
+        c.try_borrow_mut()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    });
     v.clear();
     let r = f(&mut v);
     key.with(|c| {
@@ -326,9 +330,13 @@ pub fn grade_symbol(plane: Plane<'_>, invert: bool, points: &[rxing::Point]) -> 
         return GradeReport::failed("decoder gave no symbol corners");
     };
     let pts: [P; 4] = std::array::from_fn(|i| {
-        corners
-            .get(i)
-            .map_or(P { x: f32::NAN, y: f32::NAN }, |p| P { x: p.x, y: p.y })
+        corners.get(i).map_or(
+            P {
+                x: f32::NAN,
+                y: f32::NAN,
+            },
+            |p| P { x: p.x, y: p.y },
+        )
     });
     if pts.iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
         return GradeReport::failed("decoder gave non-finite corners");
@@ -377,7 +385,9 @@ pub fn grade_symbol(plane: Plane<'_>, invert: bool, points: &[rxing::Point]) -> 
 /// Share of border modules matching the finder / clock pattern, thresholded at the
 /// midpoint of the border samples.
 fn border_score(grid: &Grid, plane: Plane<'_>, invert: bool) -> f32 {
-    with_scratch(&BORDER, |samples| border_score_in(grid, plane, invert, samples))
+    with_scratch(&BORDER, |samples| {
+        border_score_in(grid, plane, invert, samples)
+    })
 }
 
 fn border_score_in(
@@ -442,8 +452,16 @@ fn grade_grid_in(
         quiet.push(grid.sample(plane, invert, -1.0, r as f32));
         quiet.push(grid.sample(plane, invert, cols as f32, r as f32));
     }
-    let rmax = refl.iter().chain(quiet.iter()).copied().fold(0.0f32, f32::max);
-    let rmin = refl.iter().chain(quiet.iter()).copied().fold(1.0f32, f32::min);
+    let rmax = refl
+        .iter()
+        .chain(quiet.iter())
+        .copied()
+        .fold(0.0f32, f32::max);
+    let rmin = refl
+        .iter()
+        .chain(quiet.iter())
+        .copied()
+        .fold(1.0f32, f32::min);
     let sc = (rmax - rmin).max(0.0);
     let gt = (rmax + rmin) / 2.0;
     let symbol_contrast = Metric {
@@ -455,16 +473,18 @@ fn grade_grid_in(
     // parser and Reed-Solomon decoder (which allocate inside).
     let ec = {
         let _span = crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Decoder);
-        BitMatrix::new(cols as u32, rows as u32).ok().map(|mut bits| {
-            for r in 0..rows {
-                for c in 0..cols {
-                    if refl.get(r * cols + c).is_some_and(|&v| v < gt) {
-                        bits.set(c as u32, r as u32);
+        BitMatrix::new(cols as u32, rows as u32)
+            .ok()
+            .map(|mut bits| {
+                for r in 0..rows {
+                    for c in 0..cols {
+                        if refl.get(r * cols + c).is_some_and(|&v| v < gt) {
+                            bits.set(c as u32, r as u32);
+                        }
                     }
                 }
-            }
-            unused_ec(&bits)
-        })
+                unused_ec(&bits)
+            })
     };
     let Some((uec, ec_total)) = ec else {
         return GradeReport::failed("cannot build the module matrix");

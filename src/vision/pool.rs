@@ -242,13 +242,14 @@ impl Pending {
         let finished = match got {
             Some(reply) => Some(reply),
             None => {
-                let alarm = crate::pipeline::probe::inside(
-                    crate::pipeline::probe::Inside::Clock,
-                    || clock.alarm(deadline),
-                );
+                let alarm =
+                    crate::pipeline::probe::inside(crate::pipeline::probe::Inside::Clock, || {
+                        clock.alarm(deadline)
+                    });
                 let mut answer = None;
                 // A fresh alarm channel's first wait grows its waker list (clock cost).
-                let _span = crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Clock);
+                let _span =
+                    crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Clock);
                 loop {
                     select! {
                         recv(rx) -> msg => match msg {
