@@ -403,6 +403,23 @@ mod tests {
     }
 
     #[test]
+    fn a_recycled_buffer_takes_the_next_frame() {
+        let mut d = FrameDecoder::default();
+        let spares = d.spares();
+        let mut bytes = encode(&frame(1)).unwrap_or_default();
+        bytes.extend(encode(&frame(2)).unwrap_or_default());
+        d.feed(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let first = d.decode().ok().flatten().unwrap_or_else(|| panic!("no frame"));
+        assert_eq!(first, frame(1));
+        let at = first.pixels.as_ptr();
+        spares.lock().unwrap_or_else(|p| p.into_inner()).push(first.pixels);
+        let second = d.decode().ok().flatten().unwrap_or_else(|| panic!("no frame"));
+        assert_eq!(second, frame(2));
+        assert_eq!(second.pixels.as_ptr(), at, "the spare buffer was not reused");
+        assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
     fn roundtrip_dripped() {
         let bytes = encode(&frame(42)).unwrap_or_default();
         assert_eq!(bytes.len(), HEADER_LEN + 6);
