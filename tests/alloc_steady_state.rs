@@ -204,7 +204,12 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
             continue;
         }
         let c = per[Stage::Decode as usize][k as usize].0;
-        assert_eq!(c, 0, "decode workers: {c} allocations ({}) in {extra} units", k.name());
+        assert_eq!(
+            c,
+            0,
+            "decode workers: {c} allocations ({}) in {extra} units",
+            k.name()
+        );
     }
     // The pipeline's own code on the frame path and the PLC thread allocates nothing per
     // unit (what remains there is inside clock alarms and the Modbus client, printed

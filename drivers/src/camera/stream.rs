@@ -409,13 +409,28 @@ mod tests {
         let mut bytes = encode(&frame(1)).unwrap_or_default();
         bytes.extend(encode(&frame(2)).unwrap_or_default());
         d.feed(&bytes).unwrap_or_else(|e| panic!("{e}"));
-        let first = d.decode().ok().flatten().unwrap_or_else(|| panic!("no frame"));
+        let first = d
+            .decode()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no frame"));
         assert_eq!(first, frame(1));
         let at = first.pixels.as_ptr();
-        spares.lock().unwrap_or_else(|p| p.into_inner()).push(first.pixels);
-        let second = d.decode().ok().flatten().unwrap_or_else(|| panic!("no frame"));
+        spares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(first.pixels);
+        let second = d
+            .decode()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no frame"));
         assert_eq!(second, frame(2));
-        assert_eq!(second.pixels.as_ptr(), at, "the spare buffer was not reused");
+        assert_eq!(
+            second.pixels.as_ptr(),
+            at,
+            "the spare buffer was not reused"
+        );
         assert_eq!(d.pending(), 0);
     }
 
