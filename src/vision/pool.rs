@@ -518,6 +518,25 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_frame_comes_back_with_its_decode_time() {
+        let clock = Arc::new(VirtualClock::new(0));
+        let (_rel_tx, rel_rx) = bounded(4);
+        let pool = pool(clock, rel_rx);
+        for _ in 0..3 {
+            let f = frame(0);
+            let at = f.pixels().as_ptr();
+            let done = pool.submit(f).finish();
+            assert_eq!(done.outcome, FrameOutcome::NoRead(NoRead::NotFound));
+            assert_eq!(done.decode_time, Some(Duration::ZERO));
+            let back = done.frame.unwrap();
+            assert_eq!(back.pixels().as_ptr(), at, "not the same buffer");
+        }
+        // One reply channel served every frame.
+        assert_eq!(pool.channels.lock().unwrap().len(), 1);
+        pool.shutdown();
+    }
+
+    #[test]
     fn panicking_frame_is_a_no_read_and_the_worker_lives_on() {
         let clock = Arc::new(VirtualClock::new(0));
         let (_rel_tx, rel_rx) = bounded(4);
