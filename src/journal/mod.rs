@@ -11,7 +11,7 @@
 //! Not owned here: event contents (`epcis`), the upload itself (uplink), where the
 //! journal directory lives (the line profile). File operations go through
 //! [`storage::Storage`] so tests can inject faults; the byte format is in
-//! [`format`](mod@format), crash recovery in [`recovery`], the group-commit thread in
+//! [`format`](mod@format), the directory's version file in [`version`], crash recovery in [`recovery`], the group-commit thread in
 //! `commit`.
 //!
 //! Failure policy: a failed `write` is undone by truncating the segment back and the
@@ -27,6 +27,7 @@ pub mod error;
 pub mod format;
 pub mod recovery;
 pub mod storage;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -341,6 +342,10 @@ impl Journal {
             .map_err(|e| JournalError::io("lock", &dir, e))?
             .ok_or_else(|| JournalError::Locked { path: dir.clone() })?;
 
+        let stamped = version::check_or_stamp(storage.as_ref(), &dir)?;
+        if stamped == version::VersionCheck::Stamped {
+            info!(dir = %dir.display(), version = version::DIR_FORMAT_VERSION, "journal directory stamped with its store-format version");
+        }
         let recovered = recovery::recover(storage.as_ref(), &dir, config.max_record_bytes)?;
         let mut segments = recovered.segments;
         let report = recovered.report;
