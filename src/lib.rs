@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod clock;
+pub mod config;
 pub mod epcis;
 pub mod gs1;
 pub mod hmi;

@@ -4,20 +4,26 @@
 //! work-order and event pull APIs when `LINECTL_API_TOKENS` names bearer tokens) on `[hmi] listen`, uploads events when the
 //! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
 //! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
-//! cleanly on SIGINT / SIGTERM. With `--start` it starts a batch from the profile's
+//! cleanly on SIGINT / SIGTERM. On SIGHUP it re-reads and validates the profile and
+//! applies what may change while running (see `linectl::config::reload`: the low-water
+//! mark, batch defaults, the capture URL), refuses the rest with the reason, and audits
+//! every reload. With `--start` it starts a batch from the profile's
 //! `[batch]` defaults once the devices are connected.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use linectl::audit::AuditTrail;
 use linectl::clock::{Clock, SystemClock};
+use linectl::config::reload::{self, on_sighup};
 use linectl::pipeline::{BatchOrder, Devices, Hooks, Line, LineCommand, LineConfig};
 use linectl::profile::Profile;
+use linectl::serve::gauges::{self, RateMeter};
 
 use super::EXIT_REJECTED;
 
@@ -109,6 +115,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("pull API: {e}"))?;
         app = app.merge(linectl::api::events::events_router(events));
     }
+    // SIGHUP's default action ends the process: take it over before serving anything.
+    let hup = on_sighup().context("installing the SIGHUP handler")?;
+    let mut running = profile.clone();
     let server = linectl::hmi::HmiServer::start(&profile.hmi.listen, &hmi, app)?;
     tracing::info!(hmi = %format!("http://{}/", server.local_addr()), line = %profile.line.id, "linectl running");
     let uplink = match &profile.epcis.capture_url {
@@ -134,6 +143,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })
         }));
     }
+    // Pool forecast and upload backlog for the overview and /metrics: the line rate is
+    // sampled by the loop below, the low-water mark follows SIGHUP reloads.
+    let rate = Arc::new(std::sync::Mutex::new(RateMeter::new(Duration::from_secs(
+        60,
+    ))));
+    let low_water = Arc::new(AtomicU64::new(profile.serials.low_water));
+    {
+        let (journal, status, rate, low_water, clock) = (
+            line.journal(),
+            line.status().clone(),
+            rate.clone(),
+            low_water.clone(),
+            clock.clone(),
+        );
+        let settings = linectl::pool::Forecast::default();
+        hmi.set_ops_probe(Arc::new(move || {
+            let per_min = rate.lock().unwrap_or_else(|p| p.into_inner()).per_minute();
+            gauges::collect(
+                &journal,
+                &status.snapshot(),
+                per_min,
+                &settings,
+                low_water.load(Ordering::SeqCst),
+                clock.wall_micros(),
+            )
+        }));
+    }
     let stop = linectl::serve::stop_on_signal();
     let _ = linectl::sdnotify::ready();
     let wd = linectl::sdnotify::watchdog_interval();
@@ -143,6 +179,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         let st = line.status().snapshot();
+        rate.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sample(clock.now(), st.inspected);
+        if hup.swap(false, Ordering::SeqCst) {
+            let old_url = running.epcis.capture_url.clone();
+            running = apply_reload(&args.profile, running, &parts.audit, |p| {
+                low_water.store(p.serials.low_water, Ordering::SeqCst);
+                let mut u = uplink.lock().unwrap_or_else(|e| e.into_inner());
+                if p.epcis.capture_url == old_url {
+                    return;
+                }
+                if let (Some(url), Some(old)) = (&p.epcis.capture_url, u.take()) {
+                    old.stop();
+                    match linectl::uplink::Uplink::start(
+                        linectl::uplink::UplinkConfig::new(url.clone()),
+                        line.journal(),
+                        clock.clone(),
+                    ) {
+                        Ok(n) => *u = Some(n),
+                        Err(e) => {
+                            tracing::error!(error = %e, url = %url, "uplink not restarted")
+                        }
+                    }
+                }
+            });
+        }
         if st.state != last_state {
             tracing::info!(state = %st.state, reason = ?st.stop_reason.as_ref().map(|r| &r.message), "line state");
             let _ = linectl::sdnotify::status(&format!("{} {}", profile.line.id, st.state));
@@ -190,4 +252,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reload the profile at `path` against `running`: log and audit the outcome, call
+/// `apply` with the new running profile when anything was applied, and return it.
+fn apply_reload(
+    path: &std::path::Path,
+    running: Profile,
+    audit: &AuditTrail,
+    apply: impl FnOnce(&Profile),
+) -> Profile {
+    let r = reload::reload(path, &running);
+    match &r.invalid {
+        Some(e) => {
+            tracing::error!(profile = %path.display(), problems = %e, "reload refused: the profile is invalid; nothing changed")
+        }
+        None => {
+            for c in &r.changes {
+                match &c.outcome {
+                    reload::Outcome::Applied { effect } => {
+                        tracing::info!(field = c.field, old = %c.old, new = %c.new, effect, "reload: applied")
+                    }
+                    reload::Outcome::Refused { reason } => {
+                        tracing::warn!(field = c.field, old = %c.old, new = %c.new, reason, "reload: refused")
+                    }
+                }
+            }
+            tracing::info!(
+                verdict = r.verdict().name(),
+                changes = r.changes.len(),
+                "profile reloaded"
+            );
+        }
+    }
+    for entry in reload::audit_entries(&path.display().to_string(), &r) {
+        if let Err(e) = audit.append(entry) {
+            tracing::error!(error = %e, "reload not audited");
+        }
+    }
+    if r.changes.iter().any(|c| c.applied()) {
+        apply(&r.profile);
+    }
+    r.profile
 }

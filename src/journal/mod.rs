@@ -651,6 +651,30 @@ impl Journal {
         lock(&self.shared.meta).disk_bytes
     }
 
+    /// Bytes on disk of the records from `from` to the end (frames with their headers),
+    /// for backlog figures. Exact at a multiple of the segment index step (64 records)
+    /// and otherwise an upper bound by at most that many records; whole segments from
+    /// `from` on count with their 32-byte header.
+    pub fn bytes_from(&self, from: Seq) -> u64 {
+        let meta = lock(&self.shared.meta);
+        meta.segments
+            .iter()
+            .filter(|s| s.end > from)
+            .map(|s| {
+                if from <= s.first {
+                    return s.bytes;
+                }
+                let k = (from.0 - s.first.0) / INDEX_EVERY;
+                let off = s
+                    .index
+                    .get(k as usize)
+                    .copied()
+                    .unwrap_or(format::SEGMENT_HEADER_LEN as u64);
+                s.bytes.saturating_sub(off)
+            })
+            .sum()
+    }
+
     /// Number of segment files.
     pub fn segment_count(&self) -> usize {
         lock(&self.shared.meta).segments.len()

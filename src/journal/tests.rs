@@ -651,3 +651,25 @@ fn a_damaged_version_file_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn bytes_from_counts_the_records_still_to_deliver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Journal::open(config(dir.path())).expect("open");
+    let mut sizes = Vec::new();
+    for i in 0..200 {
+        j.append(EVENT, payload(i)).expect("append");
+        sizes.push(format::record_len(payload(i).len()) as u64);
+    }
+    assert_eq!(j.bytes_from(Seq(0)), j.disk_bytes());
+    assert_eq!(j.bytes_from(Seq(200)), 0);
+    // Every value is at least the exact frame bytes and never more than the whole journal.
+    for from in [1u64, 63, 64, 65, 130, 199] {
+        let exact: u64 = sizes[from as usize..].iter().sum();
+        let got = j.bytes_from(Seq(from));
+        assert!(
+            got >= exact && got <= j.disk_bytes(),
+            "from {from}: {got} vs {exact}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::pipeline::StatusCell;
 
+pub mod gauges;
 pub mod metrics;
 
 /// Errors starting the status endpoint.
