@@ -16,6 +16,7 @@ pub mod packml;
 pub mod pipeline;
 pub mod pool;
 pub mod profile;
+pub mod report;
 pub mod sdnotify;
 pub mod serve;
 pub mod uplink;

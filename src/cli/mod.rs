@@ -10,6 +10,7 @@ pub mod audit;
 pub mod decode;
 pub mod device;
 pub mod events;
+pub mod export;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
@@ -52,6 +53,8 @@ pub enum Command {
     /// EPCIS events: export a batch's document from the journal.
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// Export a batch: EPCIS document, audit records, exceptions and the batch report.
+    Export(export::ExportArgs),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::User(args) => user::run(args),
         Command::Events(cmd) => events::run(cmd),
+        Command::Export(args) => export::run(args),
     }
 }
 

@@ -69,8 +69,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Line::start(cfg, Devices::from_profile(&profile), clock.clone(), hooks)
             .context("starting the line")?,
     );
-    let observer = linectl::hmi::spawn_observer(
+    // Every unit outcome goes to the unit log (for batch reports), then to the HMI.
+    let (hmi_tx, hmi_rx) = crossbeam_channel::unbounded();
+    let unit_log = linectl::report::units::spawn_unit_log(
         obs_rx,
+        Some(hmi_tx),
+        linectl::report::units::UnitLog::open(&args.data_dir).context("opening the unit log")?,
+        line.status().clone(),
+        clock.clone(),
+    )
+    .context("starting the unit log")?;
+    let observer = linectl::hmi::spawn_observer(
+        hmi_rx,
         parts.exceptions.clone(),
         line.status().clone(),
         clock.clone(),
@@ -245,6 +255,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     match Arc::try_unwrap(line) {
         Ok(line) => {
             line.shutdown();
+            let _ = unit_log.join();
             let _ = observer.join();
         }
         Err(_) => tracing::warn!(
