@@ -29,7 +29,8 @@ const CSS: &str = "
 @page{size:A4;margin:14mm 12mm}
 body{font:10pt/1.35 'DejaVu Sans',Arial,sans-serif;color:#111;margin:0 auto;max-width:186mm}
 h1{font-size:17pt;margin:0 0 2mm}h2{font-size:12.5pt;margin:6mm 0 2mm;border-bottom:1px solid #888;break-after:avoid}
-table{border-collapse:collapse;width:100%;margin:1mm 0 3mm}th,td{border:1px solid #999;padding:1mm 1.5mm;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:1mm 0 3mm}th,td{border:1px solid #999;padding:1mm 1.5mm;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table.log{table-layout:fixed;font-size:8.5pt}
 th{background:#e8ecf0}thead{display:table-header-group}tr{break-inside:avoid}
 td.n,th.n{text-align:right}.kv th{width:45mm}.small{font-size:8pt;color:#444}
 figure{margin:2mm 0 4mm;break-inside:avoid}figcaption{font-size:9pt;color:#333}
@@ -107,7 +108,7 @@ pub fn grade_chart(outcomes: &[Outcome]) -> String {
             );
         }
     }
-    let mut x = LEFT + 150.0;
+    let mut x = LEFT + 260.0;
     for g in [Some('A'), Some('B'), Some('C'), Some('D'), Some('F'), None] {
         let _ = write!(
             o,
@@ -285,7 +286,7 @@ pub fn render(f: &BatchFacts, generated_us: u64, files: &[&str]) -> String {
     b.push_str("</tbody></table>");
     let _ = write!(
         b,
-        "<h2>Exceptions ({})</h2><table id=\"exceptions\"><thead><tr><th>#</th><th>Time (UTC)</th><th>Unit</th><th>Serial</th><th>Reason</th><th>Detail</th><th>Grade</th><th>Resolution</th></tr></thead><tbody>",
+        "<h2>Exceptions ({})</h2><table class=\"log\" id=\"exceptions\"><thead><tr><th>#</th><th>Time (UTC)</th><th>Unit</th><th>Serial</th><th>Reason</th><th>Detail</th><th>Grade</th><th>Resolution</th></tr></thead><tbody>",
         f.exceptions.len()
     );
     if f.exceptions.is_empty() {
@@ -320,7 +321,7 @@ pub fn render(f: &BatchFacts, generated_us: u64, files: &[&str]) -> String {
     b.push_str("</tbody></table>");
     let _ = write!(
         b,
-        "<h2>Audit trail ({} records)</h2><table id=\"audit\"><thead><tr><th>Seq</th><th>Time (UTC)</th><th>User (role)</th><th>Action</th><th>Object</th><th>What / why</th><th>Old → new</th><th>E-signature</th></tr></thead><tbody>",
+        "<h2>Audit trail ({} records)</h2><table class=\"log\" id=\"audit\"><thead><tr><th>Seq</th><th>Time (UTC)</th><th>User (role)</th><th>Action</th><th>Object</th><th>What / why</th><th>Old → new</th><th>E-signature</th></tr></thead><tbody>",
         f.audit.len()
     );
     if f.audit.is_empty() {
