@@ -54,7 +54,9 @@ fn assert_well_formed(html: &str) {
             .collect();
         if let Some(closing) = tag.strip_prefix('/') {
             let _ = closing;
-            let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
             assert_eq!(open, name, "</{name}> closes <{open}>");
         } else if !tag.ends_with('/') {
             if name == "style" {
@@ -179,11 +181,20 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
     log.join().expect("unit log thread");
     observer.join().expect("observer thread");
     let rejected: u64 = report.rejected.values().sum();
-    assert!(rejected > 0, "the run had no rejects: {:?}", report.rejected);
+    assert!(
+        rejected > 0,
+        "the run had no rejects: {:?}",
+        report.rejected
+    );
     assert!(report.passed > 0);
 
     // A supervisor resolves the first exception with QA's e-signature.
-    let first = exceptions.list(1000).into_iter().map(|e| e.id).min().expect("an exception");
+    let first = exceptions
+        .list(1000)
+        .into_iter()
+        .map(|e| e.id)
+        .min()
+        .expect("an exception");
     let now = SystemClock::new().wall_micros();
     exceptions
         .resolve(
@@ -247,9 +258,8 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
     assert_eq!(summary["serials"]["count"], report.commissioned);
 
     // The EPCIS document: valid, only this batch, one commissioning EPC per passed unit.
-    let doc: Value =
-        serde_json::from_slice(&std::fs::read(out.join("epcis.json")).expect("epcis"))
-            .expect("EPCIS JSON");
+    let doc: Value = serde_json::from_slice(&std::fs::read(out.join("epcis.json")).expect("epcis"))
+        .expect("EPCIS JSON");
     let errors = schema_errors(&validator(), &doc);
     assert!(errors.is_empty(), "{errors:?}");
     let list = doc["epcisBody"]["eventList"].as_array().expect("events");
@@ -266,10 +276,14 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
         serde_json::from_slice(&std::fs::read(out.join("audit.json")).expect("audit"))
             .expect("audit JSON");
     let recs = audit.as_array().expect("records");
-    assert!(recs.iter().any(|r| r["link"] == "batch" && r["record"]["action"] == "batch_started"), "{audit}");
     assert!(
-        recs.iter().any(|r| r["link"] == "exception"
-            && r["record"]["signature"]["signer"] == "qa"),
+        recs.iter()
+            .any(|r| r["link"] == "batch" && r["record"]["action"] == "batch_started"),
+        "{audit}"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["link"] == "exception" && r["record"]["signature"]["signer"] == "qa"),
         "{audit}"
     );
     let csv = std::fs::read_to_string(out.join("audit.csv")).expect("csv");
@@ -296,10 +310,18 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
         assert!(html.contains(&part), "{part} missing from the report");
     }
     for (reason, n) in &report.rejected {
-        assert!(html.contains(&format!("<tr><td>{reason}</td><td class=\"n\">{n}</td></tr>")), "{reason}");
+        assert!(
+            html.contains(&format!(
+                "<tr><td>{reason}</td><td class=\"n\">{n}</td></tr>"
+            )),
+            "{reason}"
+        );
     }
     for external in ["src=\"http", "href=\"http", "url(", "@import"] {
-        assert!(!html.contains(external), "external resource in the report: {external}");
+        assert!(
+            !html.contains(external),
+            "external resource in the report: {external}"
+        );
     }
     assert!(!html.contains("<script") && !html.contains("<link"));
 
@@ -318,24 +340,36 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
             ])
             .output()
             .expect("run chromium");
-        let bytes = std::fs::read(&pdf).unwrap_or_else(|e| {
-            panic!(
-                "no PDF ({e}): {}",
-                String::from_utf8_lossy(&st.stderr)
-            )
-        });
-        assert!(bytes.starts_with(b"%PDF-") && bytes.len() > 5_000, "{} bytes", bytes.len());
+        let bytes = std::fs::read(&pdf)
+            .unwrap_or_else(|e| panic!("no PDF ({e}): {}", String::from_utf8_lossy(&st.stderr)));
+        assert!(
+            bytes.starts_with(b"%PDF-") && bytes.len() > 5_000,
+            "{} bytes",
+            bytes.len()
+        );
         eprintln!("report.pdf: {} bytes", bytes.len());
     } else {
-        eprintln!("NOTE: {chromium} is not installed here: the PDF rendering step was not run (CI installs chromium)");
+        eprintln!(
+            "NOTE: {chromium} is not installed here: the PDF rendering step was not run (CI installs chromium)"
+        );
     }
 
     // Refusals: unknown batch, non-empty directory; --force replaces the files.
-    let r = linectl(&["export", "--batch", "NOPE", &format!("{o}-2"), "--data-dir", d]);
+    let r = linectl(&[
+        "export",
+        "--batch",
+        "NOPE",
+        &format!("{o}-2"),
+        "--data-dir",
+        d,
+    ]);
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("NOPE") && err.contains(LOT), "{err}");
-    assert!(!Path::new(&format!("{o}-2")).exists(), "nothing written for an unknown batch");
+    assert!(
+        !Path::new(&format!("{o}-2")).exists(),
+        "nothing written for an unknown batch"
+    );
     let r = linectl(&["export", "--batch", LOT, o, "--data-dir", d]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--force"));

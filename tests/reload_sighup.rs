@@ -15,14 +15,20 @@ use std::time::{Duration, Instant};
 use linectl::audit::{Action, Record};
 
 fn profile_text(low_water: u64, plc: &str) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/line-profiles/eu-fmd-carton.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/line-profiles/eu-fmd-carton.toml"
+    );
     std::fs::read_to_string(path)
         .expect("profile")
         .replace("127.0.0.1:5020", plc)
         .replace("127.0.0.1:9101", "127.0.0.1:1")
         .replace("127.0.0.1:7100", "127.0.0.1:1")
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
-        .replace("http://127.0.0.1:8090/capture", "http://127.0.0.1:1/capture")
+        .replace(
+            "http://127.0.0.1:8090/capture",
+            "http://127.0.0.1:1/capture",
+        )
         .replace("low_water = 5000", &format!("low_water = {low_water}"))
 }
 
@@ -40,7 +46,10 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -56,7 +65,11 @@ fn config_records(data: &Path) -> Vec<Record> {
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("read");
     body
@@ -88,12 +101,22 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
             }
         })
     };
-    let logged = |needle: &str| lines.lock().expect("lines").iter().any(|l| l.contains(needle));
+    let logged = |needle: &str| {
+        lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains(needle))
+    };
     let addr = wait_for("the HMI address", || {
         lines.lock().expect("lines").iter().find_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
             let url = v["fields"]["hmi"].as_str()?;
-            Some(url.trim_start_matches("http://").trim_end_matches('/').to_string())
+            Some(
+                url.trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string(),
+            )
         })
     });
 
@@ -113,7 +136,9 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
     signal(&child, "-HUP");
     let recs = wait_for("the reload's audit records", || {
         let r = config_records(&data);
-        r.iter().any(|r| r.detail.starts_with("reload ")).then_some(r)
+        r.iter()
+            .any(|r| r.detail.starts_with("reload "))
+            .then_some(r)
     });
     let low = recs
         .iter()
@@ -128,13 +153,28 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
         .iter()
         .find(|r| r.detail.starts_with("plc:"))
         .expect("plc record");
-    assert!(plc.detail.contains("refused (device connections"), "{plc:?}");
-    assert!(plc.new_value.as_deref().is_some_and(|v| v.contains("10.9.9.9:502")));
+    assert!(
+        plc.detail.contains("refused (device connections"),
+        "{plc:?}"
+    );
+    assert!(
+        plc.new_value
+            .as_deref()
+            .is_some_and(|v| v.contains("10.9.9.9:502"))
+    );
     assert_eq!(plc.user, "linectl");
     assert_eq!(plc.reason, "SIGHUP");
-    let summary = recs.iter().find(|r| r.detail.starts_with("reload ")).expect("summary");
-    assert_eq!(summary.detail, "reload partly applied: 1 applied, 1 refused");
-    wait_for("the applied log line", || logged("reload: applied").then_some(()));
+    let summary = recs
+        .iter()
+        .find(|r| r.detail.starts_with("reload "))
+        .expect("summary");
+    assert_eq!(
+        summary.detail,
+        "reload partly applied: 1 applied, 1 refused"
+    );
+    wait_for("the applied log line", || {
+        logged("reload: applied").then_some(())
+    });
 
     // The same file again: low_water is now the running value, the PLC change is still
     // refused.
@@ -144,11 +184,16 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
         (r.iter().filter(|r| r.detail.starts_with("reload ")).count() == 2).then_some(r)
     });
     assert_eq!(
-        recs.iter().filter(|r| r.detail.starts_with("serials.low_water")).count(),
+        recs.iter()
+            .filter(|r| r.detail.starts_with("serials.low_water"))
+            .count(),
         1,
         "low_water was applied once"
     );
-    assert_eq!(recs.iter().filter(|r| r.detail.starts_with("plc:")).count(), 2);
+    assert_eq!(
+        recs.iter().filter(|r| r.detail.starts_with("plc:")).count(),
+        2
+    );
     assert_eq!(
         recs.last().map(|r| r.detail.as_str()),
         Some("reload refused: 0 applied, 1 refused")
@@ -160,12 +205,21 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
     let recs = wait_for("the invalid reload", || {
         let r = config_records(&data);
         r.iter()
-            .any(|r| r.detail.starts_with("reload refused: the profile is invalid"))
+            .any(|r| {
+                r.detail
+                    .starts_with("reload refused: the profile is invalid")
+            })
             .then_some(r)
     });
     let bad = recs.last().expect("record");
-    assert!(bad.detail.contains("product: section is missing"), "{bad:?}");
-    assert!(child.try_wait().expect("wait").is_none(), "linectl ended on SIGHUP");
+    assert!(
+        bad.detail.contains("product: section is missing"),
+        "{bad:?}"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "linectl ended on SIGHUP"
+    );
     assert!(http_get(&addr, "/healthz").contains("ok"));
 
     signal(&child, "-TERM");
@@ -174,9 +228,16 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "linectl did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "linectl did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let _ = reader.join();
-    assert!(status.success(), "{status}: {:?}", lines.lock().expect("lines"));
+    assert!(
+        status.success(),
+        "{status}: {:?}",
+        lines.lock().expect("lines")
+    );
 }

@@ -367,9 +367,9 @@ pub fn render(f: &BatchFacts, generated_us: u64, files: &[&str]) -> String {
             },
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "</tbody></table><p class=\"small\">Audit records linked to the batch, to its exceptions, or written during its production; the trail's hash chain was verified when this report was made. Files of this export: {}.</p></body></html>\n",
+        "</tbody></table><p class=\"small\">Audit records linked to the batch, to its exceptions, or written during its production; the trail's hash chain was verified when this report was made. Files of this export: {}.</p></body></html>",
         files.iter().map(|f| esc(f)).collect::<Vec<_>>().join(", ")
     );
     b
