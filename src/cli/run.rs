@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,7 +23,7 @@ use linectl::clock::{Clock, SystemClock};
 use linectl::config::reload::{self, on_sighup};
 use linectl::pipeline::{BatchOrder, Devices, Hooks, Line, LineCommand, LineConfig};
 use linectl::profile::Profile;
-use linectl::serve::gauges::{self, RateMeter};
+use linectl::serve::gauges::GaugeSource;
 
 use super::EXIT_REJECTED;
 
@@ -155,30 +155,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     // Pool forecast and upload backlog for the overview and /metrics: the line rate is
     // sampled by the loop below, the low-water mark follows SIGHUP reloads.
-    let rate = Arc::new(std::sync::Mutex::new(RateMeter::new(Duration::from_secs(
-        60,
-    ))));
-    let low_water = Arc::new(AtomicU64::new(profile.serials.low_water));
+    let gauges = Arc::new(GaugeSource::new(
+        line.journal(),
+        line.status().clone(),
+        clock.clone(),
+        linectl::pool::Forecast::default(),
+        profile.serials.low_water,
+    ));
     {
-        let (journal, status, rate, low_water, clock) = (
-            line.journal(),
-            line.status().clone(),
-            rate.clone(),
-            low_water.clone(),
-            clock.clone(),
-        );
-        let settings = linectl::pool::Forecast::default();
-        hmi.set_ops_probe(Arc::new(move || {
-            let per_min = rate.lock().unwrap_or_else(|p| p.into_inner()).per_minute();
-            gauges::collect(
-                &journal,
-                &status.snapshot(),
-                per_min,
-                &settings,
-                low_water.load(Ordering::SeqCst),
-                clock.wall_micros(),
-            )
-        }));
+        let g = gauges.clone();
+        hmi.set_ops_probe(Arc::new(move || g.collect()));
     }
     let stop = linectl::serve::stop_on_signal();
     let _ = linectl::sdnotify::ready();
@@ -188,14 +174,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut last_state = String::new();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
-        let st = line.status().snapshot();
-        rate.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sample(clock.now(), st.inspected);
+        let st = gauges.sample();
         if hup.swap(false, Ordering::SeqCst) {
             let old_url = running.epcis.capture_url.clone();
             running = apply_reload(&args.profile, running, &parts.audit, |p| {
-                low_water.store(p.serials.low_water, Ordering::SeqCst);
+                gauges.set_low_water(p.serials.low_water);
                 let mut u = uplink.lock().unwrap_or_else(|e| e.into_inner());
                 if p.epcis.capture_url == old_url {
                     return;

@@ -8,13 +8,15 @@
 //! feeds a [`RateMeter`] from its status loop).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::Micros;
+use crate::clock::{Clock, Micros};
 use crate::journal::{Journal, JournalError};
-use crate::pipeline::LineStatus;
+use crate::pipeline::{LineStatus, StatusCell};
 use crate::pool::Forecast;
 
 /// The line rate over a sliding window of `(time, units inspected)` samples.
@@ -196,6 +198,79 @@ pub fn collect(
         journal_segments: journal.segment_count() as u64,
         upload,
         forecast: pool_forecast(status, rate_per_min, settings, low_water),
+    }
+}
+
+/// The gauges of one running line: its journal and status, a [`RateMeter`] sampled at
+/// every [`GaugeSource::sample`] and [`GaugeSource::collect`], the forecast settings and
+/// the low-water mark (changeable while running, e.g. by a SIGHUP reload).
+pub struct GaugeSource {
+    journal: Arc<Journal>,
+    status: StatusCell,
+    clock: Arc<dyn Clock>,
+    rate: Mutex<RateMeter>,
+    settings: Forecast,
+    low_water: AtomicU64,
+}
+
+impl std::fmt::Debug for GaugeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaugeSource")
+            .field("low_water", &self.low_water)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GaugeSource {
+    /// Gauges over `journal` and `status`, the line rate averaged over a minute.
+    pub fn new(
+        journal: Arc<Journal>,
+        status: StatusCell,
+        clock: Arc<dyn Clock>,
+        settings: Forecast,
+        low_water: u64,
+    ) -> GaugeSource {
+        GaugeSource {
+            journal,
+            status,
+            clock,
+            rate: Mutex::new(RateMeter::new(Duration::from_secs(60))),
+            settings,
+            low_water: AtomicU64::new(low_water),
+        }
+    }
+
+    /// Take a line-rate sample now (call it regularly, e.g. from the daemon's loop).
+    pub fn sample(&self) -> LineStatus {
+        let s = self.status.snapshot();
+        self.rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sample(self.clock.now(), s.inspected);
+        s
+    }
+
+    /// Change the low-water mark.
+    pub fn set_low_water(&self, units: u64) {
+        self.low_water.store(units, Ordering::SeqCst);
+    }
+
+    /// Sample and compute every gauge.
+    pub fn collect(&self) -> OpsGauges {
+        let s = self.sample();
+        let per_min = self
+            .rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .per_minute();
+        collect(
+            &self.journal,
+            &s,
+            per_min,
+            &self.settings,
+            self.low_water.load(Ordering::SeqCst),
+            self.clock.wall_micros(),
+        )
     }
 }
 

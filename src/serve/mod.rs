@@ -1,7 +1,8 @@
 //! The daemon's process edges: the status endpoint (`GET /status` as JSON,
 //! `GET /healthz`) on the profile's `[hmi] listen` address, and waiting for SIGINT /
 //! SIGTERM to stop cleanly. It owns the listening socket and its thread; the status
-//! itself is the pipeline's [`StatusCell`]. The operator HMI builds on this later.
+//! itself is the pipeline's [`StatusCell`], the journal / backlog / forecast gauges
+//! come from [`gauges`]. The operator HMI builds on this later.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -48,6 +49,17 @@ impl StatusServer {
         line: &str,
         status: StatusCell,
     ) -> Result<StatusServer, ServeError> {
+        StatusServer::start_with_gauges(listen, line, status, None)
+    }
+
+    /// [`StatusServer::start_for_line`], and `/metrics` adds the journal, upload
+    /// backlog and pool forecast families of `gauges`.
+    pub fn start_with_gauges(
+        listen: &str,
+        line: &str,
+        status: StatusCell,
+        gauges: Option<Arc<gauges::GaugeSource>>,
+    ) -> Result<StatusServer, ServeError> {
         let line = line.to_string();
         let bind = |source| ServeError::Bind {
             addr: listen.to_string(),
@@ -64,7 +76,7 @@ impl StatusServer {
                 while !stop2.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Err(e) = answer(stream, &line, &status) {
+                            if let Err(e) = answer(stream, &line, &status, gauges.as_deref()) {
                                 tracing::debug!(error = %e, "status request failed");
                             }
                         }
@@ -123,7 +135,12 @@ pub fn status_json(status: &StatusCell) -> serde_json::Value {
     v
 }
 
-fn answer(stream: TcpStream, line_id: &str, status: &StatusCell) -> std::io::Result<()> {
+fn answer(
+    stream: TcpStream,
+    line_id: &str,
+    status: &StatusCell,
+    gauges: Option<&gauges::GaugeSource>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -147,11 +164,13 @@ fn answer(stream: TcpStream, line_id: &str, status: &StatusCell) -> std::io::Res
             status_json(status).to_string(),
         ),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            metrics::render(line_id, &status.snapshot()),
-        ),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", {
+            let mut m = metrics::render(line_id, &status.snapshot());
+            if let Some(g) = gauges {
+                m.push_str(&metrics::render_ops(line_id, &g.collect()));
+            }
+            m
+        }),
         ("GET", _) => (
             "404 Not Found",
             "application/json",
