@@ -592,4 +592,28 @@ fn the_overview_and_metrics_show_the_pool_forecast_and_upload_backlog() {
     ] {
         assert!(m.body.contains(line), "{line} missing:\n{}", m.body);
     }
+    // The live stream carries the same gauges for the overview's script.
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "GET /live HTTP/1.1\r\nHost: x\r\nCookie: {}={op}\r\n\r\n",
+        linectl::hmi::COOKIE
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let data = loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(d) = line.strip_prefix("data: ") {
+            break d.trim().to_string();
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(v["ops"]["forecast"]["seconds_left"], 300.0, "{v}");
+    assert_eq!(v["ops"]["forecast"]["covers_batch"], false);
+    assert_eq!(v["ops"]["upload"]["events"], 17);
 }
