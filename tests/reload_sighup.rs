@@ -1,7 +1,7 @@
 //! SIGHUP reload of a running `linectl run` (its devices unreachable, so the line waits
 //! in Stopped; the reload does not depend on the line state): an edited profile's safe
-//! change (the low-water mark) is applied and a device address change is refused with
-//! the reason, both audited with old → new; reloading the same file again proves the
+//! changes (the low-water mark, the log level: info lines stop) are applied and a
+//! device address change is refused with the reason, all audited with old → new; reloading the same file again proves the
 //! running profile took the applied value and kept the refused one; an invalid file
 //! changes nothing and its refusal is audited; the daemon keeps serving (`/metrics`
 //! with the journal and upload-backlog families) and stops cleanly on SIGTERM.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use linectl::audit::{Action, Record};
 
-fn profile_text(low_water: u64, plc: &str) -> String {
+fn profile_text(low_water: u64, plc: &str, log: Option<&str>) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/line-profiles/eu-fmd-carton.toml"
@@ -30,6 +30,7 @@ fn profile_text(low_water: u64, plc: &str) -> String {
             "http://127.0.0.1:1/capture",
         )
         .replace("low_water = 5000", &format!("low_water = {low_water}"))
+        + &log.map_or(String::new(), |l| format!("\n[log]\nlevel = \"{l}\"\n"))
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -80,13 +81,13 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
     let dir = tempfile::tempdir().expect("tempdir");
     let profile = dir.path().join("line.toml");
     let data = dir.path().join("data");
-    std::fs::write(&profile, profile_text(5000, "127.0.0.1:1")).expect("write profile");
+    std::fs::write(&profile, profile_text(5000, "127.0.0.1:1", None)).expect("write profile");
     let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
         .args(["--log-json", "run", "--profile"])
         .arg(&profile)
         .arg("--data-dir")
         .arg(&data)
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -132,7 +133,8 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
     }
 
     // A safe change and a refused one.
-    std::fs::write(&profile, profile_text(1234, "10.9.9.9:502")).expect("edit profile");
+    std::fs::write(&profile, profile_text(1234, "10.9.9.9:502", Some("warn")))
+        .expect("edit profile");
     signal(&child, "-HUP");
     let recs = wait_for("the reload's audit records", || {
         let r = config_records(&data);
@@ -170,11 +172,28 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
         .expect("summary");
     assert_eq!(
         summary.detail,
-        "reload partly applied: 1 applied, 1 refused"
+        "reload partly applied: 2 applied, 1 refused"
+    );
+    let log = recs
+        .iter()
+        .find(|r| r.detail.starts_with("log.level"))
+        .expect("log.level record");
+    assert_eq!(
+        (log.old_value.as_deref(), log.new_value.as_deref()),
+        (Some("\"info\""), Some("\"warn\""))
     );
     wait_for("the applied log line", || {
         logged("reload: applied").then_some(())
     });
+    let requested = || {
+        lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| l.contains("profile reload requested"))
+            .count()
+    };
+    assert_eq!(requested(), 1);
 
     // The same file again: low_water is now the running value, the PLC change is still
     // refused.
@@ -197,6 +216,23 @@ fn sighup_applies_safe_changes_refuses_the_rest_and_audits_every_reload() {
     assert_eq!(
         recs.last().map(|r| r.detail.as_str()),
         Some("reload refused: 0 applied, 1 refused")
+    );
+    // The log level `warn` applies: the refusal (a warning) is logged again, the
+    // info-level "reload requested" line is not.
+    wait_for("the second refusal's warning", || {
+        (lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| l.contains("reload: refused"))
+            .count()
+            == 2)
+            .then_some(())
+    });
+    assert_eq!(
+        requested(),
+        1,
+        "info lines are filtered out after the reload"
     );
 
     // An invalid file: nothing changes, the refusal and its problems are audited.

@@ -5,8 +5,8 @@
 //! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
 //! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
 //! cleanly on SIGINT / SIGTERM. On SIGHUP it re-reads and validates the profile and
-//! applies what may change while running (see `linectl::config::reload`: the low-water
-//! mark, batch defaults, the capture URL), refuses the rest with the reason, and audits
+//! applies what may change while running (see `linectl::config::reload`: the log
+//! level, the low-water mark, batch defaults, the capture URL), refuses the rest with the reason, and audits
 //! every reload. With `--start` it starts a batch from the profile's
 //! `[batch]` defaults once the devices are connected.
 
@@ -50,6 +50,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_REJECTED));
         }
     };
+    if let Err(e) = super::set_log_filter(&profile.log.level) {
+        tracing::warn!(error = %e, level = %profile.log.level, "profile log level not applied");
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
@@ -179,6 +182,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let old_url = running.epcis.capture_url.clone();
             running = apply_reload(&args.profile, running, &parts.audit, |p| {
                 gauges.set_low_water(p.serials.low_water);
+                if let Err(e) = super::set_log_filter(&p.log.level) {
+                    tracing::error!(error = %e, level = %p.log.level, "log level not applied");
+                }
                 let mut u = uplink.lock().unwrap_or_else(|e| e.into_inner());
                 if p.epcis.capture_url == old_url {
                     return;

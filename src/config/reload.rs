@@ -24,6 +24,7 @@
 //! | `[epcis]` capture_url, one URL to another | applied | the uplink is restarted on the new URL; unconfirmed events stay in the journal |
 //! | `[epcis]` capture_url added or removed | refused | the journal's uplink consumer is set up at start |
 //! | `[epcis]` identifiers, digital_link_base | refused | event identifiers must not change within a batch |
+//! | `[log]` level | applied | the log filter is replaced at once (`RUST_LOG`, when set, still wins) |
 //!
 //! Not owned here: validation rules (profile), the signal itself (the daemon's loop
 //! polls [`on_sighup`]'s flag), the uplink and the gauges the applied fields feed.
@@ -123,6 +124,7 @@ const LISTEN: &str = "the HMI socket is bound; restart linectl";
 const SIGN: &str = "the e-signature rule must not change under open exceptions; restart linectl";
 const UPLINK: &str = "uplink restarted on the new URL; unconfirmed events stay in the journal";
 const UPLINK_CONSUMER: &str = "the journal's uplink consumer is set up at start; adding or removing the capture URL needs a restart";
+const LOG: &str = "log filter replaced (RUST_LOG, when set, still wins)";
 const EVENTS: &str =
     "event identifiers must not change within a batch; restart linectl between batches";
 
@@ -212,6 +214,7 @@ pub fn classify(old: &Profile, new: &Profile) -> Vec<Change> {
         epcis.digital_link_base,
         refused(EVENTS)
     );
+    field!("log.level", log.level, Outcome::Applied { effect: LOG });
     out
 }
 
@@ -226,6 +229,7 @@ pub fn merge(old: &Profile, new: &Profile, changes: &[Change]) -> Profile {
             "batch.target_quantity" => p.batch.target_quantity = new.batch.target_quantity,
             "serials.low_water" => p.serials.low_water = new.serials.low_water,
             "epcis.capture_url" => p.epcis.capture_url = new.epcis.capture_url.clone(),
+            "log.level" => p.log.level = new.log.level.clone(),
             // `classify` applies no other field; a new applied field must be added here
             // (the unit test `merge_takes_exactly_the_applied_fields` checks it).
             _ => {}
@@ -414,6 +418,7 @@ mod tests {
         new.batch.expiry = Some("300131".into());
         new.batch.target_quantity = Some(7);
         new.epcis.capture_url = Some("http://127.0.0.1:9/c".into());
+        new.log.level = "debug".into();
         new.line.id = "OTHER".into();
         let changes = classify(&old, &new);
         let merged = merge(&old, &new, &changes);
@@ -451,6 +456,30 @@ mod tests {
             e.last().map(|e| e.detail.as_str()),
             Some("reload partly applied: 1 applied, 1 refused")
         );
+    }
+
+    #[test]
+    fn a_bad_log_filter_makes_the_file_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/line-profiles/eu-fmd-carton.toml"
+        ))
+        .expect("profile");
+        std::fs::write(&path, format!("{text}\n[log]\nlevel = \"linectl=loud\"\n")).expect("write");
+        let r = reload(&path, &base());
+        let e = r.invalid.expect("invalid");
+        assert!(e.to_string().contains("log.level"), "{e}");
+        std::fs::write(
+            &path,
+            format!("{text}\n[log]\nlevel = \"linectl=debug,info\"\n"),
+        )
+        .expect("write");
+        let r = reload(&path, &base());
+        assert!(r.invalid.is_none());
+        assert_eq!(r.profile.log.level, "linectl=debug,info");
+        assert_eq!(r.verdict(), Verdict::Applied);
     }
 
     #[test]
