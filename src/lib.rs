@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod clock;
+pub mod config;
 pub mod epcis;
 pub mod gs1;
 pub mod hmi;
@@ -15,6 +16,7 @@ pub mod packml;
 pub mod pipeline;
 pub mod pool;
 pub mod profile;
+pub mod report;
 pub mod sdnotify;
 pub mod serve;
 pub mod uplink;

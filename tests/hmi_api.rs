@@ -605,3 +605,79 @@ fn a_rejects_frame_is_served_to_a_session_only_and_the_retention_bound_holds() {
         );
     }
 }
+
+#[test]
+fn the_overview_and_metrics_show_the_pool_forecast_and_upload_backlog() {
+    use linectl::serve::gauges::{OpsGauges, PoolForecast, UploadBacklog};
+    let env = start(&offline_profile(), false);
+    let addr = env.addr();
+    let gauges = OpsGauges {
+        journal_bytes: 8192,
+        journal_segments: 1,
+        upload: Some(UploadBacklog {
+            events: 17,
+            bytes: 5000,
+            oldest_age_seconds: Some(125.0),
+        }),
+        forecast: Some(PoolForecast {
+            available: 600,
+            batch_remaining: 1000,
+            rate_per_min: 120.0,
+            seconds_left: Some(300.0),
+            covers_batch: false,
+            shortfall: 400,
+            low_water: 1000,
+            below_low_water: true,
+            alarm: true,
+        }),
+    };
+    let g = gauges.clone();
+    env.hmi
+        .set_ops_probe(std::sync::Arc::new(move || g.clone()));
+    let op = login(addr, "op", PW).unwrap();
+    let page = get(addr, "/", Some(&op));
+    for part in [
+        "class=\"card low\" id=pool_card",
+        "id=pool_forecast>empty in 5 min 0 s at 120/min<",
+        "short 400 for the batch (1000 to go)",
+        "id=pool_low>below low water (1000)<",
+        "id=uplink_oldest>oldest waiting 2 min 5 s<",
+    ] {
+        assert!(page.body.contains(part), "{part} missing:\n{}", page.body);
+    }
+    let m = get(addr, "/metrics", None);
+    assert_eq!(m.status, 200);
+    for line in [
+        "linectl_pool_forecast_seconds{line=\"PL-EU-01\"} 300.0",
+        "linectl_pool_covers_batch{line=\"PL-EU-01\"} 0",
+        "linectl_upload_backlog_events{line=\"PL-EU-01\"} 17",
+        "linectl_journal_bytes{line=\"PL-EU-01\"} 8192",
+        "# TYPE linectl_units_total counter",
+    ] {
+        assert!(m.body.contains(line), "{line} missing:\n{}", m.body);
+    }
+    // The live stream carries the same gauges for the overview's script.
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "GET /live HTTP/1.1\r\nHost: x\r\nCookie: {}={op}\r\n\r\n",
+        linectl::hmi::COOKIE
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let data = loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(d) = line.strip_prefix("data: ") {
+            break d.trim().to_string();
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(v["ops"]["forecast"]["seconds_left"], 300.0, "{v}");
+    assert_eq!(v["ops"]["forecast"]["covers_batch"], false);
+    assert_eq!(v["ops"]["upload"]["events"], 17);
+}

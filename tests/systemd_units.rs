@@ -136,6 +136,7 @@ fn linectl_unit_has_the_required_settings() {
         "WatchdogSec=10s",
         "Restart=on-failure",
         "ExecStart=/usr/bin/linectl run --profile /etc/linectl/line.toml --data-dir /var/lib/linectl",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "User=linectl",
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/linectl",

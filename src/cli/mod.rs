@@ -10,6 +10,7 @@ pub mod audit;
 pub mod decode;
 pub mod device;
 pub mod events;
+pub mod export;
 pub mod gs1;
 pub mod pool;
 pub mod profile;
@@ -52,6 +53,8 @@ pub enum Command {
     /// EPCIS events: export a batch's document from the journal.
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// Export a batch: EPCIS document, audit records, exceptions and the batch report.
+    Export(export::ExportArgs),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -69,19 +72,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::User(args) => user::run(args),
         Command::Events(cmd) => events::run(cmd),
+        Command::Export(args) => export::run(args),
     }
 }
 
-/// Set up `tracing` to stderr; `RUST_LOG` filters (default `info`).
+/// Replaces the log filter of the running process (set by [`init_logging`]).
+type FilterSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+static LOG_FILTER: std::sync::OnceLock<FilterSetter> = std::sync::OnceLock::new();
+
+/// Set up `tracing` to stderr; `RUST_LOG` filters (default `info`, or the profile's
+/// `[log] level` through [`set_log_filter`]).
 pub fn init_logging(json: bool) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
+    }
+    let _ = LOG_FILTER.set(Box::new(move |spec: &str| {
+        let f = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+        handle.reload(f).map_err(|e| e.to_string())
+    }));
+}
+
+/// Use `spec` as the log filter unless `RUST_LOG` is set (it wins); `Ok(false)` when
+/// `RUST_LOG` kept its filter.
+pub fn set_log_filter(spec: &str) -> Result<bool, String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(false);
+    }
+    match LOG_FILTER.get() {
+        Some(set) => set(spec).map(|()| true),
+        None => Err("logging is not set up".into()),
     }
 }

@@ -4,7 +4,10 @@
 //! work-order and event pull APIs when `LINECTL_API_TOKENS` names bearer tokens) on `[hmi] listen`, uploads events when the
 //! profile names a capture URL, tells systemd it is ready and feeds its watchdog from
 //! the pipeline's liveness stamp (a stuck coordinator stops the pings), and stops
-//! cleanly on SIGINT / SIGTERM. With `--start` it starts a batch from the profile's
+//! cleanly on SIGINT / SIGTERM. On SIGHUP it re-reads and validates the profile and
+//! applies what may change while running (see `linectl::config::reload`: the log
+//! level, the low-water mark, batch defaults, the capture URL), refuses the rest with the reason, and audits
+//! every reload. With `--start` it starts a batch from the profile's
 //! `[batch]` defaults once the devices are connected.
 
 use std::path::PathBuf;
@@ -15,9 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use linectl::audit::AuditTrail;
 use linectl::clock::{Clock, SystemClock};
+use linectl::config::reload::{self, on_sighup};
 use linectl::pipeline::{BatchOrder, Devices, Hooks, Line, LineCommand, LineConfig};
 use linectl::profile::Profile;
+use linectl::serve::gauges::GaugeSource;
 
 use super::EXIT_REJECTED;
 
@@ -44,6 +50,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_REJECTED));
         }
     };
+    if let Err(e) = super::set_log_filter(&profile.log.level) {
+        tracing::warn!(error = %e, level = %profile.log.level, "profile log level not applied");
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
@@ -63,8 +72,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Line::start(cfg, Devices::from_profile(&profile), clock.clone(), hooks)
             .context("starting the line")?,
     );
-    let observer = linectl::hmi::spawn_observer(
+    // Every unit outcome goes to the unit log (for batch reports), then to the HMI.
+    let (hmi_tx, hmi_rx) = crossbeam_channel::unbounded();
+    let unit_log = linectl::report::units::spawn_unit_log(
         obs_rx,
+        Some(hmi_tx),
+        linectl::report::units::UnitLog::open(&args.data_dir).context("opening the unit log")?,
+        line.status().clone(),
+        clock.clone(),
+    )
+    .context("starting the unit log")?;
+    let observer = linectl::hmi::spawn_observer(
+        hmi_rx,
         parts.exceptions.clone(),
         line.status().clone(),
         clock.clone(),
@@ -109,6 +128,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("pull API: {e}"))?;
         app = app.merge(linectl::api::events::events_router(events));
     }
+    // SIGHUP's default action ends the process: take it over before serving anything.
+    let hup = on_sighup().context("installing the SIGHUP handler")?;
+    let mut running = profile.clone();
     let server = linectl::hmi::HmiServer::start(&profile.hmi.listen, &hmi, app)?;
     tracing::info!(hmi = %format!("http://{}/", server.local_addr()), line = %profile.line.id, "linectl running");
     let uplink = match &profile.epcis.capture_url {
@@ -134,6 +156,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })
         }));
     }
+    // Pool forecast and upload backlog for the overview and /metrics: the line rate is
+    // sampled by the loop below, the low-water mark follows SIGHUP reloads.
+    let gauges = Arc::new(GaugeSource::new(
+        line.journal(),
+        line.status().clone(),
+        clock.clone(),
+        linectl::pool::Forecast::default(),
+        profile.serials.low_water,
+    ));
+    {
+        let g = gauges.clone();
+        hmi.set_ops_probe(Arc::new(move || g.collect()));
+    }
     let stop = linectl::serve::stop_on_signal();
     let _ = linectl::sdnotify::ready();
     let wd = linectl::sdnotify::watchdog_interval();
@@ -142,7 +177,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut last_state = String::new();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
-        let st = line.status().snapshot();
+        let st = gauges.sample();
+        if hup.swap(false, Ordering::SeqCst) {
+            let old_url = running.epcis.capture_url.clone();
+            running = apply_reload(&args.profile, running, &parts.audit, |p| {
+                gauges.set_low_water(p.serials.low_water);
+                if let Err(e) = super::set_log_filter(&p.log.level) {
+                    tracing::error!(error = %e, level = %p.log.level, "log level not applied");
+                }
+                let mut u = uplink.lock().unwrap_or_else(|e| e.into_inner());
+                if p.epcis.capture_url == old_url {
+                    return;
+                }
+                if let (Some(url), Some(old)) = (&p.epcis.capture_url, u.take()) {
+                    old.stop();
+                    match linectl::uplink::Uplink::start(
+                        linectl::uplink::UplinkConfig::new(url.clone()),
+                        line.journal(),
+                        clock.clone(),
+                    ) {
+                        Ok(n) => *u = Some(n),
+                        Err(e) => {
+                            tracing::error!(error = %e, url = %url, "uplink not restarted")
+                        }
+                    }
+                }
+            });
+        }
         if st.state != last_state {
             tracing::info!(state = %st.state, reason = ?st.stop_reason.as_ref().map(|r| &r.message), "line state");
             let _ = linectl::sdnotify::status(&format!("{} {}", profile.line.id, st.state));
@@ -183,6 +244,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     match Arc::try_unwrap(line) {
         Ok(line) => {
             line.shutdown();
+            let _ = unit_log.join();
             let _ = observer.join();
         }
         Err(_) => tracing::warn!(
@@ -190,4 +252,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reload the profile at `path` against `running`: log and audit the outcome, call
+/// `apply` with the new running profile when anything was applied, and return it.
+fn apply_reload(
+    path: &std::path::Path,
+    running: Profile,
+    audit: &AuditTrail,
+    apply: impl FnOnce(&Profile),
+) -> Profile {
+    let r = reload::reload(path, &running);
+    match &r.invalid {
+        Some(e) => {
+            tracing::error!(profile = %path.display(), problems = %e, "reload refused: the profile is invalid; nothing changed")
+        }
+        None => {
+            for c in &r.changes {
+                match &c.outcome {
+                    reload::Outcome::Applied { effect } => {
+                        tracing::info!(field = c.field, old = %c.old, new = %c.new, effect, "reload: applied")
+                    }
+                    reload::Outcome::Refused { reason } => {
+                        tracing::warn!(field = c.field, old = %c.old, new = %c.new, reason, "reload: refused")
+                    }
+                }
+            }
+            tracing::info!(
+                verdict = r.verdict().name(),
+                changes = r.changes.len(),
+                "profile reloaded"
+            );
+        }
+    }
+    for entry in reload::audit_entries(&path.display().to_string(), &r) {
+        if let Err(e) = audit.append(entry) {
+            tracing::error!(error = %e, "reload not audited");
+        }
+    }
+    if r.changes.iter().any(|c| c.applied()) {
+        apply(&r.profile);
+    }
+    r.profile
 }

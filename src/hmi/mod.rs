@@ -97,11 +97,16 @@ struct Inner {
     secret: [u8; 32],
     stop: Arc<AtomicBool>,
     uplink: std::sync::OnceLock<UplinkProbe>,
+    ops: std::sync::OnceLock<OpsProbe>,
 }
 
 /// Reads the EPCIS uplink's backlog: events journaled but not yet confirmed by the
 /// site server, and the uplink's state; `None` while there is no uplink.
 pub type UplinkProbe = Arc<dyn Fn() -> Option<(u64, String)> + Send + Sync>;
+
+/// Reads the operations gauges (journal size, upload backlog, pool forecast) for the
+/// overview, its live stream and `/metrics`.
+pub type OpsProbe = Arc<dyn Fn() -> crate::serve::gauges::OpsGauges + Send + Sync>;
 
 /// The shared state of the HMI's handlers.
 #[derive(Clone)]
@@ -137,12 +142,23 @@ impl Hmi {
             secret,
             stop: Arc::new(AtomicBool::new(false)),
             uplink: std::sync::OnceLock::new(),
+            ops: std::sync::OnceLock::new(),
         }))
     }
 
     /// Show the uplink's backlog on the overview (set once; later calls are ignored).
     pub fn set_uplink_probe(&self, probe: UplinkProbe) {
         let _ = self.0.uplink.set(probe);
+    }
+
+    /// Show the pool forecast and upload backlog on the overview and in `/metrics` (set
+    /// once; later calls are ignored).
+    pub fn set_ops_probe(&self, probe: OpsProbe) {
+        let _ = self.0.ops.set(probe);
+    }
+
+    fn ops(&self) -> Option<crate::serve::gauges::OpsGauges> {
+        self.0.ops.get().map(|p| p())
     }
 
     fn uplink(&self) -> Option<(u64, String)> {
@@ -294,12 +310,16 @@ struct Msg {
 }
 
 async fn metrics(State(h): State<Hmi>) -> Response {
+    let mut text = crate::serve::metrics::render(&h.0.cfg.line_id, &h.0.line.status().snapshot());
+    if let Some(g) = h.ops() {
+        text.push_str(&crate::serve::metrics::render_ops(&h.0.cfg.line_id, &g));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        crate::serve::metrics::render(&h.0.cfg.line_id, &h.0.line.status().snapshot()),
+        text,
     )
         .into_response()
 }
@@ -378,6 +398,7 @@ async fn overview(State(h): State<Hmi>, headers: HeaderMap, Query(m): Query<Msg>
         &s,
         h.0.exceptions.open_count(),
         h.uplink(),
+        h.ops().as_ref(),
     ))
     .into_response()
 }
@@ -402,6 +423,9 @@ async fn live(State(h): State<Hmi>, headers: HeaderMap) -> Response {
                 if let Some((n, state)) = st.uplink() {
                     o.insert("uplink_backlog".into(), n.into());
                     o.insert("uplink_state".into(), state.into());
+                }
+                if let Some(g) = st.ops() {
+                    o.insert("ops".into(), serde_json::to_value(g).unwrap_or_default());
                 }
                 o.insert(
                     "open_exceptions".into(),

@@ -10,6 +10,7 @@ use crate::api::orders::WorkOrder;
 use crate::audit::Record;
 use crate::audit::time::format_utc;
 use crate::pipeline::LineStatus;
+use crate::serve::gauges::{OpsGauges, PoolForecast};
 use crate::users::{Permission, Role, UserInfo};
 
 /// Escape text for HTML content and attribute values.
@@ -42,6 +43,7 @@ button.warn{background:#b05a00}button.danger{background:#b00020}
 input,select,textarea{font-size:20px;min-height:52px;padding:8px;border:1px solid #889;border-radius:8px;width:100%;max-width:420px}
 label{display:block;margin:10px 0 4px;font-weight:600}table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border-bottom:1px solid #ddd;padding:10px;text-align:left;vertical-align:top}.msg{background:#fff6d5;padding:12px;border-radius:8px;margin-bottom:12px}
+.card.low{background:#fde8ea;outline:4px solid #b00020}.sub{font-size:16px}
 .bar{display:inline-block;height:18px;background:#b00020}.barp{display:inline-block;height:18px;background:#0a7a2f}
 "#;
 
@@ -162,11 +164,19 @@ pub(crate) fn overview(
     s: &LineStatus,
     open: usize,
     uplink: Option<(u64, String)>,
+    ops: Option<&OpsGauges>,
 ) -> String {
     let (backlog, up_state) = match &uplink {
         Some((n, st)) => (n.to_string(), esc(st)),
         None => ("—".to_string(), "no uplink configured".to_string()),
     };
+    let oldest = ops
+        .and_then(|o| o.upload.as_ref())
+        .and_then(|u| u.oldest_age_seconds)
+        .map(|a| format!("oldest waiting {}", duration_text(a)))
+        .unwrap_or_default();
+    let fc = ops.and_then(|o| o.forecast.as_ref());
+    let (pool_class, forecast_html) = forecast_parts(fc);
     let rejected: u64 = s.rejected.values().sum();
     let mut rej = String::new();
     for (k, v) in &s.rejected {
@@ -199,14 +209,15 @@ pub(crate) fn overview(
 <div class=card><div>Rejected</div><div class=\"v bad\" id=rejected>{rejected}</div></div>\
 <div class=card><div>Commissioned</div><div class=v id=commissioned>{}</div></div>\
 <div class=card><div>Journaled (uplink source)</div><div class=v id=journaled>{}</div></div>\
-<div class=card><div>Uplink backlog (events)</div><div class=v id=uplink_backlog>{backlog}</div><div id=uplink_state>{up_state}</div></div>\
-<div class=card><div>Serial pool</div><div class=v id=pool>{}</div></div>\
+<div class=card><div>Uplink backlog (events)</div><div class=v id=uplink_backlog>{backlog}</div><div id=uplink_state>{up_state}</div><div class=sub id=uplink_oldest>{oldest}</div></div>\
+<div class={pool_class} id=pool_card><div>Serial pool</div><div class=v id=pool>{}</div>{forecast_html}</div>\
 <div class=card><div>Open exceptions</div><div class=v id=open_exceptions>{open}</div><a class=btn href=/exceptions>Review</a></div>\
 <div class=card><div>Devices</div><div>PLC: <b id=link_plc>{}</b></div><div>Printer: <b id=link_printer>{}</b></div><div>Camera: <b id=link_camera>{}</b></div></div>\
 </div><h2>Rejects by reason</h2><table id=rejects><tr><th>Reason</th><th>Units</th></tr>{rej}</table>\
 <p><small id=live>live updates: connecting…</small></p>\
 <script>
 (function(){{var last=null;var es=new EventSource('/live');
+function dur(x){{x=Math.round(x);var h=Math.floor(x/3600),m=Math.floor(x%3600/60),sec=x%60;return h>0?h+' h '+m+' min':(m>0?m+' min '+sec+' s':sec+' s');}}
 function t(id,v){{var e=document.getElementById(id);if(e)e.textContent=v;}}
 function l(id,ok){{var e=document.getElementById(id);if(e){{e.textContent=ok?'connected':'down';e.className=ok?'ok':'bad';}}}}
 es.addEventListener('status',function(m){{var s=JSON.parse(m.data);t('state',s.state);
@@ -214,7 +225,13 @@ t('stop_reason',s.stop_reason?s.stop_reason.message:'');t('inspected',s.inspecte
 var r=0,rows='<tr><th>Reason</th><th>Units</th></tr>';for(var k in s.rejected){{r+=s.rejected[k];rows+='<tr><td></td><td>'+s.rejected[k]+'</td></tr>';}}
 t('rejected',r);var tb=document.getElementById('rejects');tb.innerHTML=rows;var i=1;for(var k2 in s.rejected){{tb.rows[i++].cells[0].textContent=k2;}}
 t('commissioned',s.commissioned);t('journaled',s.journaled);t('pool',s.pool_available==null?'—':s.pool_available);
-t('open_exceptions',s.open_exceptions);if(s.uplink_backlog!=null){{t('uplink_backlog',s.uplink_backlog);t('uplink_state',s.uplink_state);}}t('batch',s.batch?(s.batch.lot+' (exp '+s.batch.expiry+', '+s.batch.quantity+' units)'):'—');
+t('open_exceptions',s.open_exceptions);if(s.uplink_backlog!=null){{t('uplink_backlog',s.uplink_backlog);t('uplink_state',s.uplink_state);}}
+var up=s.ops&&s.ops.upload;t('uplink_oldest',up&&up.oldest_age_seconds!=null?'oldest waiting '+dur(up.oldest_age_seconds):'');
+var fc=s.ops&&s.ops.forecast;if(fc){{t('pool_forecast',fc.seconds_left==null?'line not producing':'empty in '+dur(fc.seconds_left)+' at '+Math.round(fc.rate_per_min)+'/min');
+t('pool_covers',fc.covers_batch?'covers the batch ('+fc.batch_remaining+' to go)':'short '+fc.shortfall+' for the batch ('+fc.batch_remaining+' to go)');
+var pc=document.getElementById('pool_covers');if(pc)pc.className='sub '+(fc.covers_batch?'ok':'bad');
+t('pool_low',fc.below_low_water?'below low water ('+fc.low_water+')':(fc.alarm?'runs dry before the batch ends':''));
+var pk=document.getElementById('pool_card');if(pk)pk.className=(fc.below_low_water||fc.alarm)?'card low':'card';}}t('batch',s.batch?(s.batch.lot+' (exp '+s.batch.expiry+', '+s.batch.quantity+' units)'):'—');
 l('link_plc',s.links.plc);l('link_printer',s.links.printer);l('link_camera',s.links.camera);
 var now=Date.now();if(last){{var dt=(now-last.t)/60000;if(dt>0)t('rate',Math.round((s.inspected-last.n)/dt));}}last={{t:now,n:s.inspected}};
 t('live','live updates: '+new Date().toLocaleTimeString());}});
@@ -231,6 +248,70 @@ es.onerror=function(){{t('live','live updates: reconnecting…');}};}})();
         link(s.links.camera),
     );
     f.render("/", "Line overview", &body)
+}
+
+/// `3 h 20 min`, `4 min 10 s`, `12 s` (the overview's script formats the same way).
+pub(crate) fn duration_text(secs: f64) -> String {
+    let x = if secs.is_finite() && secs > 0.0 {
+        secs.round() as u64
+    } else {
+        0
+    };
+    let (h, m, s) = (x / 3600, x % 3600 / 60, x % 60);
+    if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {s} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The pool card's class and forecast lines (time to empty, batch coverage, low water).
+fn forecast_parts(fc: Option<&PoolForecast>) -> (&'static str, String) {
+    let Some(fc) = fc else {
+        return (
+            "card",
+            "<div class=sub id=pool_forecast>forecast: pool level not known yet</div><div class=sub id=pool_covers></div><div class=\"sub bad\" id=pool_low></div>".into(),
+        );
+    };
+    let empty = match fc.seconds_left {
+        Some(s) => format!(
+            "empty in {} at {}/min",
+            duration_text(s),
+            fc.rate_per_min.round()
+        ),
+        None => "line not producing".into(),
+    };
+    let covers = if fc.covers_batch {
+        format!(
+            "<div class=\"sub ok\" id=pool_covers>covers the batch ({} to go)</div>",
+            fc.batch_remaining
+        )
+    } else {
+        format!(
+            "<div class=\"sub bad\" id=pool_covers>short {} for the batch ({} to go)</div>",
+            fc.shortfall, fc.batch_remaining
+        )
+    };
+    let low = if fc.below_low_water {
+        format!("below low water ({})", fc.low_water)
+    } else if fc.alarm {
+        "runs dry before the batch ends".into()
+    } else {
+        String::new()
+    };
+    let class = if fc.below_low_water || fc.alarm {
+        "\"card low\""
+    } else {
+        "card"
+    };
+    (
+        class,
+        format!(
+            "<div class=sub id=pool_forecast>{empty}</div>{covers}<div class=\"sub bad\" id=pool_low>{low}</div>"
+        ),
+    )
 }
 
 /// Batch setup and PackML commands.

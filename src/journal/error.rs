@@ -32,6 +32,9 @@ pub enum JournalErrorKind {
     Locked,
     /// The journal was closed before the request was answered.
     Closed,
+    /// The journal directory was written in a format this build cannot read (newer) or
+    /// its version file is damaged.
+    Format,
 }
 
 /// Everything the journal can fail with.
@@ -145,6 +148,26 @@ pub enum JournalError {
     /// The journal closed before answering.
     #[error("journal closed before the request was answered")]
     Closed,
+    /// The journal directory was written by a newer linectl.
+    #[error(
+        "journal {} is in store format {found}, newer than format {supported} this build reads; run the linectl version that wrote it (or newer)", path.display()
+    )]
+    NewerFormat {
+        /// The version file.
+        path: PathBuf,
+        /// Version found in it.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// The version file exists but cannot be understood.
+    #[error("journal version file {} is damaged: {reason}", path.display())]
+    BadVersionFile {
+        /// The version file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
 }
 
 impl JournalError {
@@ -165,6 +188,9 @@ impl JournalError {
             JournalError::Config(_) => JournalErrorKind::Config,
             JournalError::Locked { .. } => JournalErrorKind::Locked,
             JournalError::Closed => JournalErrorKind::Closed,
+            JournalError::NewerFormat { .. } | JournalError::BadVersionFile { .. } => {
+                JournalErrorKind::Format
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! Not owned here: event contents (`epcis`), the upload itself (uplink), where the
 //! journal directory lives (the line profile). File operations go through
 //! [`storage::Storage`] so tests can inject faults; the byte format is in
-//! [`format`](mod@format), crash recovery in [`recovery`], the group-commit thread in
+//! [`format`](mod@format), the directory's version file in [`version`], crash recovery in [`recovery`], the group-commit thread in
 //! `commit`.
 //!
 //! Failure policy: a failed `write` is undone by truncating the segment back and the
@@ -27,6 +27,7 @@ pub mod error;
 pub mod format;
 pub mod recovery;
 pub mod storage;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -341,6 +342,10 @@ impl Journal {
             .map_err(|e| JournalError::io("lock", &dir, e))?
             .ok_or_else(|| JournalError::Locked { path: dir.clone() })?;
 
+        let stamped = version::check_or_stamp(storage.as_ref(), &dir)?;
+        if stamped == version::VersionCheck::Stamped {
+            info!(dir = %dir.display(), version = version::DIR_FORMAT_VERSION, "journal directory stamped with its store-format version");
+        }
         let recovered = recovery::recover(storage.as_ref(), &dir, config.max_record_bytes)?;
         let mut segments = recovered.segments;
         let report = recovered.report;
@@ -644,6 +649,30 @@ impl Journal {
     /// Bytes of all segment files.
     pub fn disk_bytes(&self) -> u64 {
         lock(&self.shared.meta).disk_bytes
+    }
+
+    /// Bytes on disk of the records from `from` to the end (frames with their headers),
+    /// for backlog figures. Exact at a multiple of the segment index step (64 records)
+    /// and otherwise an upper bound by at most that many records; whole segments from
+    /// `from` on count with their 32-byte header.
+    pub fn bytes_from(&self, from: Seq) -> u64 {
+        let meta = lock(&self.shared.meta);
+        meta.segments
+            .iter()
+            .filter(|s| s.end > from)
+            .map(|s| {
+                if from <= s.first {
+                    return s.bytes;
+                }
+                let k = (from.0 - s.first.0) / INDEX_EVERY;
+                let off = s
+                    .index
+                    .get(k as usize)
+                    .copied()
+                    .unwrap_or(format::SEGMENT_HEADER_LEN as u64);
+                s.bytes.saturating_sub(off)
+            })
+            .sum()
     }
 
     /// Number of segment files.

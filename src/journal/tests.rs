@@ -581,3 +581,95 @@ fn random_operations_agree_with_a_model() {
         );
     }
 }
+
+#[test]
+fn a_new_journal_is_stamped_with_its_format_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Journal::open(config(dir.path())).expect("open"));
+    let text = std::fs::read_to_string(dir.path().join(version::VERSION_FILE)).expect("FORMAT");
+    assert_eq!(text, "linectl-journal-format 1\n");
+}
+
+#[test]
+fn an_unversioned_journal_is_accepted_as_version_1_and_stamped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let j = Journal::open(config(dir.path())).expect("open");
+        for i in 0..5 {
+            j.append(EVENT, payload(i)).expect("append");
+        }
+    }
+    // Today's layout written before the version file existed.
+    std::fs::remove_file(dir.path().join(version::VERSION_FILE)).expect("rm FORMAT");
+    let j = Journal::open(config(dir.path())).expect("unversioned journal opens");
+    assert_eq!(all(&j).len(), 5);
+    let text = std::fs::read_to_string(dir.path().join(version::VERSION_FILE)).expect("FORMAT");
+    assert_eq!(version::parse(text.as_bytes()), Ok(1));
+    assert!(!dir.path().join("FORMAT.tmp").exists());
+}
+
+#[test]
+fn a_journal_of_a_newer_format_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let j = Journal::open(config(dir.path())).expect("open");
+        j.append(EVENT, payload(0)).expect("append");
+    }
+    let file = dir.path().join(version::VERSION_FILE);
+    std::fs::write(&file, "linectl-journal-format 2\n").expect("write FORMAT");
+    let e = Journal::open(config(dir.path())).expect_err("newer format");
+    assert_eq!(e.kind(), JournalErrorKind::Format);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("format 2") && msg.contains("format 1"),
+        "{msg}"
+    );
+    // Nothing was touched.
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("FORMAT"),
+        "linectl-journal-format 2\n"
+    );
+}
+
+#[test]
+fn a_damaged_version_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Journal::open(config(dir.path())).expect("open"));
+    let file = dir.path().join(version::VERSION_FILE);
+    for (bytes, expect) in [
+        (&b"linectl-journal-format one\n"[..], "\"one\""),
+        (&b"\0\0\0\0"[..], "expected"),
+        (&b""[..], "expected"),
+    ] {
+        std::fs::write(&file, bytes).expect("write FORMAT");
+        let e = Journal::open(config(dir.path())).expect_err("damaged");
+        assert_eq!(e.kind(), JournalErrorKind::Format);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("FORMAT") && msg.contains("damaged") && msg.contains(expect),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn bytes_from_counts_the_records_still_to_deliver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Journal::open(config(dir.path())).expect("open");
+    let mut sizes = Vec::new();
+    for i in 0..200 {
+        j.append(EVENT, payload(i)).expect("append");
+        sizes.push(format::record_len(payload(i).len()) as u64);
+    }
+    assert_eq!(j.bytes_from(Seq(0)), j.disk_bytes());
+    assert_eq!(j.bytes_from(Seq(200)), 0);
+    // Every value is at least the exact frame bytes and never more than the whole journal.
+    for from in [1u64, 63, 64, 65, 130, 199] {
+        let exact: u64 = sizes[from as usize..].iter().sum();
+        let got = j.bytes_from(Seq(from));
+        assert!(
+            got >= exact && got <= j.disk_bytes(),
+            "from {from}: {got} vs {exact}"
+        );
+    }
+}

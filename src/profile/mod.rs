@@ -86,7 +86,7 @@ impl Problems {
 }
 
 /// Section names, in the order they are checked and reported.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "line",
     "product",
     "batch",
@@ -98,10 +98,11 @@ const SECTIONS: [&str; 11] = [
     "serials",
     "hmi",
     "epcis",
+    "log",
 ];
 
 /// Sections that may be left out (all their fields have defaults).
-const OPTIONAL_SECTIONS: [&str; 4] = ["batch", "verification", "hmi", "epcis"];
+const OPTIONAL_SECTIONS: [&str; 5] = ["batch", "verification", "hmi", "epcis", "log"];
 
 impl Profile {
     /// Load and validate the profile at `path`, with overrides from the process
@@ -194,6 +195,7 @@ pub(crate) struct Sections {
     pub(crate) serials: Option<SerialsSection>,
     pub(crate) hmi: Option<HmiSection>,
     pub(crate) epcis: Option<EpcisSection>,
+    pub(crate) log: Option<LogSection>,
 }
 
 impl Sections {
@@ -211,6 +213,7 @@ impl Sections {
             serials: self.serials?,
             hmi: self.hmi?,
             epcis: self.epcis?,
+            log: self.log?,
         })
     }
 }
@@ -262,6 +265,7 @@ fn parse(text: &str, env: Option<BTreeMap<String, String>>, problems: &mut Probl
         serials: section(&mut table, "serials", problems),
         hmi: section(&mut table, "hmi", problems),
         epcis: section(&mut table, "epcis", problems),
+        log: section(&mut table, "log", problems),
     }
 }
 

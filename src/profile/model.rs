@@ -456,6 +456,28 @@ impl Default for EpcisSection {
     }
 }
 
+/// `[log]`: the daemon's log output.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `tracing` filter directives, e.g. `"info"` or `"linectl::uplink=debug,info"`;
+    /// used when `RUST_LOG` is not set, and changeable by SIGHUP. Default: `"info"`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: default_log_level(),
+        }
+    }
+}
+
 /// A whole line profile, validated (see `Profile::load`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -481,6 +503,8 @@ pub struct Profile {
     pub hmi: HmiSection,
     /// `[epcis]`
     pub epcis: EpcisSection,
+    /// `[log]`
+    pub log: LogSection,
 }
 
 impl PlcKind {

@@ -44,6 +44,14 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
     if let Some(e) = &s.epcis {
         epcis(e, out);
     }
+    if let Some(l) = &s.log
+        && let Err(e) = tracing_subscriber::EnvFilter::try_new(&l.level)
+    {
+        out.push(
+            "log.level",
+            format!("not a tracing filter ({e}); e.g. \"info\" or \"linectl=debug,info\""),
+        );
+    }
 }
 
 /// With nothing else wrong, build a code from the batch defaults once: a code that

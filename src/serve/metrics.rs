@@ -2,10 +2,12 @@
 //! `/metrics`: units by verdict and reason, verdict latency as a histogram, pool level,
 //! journal backlog, device links and the PackML state. It owns the metric names
 //! (`linectl_*`) and their rendering; the numbers come from the pipeline's
-//! [`LineStatus`].
+//! [`LineStatus`]; [`render_ops`] adds the journal size, upload backlog and pool
+//! forecast of [`OpsGauges`].
 
 use std::fmt::Write as _;
 
+use super::gauges::OpsGauges;
 use crate::packml::State;
 use crate::pipeline::LineStatus;
 
@@ -147,6 +149,82 @@ pub fn render(line: &str, s: &LineStatus) -> String {
     o
 }
 
+/// Render the journal, upload backlog and pool forecast families of `g` (append to
+/// [`render`]'s text). A family whose value is unknown is still declared (HELP/TYPE)
+/// without a sample, so scrapers see every family.
+pub fn render_ops(line: &str, g: &OpsGauges) -> String {
+    let mut o = String::with_capacity(2048);
+    let l = format!("line=\"{}\"", escape(line));
+    let mut gauge = |name: &str, help: &str, value: Option<String>| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} gauge");
+        if let Some(v) = value {
+            let _ = writeln!(o, "{name}{{{l}}} {v}");
+        }
+    };
+    gauge(
+        "linectl_journal_bytes",
+        "Bytes of all event journal segment files.",
+        Some(g.journal_bytes.to_string()),
+    );
+    gauge(
+        "linectl_journal_segments",
+        "Event journal segment files.",
+        Some(g.journal_segments.to_string()),
+    );
+    let up = g.upload.as_ref();
+    gauge(
+        "linectl_upload_backlog_events",
+        "Events in the journal the uplink has not had confirmed by the site server.",
+        up.map(|u| u.events.to_string()),
+    );
+    gauge(
+        "linectl_upload_backlog_bytes",
+        "Journal bytes of the unconfirmed events (upper bound within 64 records).",
+        up.map(|u| u.bytes.to_string()),
+    );
+    gauge(
+        "linectl_upload_backlog_oldest_age_seconds",
+        "Age of the oldest unconfirmed event (0 when nothing is waiting).",
+        up.map(|u| u.oldest_age_seconds.unwrap_or(0.0).to_string()),
+    );
+    let f = g.forecast.as_ref();
+    gauge(
+        "linectl_pool_forecast_seconds",
+        "Seconds until the pool of the running GTIN runs out at the current line rate (+Inf when the line is not producing).",
+        f.map(|f| match f.seconds_left {
+            Some(s) => format!("{s:.1}"),
+            None => "+Inf".to_string(),
+        }),
+    );
+    gauge(
+        "linectl_pool_forecast_rate_per_minute",
+        "Line rate the forecast uses, units per minute.",
+        f.map(|f| format!("{:.1}", f.rate_per_min)),
+    );
+    gauge(
+        "linectl_pool_covers_batch",
+        "1 when the pool holds at least the units the running batch still needs.",
+        f.map(|f| u8::from(f.covers_batch).to_string()),
+    );
+    gauge(
+        "linectl_pool_shortfall",
+        "Serials missing to finish the running batch (0 when covered).",
+        f.map(|f| f.shortfall.to_string()),
+    );
+    gauge(
+        "linectl_pool_low_water",
+        "1 when the pool is below the profile's low-water mark ([serials] low_water).",
+        f.map(|f| u8::from(f.below_low_water).to_string()),
+    );
+    gauge(
+        "linectl_pool_forecast_alarm",
+        "1 when the pool runs dry within the forecast horizon the batch still needs.",
+        f.map(|f| u8::from(f.alarm).to_string()),
+    );
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +268,47 @@ mod tests {
         );
         assert!(text.contains("linectl_verdict_latency_seconds_bucket{line=\"L1\",le=\"+Inf\"} 4"));
         assert!(text.contains("linectl_verdict_latency_seconds_count{line=\"L1\"} 4"));
+    }
+
+    #[test]
+    fn ops_families_are_rendered_and_unknown_values_declared_without_samples() {
+        use super::super::gauges::{PoolForecast, UploadBacklog};
+        let g = OpsGauges {
+            journal_bytes: 4096,
+            journal_segments: 2,
+            upload: Some(UploadBacklog {
+                events: 12,
+                bytes: 3000,
+                oldest_age_seconds: Some(4.5),
+            }),
+            forecast: Some(PoolForecast {
+                available: 600,
+                batch_remaining: 1000,
+                rate_per_min: 120.0,
+                seconds_left: Some(300.0),
+                covers_batch: false,
+                shortfall: 400,
+                low_water: 1000,
+                below_low_water: true,
+                alarm: true,
+            }),
+        };
+        let text = render_ops("L1", &g);
+        for line in [
+            "linectl_journal_bytes{line=\"L1\"} 4096",
+            "linectl_upload_backlog_events{line=\"L1\"} 12",
+            "linectl_upload_backlog_bytes{line=\"L1\"} 3000",
+            "linectl_upload_backlog_oldest_age_seconds{line=\"L1\"} 4.5",
+            "linectl_pool_forecast_seconds{line=\"L1\"} 300.0",
+            "linectl_pool_covers_batch{line=\"L1\"} 0",
+            "linectl_pool_shortfall{line=\"L1\"} 400",
+            "linectl_pool_low_water{line=\"L1\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let empty = render_ops("L1", &OpsGauges::default());
+        assert!(empty.contains("# TYPE linectl_pool_forecast_seconds gauge"));
+        assert!(!empty.contains("linectl_pool_forecast_seconds{"));
+        assert!(!empty.contains("linectl_upload_backlog_events{"));
     }
 }

@@ -1,7 +1,8 @@
 //! The daemon's process edges: the status endpoint (`GET /status` as JSON,
 //! `GET /healthz`) on the profile's `[hmi] listen` address, and waiting for SIGINT /
 //! SIGTERM to stop cleanly. It owns the listening socket and its thread; the status
-//! itself is the pipeline's [`StatusCell`]. The operator HMI builds on this later.
+//! itself is the pipeline's [`StatusCell`], the journal / backlog / forecast gauges
+//! come from [`gauges`]. The operator HMI builds on this later.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use crate::pipeline::StatusCell;
 
+pub mod gauges;
 pub mod metrics;
 
 /// Errors starting the status endpoint.
@@ -47,6 +49,17 @@ impl StatusServer {
         line: &str,
         status: StatusCell,
     ) -> Result<StatusServer, ServeError> {
+        StatusServer::start_with_gauges(listen, line, status, None)
+    }
+
+    /// [`StatusServer::start_for_line`], and `/metrics` adds the journal, upload
+    /// backlog and pool forecast families of `gauges`.
+    pub fn start_with_gauges(
+        listen: &str,
+        line: &str,
+        status: StatusCell,
+        gauges: Option<Arc<gauges::GaugeSource>>,
+    ) -> Result<StatusServer, ServeError> {
         let line = line.to_string();
         let bind = |source| ServeError::Bind {
             addr: listen.to_string(),
@@ -63,7 +76,7 @@ impl StatusServer {
                 while !stop2.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Err(e) = answer(stream, &line, &status) {
+                            if let Err(e) = answer(stream, &line, &status, gauges.as_deref()) {
                                 tracing::debug!(error = %e, "status request failed");
                             }
                         }
@@ -115,7 +128,12 @@ pub fn status_json(status: &StatusCell) -> serde_json::Value {
     v
 }
 
-fn answer(stream: TcpStream, line_id: &str, status: &StatusCell) -> std::io::Result<()> {
+fn answer(
+    stream: TcpStream,
+    line_id: &str,
+    status: &StatusCell,
+    gauges: Option<&gauges::GaugeSource>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -139,11 +157,13 @@ fn answer(stream: TcpStream, line_id: &str, status: &StatusCell) -> std::io::Res
             status_json(status).to_string(),
         ),
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            metrics::render(line_id, &status.snapshot()),
-        ),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", {
+            let mut m = metrics::render(line_id, &status.snapshot());
+            if let Some(g) = gauges {
+                m.push_str(&metrics::render_ops(line_id, &g.collect()));
+            }
+            m
+        }),
         ("GET", _) => (
             "404 Not Found",
             "application/json",
