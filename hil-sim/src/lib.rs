@@ -8,3 +8,4 @@ pub mod line;
 pub mod render;
 pub mod report;
 pub mod site;
+pub mod aggregation;

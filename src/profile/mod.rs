@@ -6,6 +6,7 @@
 //! (expected 2)`). This module does not open devices or pools: it only says what the
 //! line is and whether that description holds together.
 
+pub mod aggregation;
 pub mod model;
 mod validate;
 
@@ -86,7 +87,7 @@ impl Problems {
 }
 
 /// Section names, in the order they are checked and reported.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "line",
     "product",
     "batch",
@@ -98,6 +99,7 @@ const SECTIONS: [&str; 11] = [
     "serials",
     "hmi",
     "epcis",
+    "aggregation",
 ];
 
 /// Sections that may be left out (all their fields have defaults).
@@ -194,6 +196,7 @@ pub(crate) struct Sections {
     pub(crate) serials: Option<SerialsSection>,
     pub(crate) hmi: Option<HmiSection>,
     pub(crate) epcis: Option<EpcisSection>,
+    pub(crate) aggregation: Option<Option<aggregation::AggregationSection>>,
 }
 
 impl Sections {
@@ -211,6 +214,7 @@ impl Sections {
             serials: self.serials?,
             hmi: self.hmi?,
             epcis: self.epcis?,
+            aggregation: self.aggregation?,
         })
     }
 }
@@ -262,6 +266,10 @@ fn parse(text: &str, env: Option<BTreeMap<String, String>>, problems: &mut Probl
         serials: section(&mut table, "serials", problems),
         hmi: section(&mut table, "hmi", problems),
         epcis: section(&mut table, "epcis", problems),
+        aggregation: match table.contains_key("aggregation") {
+            true => section(&mut table, "aggregation", problems).map(Some),
+            false => Some(None),
+        },
     }
 }
 

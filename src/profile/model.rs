@@ -464,6 +464,8 @@ pub struct Profile {
     pub hmi: HmiSection,
     /// `[epcis]`
     pub epcis: EpcisSection,
+    /// `[aggregation]`, absent when the line does not aggregate.
+    pub aggregation: Option<super::aggregation::AggregationSection>,
 }
 
 impl PlcKind {

@@ -44,6 +44,9 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
     if let Some(e) = &s.epcis {
         epcis(e, out);
     }
+    if let Some(Some(a)) = &s.aggregation {
+        super::aggregation::validate(a, out);
+    }
 }
 
 /// With nothing else wrong, build a code from the batch defaults once: a code that

@@ -1,0 +1,2 @@
+//! Aggregation (placeholder doc, rewritten below).
+pub mod detect;
