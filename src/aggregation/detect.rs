@@ -276,7 +276,7 @@ mod tests {
     fn noise_is_unreadable_not_empty() {
         let mut d = LayerDecoder::new();
         let px: Vec<u8> = (0..100 * 100u32)
-            .map(|i| if (i * 2_654_435_761u32) >> 31 == 1 { 20 } else { 230 })
+            .map(|i| if i.wrapping_mul(2_654_435_761u32) >> 31 == 1 { 20 } else { 230 })
             .collect();
         let r = d.decode(&px, 100, 100, &layout(1, 1, 100, 100));
         assert_eq!(

@@ -1,2 +1,3 @@
 //! Aggregation (placeholder doc, rewritten below).
 pub mod detect;
+pub mod store;
