@@ -135,6 +135,20 @@ pub struct Hold {
     pub at_us: u64,
 }
 
+/// An event to journal, written in the same transaction as the change it reports, and
+/// removed once it is durable in the journal (so a crash between the two neither
+/// loses it nor journals it twice: see `super::station::recover`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// Its eventID (the CBV 2.0 hash).
+    pub event_id: String,
+    /// The journal payload (an `EventRecord`).
+    pub payload: Vec<u8>,
+    /// The journal's end when it was written: it is journaled iff a record from here on
+    /// carries its eventID.
+    pub from_seq: u64,
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -175,6 +189,7 @@ pub struct AggStore {
     intents: sled::Tree,
     holds: sled::Tree,
     meta: sled::Tree,
+    outbox: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -216,6 +231,7 @@ impl AggStore {
             intents: tree("intents")?,
             holds: tree("holds")?,
             meta: tree("meta")?,
+            outbox: tree("outbox")?,
             db,
         })
     }
@@ -288,7 +304,7 @@ impl AggStore {
     /// pallet, each case's `parent`) and the intent's removal in one transaction.
     /// Refused, with nothing changed, if a child already has a parent, a case is not
     /// closed or unknown, or the SSCC is taken.
-    pub fn commit(&self, sscc: &str) -> Result<Container, StoreError> {
+    pub fn commit(&self, sscc: &str, out: &[Outgoing]) -> Result<Container, StoreError> {
         let intent = self
             .intent(sscc)?
             .ok_or_else(|| StoreError::Unknown(sscc.to_string()))?;
@@ -306,8 +322,8 @@ impl AggStore {
             parent: None,
             at_us: intent.at_us,
         };
-        (&self.containers, &self.children, &self.intents)
-            .transaction(|(cont, child, int)| {
+        (&self.containers, &self.children, &self.intents, &self.outbox)
+            .transaction(|(cont, child, int, ob)| {
                 if cont.get(c.sscc.as_bytes())?.is_some() {
                     return abort(StoreError::Refused(format!("SSCC {} is already in use", c.sscc)));
                 }
@@ -341,6 +357,9 @@ impl AggStore {
                 }
                 cont.insert(c.sscc.as_bytes(), enc(&c))?;
                 int.remove(c.sscc.as_bytes())?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
                 Ok(())
             })
             .map_err(tx_err("commit"))?;
@@ -380,6 +399,24 @@ impl AggStore {
             .map_err(io("hold"))?;
         self.flush()?;
         Ok(h)
+    }
+
+    /// Events written with a change and not yet confirmed journaled.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv.map_err(io("read"))?;
+            out.push(dec(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The event `event_id` is durable in the journal: forget it.
+    pub fn delivered(&self, event_id: &str) -> Result<(), StoreError> {
+        self.outbox
+            .remove(event_id.as_bytes())
+            .map_err(io("outbox"))?;
+        self.flush()
     }
 
     /// Every hold, oldest first.
@@ -492,9 +529,10 @@ impl AggStore {
         sscc: &str,
         remove: &[Child],
         add: &[Child],
+        out: &[Outgoing],
     ) -> Result<Container, StoreError> {
-        let out = (&self.containers, &self.children)
-            .transaction(|(cont, child)| {
+        let result = (&self.containers, &self.children, &self.outbox)
+            .transaction(|(cont, child, ob)| {
                 let Some(v) = cont.get(sscc.as_bytes())? else {
                     return abort(StoreError::Unknown(sscc.to_string()));
                 };
@@ -527,19 +565,22 @@ impl AggStore {
                     c.children.push(a.clone());
                 }
                 cont.insert(sscc.as_bytes(), enc(&c))?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
                 Ok(c)
             })
             .map_err(tx_err("rework"))?;
         self.flush()?;
-        Ok(out)
+        Ok(result)
     }
 
     /// Dissolve a container: its children lose their parent (cases come off the
     /// pallet, units out of the case) and the container is gone; its SSCC is never
     /// reused. A case on a pallet cannot be dissolved. Returns the container as it was.
-    pub fn dissolve(&self, sscc: &str) -> Result<Container, StoreError> {
-        let out = (&self.containers, &self.children)
-            .transaction(|(cont, child)| {
+    pub fn dissolve(&self, sscc: &str, out: &[Outgoing]) -> Result<Container, StoreError> {
+        let result = (&self.containers, &self.children, &self.outbox)
+            .transaction(|(cont, child, ob)| {
                 let Some(v) = cont.get(sscc.as_bytes())? else {
                     return abort(StoreError::Unknown(sscc.to_string()));
                 };
@@ -566,11 +607,14 @@ impl AggStore {
                     }
                 }
                 cont.remove(sscc.as_bytes())?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
                 Ok(c)
             })
             .map_err(tx_err("dissolve"))?;
         self.flush()?;
-        Ok(out)
+        Ok(result)
     }
 }
 
@@ -599,7 +643,7 @@ mod tests {
     fn pack(s: &AggStore, sscc: &str, level: Level, children: Vec<Child>) -> Result<Container, StoreError> {
         s.begin(&intent(sscc, level, children))?;
         s.advance(sscc, Stage::Verified)?;
-        s.commit(sscc)
+        s.commit(sscc, &[])
     }
 
     #[test]
@@ -612,15 +656,15 @@ mod tests {
         pack(&s, "A", Level::Case, vec![unit("1"), unit("2")])?;
         // Not verified: refused.
         s.begin(&intent("B", Level::Case, vec![unit("3")]))?;
-        assert!(matches!(s.commit("B"), Err(StoreError::Refused(_))));
+        assert!(matches!(s.commit("B", &[]), Err(StoreError::Refused(_))));
         // Unit 2 already in A: refused, nothing changed.
         s.advance("B", Stage::Verified)?;
         s.begin(&intent("C", Level::Case, vec![unit("2"), unit("4")]))?;
         s.advance("C", Stage::Verified)?;
-        assert!(matches!(s.commit("C"), Err(StoreError::Refused(_))));
+        assert!(matches!(s.commit("C", &[]), Err(StoreError::Refused(_))));
         assert_eq!(s.parent_of(&unit("4"))?, None);
         assert_eq!(s.parent_of(&unit("2"))?.as_deref(), Some("A"));
-        s.commit("B")?;
+        s.commit("B", &[])?;
         let h = s.abandon("C", vec!["duplicate".into()], 5)?;
         assert_eq!(h.sscc.as_deref(), Some("C"));
         assert!(s.intents()?.is_empty());
@@ -629,15 +673,15 @@ mod tests {
         pack(&s, "P", Level::Pallet, cases)?;
         assert_eq!(s.container("A")?.and_then(|c| c.parent).as_deref(), Some("P"));
         assert!(s.open_case("A").is_err());
-        assert!(s.dissolve("A").is_err());
+        assert!(s.dissolve("A", &[]).is_err());
         // Unknown case on a pallet: refused.
         assert!(pack(&s, "Q", Level::Pallet, vec![Child::Case { sscc: "Z".into() }]).is_err());
-        s.dissolve("P")?;
+        s.dissolve("P", &[])?;
         assert_eq!(s.container("A")?.and_then(|c| c.parent), None);
         // Rework: open, swap a unit, close.
         s.open_case("A")?;
-        assert!(s.rework_case("A", &[], &[unit("3")]).is_err());
-        let c = s.rework_case("A", &[unit("1")], &[unit("9")])?;
+        assert!(s.rework_case("A", &[], &[unit("3")], &[]).is_err());
+        let c = s.rework_case("A", &[unit("1")], &[unit("9")], &[])?;
         assert_eq!(c.children, vec![unit("2"), unit("9")]);
         s.close_case("A")?;
         assert_eq!(s.parent_of(&unit("1"))?, None);

@@ -78,6 +78,9 @@ pub struct StationSection {
     /// Camera over the open case / pallet layer and the label, `host:port` of a frame
     /// stream. Default: `127.0.0.1:7201` (case), `127.0.0.1:7202` (pallet).
     pub camera_address: String,
+    /// The label printer's job (ZPL: the driver's template). Default: `dm`.
+    #[serde(default = "default_label_job")]
+    pub label_job: String,
     /// Time to wait for a device round trip or a frame, ms. Default: 2000.
     #[serde(default = "default_station_timeout_ms")]
     pub timeout_ms: u64,
@@ -100,6 +103,9 @@ const fn default_height() -> u32 {
 }
 const fn default_station_timeout_ms() -> u64 {
     2000
+}
+fn default_label_job() -> String {
+    "dm".to_string()
 }
 fn default_printer_kind() -> String {
     "zpl".to_string()
@@ -126,6 +132,7 @@ fn default_case_station() -> StationSection {
         printer_kind: default_printer_kind(),
         printer_address: "127.0.0.1:9201".into(),
         camera_address: "127.0.0.1:7201".into(),
+        label_job: default_label_job(),
         timeout_ms: default_station_timeout_ms(),
     }
 }
