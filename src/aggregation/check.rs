@@ -71,9 +71,9 @@ impl fmt::Display for Problem {
         let at = |c: &Cell| format!("row {} col {} ({}, {})", c.row + 1, c.col + 1, c.x, c.y);
         match self {
             Problem::Missing { cell } => write!(f, "missing: nothing at {}", at(cell)),
-            Problem::Unreadable { cell } => write!(f, "unreadable code at {}", at(cell)),
+            Problem::Unreadable { cell } => write!(f, "unreadable: a code at {} does not read", at(cell)),
             Problem::Foreign { cell, code, why } => {
-                write!(f, "foreign code {code} at {}: {why}", at(cell))
+                write!(f, "foreign: {code} at {}: {why}", at(cell))
             }
             Problem::Duplicate { cell, child } => {
                 write!(f, "duplicate: {child} again at {}", at(cell))
@@ -82,7 +82,7 @@ impl fmt::Display for Problem {
                 cell,
                 child,
                 parent,
-            } => write!(f, "{child} at {} is already in {parent}", at(cell)),
+            } => write!(f, "already-packed: {child} at {} is in {parent}", at(cell)),
             Problem::Count { found, expected } => {
                 write!(f, "count: {found} found, packing level {expected}")
             }

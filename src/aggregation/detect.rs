@@ -83,8 +83,10 @@ pub enum DetectError {
     },
 }
 
-/// Luma spread (5th to 95th percentile) below which a cell counts as empty.
-const EMPTY_SPREAD: u8 = 48;
+/// A pixel this much darker than the cell's median counts as ink.
+const INK_CONTRAST: u8 = 60;
+/// Fewer ink pixels than this: the cell is empty (a 4-pixel module is 16 pixels).
+const MIN_INK_PIXELS: usize = 64;
 
 /// Decodes every cell of a layout; owns its scratch buffers (reuse it across frames).
 #[derive(Debug, Default)]
@@ -169,7 +171,7 @@ impl LayerDecoder {
                 None => return CellRead::Unreadable,
             }
         }
-        if spread(&self.crop) < EMPTY_SPREAD {
+        if ink_pixels(&self.crop) < MIN_INK_PIXELS {
             return CellRead::Empty;
         }
         // 2× box downscale: modules of 4-8 px become 2-4 px, a quarter of the work.
@@ -194,28 +196,24 @@ impl LayerDecoder {
     }
 }
 
-/// 5th to 95th percentile luma spread.
-fn spread(p: &[u8]) -> u8 {
-    let mut hist = [0u32; 256];
+/// Pixels clearly darker than the cell's median (the carton): the ink.
+fn ink_pixels(p: &[u8]) -> usize {
+    let mut hist = [0usize; 256];
     for &v in p {
         hist[usize::from(v)] += 1;
     }
-    let n = p.len() as u32;
-    let (lo_at, hi_at) = (n / 20, n - n / 20);
-    let (mut acc, mut lo, mut hi) = (0u32, 0u8, 255u8);
-    let mut lo_set = false;
+    let half = p.len() / 2;
+    let mut acc = 0;
+    let mut median = 255usize;
     for (v, &c) in hist.iter().enumerate() {
         acc += c;
-        if !lo_set && acc > lo_at {
-            lo = v as u8;
-            lo_set = true;
-        }
-        if acc >= hi_at {
-            hi = v as u8;
+        if acc > half {
+            median = v;
             break;
         }
     }
-    hi.saturating_sub(lo)
+    let limit = median.saturating_sub(usize::from(INK_CONTRAST));
+    hist.iter().take(limit).sum()
 }
 
 fn read(data: &[u8], w: usize, h: usize, try_harder: bool) -> Option<String> {

@@ -78,6 +78,8 @@ pub struct Station {
     pub last_reads: Vec<CellResult>,
     /// The last check.
     pub last_check: LayerCheck,
+    /// Time the last layer took to decode and check, ms (measured).
+    pub last_check_ms: f64,
 }
 
 impl Station {
@@ -102,6 +104,7 @@ impl Station {
             job_selected: false,
             last_reads: Vec::new(),
             last_check: LayerCheck::default(),
+            last_check_ms: 0.0,
         }
     }
 
@@ -130,6 +133,7 @@ impl Station {
             Ok(f) => f,
             Err(e) => return self.hold(vec![format!("no layer frame: {e}")], None),
         };
+        let t0 = std::time::Instant::now();
         let reads = match self.layer.decode(&frame.pixels, frame.width, frame.height, &self.cfg.layout) {
             Ok(r) => r,
             Err(e) => return self.hold(vec![format!("layer frame: {e}")], None),
@@ -139,6 +143,7 @@ impl Station {
             (Level::Case, None) => return Err(AggError::Usage("a case station needs the batch ledger".into())),
             (Level::Pallet, _) => check_pallet(&reads, self.cfg.expected, &self.cfg.batch, &self.store)?,
         };
+        self.last_check_ms = t0.elapsed().as_secs_f64() * 1000.0;
         self.last_reads = reads;
         self.last_check = check.clone();
         if !check.ok() {
