@@ -11,6 +11,8 @@
 
 pub mod check;
 pub mod detect;
+pub mod rework;
+pub mod show;
 pub mod station;
 pub mod store;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod agg;
 pub mod audit;
 pub mod decode;
 pub mod device;
@@ -52,6 +53,8 @@ pub enum Command {
     /// EPCIS events: export a batch's document from the journal.
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// Aggregation: show the tree under a case or pallet code, holds, rework.
+    Agg(agg::AggArgs),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::User(args) => user::run(args),
         Command::Events(cmd) => events::run(cmd),
+        Command::Agg(args) => agg::run(args),
     }
 }
 
