@@ -41,3 +41,56 @@ fn a_full_layer_reads_back_cell_by_cell_with_faults_in_place() {
         assert_eq!(r.read, want, "cell {i} at row {} col {}", r.cell.row, r.cell.col);
     }
 }
+
+fn profile() -> linectl::profile::Profile {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../line-profiles/eu-fmd-case-aggregation.toml");
+    linectl::profile::Profile::load_with_env(&p, Some(Default::default())).unwrap()
+}
+
+#[test]
+fn every_injected_fault_holds_its_case_and_nothing_is_aggregated_wrongly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = profile();
+    let a = p.aggregation.as_mut().unwrap();
+    a.units_per_case = 24;
+    a.case_layout.rows = 4;
+    a.case_layout.cols = 6;
+    a.cases_per_pallet = 3;
+    let opts = hil_sim::line::SimOptions {
+        profile: p,
+        units: 600,
+        rate_upm: None,
+        defects: "0".parse().unwrap(),
+        faults: "0".parse().unwrap(),
+        seed: 7,
+        realtime: false,
+        data_dir: dir.path().to_path_buf(),
+        printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        frame: (1280, 960),
+        progress: false,
+        status_listen: None,
+        stop: None,
+        site_server: false,
+        site_url: None,
+    };
+    let faults = "damaged=0.15,foreign=0.15,missing=0.15,duplicate=0.15,label=0.15,pallet-missing=0.2"
+        .parse()
+        .unwrap();
+    let rep = hil_sim::aggregation::run_with_aggregation(&opts, &faults).unwrap();
+    let a = rep.aggregation.clone().unwrap();
+    let json = serde_json::to_string_pretty(&a).unwrap();
+    assert_eq!(a.wrong_aggregations, 0, "{json}");
+    assert_eq!(a.clean_held, 0, "{json}");
+    assert!(a.cases >= 5 && a.pallets >= 1, "{json}");
+    // Every class was injected at least once and every faulty container held.
+    for class in ["damaged", "foreign", "missing", "duplicate", "label"] {
+        assert!(a.injected.get(class).copied().unwrap_or(0) > 0, "{class} never injected: {json}");
+    }
+    assert_eq!(a.held_for_rework, a.faulty_held, "{json}");
+    assert!(a.held_reasons.contains_key("label verify"), "{json}");
+    assert!(a.held_reasons.contains_key("unreadable") || a.held_reasons.contains_key("foreign"), "{json}");
+    // One ADD event per aggregated container.
+    assert_eq!(a.events, a.cases + a.pallets, "{json}");
+    assert_eq!(a.units_packed, 24 * a.cases, "{json}");
+}
