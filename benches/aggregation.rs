@@ -54,7 +54,12 @@ fn layer(c: &mut Criterion) {
     let line = LineEvents::new(IdForm::DigitalLink, GTIN, &site, &site).expect("line");
     let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
     let ev = line
-        .commissioning(EventTime::new(1_767_225_600_000, 0).expect("time"), &refs, LOT, "281231")
+        .commissioning(
+            EventTime::new(1_767_225_600_000, 0).expect("time"),
+            &refs,
+            LOT,
+            "281231",
+        )
         .and_then(|e| e.with_hash_id())
         .expect("event");
     let (kind, payload) = EventRecord::new(LOT, &ev).expect("record").to_journal();

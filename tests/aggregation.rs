@@ -60,7 +60,9 @@ fn agg_events(doc: &Value) -> Vec<Value> {
 #[test]
 fn line_stations_show_and_rework_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let mut profile = linectl::profile::Profile::load_with_env(&profile_path(), Some(Default::default())).unwrap();
+    let mut profile =
+        linectl::profile::Profile::load_with_env(&profile_path(), Some(Default::default()))
+            .unwrap();
     let a = profile.aggregation.as_mut().unwrap();
     a.units_per_case = 12;
     a.case_layout.rows = 3;
@@ -87,17 +89,35 @@ fn line_stations_show_and_rework_end_to_end() {
     };
     let rep = hil_sim::aggregation::run_with_aggregation(&opts, &"none".parse().unwrap()).unwrap();
     let agg = rep.aggregation.clone().unwrap();
-    assert_eq!((agg.cases, agg.pallets, agg.held_for_rework, agg.wrong_aggregations), (6, 3, 0, 0), "{agg:?}");
+    assert_eq!(
+        (
+            agg.cases,
+            agg.pallets,
+            agg.held_for_rework,
+            agg.wrong_aggregations
+        ),
+        (6, 3, 0, 0),
+        "{agg:?}"
+    );
     let d = dir.path().to_str().unwrap();
     let prof = profile_path();
     let p = prof.to_str().unwrap();
     let store_dir = dir.path().join("aggregation");
     let (pallet, case, unit) = {
         let s = AggStore::open(&store_dir).unwrap();
-        let pallet = s.containers().unwrap().into_iter().find(|c| c.level == Level::Pallet).unwrap();
-        let Child::Case { sscc: case } = pallet.children[0].clone() else { panic!() };
+        let pallet = s
+            .containers()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.level == Level::Pallet)
+            .unwrap();
+        let Child::Case { sscc: case } = pallet.children[0].clone() else {
+            panic!()
+        };
         let c = s.container(&case).unwrap().unwrap();
-        let Child::Unit { gtin, serial } = c.children[0].clone() else { panic!() };
+        let Child::Unit { gtin, serial } = c.children[0].clone() else {
+            panic!()
+        };
         (pallet.sscc, case, format!("(01){gtin}(21){serial}"))
     };
     // Scanning the pallet prints both cases and their 24 units.
@@ -108,11 +128,28 @@ fn line_stations_show_and_rework_end_to_end() {
     assert!(t.contains(&format!("case (00){case}")), "{t}");
     // A unit's code shows what it is in, and the tree from the pallet down.
     let t = text(&linectl(&["agg", "--data-dir", d, "show", &unit]));
-    assert!(t.starts_with(&format!("{unit} is in (00){case} on (00){pallet}")), "{t}");
+    assert!(
+        t.starts_with(&format!("{unit} is in (00){case} on (00){pallet}")),
+        "{t}"
+    );
     // A case on a pallet is not opened.
-    let o = linectl(&["agg", "--data-dir", d, "open", &case, "--reason", "check", "--profile", p]);
+    let o = linectl(&[
+        "agg",
+        "--data-dir",
+        d,
+        "open",
+        &case,
+        "--reason",
+        "check",
+        "--profile",
+        p,
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("dissolve the pallet first"), "{}", text(&o));
+    assert!(
+        text(&o).contains("dissolve the pallet first"),
+        "{}",
+        text(&o)
+    );
     // Dissolve, open, take a unit out, close.
     for args in [
         vec!["dissolve", pallet.as_str()],
@@ -129,7 +166,10 @@ fn line_stations_show_and_rework_end_to_end() {
     let o = linectl(&["agg", "--data-dir", d, "show", &unit]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&linectl(&["agg", "--data-dir", d, "show", &case]));
-    assert!(t.contains("11 units · closed") && !t.contains(" on "), "{t}");
+    assert!(
+        t.contains("11 units · closed") && !t.contains(" on "),
+        "{t}"
+    );
     // Events: 6 + 3 ADD packing from the stations, then DELETE of the pallet and of the
     // unit; all valid EPCIS 2.0.
     let doc = exported(dir.path());
@@ -143,7 +183,8 @@ fn line_stations_show_and_rework_end_to_end() {
     assert_eq!(dels[1]["childEPCs"].as_array().map(Vec::len), Some(1));
     assert!(dels.iter().all(|e| e["bizStep"] == "unpacking"));
     // Every step is in the audit trail, with the reason.
-    let log = std::fs::read_to_string(linectl::audit::trail_dir(dir.path()).join("audit.log")).unwrap();
+    let log =
+        std::fs::read_to_string(linectl::audit::trail_dir(dir.path()).join("audit.log")).unwrap();
     assert_eq!(log.matches("aggregation_rework").count(), 4, "{log}");
     assert_eq!(log.matches("damaged carton").count(), 4);
 }
@@ -167,7 +208,10 @@ fn intent(sscc: &str, serials: &[&str], stage: Stage) -> Intent {
         batch: "EU24A001".into(),
         children: serials
             .iter()
-            .map(|s| Child::Unit { gtin: "09506000134352".into(), serial: s.to_string() })
+            .map(|s| Child::Unit {
+                gtin: "09506000134352".into(),
+                serial: s.to_string(),
+            })
             .collect(),
         stage,
         at_us: 1_767_225_600_000_000,
@@ -183,18 +227,42 @@ fn crash_recovery_loses_nothing_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (store, journal, events) = setup(dir.path());
     // Crash while the label was printing: voided and held, no event.
-    store.begin(&intent("095060000000000015", &["A1", "A2"], Stage::Printing)).unwrap();
+    store
+        .begin(&intent(
+            "095060000000000015",
+            &["A1", "A2"],
+            Stage::Printing,
+        ))
+        .unwrap();
     // Crash after the label was verified, before the aggregation was committed.
-    store.begin(&intent("095060000000000022", &["B1", "B2"], Stage::Printing)).unwrap();
-    store.advance("095060000000000022", Stage::Verified).unwrap();
+    store
+        .begin(&intent(
+            "095060000000000022",
+            &["B1", "B2"],
+            Stage::Printing,
+        ))
+        .unwrap();
+    store
+        .advance("095060000000000022", Stage::Verified)
+        .unwrap();
     // Crash after the commit, before its event reached the journal.
-    store.begin(&intent("095060000000000039", &["C1"], Stage::Printing)).unwrap();
-    store.advance("095060000000000039", Stage::Verified).unwrap();
+    store
+        .begin(&intent("095060000000000039", &["C1"], Stage::Printing))
+        .unwrap();
+    store
+        .advance("095060000000000039", Stage::Verified)
+        .unwrap();
     let ev = events
-        .packed(EventTime::from_wall_micros(1_767_225_600_000_000, 0).unwrap(), "095060000000000039", vec![events.unit_uri("09506000134352", "C1").unwrap()])
+        .packed(
+            EventTime::from_wall_micros(1_767_225_600_000_000, 0).unwrap(),
+            "095060000000000039",
+            vec![events.unit_uri("09506000134352", "C1").unwrap()],
+        )
         .unwrap();
     let out = outgoing(&journal, "EU24A001", &ev).unwrap();
-    store.commit("095060000000000039", std::slice::from_ref(&out)).unwrap();
+    store
+        .commit("095060000000000039", std::slice::from_ref(&out))
+        .unwrap();
     drop((store, journal));
 
     let (store, journal, events) = setup(dir.path());
@@ -212,14 +280,26 @@ fn crash_recovery_loses_nothing_and_duplicates_nothing() {
 
     // Crash after the journal append, before the outbox entry was cleared: the event is
     // found in the journal and not appended again.
-    store.begin(&intent("095060000000000046", &["D1"], Stage::Printing)).unwrap();
-    store.advance("095060000000000046", Stage::Verified).unwrap();
+    store
+        .begin(&intent("095060000000000046", &["D1"], Stage::Printing))
+        .unwrap();
+    store
+        .advance("095060000000000046", Stage::Verified)
+        .unwrap();
     let ev = events
-        .packed(EventTime::from_wall_micros(1_767_225_600_000_001, 0).unwrap(), "095060000000000046", vec![events.unit_uri("09506000134352", "D1").unwrap()])
+        .packed(
+            EventTime::from_wall_micros(1_767_225_600_000_001, 0).unwrap(),
+            "095060000000000046",
+            vec![events.unit_uri("09506000134352", "D1").unwrap()],
+        )
         .unwrap();
     let out = outgoing(&journal, "EU24A001", &ev).unwrap();
-    store.commit("095060000000000046", std::slice::from_ref(&out)).unwrap();
-    journal.append(linectl::uplink::record::EVENT_RECORD, out.payload.clone()).unwrap();
+    store
+        .commit("095060000000000046", std::slice::from_ref(&out))
+        .unwrap();
+    journal
+        .append(linectl::uplink::record::EVENT_RECORD, out.payload.clone())
+        .unwrap();
     assert_eq!(deliver(&store, &journal).unwrap(), 0);
     assert_eq!(journaled(&journal), 3);
     drop((store, journal));

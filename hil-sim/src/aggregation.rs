@@ -96,11 +96,12 @@ pub fn render_layer(
             Slot::Damaged(c) => (c, true),
             Slot::Empty => continue,
         };
-        let symbol = DataMatrix::encode_gs1(content.as_bytes(), SymbolList::default().enforce_square())
-            .map_err(|e| LayerError::Encode {
-                content: content.clone(),
-                reason: format!("{e:?}"),
-            })?;
+        let symbol =
+            DataMatrix::encode_gs1(content.as_bytes(), SymbolList::default().enforce_square())
+                .map_err(|e| LayerError::Encode {
+                    content: content.clone(),
+                    reason: format!("{e:?}"),
+                })?;
         let bm = symbol.bitmap();
         let (mw, mh) = (bm.width() as u32, bm.height() as u32);
         let (sw, sh) = ((mw + 2) * MODULE_PX, (mh + 2) * MODULE_PX);
@@ -115,9 +116,17 @@ pub fn render_layer(
         let free_y = (cell.height - sh) / 3;
         let ox = cell.x + (cell.width - sw) / 2 + MODULE_PX;
         let oy = cell.y + (cell.height - sh) / 2 + MODULE_PX;
-        let jx = if free_x > 0 { rng.random_range(0..=2 * free_x) } else { free_x } as i64
+        let jx = if free_x > 0 {
+            rng.random_range(0..=2 * free_x)
+        } else {
+            free_x
+        } as i64
             - i64::from(free_x);
-        let jy = if free_y > 0 { rng.random_range(0..=2 * free_y) } else { free_y } as i64
+        let jy = if free_y > 0 {
+            rng.random_range(0..=2 * free_y)
+        } else {
+            free_y
+        } as i64
             - i64::from(free_y);
         let (ox, oy) = (i64::from(ox) + jx, i64::from(oy) + jy);
         let bits = bm.bits();
@@ -290,7 +299,10 @@ fn sim_station() -> Result<(Sim, String, String), SimError> {
     let cam = server.local_addr().to_string();
     let printer = TwinState::new(16);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| dev(e.to_string()))?;
-    let prn = listener.local_addr().map_err(|e| dev(e.to_string()))?.to_string();
+    let prn = listener
+        .local_addr()
+        .map_err(|e| dev(e.to_string()))?
+        .to_string();
     let st = printer.clone();
     let ps = TwinServer::spawn_tcp(listener, move || {
         linectl_drivers::printer::zpl::ZplSession::new(st.clone())
@@ -336,7 +348,7 @@ type Job = (u64, u64);
 fn drive(
     sim: &Sim,
     jobs: &crossbeam_channel::Sender<Job>,
-    outcomes: &crossbeam_channel::Receiver<Result<(Outcome, f64), String>>,
+    outcomes: &Outcomes,
     k: u64,
     layer: &GreyFrame,
     label_fault: bool,
@@ -380,28 +392,39 @@ fn drive(
             Err(_) => return Err(SimError::Line("the station thread stopped".into())),
         }
         if t0.elapsed() > Duration::from_secs(60) {
-            return Err(SimError::Stuck(format!("container {k}: no outcome in 60 s")));
+            return Err(SimError::Stuck(format!(
+                "container {k}: no outcome in 60 s"
+            )));
         }
     }
 }
 
-fn start_station(
-    cfg: StationConfig,
-    cam: &str,
-    prn: &str,
-    timeout: Duration,
+/// What linectl's side of a station works on.
+struct Backend {
     store: AggStore,
     journal: Arc<linectl::journal::Journal>,
     events: AggregationEvents,
+}
+
+type Outcomes = crossbeam_channel::Receiver<Result<(Outcome, f64), String>>;
+type StationThread = (
+    crossbeam_channel::Sender<Job>,
+    Outcomes,
+    std::thread::JoinHandle<()>,
+);
+
+fn start_station(
+    cfg: StationConfig,
+    (cam, prn): (&str, &str),
+    timeout: Duration,
+    be: Backend,
     mut ledger: Option<BatchLedger>,
-) -> Result<
-    (
-        crossbeam_channel::Sender<Job>,
-        crossbeam_channel::Receiver<Result<(Outcome, f64), String>>,
-        std::thread::JoinHandle<()>,
-    ),
-    SimError,
-> {
+) -> Result<StationThread, SimError> {
+    let Backend {
+        store,
+        journal,
+        events,
+    } = be;
     let camera = linectl_drivers::connect_frame_source("tcp-stream", cam, timeout)
         .map_err(|e| SimError::Line(format!("station camera: {e}")))?;
     let printer = linectl_drivers::connect_printer("zpl", prn, None, timeout)
@@ -419,7 +442,6 @@ fn start_station(
     let (otx, orx) = crossbeam_channel::unbounded();
     let h = std::thread::spawn(move || {
         while let Ok((layer, label)) = jrx.recv() {
-            let t0 = Instant::now();
             if let Some(l) = ledger.as_mut()
                 && let Err(e) = l.refresh(&journal)
             {
@@ -430,7 +452,6 @@ fn start_station(
                 .process(layer, label, ledger.as_ref())
                 .map(|o| (o, st.last_check_ms.max(0.0)))
                 .map_err(|e| e.to_string());
-            let _ = t0;
             if otx.send(r).is_err() {
                 return;
             }
@@ -452,7 +473,10 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
     // The pool (its lock is let go a little after the line stopped).
     let t0 = Instant::now();
     let pool = loop {
-        match linectl::pool::Pool::open(&opts.data_dir.join("pool"), linectl::pool::OpenMode::MustExist) {
+        match linectl::pool::Pool::open(
+            &opts.data_dir.join("pool"),
+            linectl::pool::OpenMode::MustExist,
+        ) {
             Ok(pool) => break pool,
             Err(e) if e.to_string().contains("lock") && t0.elapsed() < Duration::from_secs(5) => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -463,7 +487,13 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
     let mut supply: Vec<String> = Vec::new();
     pool.for_each(&gtin, |payload, state| {
         if state == linectl::pool::SerialState::Commissioned {
-            supply.push(payload.split('\u{1d}').next().unwrap_or(payload).to_string());
+            supply.push(
+                payload
+                    .split('\u{1d}')
+                    .next()
+                    .unwrap_or(payload)
+                    .to_string(),
+            );
         }
     })
     .map_err(|e| line_err(format!("pool: {e}")))?;
@@ -477,12 +507,16 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
     );
     let journal_start = journal.end_seq().0;
     let site = linectl::pipeline::site_sgln(&p.line.site).map_err(|e| line_err(e.to_string()))?;
-    let events = AggregationEvents::new(cfg.identifiers, &site, &site).map_err(|e| line_err(e.to_string()))?;
-    let store = AggStore::open(&opts.data_dir.join("aggregation")).map_err(|e| line_err(e.to_string()))?;
+    let events = AggregationEvents::new(cfg.identifiers, &site, &site)
+        .map_err(|e| line_err(e.to_string()))?;
+    let store =
+        AggStore::open(&opts.data_dir.join("aggregation")).map_err(|e| line_err(e.to_string()))?;
     station::recover(&store, &journal, &events, SystemClock::new().wall_micros())
         .map_err(|e| line_err(format!("recovery: {e}")))?;
     let mut ledger = BatchLedger::new(&gtin, &lot, events.clone(), Box::new(pool));
-    ledger.refresh(&journal).map_err(|e| line_err(e.to_string()))?;
+    ledger
+        .refresh(&journal)
+        .map_err(|e| line_err(e.to_string()))?;
     let product = p.market_product();
     let code_of = |serial: &str| -> Result<String, SimError> {
         p.product
@@ -500,7 +534,8 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             .map_err(|e| line_err(format!("unit code: {e}")))
     };
     let timeout = Duration::from_millis(a.case_station.timeout_ms);
-    let scheme = |ext: u8| SsccScheme::new(ext, &a.company_prefix).map_err(|e| line_err(e.to_string()));
+    let scheme =
+        |ext: u8| SsccScheme::new(ext, &a.company_prefix).map_err(|e| line_err(e.to_string()));
     let mut rep = AggregationReport::default();
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xa66e_0000_0000_0001);
     let mut check_us: Vec<u64> = Vec::new();
@@ -515,12 +550,13 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             batch: lot.clone(),
             label_job: a.case_station.label_job.clone(),
         },
-        &cam,
-        &prn,
+        (&cam, &prn),
         timeout,
-        store.clone(),
-        journal.clone(),
-        events.clone(),
+        Backend {
+            store: store.clone(),
+            journal: journal.clone(),
+            events: events.clone(),
+        },
         Some(ledger),
     )?;
     case_sim.server.wait_for_clients(1, Duration::from_secs(5));
@@ -529,7 +565,8 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
     let mut closed_cases: Vec<String> = Vec::new();
     let mut next = 0usize;
     let mut k = 0u64;
-    let bump = |m: &mut BTreeMap<String, u64>, name: &str| *m.entry(name.to_string()).or_insert(0) += 1;
+    let bump =
+        |m: &mut BTreeMap<String, u64>, name: &str| *m.entry(name.to_string()).or_insert(0) += 1;
     while next < supply.len() {
         let take = per_case.min(supply.len() - next);
         let mut serials: Vec<String> = supply[next..next + take].to_vec();
@@ -554,7 +591,9 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             bump(&mut rep.injected, "missing");
         }
         if rng.random_bool(faults.duplicate) && !packed_units.is_empty() && !serials.is_empty() {
-            let Child::Unit { serial, .. } = packed_units[rng.random_range(0..packed_units.len())].clone() else {
+            let Child::Unit { serial, .. } =
+                packed_units[rng.random_range(0..packed_units.len())].clone()
+            else {
                 continue;
             };
             let i = rng.random_range(0..serials.len());
@@ -583,9 +622,16 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         }
         for (i, s) in serials.iter().enumerate() {
             let code = code_of(s)?;
-            built.slots.push(if damaged_at == Some(i) { Slot::Damaged(code) } else { Slot::Code(code) });
+            built.slots.push(if damaged_at == Some(i) {
+                Slot::Damaged(code)
+            } else {
+                Slot::Code(code)
+            });
             if foreign_at != Some(i) {
-                built.truth.insert(Child::Unit { gtin: gtin.clone(), serial: s.clone() });
+                built.truth.insert(Child::Unit {
+                    gtin: gtin.clone(),
+                    serial: s.clone(),
+                });
             }
         }
         while built.slots.len() < a.case_layout.cells() as usize {
@@ -593,7 +639,15 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         }
         let layer = render_layer(2448, 2048, &a.case_layout, &built.slots, opts.seed ^ k)
             .map_err(|e| SimError::Device("case packer", e.to_string()))?;
-        let (outcome, ms) = drive(&case_sim, &jobs, &outcomes, k, &layer, built.label_fault, opts.seed)?;
+        let (outcome, ms) = drive(
+            &case_sim,
+            &jobs,
+            &outcomes,
+            k,
+            &layer,
+            built.label_fault,
+            opts.seed,
+        )?;
         check_us.push((ms * 1000.0) as u64);
         match outcome {
             Outcome::Aggregated(c) => {
@@ -609,8 +663,16 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             }
             Outcome::Held(h) => {
                 rep.held_for_rework += 1;
-                if built.faulty { rep.faulty_held += 1 } else { rep.clean_held += 1 }
-                let kind = h.reasons.first().map_or("?", |r| r.split(':').next().unwrap_or("?")).to_string();
+                if built.faulty {
+                    rep.faulty_held += 1
+                } else {
+                    rep.clean_held += 1
+                }
+                let kind = h
+                    .reasons
+                    .first()
+                    .map_or("?", |r| r.split(':').next().unwrap_or("?"))
+                    .to_string();
                 bump(&mut rep.held_reasons, &kind);
                 // Held cases are reworked off-line; their real units are not repacked
                 // in this run (the supply keeps only what fell out or was swapped).
@@ -634,18 +696,18 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             batch: lot.clone(),
             label_job: a.pallet_station.label_job.clone(),
         },
-        &cam,
-        &prn,
+        (&cam, &prn),
         Duration::from_millis(a.pallet_station.timeout_ms),
-        store.clone(),
-        journal.clone(),
-        events.clone(),
+        Backend {
+            store: store.clone(),
+            journal: journal.clone(),
+            events: events.clone(),
+        },
         None,
     )?;
     pal_sim.server.wait_for_clients(1, Duration::from_secs(5));
     let per_pallet = a.cases_per_pallet as usize;
-    let mut pk = 0u64;
-    for group in closed_cases.chunks(per_pallet) {
+    for (pk, group) in (0u64..).zip(closed_cases.chunks(per_pallet)) {
         let mut cases: Vec<String> = group.to_vec();
         let mut faulty = cases.len() < per_pallet;
         if faulty {
@@ -660,7 +722,10 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         while slots.len() < a.pallet_layout.cells() as usize {
             slots.push(Slot::Empty);
         }
-        let truth: BTreeSet<Child> = cases.iter().map(|s| Child::Case { sscc: s.clone() }).collect();
+        let truth: BTreeSet<Child> = cases
+            .iter()
+            .map(|s| Child::Case { sscc: s.clone() })
+            .collect();
         let layer = render_layer(2448, 2048, &a.pallet_layout, &slots, opts.seed ^ (pk << 20))
             .map_err(|e| SimError::Device("pallet station", e.to_string()))?;
         let (outcome, _) = drive(&pal_sim, &jobs, &outcomes, pk, &layer, false, opts.seed)?;
@@ -674,12 +739,19 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             }
             Outcome::Held(h) => {
                 rep.held_for_rework += 1;
-                if faulty { rep.faulty_held += 1 } else { rep.clean_held += 1 }
-                let kind = h.reasons.first().map_or("?", |r| r.split(':').next().unwrap_or("?")).to_string();
+                if faulty {
+                    rep.faulty_held += 1
+                } else {
+                    rep.clean_held += 1
+                }
+                let kind = h
+                    .reasons
+                    .first()
+                    .map_or("?", |r| r.split(':').next().unwrap_or("?"))
+                    .to_string();
                 bump(&mut rep.held_reasons, &format!("pallet-{kind}"));
             }
         }
-        pk += 1;
     }
     drop(jobs);
     let _ = handle.join();

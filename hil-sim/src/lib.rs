@@ -3,9 +3,9 @@
 //! camera frames with injected defects, and the scenario runner. It reuses the device
 //! codecs of `linectl-drivers` for the device side, so both ends speak the same bytes.
 
+pub mod aggregation;
 pub mod defects;
 pub mod line;
 pub mod render;
 pub mod report;
 pub mod site;
-pub mod aggregation;

@@ -80,7 +80,10 @@ enum Cmd {
         site_url: Option<String>,
         /// Faults at the aggregation stations (profiles with `[aggregation]`):
         /// `none` or `damaged=0.1,foreign=0.05,missing=0.05,duplicate=0.05,label=0.03,pallet-missing=0.1`.
-        #[arg(long, default_value = "damaged=0.1,foreign=0.05,missing=0.05,duplicate=0.05,label=0.03,pallet-missing=0.1")]
+        #[arg(
+            long,
+            default_value = "damaged=0.1,foreign=0.05,missing=0.05,duplicate=0.05,label=0.03,pallet-missing=0.1"
+        )]
         agg_faults: String,
     },
 }
@@ -185,7 +188,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
     let clean = rep.missed_rejects == 0
         && rep.duplicate_serials == 0
-        && rep.aggregation.as_ref().is_none_or(|a| a.wrong_aggregations == 0);
+        && rep
+            .aggregation
+            .as_ref()
+            .is_none_or(|a| a.wrong_aggregations == 0);
     Ok(if clean {
         ExitCode::SUCCESS
     } else {

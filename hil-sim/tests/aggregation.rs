@@ -38,7 +38,11 @@ fn a_full_layer_reads_back_cell_by_cell_with_faults_in_place() {
             50 => CellRead::Empty,
             _ => CellRead::Code(code(i)),
         };
-        assert_eq!(r.read, want, "cell {i} at row {} col {}", r.cell.row, r.cell.col);
+        assert_eq!(
+            r.read, want,
+            "cell {i} at row {} col {}",
+            r.cell.row, r.cell.col
+        );
     }
 }
 
@@ -74,9 +78,10 @@ fn every_injected_fault_holds_its_case_and_nothing_is_aggregated_wrongly() {
         site_server: false,
         site_url: None,
     };
-    let faults = "damaged=0.15,foreign=0.15,missing=0.15,duplicate=0.15,label=0.15,pallet-missing=0.2"
-        .parse()
-        .unwrap();
+    let faults =
+        "damaged=0.15,foreign=0.15,missing=0.15,duplicate=0.15,label=0.15,pallet-missing=0.2"
+            .parse()
+            .unwrap();
     let rep = hil_sim::aggregation::run_with_aggregation(&opts, &faults).unwrap();
     let a = rep.aggregation.clone().unwrap();
     let json = serde_json::to_string_pretty(&a).unwrap();
@@ -85,11 +90,17 @@ fn every_injected_fault_holds_its_case_and_nothing_is_aggregated_wrongly() {
     assert!(a.cases >= 5 && a.pallets >= 1, "{json}");
     // Every class was injected at least once and every faulty container held.
     for class in ["damaged", "foreign", "missing", "duplicate", "label"] {
-        assert!(a.injected.get(class).copied().unwrap_or(0) > 0, "{class} never injected: {json}");
+        assert!(
+            a.injected.get(class).copied().unwrap_or(0) > 0,
+            "{class} never injected: {json}"
+        );
     }
     assert_eq!(a.held_for_rework, a.faulty_held, "{json}");
     assert!(a.held_reasons.contains_key("label verify"), "{json}");
-    assert!(a.held_reasons.contains_key("unreadable") || a.held_reasons.contains_key("foreign"), "{json}");
+    assert!(
+        a.held_reasons.contains_key("unreadable") || a.held_reasons.contains_key("foreign"),
+        "{json}"
+    );
     // One ADD event per aggregated container.
     assert_eq!(a.events, a.cases + a.pallets, "{json}");
     assert_eq!(a.units_packed, 24 * a.cases, "{json}");

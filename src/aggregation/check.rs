@@ -71,7 +71,9 @@ impl fmt::Display for Problem {
         let at = |c: &Cell| format!("row {} col {} ({}, {})", c.row + 1, c.col + 1, c.x, c.y);
         match self {
             Problem::Missing { cell } => write!(f, "missing: nothing at {}", at(cell)),
-            Problem::Unreadable { cell } => write!(f, "unreadable: a code at {} does not read", at(cell)),
+            Problem::Unreadable { cell } => {
+                write!(f, "unreadable: a code at {} does not read", at(cell))
+            }
             Problem::Foreign { cell, code, why } => {
                 write!(f, "foreign: {code} at {}: {why}", at(cell))
             }
@@ -204,7 +206,10 @@ impl BatchLedger {
     /// Whether unit `serial` of `gtin` may be packed.
     pub fn unit(&self, gtin: &str, serial: &str) -> UnitStatus {
         if gtin != self.gtin {
-            return UnitStatus::Not(format!("GTIN {gtin} is not this line's product {}", self.gtin));
+            return UnitStatus::Not(format!(
+                "GTIN {gtin} is not this line's product {}",
+                self.gtin
+            ));
         }
         match self.states.state_of(gtin, serial) {
             Ok(Some(SerialState::Commissioned)) => {}
@@ -256,12 +261,14 @@ pub fn check_case(
         let code = match Gs1Code::parse_element_string(text) {
             Ok(c) => c,
             Err(e) => {
-                out.problems.push(foreign(format!("not a GS1 element string: {e}")));
+                out.problems
+                    .push(foreign(format!("not a GS1 element string: {e}")));
                 continue;
             }
         };
         let (Some(gtin), Some(serial)) = (code.get("01"), code.get("21")) else {
-            out.problems.push(foreign("no GTIN (01) and serial (21)".into()));
+            out.problems
+                .push(foreign("no GTIN (01) and serial (21)".into()));
             continue;
         };
         if code.get("10") != Some(lot) {
@@ -338,7 +345,8 @@ pub fn check_pallet(
                 }
             },
             Err(e) => {
-                out.problems.push(foreign(format!("not a GS1 element string: {e}")));
+                out.problems
+                    .push(foreign(format!("not a GS1 element string: {e}")));
                 continue;
             }
         };
@@ -352,14 +360,18 @@ pub fn check_pallet(
         }
         match store.container(&sscc)? {
             None => out.problems.push(foreign("no such aggregated case".into())),
-            Some(c) if c.level != Level::Case => out.problems.push(foreign("a pallet, not a case".into())),
-            Some(c) if c.status != Status::Closed => {
-                out.problems.push(foreign("the case is open for rework".into()))
+            Some(c) if c.level != Level::Case => {
+                out.problems.push(foreign("a pallet, not a case".into()))
             }
-            Some(c) if c.batch != batch => {
-                out.problems.push(foreign(format!("case of batch {}", c.batch)))
-            }
-            Some(Container { parent: Some(p), .. }) => out.problems.push(Problem::AlreadyPacked {
+            Some(c) if c.status != Status::Closed => out
+                .problems
+                .push(foreign("the case is open for rework".into())),
+            Some(c) if c.batch != batch => out
+                .problems
+                .push(foreign(format!("case of batch {}", c.batch))),
+            Some(Container {
+                parent: Some(p), ..
+            }) => out.problems.push(Problem::AlreadyPacked {
                 cell,
                 child: child.key(),
                 parent: p,

@@ -64,9 +64,7 @@ pub enum DetectError {
         len: usize,
     },
     /// The layout does not fit the frame.
-    #[error(
-        "layout {lw}×{lh} at ({x}, {y}) does not fit the {width}×{height} frame"
-    )]
+    #[error("layout {lw}×{lh} at ({x}, {y}) does not fit the {width}×{height} frame")]
     LayoutOutside {
         /// Layout left edge.
         x: u32,
@@ -180,7 +178,12 @@ impl LayerDecoder {
         for y in 0..sh {
             for x in 0..sw {
                 let at = |dx: usize, dy: usize| {
-                    u16::from(self.crop.get((2 * y + dy) * w + 2 * x + dx).copied().unwrap_or(255))
+                    u16::from(
+                        self.crop
+                            .get((2 * y + dy) * w + 2 * x + dx)
+                            .copied()
+                            .unwrap_or(255),
+                    )
                 };
                 let sum = at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1);
                 self.small.push((sum / 4) as u8);
@@ -223,7 +226,9 @@ fn read(data: &[u8], w: usize, h: usize, try_harder: bool) -> Option<String> {
         TryHarder: Some(try_harder),
         ..DecodeHints::default()
     };
-    let r = DataMatrixReader.decode_with_hints(&mut bitmap, &hints).ok()?;
+    let r = DataMatrixReader
+        .decode_with_hints(&mut bitmap, &hints)
+        .ok()?;
     Some(r.getText().to_owned())
 }
 
@@ -248,7 +253,10 @@ mod tests {
         assert_eq!(cells.len(), 21);
         let area: u32 = cells.iter().map(|c| c.width * c.height).sum();
         assert_eq!(area, 5000);
-        assert_eq!(cells.last().map(|c| (c.row, c.col, c.x + c.width)), Some((2, 6, 100)));
+        assert_eq!(
+            cells.last().map(|c| (c.row, c.col, c.x + c.width)),
+            Some((2, 6, 100))
+        );
     }
 
     #[test]
@@ -274,7 +282,13 @@ mod tests {
     fn noise_is_unreadable_not_empty() {
         let mut d = LayerDecoder::new();
         let px: Vec<u8> = (0..100 * 100u32)
-            .map(|i| if i.wrapping_mul(2_654_435_761u32) >> 31 == 1 { 20 } else { 230 })
+            .map(|i| {
+                if i.wrapping_mul(2_654_435_761u32) >> 31 == 1 {
+                    20
+                } else {
+                    230
+                }
+            })
             .collect();
         let r = d.decode(&px, 100, 100, &layout(1, 1, 100, 100));
         assert_eq!(

@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
+use super::AggError;
 use super::check::{BatchLedger, UnitStatus};
 use super::station::{child_uris, deliver, outgoing};
 use super::store::{AggStore, Child, Container, Level};
-use super::AggError;
-use crate::audit::{AuditActor, AuditTrail, Entry};
 use crate::audit::record::Action;
+use crate::audit::{AuditActor, AuditTrail, Entry};
 use crate::clock::Clock;
 use crate::epcis::EventTime;
 use crate::epcis::aggregation::AggregationEvents;
@@ -73,15 +73,32 @@ impl Rework<'_> {
     }
 
     /// Open the closed case `sscc` (not on a pallet).
-    pub fn open_case(&self, actor: &AuditActor, sscc: &str, reason: &str) -> Result<Container, AggError> {
+    pub fn open_case(
+        &self,
+        actor: &AuditActor,
+        sscc: &str,
+        reason: &str,
+    ) -> Result<Container, AggError> {
         Self::need_reason(reason)?;
         let c = self.store.open_case(sscc)?;
-        self.audit(actor, "open case", &format!("case:{sscc}"), reason, Some("closed".into()), Some("open".into()))?;
+        self.audit(
+            actor,
+            "open case",
+            &format!("case:{sscc}"),
+            reason,
+            Some("closed".into()),
+            Some("open".into()),
+        )?;
         Ok(c)
     }
 
     /// Close the open case `sscc` again.
-    pub fn close_case(&self, actor: &AuditActor, sscc: &str, reason: &str) -> Result<Container, AggError> {
+    pub fn close_case(
+        &self,
+        actor: &AuditActor,
+        sscc: &str,
+        reason: &str,
+    ) -> Result<Container, AggError> {
         Self::need_reason(reason)?;
         let c = self.store.close_case(sscc)?;
         self.audit(
@@ -115,7 +132,8 @@ impl Rework<'_> {
             .container(sscc)?
             .ok_or_else(|| AggError::Usage(format!("no case {sscc}")))?;
         if !add.is_empty() {
-            let ledger = ledger.ok_or_else(|| AggError::Usage("putting units in needs the batch ledger".into()))?;
+            let ledger = ledger
+                .ok_or_else(|| AggError::Usage("putting units in needs the batch ledger".into()))?;
             for a in add {
                 let Child::Unit { gtin, serial } = a else {
                     return Err(AggError::Usage("a case holds units only".into()));
@@ -128,11 +146,15 @@ impl Rework<'_> {
         let time = self.time()?;
         let mut out = Vec::new();
         if !remove.is_empty() {
-            let e = self.events.unpacked(time, sscc, child_uris(self.events, remove)?)?;
+            let e = self
+                .events
+                .unpacked(time, sscc, child_uris(self.events, remove)?)?;
             out.push(outgoing(self.journal, &before.batch, &e)?);
         }
         if !add.is_empty() {
-            let e = self.events.packed(time, sscc, child_uris(self.events, add)?)?;
+            let e = self
+                .events
+                .packed(time, sscc, child_uris(self.events, add)?)?;
             out.push(outgoing(self.journal, &before.batch, &e)?);
         }
         let c = self.store.rework_case(sscc, remove, add, &out)?;
@@ -150,15 +172,22 @@ impl Rework<'_> {
 
     /// Dissolve the case or pallet `sscc`: every child comes out (DELETE with all its
     /// children). A case on a pallet is refused: dissolve the pallet first.
-    pub fn dissolve(&self, actor: &AuditActor, sscc: &str, reason: &str) -> Result<Container, AggError> {
+    pub fn dissolve(
+        &self,
+        actor: &AuditActor,
+        sscc: &str,
+        reason: &str,
+    ) -> Result<Container, AggError> {
         Self::need_reason(reason)?;
         let before = self
             .store
             .container(sscc)?
             .ok_or_else(|| AggError::Usage(format!("no case or pallet {sscc}")))?;
-        let e = self
-            .events
-            .unpacked(self.time()?, sscc, child_uris(self.events, &before.children)?)?;
+        let e = self.events.unpacked(
+            self.time()?,
+            sscc,
+            child_uris(self.events, &before.children)?,
+        )?;
         let out = outgoing(self.journal, &before.batch, &e)?;
         let c = self.store.dissolve(sscc, std::slice::from_ref(&out))?;
         deliver(self.store, self.journal)?;

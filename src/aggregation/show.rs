@@ -12,14 +12,18 @@ use crate::gs1::Gs1Code;
 pub fn parse_code(code: &str) -> Option<Child> {
     let code = code.trim();
     if code.len() == 18 && code.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Child::Case { sscc: code.to_string() });
+        return Some(Child::Case {
+            sscc: code.to_string(),
+        });
     }
     let parsed = Gs1Code::parse_bracketed(code)
         .or_else(|_| Gs1Code::parse_digital_link(code))
         .or_else(|_| Gs1Code::parse_element_string(code))
         .ok()?;
     if let Some(s) = parsed.get("00") {
-        return Some(Child::Case { sscc: s.to_string() });
+        return Some(Child::Case {
+            sscc: s.to_string(),
+        });
     }
     Some(Child::Unit {
         gtin: parsed.get("01")?.to_string(),
@@ -49,7 +53,11 @@ fn walk(store: &AggStore, c: &Container, prefix: &str, out: &mut String) -> Resu
     let n = c.children.len();
     for (i, ch) in c.children.iter().enumerate() {
         let last = i + 1 == n;
-        let (branch, more) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+        let (branch, more) = if last {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
         match ch {
             Child::Unit { .. } => {
                 let _ = writeln!(out, "{prefix}{branch}unit {}", ch.key());
@@ -90,7 +98,15 @@ pub fn show(store: &AggStore, code: &str) -> Result<Option<String>, StoreError> 
         (Child::Unit { .. }, None) => return Ok(None),
     };
     if !path.is_empty() {
-        let _ = writeln!(out, "{} is in {}", child.key(), path.iter().map(|p| format!("(00){p}")).collect::<Vec<_>>().join(" on "));
+        let _ = writeln!(
+            out,
+            "{} is in {}",
+            child.key(),
+            path.iter()
+                .map(|p| format!("(00){p}"))
+                .collect::<Vec<_>>()
+                .join(" on ")
+        );
     }
     let Some(c) = store.container(&top)? else {
         return Ok(None);

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use linectl_drivers::camera::FrameSource;
 use linectl_drivers::printer::{PrintItem, Printer};
 
+use super::AggError;
 use super::check::{BatchLedger, LayerCheck, check_case, check_pallet};
 use super::detect::{CellResult, LayerDecoder};
 use super::store::{AggStore, Child, Container, Hold, Intent, Level, Outgoing, Stage};
-use super::AggError;
 use crate::clock::Clock;
 use crate::epcis::EventTime;
 use crate::epcis::aggregation::AggregationEvents;
@@ -112,7 +112,9 @@ impl Station {
         let at = self.clock.wall_micros();
         let h = match sscc {
             Some(s) => self.store.abandon(s, reasons, at)?,
-            None => self.store.hold(self.cfg.level, &self.cfg.batch, reasons, None, at)?,
+            None => self
+                .store
+                .hold(self.cfg.level, &self.cfg.batch, reasons, None, at)?,
         };
         tracing::warn!(level = self.cfg.level.name(), hold = h.id, sscc = ?h.sscc,
             reasons = ?h.reasons, "held for rework");
@@ -134,20 +136,35 @@ impl Station {
             Err(e) => return self.hold(vec![format!("no layer frame: {e}")], None),
         };
         let t0 = std::time::Instant::now();
-        let reads = match self.layer.decode(&frame.pixels, frame.width, frame.height, &self.cfg.layout) {
-            Ok(r) => r,
-            Err(e) => return self.hold(vec![format!("layer frame: {e}")], None),
-        };
+        let reads =
+            match self
+                .layer
+                .decode(&frame.pixels, frame.width, frame.height, &self.cfg.layout)
+            {
+                Ok(r) => r,
+                Err(e) => return self.hold(vec![format!("layer frame: {e}")], None),
+            };
         let check = match (level, ledger) {
-            (Level::Case, Some(l)) => check_case(&reads, self.cfg.expected, &self.cfg.batch, l, &self.store)?,
-            (Level::Case, None) => return Err(AggError::Usage("a case station needs the batch ledger".into())),
-            (Level::Pallet, _) => check_pallet(&reads, self.cfg.expected, &self.cfg.batch, &self.store)?,
+            (Level::Case, Some(l)) => {
+                check_case(&reads, self.cfg.expected, &self.cfg.batch, l, &self.store)?
+            }
+            (Level::Case, None) => {
+                return Err(AggError::Usage(
+                    "a case station needs the batch ledger".into(),
+                ));
+            }
+            (Level::Pallet, _) => {
+                check_pallet(&reads, self.cfg.expected, &self.cfg.batch, &self.store)?
+            }
         };
         self.last_check_ms = t0.elapsed().as_secs_f64() * 1000.0;
         self.last_reads = reads;
         self.last_check = check.clone();
         if !check.ok() {
-            return self.hold(check.problems.iter().map(ToString::to_string).collect(), None);
+            return self.hold(
+                check.problems.iter().map(ToString::to_string).collect(),
+                None,
+            );
         }
         // Only now is an SSCC taken; it is never reused, whatever happens next.
         let serial = self.store.next_serial_reference(level)?;
@@ -176,11 +193,19 @@ impl Station {
             Ok(Some(r)) if r.content == want => {}
             Ok(Some(r)) => {
                 return self.hold(
-                    vec![format!("label verify: read {:?}, printed {want}", r.content)],
+                    vec![format!(
+                        "label verify: read {:?}, printed {want}",
+                        r.content
+                    )],
                     Some(sscc.as_str()),
                 );
             }
-            Ok(None) => return self.hold(vec!["label verify: the label does not read".into()], Some(sscc.as_str())),
+            Ok(None) => {
+                return self.hold(
+                    vec!["label verify: the label does not read".into()],
+                    Some(sscc.as_str()),
+                );
+            }
             Err(e) => return self.hold(vec![format!("label verify: {e}")], Some(sscc.as_str())),
         }
         self.store.advance(sscc.as_str(), Stage::Verified)?;
@@ -215,7 +240,11 @@ pub fn child_uris(events: &AggregationEvents, children: &[Child]) -> Result<Vec<
 }
 
 /// The outbox entry of `event` in `batch`.
-pub fn outgoing(journal: &Journal, batch: &str, event: &crate::epcis::Event) -> Result<Outgoing, AggError> {
+pub fn outgoing(
+    journal: &Journal,
+    batch: &str,
+    event: &crate::epcis::Event,
+) -> Result<Outgoing, AggError> {
     let rec = EventRecord::new(batch, event).map_err(|e| AggError::Event(e.to_string()))?;
     Ok(Outgoing {
         event_id: rec.event_id().unwrap_or_default().to_string(),
@@ -300,7 +329,10 @@ pub fn recover(
             Stage::Printing => {
                 store.abandon(
                     &i.sscc,
-                    vec!["interrupted while its label was printed: label voided, re-label the case".into()],
+                    vec![
+                        "interrupted while its label was printed: label voided, re-label the case"
+                            .into(),
+                    ],
                     now_us,
                 )?;
                 r.voided.push(i.sscc);

@@ -262,7 +262,10 @@ impl AggStore {
     /// Record that a label with `intent.sscc` is about to be printed.
     pub fn begin(&self, intent: &Intent) -> Result<(), StoreError> {
         if self.container(&intent.sscc)?.is_some() {
-            return Err(StoreError::Refused(format!("SSCC {} is already in use", intent.sscc)));
+            return Err(StoreError::Refused(format!(
+                "SSCC {} is already in use",
+                intent.sscc
+            )));
         }
         self.intents
             .insert(intent.sscc.as_bytes(), enc(intent))
@@ -322,10 +325,18 @@ impl AggStore {
             parent: None,
             at_us: intent.at_us,
         };
-        (&self.containers, &self.children, &self.intents, &self.outbox)
+        (
+            &self.containers,
+            &self.children,
+            &self.intents,
+            &self.outbox,
+        )
             .transaction(|(cont, child, int, ob)| {
                 if cont.get(c.sscc.as_bytes())?.is_some() {
-                    return abort(StoreError::Refused(format!("SSCC {} is already in use", c.sscc)));
+                    return abort(StoreError::Refused(format!(
+                        "SSCC {} is already in use",
+                        c.sscc
+                    )));
                 }
                 let mut seen = std::collections::HashSet::new();
                 for ch in &c.children {
@@ -341,14 +352,18 @@ impl AggStore {
                     }
                     if let Child::Case { sscc } = ch {
                         let Some(v) = cont.get(sscc.as_bytes())? else {
-                            return abort(StoreError::Refused(format!("case {sscc} is not aggregated")));
+                            return abort(StoreError::Refused(format!(
+                                "case {sscc} is not aggregated"
+                            )));
                         };
                         let mut case: Container = match dec(sscc.as_bytes(), &v) {
                             Ok(x) => x,
                             Err(e) => return abort(e),
                         };
                         if case.level != Level::Case || case.status != Status::Closed {
-                            return abort(StoreError::Refused(format!("{sscc} is not a closed case")));
+                            return abort(StoreError::Refused(format!(
+                                "{sscc} is not a closed case"
+                            )));
                         }
                         case.parent = Some(c.sscc.clone());
                         cont.insert(sscc.as_bytes(), enc(&case))?;
@@ -368,7 +383,12 @@ impl AggStore {
     }
 
     /// Drop an intent and hold the case or pallet for rework with `reasons`.
-    pub fn abandon(&self, sscc: &str, reasons: Vec<String>, at_us: u64) -> Result<Hold, StoreError> {
+    pub fn abandon(
+        &self,
+        sscc: &str,
+        reasons: Vec<String>,
+        at_us: u64,
+    ) -> Result<Hold, StoreError> {
         let i = self.intent(sscc)?;
         let level = i.as_ref().map_or(Level::Case, |i| i.level);
         let batch = i.map(|i| i.batch).unwrap_or_default();
@@ -472,7 +492,9 @@ impl AggStore {
                 return Err(format!("{sscc} is a pallet: dissolve it instead"));
             }
             if let Some(p) = &c.parent {
-                return Err(format!("case {sscc} is on pallet {p}: dissolve the pallet first"));
+                return Err(format!(
+                    "case {sscc} is on pallet {p}: dissolve the pallet first"
+                ));
             }
             if c.status == Status::Open {
                 return Err(format!("case {sscc} is already open"));
@@ -489,7 +511,9 @@ impl AggStore {
                 return Err(format!("{sscc} is not open"));
             }
             if c.children.is_empty() {
-                return Err(format!("case {sscc} is empty: dissolve it instead of closing"));
+                return Err(format!(
+                    "case {sscc} is empty: dissolve it instead of closing"
+                ));
             }
             c.status = Status::Closed;
             Ok(())
@@ -640,7 +664,12 @@ mod tests {
         }
     }
 
-    fn pack(s: &AggStore, sscc: &str, level: Level, children: Vec<Child>) -> Result<Container, StoreError> {
+    fn pack(
+        s: &AggStore,
+        sscc: &str,
+        level: Level,
+        children: Vec<Child>,
+    ) -> Result<Container, StoreError> {
         s.begin(&intent(sscc, level, children))?;
         s.advance(sscc, Stage::Verified)?;
         s.commit(sscc, &[])
@@ -669,13 +698,27 @@ mod tests {
         assert_eq!(h.sscc.as_deref(), Some("C"));
         assert!(s.intents()?.is_empty());
         // Pallet of A and B; a case on a pallet cannot be opened or dissolved.
-        let cases = vec![Child::Case { sscc: "A".into() }, Child::Case { sscc: "B".into() }];
+        let cases = vec![
+            Child::Case { sscc: "A".into() },
+            Child::Case { sscc: "B".into() },
+        ];
         pack(&s, "P", Level::Pallet, cases)?;
-        assert_eq!(s.container("A")?.and_then(|c| c.parent).as_deref(), Some("P"));
+        assert_eq!(
+            s.container("A")?.and_then(|c| c.parent).as_deref(),
+            Some("P")
+        );
         assert!(s.open_case("A").is_err());
         assert!(s.dissolve("A", &[]).is_err());
         // Unknown case on a pallet: refused.
-        assert!(pack(&s, "Q", Level::Pallet, vec![Child::Case { sscc: "Z".into() }]).is_err());
+        assert!(
+            pack(
+                &s,
+                "Q",
+                Level::Pallet,
+                vec![Child::Case { sscc: "Z".into() }]
+            )
+            .is_err()
+        );
         s.dissolve("P", &[])?;
         assert_eq!(s.container("A")?.and_then(|c| c.parent), None);
         // Rework: open, swap a unit, close.

@@ -92,7 +92,10 @@ pub fn run(args: AggArgs) -> anyhow::Result<ExitCode> {
 fn store(dir: &Path) -> anyhow::Result<AggStore> {
     let d = dir.join("aggregation");
     if !d.is_dir() {
-        anyhow::bail!("no aggregation store at {} (is --data-dir right?)", d.display());
+        anyhow::bail!(
+            "no aggregation store at {} (is --data-dir right?)",
+            d.display()
+        );
     }
     AggStore::open(&d).with_context(|| format!("aggregation store {}", d.display()))
 }
@@ -130,9 +133,15 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AggCmd::Open(step) => step_with(&dir, &step, |r, a| r.open_case(a, &step.sscc, &step.reason).map(|_| ())),
-        AggCmd::Close(step) => step_with(&dir, &step, |r, a| r.close_case(a, &step.sscc, &step.reason).map(|_| ())),
-        AggCmd::Dissolve(step) => step_with(&dir, &step, |r, a| r.dissolve(a, &step.sscc, &step.reason).map(|_| ())),
+        AggCmd::Open(step) => step_with(&dir, &step, |r, a| {
+            r.open_case(a, &step.sscc, &step.reason).map(|_| ())
+        }),
+        AggCmd::Close(step) => step_with(&dir, &step, |r, a| {
+            r.close_case(a, &step.sscc, &step.reason).map(|_| ())
+        }),
+        AggCmd::Dissolve(step) => step_with(&dir, &step, |r, a| {
+            r.dissolve(a, &step.sscc, &step.reason).map(|_| ())
+        }),
         AggCmd::Swap { step, remove, add } => {
             let units = |codes: &[String]| -> anyhow::Result<Vec<Child>> {
                 codes
@@ -150,7 +159,8 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     Some(ledger_for(&dir, &step, r)?)
                 };
-                r.swap_units(a, &step.sscc, &remove, &add, ledger.as_ref(), &step.reason).map(|_| ())
+                r.swap_units(a, &step.sscc, &remove, &add, ledger.as_ref(), &step.reason)
+                    .map(|_| ())
             })
         }
     }

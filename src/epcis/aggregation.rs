@@ -29,7 +29,11 @@ impl AggregationEvents {
 
     /// The URI of a unit.
     pub fn unit_uri(&self, gtin: &str, serial: &str) -> Result<String, EpcisError> {
-        Ok(sgtin_uri(self.form, &Gtin::new(gtin)?, &Serial::new(serial)?))
+        Ok(sgtin_uri(
+            self.form,
+            &Gtin::new(gtin)?,
+            &Serial::new(serial)?,
+        ))
     }
 
     /// The URI of a case or pallet.
@@ -99,7 +103,10 @@ mod tests {
         assert_eq!(j["action"], "ADD");
         assert_eq!(j["parentID"], "https://id.gs1.org/00/095060000000000015");
         assert_eq!(j["childEPCs"][0], u);
-        assert!(ev.event_id().is_some_and(|i| i.starts_with("ni:///sha-256;")));
+        assert!(
+            ev.event_id()
+                .is_some_and(|i| i.starts_with("ni:///sha-256;"))
+        );
         let d = e.unpacked(t, "095060000000000015", vec![])?.to_json();
         assert_eq!(d["action"], "DELETE");
         assert_eq!(d["bizStep"], "unpacking");

@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn parts_are_checked() {
-        assert!(matches!(SsccScheme::new(10, "0614141"), Err(SsccError::Extension(10))));
+        assert!(matches!(
+            SsccScheme::new(10, "0614141"),
+            Err(SsccError::Extension(10))
+        ));
         assert!(SsccScheme::new(0, "06a4141").is_err());
         assert!(SsccScheme::new(0, "123").is_err());
         let s = SsccScheme::new(0, "4012345").unwrap_or_else(|e| panic!("{e}"));

@@ -205,7 +205,10 @@ fn layout(key: &str, l: &LayoutSection, out: &mut Problems) {
         out.push(format!("{key}.rows"), "rows and cols must be at least 1");
     }
     if l.width == 0 || l.height == 0 {
-        out.push(format!("{key}.width"), "width and height must be at least 1");
+        out.push(
+            format!("{key}.width"),
+            "width and height must be at least 1",
+        );
     }
     if l.rows > 0 && l.cols > 0 && (l.width / l.cols < 40 || l.height / l.rows < 40) {
         out.push(
@@ -216,12 +219,22 @@ fn layout(key: &str, l: &LayoutSection, out: &mut Problems) {
 }
 
 fn station(key: &str, s: &StationSection, out: &mut Problems) {
-    if !["zpl", "zebra", "zipher", "videojet", "markem", "markem-imaje"]
-        .contains(&s.printer_kind.as_str())
+    if ![
+        "zpl",
+        "zebra",
+        "zipher",
+        "videojet",
+        "markem",
+        "markem-imaje",
+    ]
+    .contains(&s.printer_kind.as_str())
     {
         out.push(
             format!("{key}.printer_kind"),
-            format!("unknown printer kind {:?} (known: zpl, zipher, markem)", s.printer_kind),
+            format!(
+                "unknown printer kind {:?} (known: zpl, zipher, markem)",
+                s.printer_kind
+            ),
         );
     }
     if let Err(msg) = parse_endpoint(&s.printer_address) {
@@ -250,14 +263,18 @@ mod tests {
             "/line-profiles/eu-fmd-carton.toml"
         ))
         .unwrap_or_default();
-        Profile::from_toml("p.toml", &format!("{base}\n{section}"), Some(Default::default()))
+        Profile::from_toml(
+            "p.toml",
+            &format!("{base}\n{section}"),
+            Some(Default::default()),
+        )
     }
 
     #[test]
     fn absent_means_no_aggregation_and_defaults_fill_in() {
         assert_eq!(with("").map(|p| p.aggregation.is_none()).ok(), Some(true));
-        let p = with("[aggregation]\ncompany_prefix = \"9506000\"\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let p =
+            with("[aggregation]\ncompany_prefix = \"9506000\"\n").unwrap_or_else(|e| panic!("{e}"));
         let a = p.aggregation.unwrap_or_else(|| panic!("section"));
         assert_eq!((a.units_per_case, a.case_layout.cells()), (120, 120));
         assert_eq!(a.pallet_station.printer_address, "127.0.0.1:9202");
@@ -280,7 +297,10 @@ mod tests {
             "aggregation.case_station.printer_address",
             "aggregation.case_station.camera_address",
         ] {
-            assert!(e.contains(&format!("p.toml: {key}:")), "{key} missing in:\n{e}");
+            assert!(
+                e.contains(&format!("p.toml: {key}:")),
+                "{key} missing in:\n{e}"
+            );
         }
     }
 }
