@@ -3,6 +3,7 @@
 //! protocols live in the `linectl-drivers` crate and the simulated line in `hil-sim`.
 //! The binary (`src/main.rs`) is only command-line glue over this library.
 
+pub mod aggregation;
 pub mod api;
 pub mod audit;
 pub mod clock;

@@ -3,6 +3,7 @@
 //! camera frames with injected defects, and the scenario runner. It reuses the device
 //! codecs of `linectl-drivers` for the device side, so both ends speak the same bytes.
 
+pub mod aggregation;
 pub mod defects;
 pub mod line;
 pub mod render;

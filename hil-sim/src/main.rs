@@ -78,6 +78,13 @@ enum Cmd {
         /// Upload the events to this EPCIS capture URL instead of a built-in site server.
         #[arg(long)]
         site_url: Option<String>,
+        /// Faults at the aggregation stations (profiles with `[aggregation]`):
+        /// `none` or `damaged=0.1,foreign=0.05,missing=0.05,duplicate=0.05,label=0.03,pallet-missing=0.1`.
+        #[arg(
+            long,
+            default_value = "damaged=0.1,foreign=0.05,missing=0.05,duplicate=0.05,label=0.03,pallet-missing=0.1"
+        )]
+        agg_faults: String,
     },
 }
 
@@ -115,7 +122,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
         status,
         no_site_server,
         site_url,
+        agg_faults,
     } = Cli::parse().cmd;
+    let agg_faults: hil_sim::aggregation::AggFaults = agg_faults
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--agg-faults: {e}"))?;
     let prof = linectl::profile::Profile::load(&profile)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("profile {}", profile.display()))?;
@@ -157,7 +168,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
     if let Some(l) = &opts.status_listen {
         eprintln!("hil-sim: linectl status at http://{l}/status (Ctrl-C stops)");
     }
-    let rep = run(&opts)?;
+    let rep = if opts.profile.aggregation.is_some() {
+        hil_sim::aggregation::run_with_aggregation(&opts, &agg_faults)?
+    } else {
+        run(&opts)?
+    };
     if std::env::var_os("HILSIM_STATS").is_some() {
         eprintln!("settle: {:?}", hil_sim::line::settle_stats());
     }
@@ -171,7 +186,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }
         None => println!("{json}"),
     }
-    let clean = rep.missed_rejects == 0 && rep.duplicate_serials == 0;
+    let clean = rep.missed_rejects == 0
+        && rep.duplicate_serials == 0
+        && rep
+            .aggregation
+            .as_ref()
+            .is_none_or(|a| a.wrong_aggregations == 0);
     Ok(if clean {
         ExitCode::SUCCESS
     } else {

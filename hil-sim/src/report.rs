@@ -158,6 +158,9 @@ pub struct Report {
     /// The simulated site server at the end of the run (with `site_server`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site_server: Option<SiteReport>,
+    /// The aggregation stations (with a profile that has `[aggregation]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<crate::aggregation::AggregationReport>,
     /// First units that passed although bad (for debugging).
     pub missed_units: Vec<u64>,
     /// First good units rejected outside faults.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod agg;
 pub mod audit;
 pub mod decode;
 pub mod device;
@@ -55,6 +56,8 @@ pub enum Command {
     Events(events::EventsCmd),
     /// Export a batch: EPCIS document, audit records, exceptions and the batch report.
     Export(export::ExportArgs),
+    /// Aggregation: show the tree under a case or pallet code, holds, rework.
+    Agg(agg::AggArgs),
 }
 
 /// Exit status for a rejected input or a failed check.
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(args) => user::run(args),
         Command::Events(cmd) => events::run(cmd),
         Command::Export(args) => export::run(args),
+        Command::Agg(args) => agg::run(args),
     }
 }
 

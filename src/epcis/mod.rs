@@ -48,6 +48,7 @@
 //! it is journalled, so every retry of an upload carries the same ID and a repository
 //! recognises duplicates. The algorithm is documented in [`hash`].
 
+pub mod aggregation;
 pub mod event;
 pub mod hash;
 pub mod ids;

@@ -17,6 +17,7 @@ mod codes;
 mod dl;
 mod lint;
 mod parse;
+pub mod sscc;
 pub mod table;
 mod validate;
 

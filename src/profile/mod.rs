@@ -6,6 +6,7 @@
 //! (expected 2)`). This module does not open devices or pools: it only says what the
 //! line is and whether that description holds together.
 
+pub mod aggregation;
 pub mod model;
 mod validate;
 
@@ -86,7 +87,7 @@ impl Problems {
 }
 
 /// Section names, in the order they are checked and reported.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "line",
     "product",
     "batch",
@@ -99,6 +100,7 @@ const SECTIONS: [&str; 12] = [
     "hmi",
     "epcis",
     "log",
+    "aggregation",
 ];
 
 /// Sections that may be left out (all their fields have defaults).
@@ -196,6 +198,7 @@ pub(crate) struct Sections {
     pub(crate) hmi: Option<HmiSection>,
     pub(crate) epcis: Option<EpcisSection>,
     pub(crate) log: Option<LogSection>,
+    pub(crate) aggregation: Option<Option<aggregation::AggregationSection>>,
 }
 
 impl Sections {
@@ -214,6 +217,7 @@ impl Sections {
             hmi: self.hmi?,
             epcis: self.epcis?,
             log: self.log?,
+            aggregation: self.aggregation?,
         })
     }
 }
@@ -266,6 +270,10 @@ fn parse(text: &str, env: Option<BTreeMap<String, String>>, problems: &mut Probl
         hmi: section(&mut table, "hmi", problems),
         epcis: section(&mut table, "epcis", problems),
         log: section(&mut table, "log", problems),
+        aggregation: match table.contains_key("aggregation") {
+            true => section(&mut table, "aggregation", problems).map(Some),
+            false => Some(None),
+        },
     }
 }
 

@@ -505,6 +505,8 @@ pub struct Profile {
     pub epcis: EpcisSection,
     /// `[log]`
     pub log: LogSection,
+    /// `[aggregation]`, absent when the line does not aggregate.
+    pub aggregation: Option<super::aggregation::AggregationSection>,
 }
 
 impl PlcKind {

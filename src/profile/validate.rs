@@ -52,6 +52,9 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
             format!("not a tracing filter ({e}); e.g. \"info\" or \"linectl=debug,info\""),
         );
     }
+    if let Some(Some(a)) = &s.aggregation {
+        super::aggregation::validate(a, out);
+    }
 }
 
 /// With nothing else wrong, build a code from the batch defaults once: a code that

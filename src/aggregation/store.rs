@@ -1,0 +1,740 @@
+//! The durable aggregation store (sled, in `<data>/aggregation`): every case and pallet
+//! with its children, the child → parent index, the SSCC counters, the intents of
+//! labels being printed, the cases held for rework, and the rework operations that
+//! change a container. Every change is one sled transaction over the trees it touches,
+//! flushed before it returns, so a crash leaves either the old or the new state. It
+//! checks the store's invariants (a child has at most one parent, a parent exists once)
+//! on every commit — a wrong parent-child relation is refused here even if a caller's
+//! check missed it. It does not decode, print or emit events (the stations do).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+/// Packing level of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// A case of units.
+    Case,
+    /// A pallet of cases.
+    Pallet,
+}
+
+impl Level {
+    /// `case` or `pallet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Case => "case",
+            Level::Pallet => "pallet",
+        }
+    }
+}
+
+/// A child of a container: a unit (GTIN + serial) or a case (SSCC).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Child {
+    /// A serialised unit.
+    Unit {
+        /// GTIN-14.
+        gtin: String,
+        /// Serial (AI 21).
+        serial: String,
+    },
+    /// A case, by its SSCC.
+    Case {
+        /// The case's 18-digit SSCC.
+        sscc: String,
+    },
+}
+
+impl Child {
+    /// The index key: `(01)GTIN(21)SERIAL` or `(00)SSCC`.
+    pub fn key(&self) -> String {
+        match self {
+            Child::Unit { gtin, serial } => format!("(01){gtin}(21){serial}"),
+            Child::Case { sscc } => format!("(00){sscc}"),
+        }
+    }
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Labelled, verified and aggregated.
+    Closed,
+    /// Opened at the rework station: children may be removed or added.
+    Open,
+}
+
+/// One case or pallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Its SSCC.
+    pub sscc: String,
+    /// Case or pallet.
+    pub level: Level,
+    /// The batch its units belong to.
+    pub batch: String,
+    /// Its children.
+    pub children: Vec<Child>,
+    /// Closed or open for rework.
+    pub status: Status,
+    /// The pallet it is on (cases only).
+    pub parent: Option<String>,
+    /// When it was aggregated, µs since the Unix epoch.
+    pub at_us: u64,
+}
+
+/// How far a label print got when the process stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// The SSCC is taken and the label may have been sent to the printer.
+    Printing,
+    /// The printed label was read back and matched; the event may be journaled.
+    Verified,
+}
+
+/// A label being printed: written before the printer sees the SSCC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The SSCC on the label.
+    pub sscc: String,
+    /// Case or pallet.
+    pub level: Level,
+    /// The batch.
+    pub batch: String,
+    /// The children that passed every check.
+    pub children: Vec<Child>,
+    /// How far it got.
+    pub stage: Stage,
+    /// Event time, µs since the Unix epoch (the event is rebuilt identically from it).
+    pub at_us: u64,
+}
+
+/// A case or pallet held for rework instead of being aggregated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Hold number (increasing).
+    pub id: u64,
+    /// Case or pallet.
+    pub level: Level,
+    /// The batch.
+    pub batch: String,
+    /// Every problem found, one line each.
+    pub reasons: Vec<String>,
+    /// The SSCC taken for it, when it got as far as the label.
+    pub sscc: Option<String>,
+    /// When, µs since the Unix epoch.
+    pub at_us: u64,
+}
+
+/// An event to journal, written in the same transaction as the change it reports, and
+/// removed once it is durable in the journal (so a crash between the two neither
+/// loses it nor journals it twice: see `super::station::recover`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// Its eventID (the CBV 2.0 hash).
+    pub event_id: String,
+    /// The journal payload (an `EventRecord`).
+    pub payload: Vec<u8>,
+    /// The journal's end when it was written: it is journaled iff a record from here on
+    /// carries its eventID.
+    pub from_seq: u64,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("aggregation store {op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The sled error.
+        source: sled::Error,
+    },
+    /// A stored value does not decode.
+    #[error("aggregation store: record {key:?} is damaged: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A change would break an invariant; nothing was changed.
+    #[error("aggregation refused: {0}")]
+    Refused(String),
+    /// No such container.
+    #[error("no case or pallet {0}")]
+    Unknown(String),
+}
+
+fn io(op: &'static str) -> impl Fn(sled::Error) -> StoreError {
+    move |source| StoreError::Io { op, source }
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct AggStore {
+    db: sled::Db,
+    containers: sled::Tree,
+    children: sled::Tree,
+    intents: sled::Tree,
+    holds: sled::Tree,
+    meta: sled::Tree,
+    outbox: sled::Tree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_err(op: &'static str) -> impl Fn(TransactionError<StoreError>) -> StoreError {
+    move |e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(source) => StoreError::Io { op, source },
+    }
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl AggStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<AggStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(io("open"))?;
+        let tree = |n: &str| db.open_tree(n).map_err(io("open"));
+        Ok(AggStore {
+            containers: tree("containers")?,
+            children: tree("children")?,
+            intents: tree("intents")?,
+            holds: tree("holds")?,
+            meta: tree("meta")?,
+            outbox: tree("outbox")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(io("flush"))
+    }
+
+    /// Take the next serial reference of `level`'s SSCC counter, durably: a number
+    /// handed out is never handed out again, whatever happens to its label.
+    pub fn next_serial_reference(&self, level: Level) -> Result<u64, StoreError> {
+        let key = format!("next/{}", level.name());
+        let prev = self
+            .meta
+            .fetch_and_update(key.as_bytes(), |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(1, u64::from_be_bytes);
+                Some((n + 1).to_be_bytes().to_vec())
+            })
+            .map_err(io("counter"))?;
+        self.flush()?;
+        Ok(prev
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes))
+    }
+
+    /// Record that a label with `intent.sscc` is about to be printed.
+    pub fn begin(&self, intent: &Intent) -> Result<(), StoreError> {
+        if self.container(&intent.sscc)?.is_some() {
+            return Err(StoreError::Refused(format!(
+                "SSCC {} is already in use",
+                intent.sscc
+            )));
+        }
+        self.intents
+            .insert(intent.sscc.as_bytes(), enc(intent))
+            .map_err(io("intent"))?;
+        self.flush()
+    }
+
+    /// Move an intent on to `stage`.
+    pub fn advance(&self, sscc: &str, stage: Stage) -> Result<(), StoreError> {
+        let mut i = self
+            .intent(sscc)?
+            .ok_or_else(|| StoreError::Unknown(sscc.to_string()))?;
+        i.stage = stage;
+        self.intents
+            .insert(sscc.as_bytes(), enc(&i))
+            .map_err(io("intent"))?;
+        self.flush()
+    }
+
+    /// One intent.
+    pub fn intent(&self, sscc: &str) -> Result<Option<Intent>, StoreError> {
+        match self.intents.get(sscc.as_bytes()).map_err(io("read"))? {
+            Some(v) => Ok(Some(dec(sscc.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every intent left (after a crash), oldest SSCC first.
+    pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.intents.iter() {
+            let (k, v) = kv.map_err(io("read"))?;
+            out.push(dec(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Aggregate the intent `sscc`: the container, its child index entries (and for a
+    /// pallet, each case's `parent`) and the intent's removal in one transaction.
+    /// Refused, with nothing changed, if a child already has a parent, a case is not
+    /// closed or unknown, or the SSCC is taken.
+    pub fn commit(&self, sscc: &str, out: &[Outgoing]) -> Result<Container, StoreError> {
+        let intent = self
+            .intent(sscc)?
+            .ok_or_else(|| StoreError::Unknown(sscc.to_string()))?;
+        if intent.stage != Stage::Verified {
+            return Err(StoreError::Refused(format!(
+                "the label of {sscc} was not verified"
+            )));
+        }
+        let c = Container {
+            sscc: intent.sscc.clone(),
+            level: intent.level,
+            batch: intent.batch.clone(),
+            children: intent.children.clone(),
+            status: Status::Closed,
+            parent: None,
+            at_us: intent.at_us,
+        };
+        (
+            &self.containers,
+            &self.children,
+            &self.intents,
+            &self.outbox,
+        )
+            .transaction(|(cont, child, int, ob)| {
+                if cont.get(c.sscc.as_bytes())?.is_some() {
+                    return abort(StoreError::Refused(format!(
+                        "SSCC {} is already in use",
+                        c.sscc
+                    )));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for ch in &c.children {
+                    let key = ch.key();
+                    if !seen.insert(key.clone()) {
+                        return abort(StoreError::Refused(format!("{key} twice in {}", c.sscc)));
+                    }
+                    if let Some(p) = child.get(key.as_bytes())? {
+                        return abort(StoreError::Refused(format!(
+                            "{key} is already in {}",
+                            String::from_utf8_lossy(&p)
+                        )));
+                    }
+                    if let Child::Case { sscc } = ch {
+                        let Some(v) = cont.get(sscc.as_bytes())? else {
+                            return abort(StoreError::Refused(format!(
+                                "case {sscc} is not aggregated"
+                            )));
+                        };
+                        let mut case: Container = match dec(sscc.as_bytes(), &v) {
+                            Ok(x) => x,
+                            Err(e) => return abort(e),
+                        };
+                        if case.level != Level::Case || case.status != Status::Closed {
+                            return abort(StoreError::Refused(format!(
+                                "{sscc} is not a closed case"
+                            )));
+                        }
+                        case.parent = Some(c.sscc.clone());
+                        cont.insert(sscc.as_bytes(), enc(&case))?;
+                    }
+                    child.insert(key.as_bytes(), c.sscc.as_bytes())?;
+                }
+                cont.insert(c.sscc.as_bytes(), enc(&c))?;
+                int.remove(c.sscc.as_bytes())?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err("commit"))?;
+        self.flush()?;
+        Ok(c)
+    }
+
+    /// Drop an intent and hold the case or pallet for rework with `reasons`.
+    pub fn abandon(
+        &self,
+        sscc: &str,
+        reasons: Vec<String>,
+        at_us: u64,
+    ) -> Result<Hold, StoreError> {
+        let i = self.intent(sscc)?;
+        let level = i.as_ref().map_or(Level::Case, |i| i.level);
+        let batch = i.map(|i| i.batch).unwrap_or_default();
+        self.intents.remove(sscc.as_bytes()).map_err(io("intent"))?;
+        self.hold(level, &batch, reasons, Some(sscc.to_string()), at_us)
+    }
+
+    /// Hold a case or pallet for rework.
+    pub fn hold(
+        &self,
+        level: Level,
+        batch: &str,
+        reasons: Vec<String>,
+        sscc: Option<String>,
+        at_us: u64,
+    ) -> Result<Hold, StoreError> {
+        let id = self.db.generate_id().map_err(io("hold id"))?;
+        let h = Hold {
+            id,
+            level,
+            batch: batch.to_string(),
+            reasons,
+            sscc,
+            at_us,
+        };
+        self.holds
+            .insert(id.to_be_bytes(), enc(&h))
+            .map_err(io("hold"))?;
+        self.flush()?;
+        Ok(h)
+    }
+
+    /// Events written with a change and not yet confirmed journaled.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv.map_err(io("read"))?;
+            out.push(dec(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The event `event_id` is durable in the journal: forget it.
+    pub fn delivered(&self, event_id: &str) -> Result<(), StoreError> {
+        self.outbox
+            .remove(event_id.as_bytes())
+            .map_err(io("outbox"))?;
+        self.flush()
+    }
+
+    /// Every hold, oldest first.
+    pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.holds.iter() {
+            let (k, v) = kv.map_err(io("read"))?;
+            out.push(dec(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// One container.
+    pub fn container(&self, sscc: &str) -> Result<Option<Container>, StoreError> {
+        match self.containers.get(sscc.as_bytes()).map_err(io("read"))? {
+            Some(v) => Ok(Some(dec(sscc.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every container, by SSCC.
+    pub fn containers(&self) -> Result<Vec<Container>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.containers.iter() {
+            let (k, v) = kv.map_err(io("read"))?;
+            out.push(dec(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The SSCC of the container `child` is in.
+    pub fn parent_of(&self, child: &Child) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .children
+            .get(child.key().as_bytes())
+            .map_err(io("read"))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Count containers by level.
+    pub fn counts(&self) -> Result<BTreeMap<Level, u64>, StoreError> {
+        let mut m = BTreeMap::new();
+        for c in self.containers()? {
+            *m.entry(c.level).or_insert(0) += 1;
+        }
+        Ok(m)
+    }
+
+    /// Open a closed case for rework (not while it is on a pallet).
+    pub fn open_case(&self, sscc: &str) -> Result<Container, StoreError> {
+        self.update(sscc, |c| {
+            if c.level != Level::Case {
+                return Err(format!("{sscc} is a pallet: dissolve it instead"));
+            }
+            if let Some(p) = &c.parent {
+                return Err(format!(
+                    "case {sscc} is on pallet {p}: dissolve the pallet first"
+                ));
+            }
+            if c.status == Status::Open {
+                return Err(format!("case {sscc} is already open"));
+            }
+            c.status = Status::Open;
+            Ok(())
+        })
+    }
+
+    /// Close an open case again; it must not be empty.
+    pub fn close_case(&self, sscc: &str) -> Result<Container, StoreError> {
+        self.update(sscc, |c| {
+            if c.status != Status::Open {
+                return Err(format!("{sscc} is not open"));
+            }
+            if c.children.is_empty() {
+                return Err(format!(
+                    "case {sscc} is empty: dissolve it instead of closing"
+                ));
+            }
+            c.status = Status::Closed;
+            Ok(())
+        })
+    }
+
+    fn update(
+        &self,
+        sscc: &str,
+        f: impl Fn(&mut Container) -> Result<(), String>,
+    ) -> Result<Container, StoreError> {
+        let out = self
+            .containers
+            .transaction(|cont| {
+                let Some(v) = cont.get(sscc.as_bytes())? else {
+                    return abort(StoreError::Unknown(sscc.to_string()));
+                };
+                let mut c: Container = match dec(sscc.as_bytes(), &v) {
+                    Ok(c) => c,
+                    Err(e) => return abort(e),
+                };
+                if let Err(msg) = f(&mut c) {
+                    return abort(StoreError::Refused(msg));
+                }
+                cont.insert(sscc.as_bytes(), enc(&c))?;
+                Ok(c)
+            })
+            .map_err(tx_err("update"))?;
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// Take `remove` out of the open case `sscc` and put `add` in, in one transaction.
+    /// Refused if a removed child is not in it or an added child has a parent.
+    pub fn rework_case(
+        &self,
+        sscc: &str,
+        remove: &[Child],
+        add: &[Child],
+        out: &[Outgoing],
+    ) -> Result<Container, StoreError> {
+        let result = (&self.containers, &self.children, &self.outbox)
+            .transaction(|(cont, child, ob)| {
+                let Some(v) = cont.get(sscc.as_bytes())? else {
+                    return abort(StoreError::Unknown(sscc.to_string()));
+                };
+                let mut c: Container = match dec(sscc.as_bytes(), &v) {
+                    Ok(c) => c,
+                    Err(e) => return abort(e),
+                };
+                if c.status != Status::Open {
+                    return abort(StoreError::Refused(format!("case {sscc} is not open")));
+                }
+                for r in remove {
+                    let Some(pos) = c.children.iter().position(|x| x == r) else {
+                        return abort(StoreError::Refused(format!("{} is not in {sscc}", r.key())));
+                    };
+                    c.children.remove(pos);
+                    child.remove(r.key().as_bytes())?;
+                }
+                for a in add {
+                    if let Some(p) = child.get(a.key().as_bytes())? {
+                        return abort(StoreError::Refused(format!(
+                            "{} is already in {}",
+                            a.key(),
+                            String::from_utf8_lossy(&p)
+                        )));
+                    }
+                    if matches!(a, Child::Case { .. }) {
+                        return abort(StoreError::Refused("a case holds units only".into()));
+                    }
+                    child.insert(a.key().as_bytes(), sscc.as_bytes())?;
+                    c.children.push(a.clone());
+                }
+                cont.insert(sscc.as_bytes(), enc(&c))?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
+                Ok(c)
+            })
+            .map_err(tx_err("rework"))?;
+        self.flush()?;
+        Ok(result)
+    }
+
+    /// Dissolve a container: its children lose their parent (cases come off the
+    /// pallet, units out of the case) and the container is gone; its SSCC is never
+    /// reused. A case on a pallet cannot be dissolved. Returns the container as it was.
+    pub fn dissolve(&self, sscc: &str, out: &[Outgoing]) -> Result<Container, StoreError> {
+        let result = (&self.containers, &self.children, &self.outbox)
+            .transaction(|(cont, child, ob)| {
+                let Some(v) = cont.get(sscc.as_bytes())? else {
+                    return abort(StoreError::Unknown(sscc.to_string()));
+                };
+                let c: Container = match dec(sscc.as_bytes(), &v) {
+                    Ok(c) => c,
+                    Err(e) => return abort(e),
+                };
+                if let Some(p) = &c.parent {
+                    return abort(StoreError::Refused(format!(
+                        "case {sscc} is on pallet {p}: dissolve the pallet first"
+                    )));
+                }
+                for ch in &c.children {
+                    child.remove(ch.key().as_bytes())?;
+                    if let Child::Case { sscc: case } = ch
+                        && let Some(v) = cont.get(case.as_bytes())?
+                    {
+                        let mut cc: Container = match dec(case.as_bytes(), &v) {
+                            Ok(x) => x,
+                            Err(e) => return abort(e),
+                        };
+                        cc.parent = None;
+                        cont.insert(case.as_bytes(), enc(&cc))?;
+                    }
+                }
+                cont.remove(sscc.as_bytes())?;
+                for o in out {
+                    ob.insert(o.event_id.as_bytes(), enc(o))?;
+                }
+                Ok(c)
+            })
+            .map_err(tx_err("dissolve"))?;
+        self.flush()?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(s: &str) -> Child {
+        Child::Unit {
+            gtin: "09506000134352".into(),
+            serial: s.into(),
+        }
+    }
+
+    fn intent(sscc: &str, level: Level, children: Vec<Child>) -> Intent {
+        Intent {
+            sscc: sscc.into(),
+            level,
+            batch: "B1".into(),
+            children,
+            stage: Stage::Printing,
+            at_us: 1,
+        }
+    }
+
+    fn pack(
+        s: &AggStore,
+        sscc: &str,
+        level: Level,
+        children: Vec<Child>,
+    ) -> Result<Container, StoreError> {
+        s.begin(&intent(sscc, level, children))?;
+        s.advance(sscc, Stage::Verified)?;
+        s.commit(sscc, &[])
+    }
+
+    #[test]
+    fn a_child_never_gets_two_parents_and_counters_never_repeat() -> Result<(), StoreError> {
+        let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
+        let s = AggStore::open(d.path())?;
+        assert_eq!(s.next_serial_reference(Level::Case)?, 1);
+        assert_eq!(s.next_serial_reference(Level::Case)?, 2);
+        assert_eq!(s.next_serial_reference(Level::Pallet)?, 1);
+        pack(&s, "A", Level::Case, vec![unit("1"), unit("2")])?;
+        // Not verified: refused.
+        s.begin(&intent("B", Level::Case, vec![unit("3")]))?;
+        assert!(matches!(s.commit("B", &[]), Err(StoreError::Refused(_))));
+        // Unit 2 already in A: refused, nothing changed.
+        s.advance("B", Stage::Verified)?;
+        s.begin(&intent("C", Level::Case, vec![unit("2"), unit("4")]))?;
+        s.advance("C", Stage::Verified)?;
+        assert!(matches!(s.commit("C", &[]), Err(StoreError::Refused(_))));
+        assert_eq!(s.parent_of(&unit("4"))?, None);
+        assert_eq!(s.parent_of(&unit("2"))?.as_deref(), Some("A"));
+        s.commit("B", &[])?;
+        let h = s.abandon("C", vec!["duplicate".into()], 5)?;
+        assert_eq!(h.sscc.as_deref(), Some("C"));
+        assert!(s.intents()?.is_empty());
+        // Pallet of A and B; a case on a pallet cannot be opened or dissolved.
+        let cases = vec![
+            Child::Case { sscc: "A".into() },
+            Child::Case { sscc: "B".into() },
+        ];
+        pack(&s, "P", Level::Pallet, cases)?;
+        assert_eq!(
+            s.container("A")?.and_then(|c| c.parent).as_deref(),
+            Some("P")
+        );
+        assert!(s.open_case("A").is_err());
+        assert!(s.dissolve("A", &[]).is_err());
+        // Unknown case on a pallet: refused.
+        assert!(
+            pack(
+                &s,
+                "Q",
+                Level::Pallet,
+                vec![Child::Case { sscc: "Z".into() }]
+            )
+            .is_err()
+        );
+        s.dissolve("P", &[])?;
+        assert_eq!(s.container("A")?.and_then(|c| c.parent), None);
+        // Rework: open, swap a unit, close.
+        s.open_case("A")?;
+        assert!(s.rework_case("A", &[], &[unit("3")], &[]).is_err());
+        let c = s.rework_case("A", &[unit("1")], &[unit("9")], &[])?;
+        assert_eq!(c.children, vec![unit("2"), unit("9")]);
+        s.close_case("A")?;
+        assert_eq!(s.parent_of(&unit("1"))?, None);
+        assert_eq!(s.parent_of(&unit("9"))?.as_deref(), Some("A"));
+        drop(s);
+        // Everything survives a reopen.
+        let s = AggStore::open(d.path())?;
+        assert_eq!(s.next_serial_reference(Level::Case)?, 3);
+        assert_eq!(s.holds()?.len(), 1);
+        assert_eq!(s.counts()?.get(&Level::Case), Some(&2));
+        Ok(())
+    }
+}
