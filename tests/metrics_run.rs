@@ -119,6 +119,7 @@ fn every_metric_family_is_served_during_a_run() {
     for fam in [
         "linectl_units_total",
         "linectl_verdict_latency_seconds",
+        "linectl_decode_seconds",
         "linectl_pool_available",
         "linectl_batch_remaining",
         "linectl_pool_forecast_seconds",
@@ -141,6 +142,11 @@ fn every_metric_family_is_served_during_a_run() {
             "{fam} has no sample:\n{text}"
         );
     }
+    // Frames were decoded during the run, and the decoder's time was counted.
+    let decoded: f64 = sample(&text, "linectl_decode_seconds_count")
+        .and_then(|v| v.parse().ok())
+        .expect("decode count");
+    assert!(decoded > 0.0, "no decode time recorded:\n{text}");
     let secs: f64 = sample(&text, "linectl_pool_forecast_seconds")
         .and_then(|v| v.parse().ok())
         .expect("forecast seconds");

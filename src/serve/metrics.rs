@@ -1,5 +1,5 @@
 //! The Prometheus text exposition (format 0.0.4) of the line's status, served at
-//! `/metrics`: units by verdict and reason, verdict latency as a histogram, pool level,
+//! `/metrics`: units by verdict and reason, verdict latency and decode time as histograms, pool level,
 //! journal backlog, device links and the PackML state. It owns the metric names
 //! (`linectl_*`) and their rendering; the numbers come from the pipeline's
 //! [`LineStatus`]; [`render_ops`] adds the journal size, upload backlog and pool
@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use super::gauges::OpsGauges;
 use crate::packml::State;
 use crate::pipeline::LineStatus;
+use crate::pipeline::TimeHistogram;
 
 /// Upper bounds (seconds) of the verdict latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
@@ -18,6 +19,18 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` samples, labelled `l`.
+fn histogram(o: &mut String, name: &str, l: &str, h: &TimeHistogram) {
+    for b in LATENCY_BUCKETS {
+        let c = h.count_le((b * 1e6).round() as u64);
+        let _ = writeln!(o, "{name}_bucket{{{l},le=\"{b}\"}} {c}");
+    }
+    let n = h.count();
+    let _ = writeln!(o, "{name}_bucket{{{l},le=\"+Inf\"}} {n}");
+    let _ = writeln!(o, "{name}_sum{{{l}}} {}", h.sum_us() as f64 / 1e6);
+    let _ = writeln!(o, "{name}_count{{{l}}} {n}");
 }
 
 /// Render `s` (and the line id as a label) as Prometheus text.
@@ -80,21 +93,14 @@ pub fn render(line: &str, s: &LineStatus) -> String {
         "histogram",
         "Frame arrival to verdict written to the PLC.",
     );
-    let sum = s.latency.sum_us() as f64 / 1e6;
-    for b in LATENCY_BUCKETS {
-        let c = s.latency.count_le((b * 1e6).round() as u64);
-        let _ = writeln!(
-            o,
-            "linectl_verdict_latency_seconds_bucket{{{l},le=\"{b}\"}} {c}"
-        );
-    }
-    let n = s.latency.count();
-    let _ = writeln!(
-        o,
-        "linectl_verdict_latency_seconds_bucket{{{l},le=\"+Inf\"}} {n}"
+    histogram(&mut o, "linectl_verdict_latency_seconds", &l, &s.latency);
+    family(
+        &mut o,
+        "linectl_decode_seconds",
+        "histogram",
+        "Time the decoder spent on a unit's frame (locate, decode, grade).",
     );
-    let _ = writeln!(o, "linectl_verdict_latency_seconds_sum{{{l}}} {sum}");
-    let _ = writeln!(o, "linectl_verdict_latency_seconds_count{{{l}}} {n}");
+    histogram(&mut o, "linectl_decode_seconds", &l, &s.decode_time);
     family(
         &mut o,
         "linectl_pool_available",
@@ -239,6 +245,7 @@ mod tests {
         };
         for us in [500, 1500, 30_000, 2_000_000] {
             s.latency.record(us);
+            s.decode_time.record(us / 10);
         }
         s.rejected.insert("no-read".into(), 2);
         let text = render("L1", &s);
@@ -247,6 +254,7 @@ mod tests {
             "linectl_commissioned_total",
             "linectl_journal_events_total",
             "linectl_verdict_latency_seconds",
+            "linectl_decode_seconds",
             "linectl_pool_available",
             "linectl_batch_remaining",
             "linectl_device_up",
