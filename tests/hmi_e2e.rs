@@ -97,6 +97,14 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
                 .add_user(&console, n, r, PW, "e2e set-up")
                 .unwrap();
         }
+        // The overview's pool forecast and upload backlog, as `linectl run` wires them.
+        let gauges = std::sync::Arc::new(linectl::serve::gauges::GaugeSource::new(
+            line.journal(),
+            line.status().clone(),
+            clock.clone(),
+            linectl::pool::Forecast::default(),
+            profile.serials.low_water,
+        ));
         let observer = linectl::hmi::spawn_observer(
             records,
             parts.exceptions.clone(),
@@ -112,6 +120,7 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
             parts.exceptions.clone(),
             Some(parts.orders.clone()),
         );
+        hmi.set_ops_probe(std::sync::Arc::new(move || gauges.collect()));
         let server = HmiServer::start("127.0.0.1:0", &hmi, hmi.router()).unwrap();
         addr_tx.send(server.local_addr()).unwrap();
         parts_tx.send(parts.audit.clone()).unwrap();
