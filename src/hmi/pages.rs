@@ -177,6 +177,10 @@ pub(crate) fn overview(
         .unwrap_or_default();
     let fc = ops.and_then(|o| o.forecast.as_ref());
     let (pool_class, forecast_html) = forecast_parts(fc);
+    // The rate the forecast measured (last minute), else the page's own estimate.
+    let rate = fc
+        .map(|f| format!("{:.0}", f.rate_per_min))
+        .unwrap_or_else(|| "—".into());
     let rejected: u64 = s.rejected.values().sum();
     let mut rej = String::new();
     for (k, v) in &s.rejected {
@@ -203,7 +207,7 @@ pub(crate) fn overview(
         "<div class=cards>\
 <div class=card><div>PackML state</div><div class=state id=state>{}</div><div id=stop_reason class=bad>{stop}</div></div>\
 <div class=card><div>Batch</div><div class=v id=batch style=\"font-size:22px\">{batch}</div></div>\
-<div class=card><div>Rate (units/min)</div><div class=v id=rate>—</div></div>\
+<div class=card><div>Rate (units/min)</div><div class=v id=rate>{rate}</div></div>\
 <div class=card><div>Inspected</div><div class=v id=inspected>{}</div></div>\
 <div class=card><div>Passed</div><div class=\"v ok\" id=passed>{}</div></div>\
 <div class=card><div>Rejected</div><div class=\"v bad\" id=rejected>{rejected}</div></div>\
@@ -233,7 +237,7 @@ var pc=document.getElementById('pool_covers');if(pc)pc.className='sub '+(fc.cove
 t('pool_low',fc.below_low_water?'below low water ('+fc.low_water+')':(fc.alarm?'runs dry before the batch ends':''));
 var pk=document.getElementById('pool_card');if(pk)pk.className=(fc.below_low_water||fc.alarm)?'card low':'card';}}t('batch',s.batch?(s.batch.lot+' (exp '+s.batch.expiry+', '+s.batch.quantity+' units)'):'—');
 l('link_plc',s.links.plc);l('link_printer',s.links.printer);l('link_camera',s.links.camera);
-var now=Date.now();if(last){{var dt=(now-last.t)/60000;if(dt>0)t('rate',Math.round((s.inspected-last.n)/dt));}}last={{t:now,n:s.inspected}};
+var now=Date.now();if(fc&&fc.rate_per_min!=null){{t('rate',Math.round(fc.rate_per_min));}}else if(last){{var dt=(now-last.t)/60000;if(dt>0)t('rate',Math.round((s.inspected-last.n)/dt));}}last={{t:now,n:s.inspected}};
 t('live','live updates: '+new Date().toLocaleTimeString());}});
 es.onerror=function(){{t('live','live updates: reconnecting…');}};}})();
 </script>",
