@@ -344,31 +344,12 @@ impl Drop for SiteServer {
 /// (percent-decoded) or the last field of an `urn:epc:id:sgtin:` URN (URN-escaped).
 fn serial_of_uri(uri: &str) -> Option<String> {
     if let Some(rest) = uri.strip_prefix("urn:epc:id:sgtin:") {
-        return rest.rsplit('.').next().map(percent_decode);
+        return rest.rsplit('.').next().map(linectl::gs1::percent_decode);
     }
     let idx = uri.rfind("/21/")?;
     let tail = &uri[idx + 4..];
     let serial = tail.split(['/', '?']).next().unwrap_or(tail);
-    Some(percent_decode(serial))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(h) = s.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(h, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Some(linectl::gs1::percent_decode(serial))
 }
 
 async fn serve_loop(

@@ -80,6 +80,16 @@ fn valid_path_seq(seq: &[&str]) -> bool {
     })
 }
 
+/// Percent-decode a path segment of an identifier URI (a serial read back out of a
+/// Digital Link or EPC URI): `%XX` becomes its byte, invalid UTF-8 is replaced, and a
+/// segment holding `%00` (never a valid GS1 value) is returned as it is.
+pub fn percent_decode(s: &str) -> String {
+    match unescape(s, false) {
+        Some(b) => String::from_utf8_lossy(&b).into_owned(),
+        None => s.to_string(),
+    }
+}
+
 /// Percent-decode; `+` is a space in query values. `None` when a `%00` appears.
 fn unescape(s: &str, query: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
@@ -391,4 +401,18 @@ pub fn generate(elements: &[Element], stem: &str, opts: &Options) -> Result<Stri
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decode_of_identifier_segments() {
+        assert_eq!(percent_decode("AB%2FC%25"), "AB/C%");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%2"), "bad%2");
+        assert_eq!(percent_decode("nul%00x"), "nul%00x");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
+    }
 }

@@ -21,7 +21,7 @@ pub mod sscc;
 pub mod table;
 mod validate;
 
-pub use dl::CANONICAL_DL_STEM;
+pub use dl::{CANONICAL_DL_STEM, percent_decode};
 pub use parse::{ScanContent, ScanData, ScanSymbology};
 pub use table::AiEntry;
 

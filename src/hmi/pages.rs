@@ -15,18 +15,7 @@ use crate::users::{Permission, Role, UserInfo};
 
 /// Escape text for HTML content and attribute values.
 pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
+    crate::report::html::esc(s)
 }
 
 const CSS: &str = r#"

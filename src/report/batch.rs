@@ -98,35 +98,16 @@ pub struct BatchFacts {
 pub fn serial_of(epc: &str) -> Option<String> {
     if let Some((_, s)) = epc.rsplit_once("/21/") {
         let s = s.split(['?', '/']).next().unwrap_or(s);
-        return Some(percent_decode(s));
+        return Some(crate::gs1::percent_decode(s));
     }
     let rest = epc.strip_prefix("urn:epc:id:sgtin:")?;
-    rest.splitn(3, '.').nth(2).map(percent_decode)
+    rest.splitn(3, '.').nth(2).map(crate::gs1::percent_decode)
 }
 
 /// The GTIN-14 of a digital-link EPC (`…/01/<gtin>/…`).
 fn gtin_of(epc: &str) -> Option<String> {
     let (_, rest) = epc.split_once("/01/")?;
     rest.split('/').next().map(str::to_string)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(h) = s.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(h, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The serial range of `serials` (journal order).
