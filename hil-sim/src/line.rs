@@ -551,10 +551,17 @@ fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimEr
     };
     let _status = match &opts.status_listen {
         Some(l) => Some(
-            linectl::serve::StatusServer::start_for_line(
+            linectl::serve::StatusServer::start_with_gauges(
                 l,
                 &profile.line.id,
                 line.status().clone(),
+                Some(Arc::new(linectl::serve::gauges::GaugeSource::new(
+                    line.journal(),
+                    line.status().clone(),
+                    clock.clone(),
+                    linectl::pool::Forecast::default(),
+                    profile.serials.low_water,
+                ))),
             )
             .map_err(|e| SimError::Line(e.to_string()))?,
         ),

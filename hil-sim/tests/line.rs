@@ -218,6 +218,11 @@ fn status_and_metrics_endpoints_answer_during_a_run() {
         "linectl_commissioned_total",
         "linectl_device_up",
         "linectl_packml_state",
+        "linectl_decode_seconds",
+        "linectl_journal_bytes",
+        "linectl_upload_backlog_events",
+        "linectl_pool_forecast_seconds",
+        "linectl_pool_covers_batch",
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {fam} ")),
