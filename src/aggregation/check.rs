@@ -6,7 +6,7 @@
 //! children are only handed on when the problem list is empty. The ledger of what was
 //! commissioned is built from the pool and the journal; it owns no storage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use super::detect::{Cell, CellRead, CellResult};
@@ -229,6 +229,24 @@ fn shown(code: &str) -> String {
     code.replace('\u{1d}', "|").chars().take(80).collect()
 }
 
+/// Split a layer's reads: the codes read (with their cell) and the empty cells; an
+/// unreadable cell is a problem of `out` already.
+fn sort_reads<'a>(
+    reads: &'a [CellResult],
+    out: &mut LayerCheck,
+) -> (Vec<(Cell, &'a str)>, Vec<Cell>) {
+    let mut codes = Vec::with_capacity(reads.len());
+    let mut empties = Vec::new();
+    for r in reads {
+        match &r.read {
+            CellRead::Empty => empties.push(r.cell),
+            CellRead::Unreadable => out.problems.push(Problem::Unreadable { cell: r.cell }),
+            CellRead::Code(t) => codes.push((r.cell, t.as_str())),
+        }
+    }
+    (codes, empties)
+}
+
 /// Check a case layer: `expected` units of the ledger's product and batch (`lot`).
 pub fn check_case(
     reads: &[CellResult],
@@ -238,21 +256,9 @@ pub fn check_case(
     store: &AggStore,
 ) -> Result<LayerCheck, StoreError> {
     let mut out = LayerCheck::default();
-    let mut seen: HashMap<String, ()> = HashMap::new();
-    let mut empties = Vec::new();
-    for r in reads {
-        let cell = r.cell;
-        let text = match &r.read {
-            CellRead::Empty => {
-                empties.push(cell);
-                continue;
-            }
-            CellRead::Unreadable => {
-                out.problems.push(Problem::Unreadable { cell });
-                continue;
-            }
-            CellRead::Code(t) => t,
-        };
+    let mut seen = HashSet::new();
+    let (codes, empties) = sort_reads(reads, &mut out);
+    for (cell, text) in codes {
         let foreign = |why: String| Problem::Foreign {
             cell,
             code: shown(text),
@@ -282,7 +288,7 @@ pub fn check_case(
             gtin: gtin.to_string(),
             serial: serial.to_string(),
         };
-        if seen.insert(child.key(), ()).is_some() {
+        if !seen.insert(child.key()) {
             out.problems.push(Problem::Duplicate {
                 cell,
                 child: child.key(),
@@ -317,20 +323,8 @@ pub fn check_pallet(
 ) -> Result<LayerCheck, StoreError> {
     let mut out = LayerCheck::default();
     let mut seen = HashSet::new();
-    let mut empties = Vec::new();
-    for r in reads {
-        let cell = r.cell;
-        let text = match &r.read {
-            CellRead::Empty => {
-                empties.push(cell);
-                continue;
-            }
-            CellRead::Unreadable => {
-                out.problems.push(Problem::Unreadable { cell });
-                continue;
-            }
-            CellRead::Code(t) => t,
-        };
+    let (codes, empties) = sort_reads(reads, &mut out);
+    for (cell, text) in codes {
         let foreign = |why: String| Problem::Foreign {
             cell,
             code: shown(text),

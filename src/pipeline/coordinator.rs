@@ -1012,7 +1012,7 @@ impl Coordinator {
                     &self.rec,
                     Rec::Frame {
                         name: name.clone(),
-                        frame: f,
+                        frame: Some(f),
                     },
                 );
                 frame = Some(name);

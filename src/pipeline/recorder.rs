@@ -2,7 +2,10 @@
 //! pass, destroying for a printed reject, decommissioning for codes loaded but never
 //! printed), appends the events to the journal in groups and waits until they are
 //! durable, then tells the coordinator (counts) and the printer thread (final pool
-//! states). It owns the journal handle; it does not decide outcomes.
+//! states). Reject frames go to a thread of their own that writes them to the frame
+//! store, so a PNG encode never delays a group of events; when that thread falls
+//! behind, frames are dropped with a warning, never the line slowed. It owns the journal
+//! handle; it does not decide outcomes.
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -13,6 +16,10 @@ use crate::epcis::{EventTime, LineEvents};
 use std::sync::Arc;
 
 use crate::journal::Journal;
+use crate::vision::GreyFrame;
+
+/// Reject frames waiting for the frame store; more are dropped (with a warning).
+const FRAMES_QUEUED: usize = 16;
 use crate::pool::SerialState;
 
 /// What to record.
@@ -27,10 +34,11 @@ pub(crate) enum Rec {
     },
     /// Serials loaded into the printer but never printed (buffer cleared).
     Unprinted { serials: Vec<String>, lot: String },
-    /// A rejected unit's camera frame, to keep as `name` in the frame store.
+    /// A rejected unit's camera frame, to keep as `name` in the frame store (taken out
+    /// and handed to the frame keeper when the group is recorded).
     Frame {
         name: String,
-        frame: crate::vision::GreyFrame,
+        frame: Option<crate::vision::GreyFrame>,
     },
 }
 
@@ -50,6 +58,19 @@ pub(crate) fn recorder_thread(
     ev: Sender<Ev>,
     prn: Sender<PrinterCmd>,
 ) {
+    let (keep_tx, keep_rx) = crossbeam_channel::bounded::<(String, GreyFrame)>(FRAMES_QUEUED);
+    let keeper = std::thread::Builder::new()
+        .name("reject-frames".into())
+        .spawn(move || {
+            for (name, frame) in keep_rx {
+                if let Err(e) = frames.save(&name, &frame) {
+                    tracing::warn!(error = %e, "reject frame not kept");
+                }
+            }
+        });
+    if let Err(e) = &keeper {
+        tracing::warn!(error = %e, "no reject-frame thread: reject frames are not kept");
+    }
     let mut waiter = ctx.waiter();
     loop {
         let first = match waiter.wait(&rx) {
@@ -70,19 +91,21 @@ pub(crate) fn recorder_thread(
                 continue;
             }
         };
+        for r in recs.iter_mut() {
+            if let Rec::Frame { name, frame } = r
+                && let Some(f) = frame.take()
+                && keep_tx.try_send((std::mem::take(name), f)).is_err()
+            {
+                tracing::warn!("reject frame dropped: the frame store is behind");
+            }
+        }
         let mut payloads = Vec::with_capacity(recs.len());
         let mut states = Vec::with_capacity(recs.len());
         let mut commissioned = 0u64;
         let events_span = super::probe::Span::enter(super::probe::Inside::Events);
         for r in &recs {
             let (lot, event) = match r {
-                Rec::Frame { name, frame } => {
-                    // Rejects only (rare): writing the PNG may allocate.
-                    if let Err(e) = frames.save(name, frame) {
-                        tracing::warn!(error = %e, "reject frame not kept");
-                    }
-                    continue;
-                }
+                Rec::Frame { .. } => continue,
                 Rec::Unit {
                     serial,
                     passed: true,
@@ -146,5 +169,12 @@ pub(crate) fn recorder_thread(
         }
     }
     drop(journal);
+    // Let the frames already handed over reach the store before the line is down.
+    drop(keep_tx);
+    if let Ok(k) = keeper
+        && k.join().is_err()
+    {
+        tracing::error!("reject-frame thread panicked");
+    }
     ctx.activity.end();
 }
