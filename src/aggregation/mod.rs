@@ -12,6 +12,7 @@
 pub mod check;
 pub mod detect;
 pub mod rework;
+pub mod service;
 pub mod show;
 pub mod station;
 pub mod store;

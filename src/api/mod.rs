@@ -5,6 +5,7 @@
 //! bearer-token checking (constant-time) and the JSON error body
 //! `{"error": CODE, "message": TEXT}`.
 
+pub mod agg;
 pub mod events;
 pub mod orders;
 

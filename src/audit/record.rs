@@ -78,13 +78,20 @@ pub enum Action {
     AuditExported,
     /// The trail recovered from a crash (detail: what was found and kept aside).
     TrailRecovered,
+    /// An aggregation rework step is about to change a case or pallet (detail: the
+    /// step; old → new: the children or status before and after). Written before the
+    /// change; trails written before this variant carry the same name and read as it.
+    AggregationRework,
+    /// An audited aggregation rework step did not take effect (detail: the step and
+    /// why): the entry before it describes a change that was not made.
+    AggregationReworkFailed,
     /// An action name this build does not know.
     Other(String),
 }
 
 impl Action {
     /// Every named action, in declaration order (not `Other`).
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::Login,
         Action::LoginFailed,
         Action::Logout,
@@ -107,6 +114,8 @@ impl Action {
         Action::PoolChanged,
         Action::AuditExported,
         Action::TrailRecovered,
+        Action::AggregationRework,
+        Action::AggregationReworkFailed,
     ];
 
     /// The action's stored name (snake_case).
@@ -134,6 +143,8 @@ impl Action {
             Action::PoolChanged => "pool_changed",
             Action::AuditExported => "audit_exported",
             Action::TrailRecovered => "trail_recovered",
+            Action::AggregationRework => "aggregation_rework",
+            Action::AggregationReworkFailed => "aggregation_rework_failed",
             Action::Other(name) => name,
         }
     }
@@ -487,6 +498,27 @@ mod tests {
             "future_thing".parse::<Action>(),
             Ok(Action::Other("future_thing".into()))
         );
+    }
+
+    #[test]
+    fn a_rework_record_sealed_as_other_still_verifies_and_reads_as_the_variant() {
+        // Trails written before `AggregationRework` existed stored the same name
+        // through `Other`: the hash covers the text name, so both hash alike.
+        let old = Record::seal(
+            5,
+            77,
+            Entry::new(
+                AuditActor::system(),
+                Action::Other("aggregation_rework".into()),
+                "case:095060000000000015",
+            ),
+            GENESIS_HASH,
+        );
+        let line = old.to_line().unwrap();
+        let back: Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.action, Action::AggregationRework);
+        assert_eq!(back.to_line().unwrap(), line);
+        assert_eq!(back.compute_hash(), old.hash);
     }
 
     #[test]
