@@ -9,6 +9,12 @@
 //! level, the low-water mark, batch defaults, the capture URL), refuses the rest with the reason, and audits
 //! every reload. With `--start` it starts a batch from the profile's
 //! `[batch]` defaults once the devices are connected.
+//!
+//! With an `[aggregation]` section it also runs the case and pallet stations on their
+//! devices (after `station::recover`), journaling into the line's journal, serves the
+//! HMI's aggregation rework pages and the aggregation read API (a local bearer token
+//! and the address in `DATA_DIR/hmi/agg-api.json` for `linectl agg`), and stops the
+//! stations before the line at shutdown.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +104,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(parts.orders.clone()),
     );
     let mut app = hmi.router();
+    let api_tokens: Vec<String> = std::env::var("LINECTL_API_TOKENS")
+        .map(|t| {
+            t.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let agg = match &profile.aggregation {
+        Some(a) => {
+            let (svc, stations, token) =
+                start_aggregation(&profile, a, &args.data_dir, &line, &parts, clock.clone())?;
+            hmi.set_aggregation(svc.clone());
+            let mut tokens = api_tokens.clone();
+            tokens.push(token.clone());
+            app = app.merge(linectl::api::agg::agg_router(
+                linectl::api::agg::AggApi::new(svc, tokens),
+            ));
+            Some((stations, token))
+        }
+        None => None,
+    };
     if let Ok(tokens) = std::env::var("LINECTL_API_TOKENS") {
         let tokens: Vec<String> = tokens
             .split(',')
@@ -133,6 +161,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut running = profile.clone();
     let server = linectl::hmi::HmiServer::start(&profile.hmi.listen, &hmi, app)?;
     tracing::info!(hmi = %format!("http://{}/", server.local_addr()), line = %profile.line.id, "linectl running");
+    if let Some((_, token)) = &agg {
+        let mut addr = server.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        super::agg::write_api_file(
+            &args.data_dir,
+            &super::agg::DaemonApi {
+                addr: addr.to_string(),
+                token: token.clone(),
+                pid: std::process::id(),
+            },
+        )
+        .context("writing the aggregation API file")?;
+    }
     let uplink = match &profile.epcis.capture_url {
         Some(url) => Some(
             linectl::uplink::Uplink::start(
@@ -233,6 +276,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = linectl::sdnotify::stopping();
     tracing::info!("stopping");
+    if let Some((stations, _)) = agg {
+        stations.stop();
+        let _ = std::fs::remove_file(super::agg::api_file(&args.data_dir));
+        tracing::info!("aggregation stations stopped");
+    }
     let _ = line.command(LineCommand::Stop);
     let uplink = uplink.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(u) = uplink {
@@ -294,4 +342,100 @@ fn apply_reload(
         apply(&r.profile);
     }
     r.profile
+}
+
+/// The running batch's lot, from the line's status (`None` between batches).
+fn running_batch(status: linectl::pipeline::StatusCell) -> linectl::aggregation::service::BatchProbe {
+    Arc::new(move || {
+        let s = status.snapshot();
+        let running = matches!(
+            s.state.as_str(),
+            "Starting"
+                | "Execute"
+                | "Holding"
+                | "Held"
+                | "Unholding"
+                | "Suspending"
+                | "Suspended"
+                | "Unsuspending"
+                | "Completing"
+        );
+        s.batch.filter(|_| running).map(|b| b.lot)
+    })
+}
+
+type AggRunning = (
+    Arc<linectl::aggregation::service::AggService>,
+    linectl::aggregation::service::Stations,
+    String,
+);
+
+/// Open the aggregation store, build the service over the line's journal and the
+/// HMI's trail, start the stations; returns them and the read API's local token.
+fn start_aggregation(
+    profile: &Profile,
+    a: &linectl::profile::aggregation::AggregationSection,
+    data_dir: &std::path::Path,
+    line: &Line,
+    parts: &linectl::hmi::HmiParts,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AggRunning> {
+    use linectl::aggregation::rework::Packing;
+    use linectl::aggregation::service::{
+        AggService, ServiceParts, StationDevices, StationSetup, Stations,
+    };
+    use linectl::aggregation::station::StationConfig;
+    use linectl::aggregation::store::{AggStore, Level};
+    let cfg = LineConfig::from_profile(profile, data_dir.to_path_buf());
+    let dir = data_dir.join("aggregation");
+    let store = AggStore::open(&dir).with_context(|| format!("aggregation store {}", dir.display()))?;
+    let site = linectl::pipeline::site_sgln(&profile.line.site)?;
+    let events = linectl::epcis::aggregation::AggregationEvents::new(cfg.identifiers, &site, &site)?;
+    let svc = Arc::new(AggService::new(ServiceParts {
+        store,
+        journal: line.journal(),
+        events,
+        audit: parts.audit.clone(),
+        clock,
+        gtin: profile.product.gtin.clone(),
+        packing: Packing {
+            units_per_case: a.units_per_case,
+            cases_per_pallet: a.cases_per_pallet,
+        },
+        running_batch: running_batch(line.status().clone()),
+        default_batch: profile.batch.lot.clone(),
+    }));
+    let setup = |level: Level| -> anyhow::Result<StationSetup> {
+        let (st, layout, expected, ext) = match level {
+            Level::Case => (&a.case_station, a.case_layout, a.units_per_case, a.case_extension),
+            Level::Pallet => (
+                &a.pallet_station,
+                a.pallet_layout,
+                a.cases_per_pallet,
+                a.pallet_extension,
+            ),
+        };
+        Ok(StationSetup {
+            level,
+            config: StationConfig {
+                level,
+                layout,
+                expected,
+                scheme: linectl::gs1::sscc::SsccScheme::new(ext, &a.company_prefix)?,
+                batch: String::new(),
+                label_job: st.label_job.clone(),
+            },
+            devices: StationDevices {
+                camera_kind: "tcp-stream".into(),
+                camera_address: st.camera_address.clone(),
+                printer_kind: st.printer_kind.clone(),
+                printer_address: st.printer_address.clone(),
+                timeout: Duration::from_millis(st.timeout_ms),
+            },
+        })
+    };
+    let stations = Stations::start(svc.clone(), vec![setup(Level::Case)?, setup(Level::Pallet)?])
+        .context("starting the aggregation stations")?;
+    let token = linectl::audit::record::hex(&rand::random::<[u8; 32]>());
+    Ok((svc, stations, token))
 }

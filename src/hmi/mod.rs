@@ -1,7 +1,8 @@
 //! The operator HMI: an axum app served by the daemon on the profile's `[hmi] listen`
 //! address. Server-rendered pages (login, line overview with live updates over SSE,
 //! batch setup with the start checks and the PackML commands, the exception queue with
-//! its resolution workflow, trends, the audit trail and user administration), plus the
+//! its resolution workflow, aggregation rework ([`aggregation`]: held and open cases, a
+//! scanned container's tree, the rework steps), trends, the audit trail and user administration), plus the
 //! daemon's `GET /status` and `GET /healthz`. Every request that shows line data needs
 //! a session ([`crate::users`]); every POST is permission-checked on the server, carries
 //! a per-session CSRF token, and is recorded in the audit trail ([`crate::audit`])
@@ -14,6 +15,7 @@
 // boxing it would only add noise on a path that runs once per request.
 #![allow(clippy::result_large_err)]
 
+mod aggregation;
 pub mod exceptions;
 mod pages;
 
@@ -98,6 +100,7 @@ struct Inner {
     stop: Arc<AtomicBool>,
     uplink: std::sync::OnceLock<UplinkProbe>,
     ops: std::sync::OnceLock<OpsProbe>,
+    agg: std::sync::OnceLock<Arc<crate::aggregation::service::AggService>>,
 }
 
 /// Reads the EPCIS uplink's backlog: events journaled but not yet confirmed by the
@@ -143,6 +146,7 @@ impl Hmi {
             stop: Arc::new(AtomicBool::new(false)),
             uplink: std::sync::OnceLock::new(),
             ops: std::sync::OnceLock::new(),
+            agg: std::sync::OnceLock::new(),
         }))
     }
 
@@ -155,6 +159,12 @@ impl Hmi {
     /// once; later calls are ignored).
     pub fn set_ops_probe(&self, probe: OpsProbe) {
         let _ = self.0.ops.set(probe);
+    }
+
+    /// Serve the aggregation rework pages over the daemon's aggregation (set once;
+    /// later calls are ignored).
+    pub fn set_aggregation(&self, svc: Arc<crate::aggregation::service::AggService>) {
+        let _ = self.0.agg.set(svc);
     }
 
     fn ops(&self) -> Option<crate::serve::gauges::OpsGauges> {
@@ -187,6 +197,9 @@ impl Hmi {
             .route("/users", get(users_page))
             .route("/users/add", post(user_add))
             .route("/users/{name}/change", post(user_change))
+            .route("/aggregation", get(aggregation::list_page))
+            .route("/aggregation/container", get(aggregation::container_page))
+            .route("/aggregation/step", post(aggregation::step))
             .with_state(self.clone())
     }
 

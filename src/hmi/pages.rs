@@ -80,6 +80,7 @@ pub(crate) struct Frame<'a> {
     msg: Option<String>,
     may_audit: bool,
     may_users: bool,
+    may_agg: bool,
 }
 
 impl<'a> Frame<'a> {
@@ -92,17 +93,18 @@ impl<'a> Frame<'a> {
             msg: msg.map(str::to_string),
             may_audit: ctx.actor.may(Permission::ViewAudit),
             may_users: ctx.actor.may(Permission::ManageUsers),
+            may_agg: h.0.agg.get().is_some(),
         }
     }
 
-    fn csrf_input(&self) -> String {
+    pub(crate) fn csrf_input(&self) -> String {
         format!(
             "<input type=hidden name=csrf value=\"{}\">",
             esc(&self.csrf)
         )
     }
 
-    fn render(&self, active: &str, title: &str, body: &str) -> String {
+    pub(crate) fn render(&self, active: &str, title: &str, body: &str) -> String {
         let mut nav = String::new();
         let mut items = vec![
             ("/", "Overview"),
@@ -110,6 +112,9 @@ impl<'a> Frame<'a> {
             ("/exceptions", "Exceptions"),
             ("/trends", "Trends"),
         ];
+        if self.may_agg {
+            items.push(("/aggregation", "Aggregation"));
+        }
         if self.may_audit {
             items.push(("/audit", "Audit trail"));
         }
