@@ -115,6 +115,26 @@ impl SerialStates for JournalStates {
 /// Tells which batch the line is running now (`None` between batches).
 pub type BatchProbe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
+/// The running batch's lot, from the line's status (`None` between batches).
+pub fn running_batch(status: crate::pipeline::StatusCell) -> BatchProbe {
+    Arc::new(move || {
+        let s = status.snapshot();
+        let running = matches!(
+            s.state.as_str(),
+            "Starting"
+                | "Execute"
+                | "Holding"
+                | "Held"
+                | "Unholding"
+                | "Suspending"
+                | "Suspended"
+                | "Unsuspending"
+                | "Completing"
+        );
+        s.batch.filter(|_| running).map(|b| b.lot)
+    })
+}
+
 /// What [`AggService::new`] needs.
 pub struct ServiceParts {
     /// The aggregation store (`<data>/aggregation`).
@@ -666,6 +686,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}")),
             line.rejected_destroyed(t, &["A2"]).unwrap_or_else(|e| panic!("{e}")),
         ] {
+            let ev = ev.with_hash_id().unwrap_or_else(|e| panic!("{e}"));
             let rec = EventRecord::new("B1", &ev).unwrap_or_else(|e| panic!("{e}"));
             j.append(EVENT_RECORD, rec.encode()).unwrap_or_else(|e| panic!("{e}"));
         }

@@ -344,26 +344,6 @@ fn apply_reload(
     r.profile
 }
 
-/// The running batch's lot, from the line's status (`None` between batches).
-fn running_batch(status: linectl::pipeline::StatusCell) -> linectl::aggregation::service::BatchProbe {
-    Arc::new(move || {
-        let s = status.snapshot();
-        let running = matches!(
-            s.state.as_str(),
-            "Starting"
-                | "Execute"
-                | "Holding"
-                | "Held"
-                | "Unholding"
-                | "Suspending"
-                | "Suspended"
-                | "Unsuspending"
-                | "Completing"
-        );
-        s.batch.filter(|_| running).map(|b| b.lot)
-    })
-}
-
 type AggRunning = (
     Arc<linectl::aggregation::service::AggService>,
     linectl::aggregation::service::Stations,
@@ -402,7 +382,7 @@ fn start_aggregation(
             units_per_case: a.units_per_case,
             cases_per_pallet: a.cases_per_pallet,
         },
-        running_batch: running_batch(line.status().clone()),
+        running_batch: linectl::aggregation::service::running_batch(line.status().clone()),
         default_batch: profile.batch.lot.clone(),
     }));
     let setup = |level: Level| -> anyhow::Result<StationSetup> {
