@@ -1,0 +1,356 @@
+//! The aggregation stations inside `linectl run`: hil-sim's line first commissions a
+//! few units into a data dir; then the daemon runs on it with the case station on a
+//! simulated case camera (a frame stream this test publishes rendered layers and labels
+//! to) and a ZPL label printer twin, the unit line's devices unreachable (no batch
+//! runs: the station packs the profile's `[batch] lot`). One case of 4 units is
+//! aggregated: its SSCC label is printed and read back, its ADD event is served by the
+//! daemon's pull API from the line's journal, `linectl agg show` prints its tree
+//! through the daemon while the stores are held, a rework step at the console is
+//! refused with a pointer to the HMI, and the daemon stops cleanly (stations first),
+//! removing its API file; afterwards `linectl agg show` opens the stores itself.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hil_sim::aggregation::{Slot, render_layer};
+use linectl::profile::aggregation::LayoutSection;
+use linectl_drivers::Frame;
+use linectl_drivers::camera::stream::FrameServer;
+use linectl_drivers::link::TwinServer;
+use linectl_drivers::printer::TwinState;
+
+fn linectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_linectl"))
+        .args(args)
+        .env_remove("LINECTL_DATA_DIR")
+        .env_remove("LINECTL_PROFILE")
+        .env("USER", "tester")
+        .output()
+        .expect("run linectl")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn wait_for<T>(what: &str, child: &mut Child, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("daemon exited ({st}) while waiting for {what}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn publish(server: &FrameServer, unit: u64, f: &hil_sim::render::GreyFrame) {
+    server
+        .publish(&Frame {
+            unit,
+            timestamp_us: 0,
+            width: f.width,
+            height: f.height,
+            pixels: f.pixels.clone(),
+        })
+        .expect("publish");
+}
+
+const LAYOUT: LayoutSection = LayoutSection {
+    rows: 2,
+    cols: 2,
+    x: 0,
+    y: 0,
+    width: 1224,
+    height: 1024,
+};
+
+fn daemon_profile(base: &str, cam: &str, prn: &str) -> String {
+    base.replace("127.0.0.1:5020", "127.0.0.1:1")
+        .replace("127.0.0.1:9101", "127.0.0.1:1")
+        .replace("127.0.0.1:7100", "127.0.0.1:1")
+        .replace("127.0.0.1:9202", "127.0.0.1:1")
+        .replace("127.0.0.1:7202", "127.0.0.1:1")
+        .replace("127.0.0.1:9201", prn)
+        .replace("127.0.0.1:7201", cam)
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+        .replace("http://127.0.0.1:8090/capture", "http://127.0.0.1:1/capture")
+        .replace("units_per_case = 120", "units_per_case = 4")
+        .replace("cases_per_pallet = 4", "cases_per_pallet = 2")
+        .replace(
+            "case_layout = { rows = 10, cols = 12, x = 0, y = 0, width = 2448, height = 2048 }",
+            "case_layout = { rows = 2, cols = 2, x = 0, y = 0, width = 1224, height = 1024 }",
+        )
+}
+
+fn commissioned_codes(dir: &Path, p: &linectl::profile::Profile) -> Vec<String> {
+    let gtin = p.product.gtin.clone();
+    let lot = p.batch.lot.clone().expect("lot");
+    let expiry = p.batch.expiry.clone().expect("expiry");
+    let t0 = Instant::now();
+    let pool = loop {
+        match linectl::pool::Pool::open(&dir.join("pool"), linectl::pool::OpenMode::MustExist) {
+            Ok(pool) => break pool,
+            Err(e) if t0.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("pool: {e}"),
+        }
+    };
+    let mut serials = Vec::new();
+    pool.for_each(&gtin, |payload, state| {
+        if state == linectl::pool::SerialState::Commissioned {
+            serials.push(payload.split('\u{1d}').next().unwrap_or(payload).to_string());
+        }
+    })
+    .expect("pool");
+    drop(pool);
+    let product = p.market_product();
+    serials
+        .iter()
+        .map(|s| {
+            p.product
+                .market
+                .build(
+                    &product,
+                    &linectl::market::UnitData {
+                        serial: s.clone(),
+                        batch: lot.clone(),
+                        expiry: expiry.clone(),
+                        extra: Vec::new(),
+                    },
+                )
+                .expect("unit code")
+                .element_string()
+        })
+        .collect()
+}
+
+fn http_get(addr: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // Chunked bodies: keep the JSON between the first '{' and the last '}'.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if b > a => body[a..=b].to_string(),
+        _ => body.to_string(),
+    };
+    (status, body)
+}
+
+#[test]
+fn the_daemon_runs_the_case_station_and_serves_its_trees() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base_path = root.join("line-profiles/eu-fmd-case-aggregation.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // 1. The line commissions a few units of the profile's batch.
+    let profile =
+        linectl::profile::Profile::load_with_env(&base_path, Some(Default::default())).unwrap();
+    let opts = hil_sim::line::SimOptions {
+        profile: profile.clone(),
+        units: 8,
+        rate_upm: None,
+        defects: "0".parse().unwrap(),
+        faults: "0".parse().unwrap(),
+        seed: 3,
+        realtime: false,
+        data_dir: data.clone(),
+        printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        frame: (1280, 960),
+        progress: false,
+        status_listen: None,
+        stop: None,
+        site_server: false,
+        site_url: None,
+    };
+    let rep = hil_sim::line::run(&opts).unwrap();
+    assert!(rep.passed >= 4, "{rep:?}");
+    let codes = commissioned_codes(&data, &profile);
+    assert!(codes.len() >= 4, "{codes:?}");
+
+    // 2. The case station's devices: a frame stream and a ZPL label printer twin.
+    let cam = FrameServer::bind("127.0.0.1:0").unwrap();
+    let cam_addr = cam.local_addr().to_string();
+    let printer = TwinState::new(16);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let prn_addr = listener.local_addr().unwrap().to_string();
+    let st = printer.clone();
+    let _printer_server = TwinServer::spawn_tcp(listener, move || {
+        linectl_drivers::printer::zpl::ZplSession::new(st.clone())
+    })
+    .unwrap();
+    let prof_path = dir.path().join("profile.toml");
+    std::fs::write(
+        &prof_path,
+        daemon_profile(&std::fs::read_to_string(&base_path).unwrap(), &cam_addr, &prn_addr),
+    )
+    .unwrap();
+
+    // 3. The daemon (its log in a file: a pipe nobody reads would stall it).
+    let log_path = dir.path().join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
+        .args(["run", "--profile"])
+        .arg(&prof_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LINECTL_API_TOKENS", "pull-token")
+        .env_remove("LINECTL_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start linectl run");
+    let api_file = data.join("hmi/agg-api.json");
+    let api: serde_json::Value = wait_for("the aggregation API file", &mut child, || {
+        std::fs::read(&api_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    let addr = api["addr"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&api_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the API file is readable by others: {mode:o}");
+    }
+    assert!(cam.wait_for_clients(1, Duration::from_secs(30)), "station camera not connected");
+
+    // 4. One case: the layer of 4 commissioned units, then its printed label.
+    let slots: Vec<Slot> = codes[..4].iter().map(|c| Slot::Code(c.clone())).collect();
+    let layer = render_layer(1224, 1024, &LAYOUT, &slots, 7).unwrap();
+    let mut label = None;
+    let t0 = Instant::now();
+    while label.is_none() {
+        publish(&cam, 0, &layer);
+        for _ in 0..20 {
+            if let Some(rec) = printer.print_one() {
+                label = rec
+                    .fields
+                    .iter()
+                    .find(|(n, _)| n == "DM")
+                    .or_else(|| rec.fields.first())
+                    .map(|(_, v)| v.clone());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no label printed");
+        assert!(child.try_wait().unwrap().is_none(), "daemon exited");
+    }
+    let label = label.unwrap();
+    assert!(label.starts_with("00") && label.len() == 20, "{label:?}");
+    let sscc = label[2..].to_string();
+    let label_layout = LayoutSection {
+        rows: 1,
+        cols: 1,
+        x: 0,
+        y: 0,
+        width: 640,
+        height: 480,
+    };
+    let label_frame = render_layer(640, 480, &label_layout, &[Slot::Code(label.clone())], 9).unwrap();
+    publish(&cam, 1, &label_frame);
+
+    // 5. `linectl agg show` through the daemon prints the case and its 4 units.
+    let d = data.to_str().unwrap();
+    let tree = wait_for("the case in `linectl agg show`", &mut child, || {
+        let o = linectl(&["agg", "--data-dir", d, "show", &sscc]);
+        o.status.success().then(|| text(&o))
+    });
+    assert!(tree.contains(&format!("case (00){sscc}")), "{tree}");
+    assert_eq!(tree.matches(" unit (01)").count(), 4, "{tree}");
+    let gtin = &profile.product.gtin;
+    let o = linectl(&["agg", "--data-dir", d, "holds"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Rework at the console is refused while the daemon holds the stores.
+    let o = linectl(&[
+        "agg",
+        "--data-dir",
+        d,
+        "open",
+        &sscc,
+        "--reason",
+        "check",
+        "--profile",
+        prof_path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("rework at the HMI (http://{addr}/aggregation)")),
+        "{}",
+        text(&o)
+    );
+    // The read API needs its token.
+    let (status, _) = http_get(&addr, &format!("/api/v1/agg/containers/{sscc}"), "wrong");
+    assert_eq!(status, 403);
+
+    // 6. The ADD event is in the line's journal: the pull API serves it.
+    let (status, body) = http_get(&addr, "/api/v1/events?after=0&limit=1000", "pull-token");
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("EPCIS document");
+    let adds: Vec<&serde_json::Value> = doc["epcisBody"]["eventList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "AggregationEvent" && e["action"] == "ADD")
+        .collect();
+    assert_eq!(adds.len(), 1, "{body}");
+    assert!(adds[0]["parentID"].as_str().unwrap().contains(&sscc), "{body}");
+    assert_eq!(adds[0]["childEPCs"].as_array().map(Vec::len), Some(4));
+    assert!(
+        adds[0]["childEPCs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.as_str().unwrap().contains(gtin.trim_start_matches('0'))),
+        "{body}"
+    );
+
+    // 7. A clean stop: stations first, the API file removed, exit 0.
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("aggregation stations stopped"), "{err}");
+    assert!(!api_file.exists());
+    // Without the daemon, `linectl agg show` opens the stores itself.
+    let o = linectl(&["agg", "--data-dir", d, "show", &sscc]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches(" unit (01)").count(), 4);
+}
