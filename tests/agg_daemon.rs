@@ -86,7 +86,10 @@ fn daemon_profile(base: &str, cam: &str, prn: &str) -> String {
         .replace("127.0.0.1:9201", prn)
         .replace("127.0.0.1:7201", cam)
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
-        .replace("http://127.0.0.1:8090/capture", "http://127.0.0.1:1/capture")
+        .replace(
+            "http://127.0.0.1:8090/capture",
+            "http://127.0.0.1:1/capture",
+        )
         .replace("units_per_case = 120", "units_per_case = 4")
         .replace("cases_per_pallet = 4", "cases_per_pallet = 2")
         .replace(
@@ -113,7 +116,13 @@ fn commissioned_codes(dir: &Path, p: &linectl::profile::Profile) -> Vec<String> 
     let mut serials = Vec::new();
     pool.for_each(&gtin, |payload, state| {
         if state == linectl::pool::SerialState::Commissioned {
-            serials.push(payload.split('\u{1d}').next().unwrap_or(payload).to_string());
+            serials.push(
+                payload
+                    .split('\u{1d}')
+                    .next()
+                    .unwrap_or(payload)
+                    .to_string(),
+            );
         }
     })
     .expect("pool");
@@ -208,7 +217,11 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     let prof_path = dir.path().join("profile.toml");
     std::fs::write(
         &prof_path,
-        daemon_profile(&std::fs::read_to_string(&base_path).unwrap(), &cam_addr, &prn_addr),
+        daemon_profile(
+            &std::fs::read_to_string(&base_path).unwrap(),
+            &cam_addr,
+            &prn_addr,
+        ),
     )
     .unwrap();
 
@@ -236,9 +249,16 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&api_file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "the API file is readable by others: {mode:o}");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the API file is readable by others: {mode:o}"
+        );
     }
-    assert!(cam.wait_for_clients(1, Duration::from_secs(30)), "station camera not connected");
+    assert!(
+        cam.wait_for_clients(1, Duration::from_secs(30)),
+        "station camera not connected"
+    );
 
     // 4. One case: the layer of 4 commissioned units, then its printed label.
     let slots: Vec<Slot> = codes[..4].iter().map(|c| Slot::Code(c.clone())).collect();
@@ -273,7 +293,8 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
         width: 640,
         height: 480,
     };
-    let label_frame = render_layer(640, 480, &label_layout, &[Slot::Code(label.clone())], 9).unwrap();
+    let label_frame =
+        render_layer(640, 480, &label_layout, &[Slot::Code(label.clone())], 9).unwrap();
     publish(&cam, 1, &label_frame);
 
     // 5. `linectl agg show` through the daemon prints the case and its 4 units.
@@ -320,7 +341,10 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
         .filter(|e| e["type"] == "AggregationEvent" && e["action"] == "ADD")
         .collect();
     assert_eq!(adds.len(), 1, "{body}");
-    assert!(adds[0]["parentID"].as_str().unwrap().contains(&sscc), "{body}");
+    assert!(
+        adds[0]["parentID"].as_str().unwrap().contains(&sscc),
+        "{body}"
+    );
     assert_eq!(adds[0]["childEPCs"].as_array().map(Vec::len), Some(4));
     assert!(
         adds[0]["childEPCs"]
@@ -342,7 +366,10 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "daemon did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "daemon did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let err = std::fs::read_to_string(&log_path).unwrap();

@@ -116,9 +116,24 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
     let a = cases.sscc(1).unwrap().as_str().to_string();
     let b = cases.sscc(2).unwrap().as_str().to_string();
     let p = pallets.sscc(1).unwrap().as_str().to_string();
-    pack(&store, &a, Level::Case, (1..=4).map(|i| unit(&format!("S{i:02}"))).collect());
-    pack(&store, &b, Level::Case, (5..=8).map(|i| unit(&format!("S{i:02}"))).collect());
-    pack(&store, &p, Level::Pallet, vec![Child::Case { sscc: b.clone() }]);
+    pack(
+        &store,
+        &a,
+        Level::Case,
+        (1..=4).map(|i| unit(&format!("S{i:02}"))).collect(),
+    );
+    pack(
+        &store,
+        &b,
+        Level::Case,
+        (5..=8).map(|i| unit(&format!("S{i:02}"))).collect(),
+    );
+    pack(
+        &store,
+        &p,
+        Level::Pallet,
+        vec![Child::Case { sscc: b.clone() }],
+    );
     store
         .hold(
             Level::Case,
@@ -153,7 +168,11 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
     let r = get(addr, "/aggregation", Some(&op));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("href=\"/aggregation\""), "{}", r.body);
-    assert!(r.body.contains("count: 3 found, packing level 4"), "{}", r.body);
+    assert!(
+        r.body.contains("count: 3 found, packing level 4"),
+        "{}",
+        r.body
+    );
     let r = get(addr, "/", Some(&op));
     assert!(r.body.contains(">Aggregation</a>"), "nav link missing");
     let r = get(addr, &format!("/aggregation/container?code={a}"), Some(&op));
@@ -167,7 +186,11 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
         Some(&op),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains(&format!("is in (00){b} on (00){p}")), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("is in (00){b} on (00){p}")),
+        "{}",
+        r.body
+    );
 
     let journal_start = journal.end_seq().0;
     let step = |who: &str, tok: &str, sscc: &str, step: &str, units: &str| {
@@ -201,16 +224,28 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
     let journal_before = journal.end_seq().0;
     let r = step(&op, &op_csrf, &a, "add", &unit_code("ZZ99"));
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.body.contains("cannot go in") && r.body.contains("nothing was changed"), "{}", r.body);
+    assert!(
+        r.body.contains("cannot go in") && r.body.contains("nothing was changed"),
+        "{}",
+        r.body
+    );
     let r = step(&op, &op_csrf, &a, "add", &unit_code("S05"));
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.body.contains(&format!("it is in {b}")), "{}", r.body);
     let r = step(&op, &op_csrf, &a, "remove", &unit_code("S07"));
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.body.contains(&format!("is not in case {a}")), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("is not in case {a}")),
+        "{}",
+        r.body
+    );
     let r = step(&op, &op_csrf, "095060000000009999", "open", "");
     assert_eq!(r.status, 404, "{}", r.body);
-    let r = get(addr, "/aggregation/container?code=095060000000009999", Some(&op));
+    let r = get(
+        addr,
+        "/aggregation/container?code=095060000000009999",
+        Some(&op),
+    );
     assert_eq!(r.status, 404, "{}", r.body);
     let r = step(&op, &op_csrf, &a, "add", "not a code");
     assert_eq!(r.status, 400, "{}", r.body);
@@ -241,10 +276,17 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
 
     // Short case: a full close is refused, a partial close needs a supervisor.
     assert_eq!(step(&op, &op_csrf, &a, "open", "").status, 303);
-    assert_eq!(step(&op, &op_csrf, &a, "remove", &unit_code("S02")).status, 303);
+    assert_eq!(
+        step(&op, &op_csrf, &a, "remove", &unit_code("S02")).status,
+        303
+    );
     let r = step(&op, &op_csrf, &a, "close", "");
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.body.contains("holds 3 units, the packing level is 4"), "{}", r.body);
+    assert!(
+        r.body.contains("holds 3 units, the packing level is 4"),
+        "{}",
+        r.body
+    );
     let r = step(&op, &op_csrf, &a, "partial", "");
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(store.container(&a).unwrap().unwrap().status, Status::Open);
@@ -284,7 +326,12 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
             ("DELETE".into(), sscc_uri(&p), vec![sscc_uri(&b)]),
         ]
     );
-    assert!(ev.iter().all(|e| e["bizStep"] == if e["action"] == "ADD" { "packing" } else { "unpacking" }));
+    assert!(ev.iter().all(|e| e["bizStep"]
+        == if e["action"] == "ADD" {
+            "packing"
+        } else {
+            "unpacking"
+        }));
 
     // Audit: one entry per step, written before it, by who did it, with the reason;
     // the refusals of the operator as access_denied; no failure entries.
@@ -300,21 +347,48 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
         (Action::AggregationRework, "op", "close case with 4 units"),
         (Action::AggregationRework, "op", "open case of 4 units"),
         (Action::AggregationRework, "op", "take out 1; put in 0"),
-        (Action::AccessDenied, "op", "closing a partial case needs a supervisor"),
-        (Action::AggregationRework, "sup", "close partial case with 3 of 4 units (batch LOT-AGG-1 has ended)"),
-        (Action::AccessDenied, "op", "dissolving a pallet needs a supervisor"),
-        (Action::AggregationRework, "sup", "dissolve pallet of 1 children"),
+        (
+            Action::AccessDenied,
+            "op",
+            "closing a partial case needs a supervisor",
+        ),
+        (
+            Action::AggregationRework,
+            "sup",
+            "close partial case with 3 of 4 units (batch LOT-AGG-1 has ended)",
+        ),
+        (
+            Action::AccessDenied,
+            "op",
+            "dissolving a pallet needs a supervisor",
+        ),
+        (
+            Action::AggregationRework,
+            "sup",
+            "dissolve pallet of 1 children",
+        ),
     ];
     assert_eq!(got.len(), want.len(), "{got:#?}");
     for (g, w) in got.iter().zip(want.iter()) {
-        assert_eq!((&g.0, g.1.as_str(), g.2.as_str()), (&w.0, w.1, w.2), "{got:#?}");
+        assert_eq!(
+            (&g.0, g.1.as_str(), g.2.as_str()),
+            (&w.0, w.1, w.2),
+            "{got:#?}"
+        );
     }
-    assert!(recs
-        .iter()
-        .filter(|r| r.action == Action::AggregationRework)
-        .all(|r| r.reason == "crushed carton"));
-    assert_eq!(recs[1].old_value.as_deref(), Some(unit("S01").key().as_str()));
-    assert_eq!(recs[2].new_value.as_deref(), Some(unit("S09").key().as_str()));
+    assert!(
+        recs.iter()
+            .filter(|r| r.action == Action::AggregationRework)
+            .all(|r| r.reason == "crushed carton")
+    );
+    assert_eq!(
+        recs[1].old_value.as_deref(),
+        Some(unit("S01").key().as_str())
+    );
+    assert_eq!(
+        recs[2].new_value.as_deref(),
+        Some(unit("S09").key().as_str())
+    );
     // The trail still verifies (the new actions are part of the hash chain).
     let report = env.parts.audit.verify().unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);

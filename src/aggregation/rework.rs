@@ -286,7 +286,10 @@ impl Rework<'_> {
         let mut seen = std::collections::HashSet::new();
         for r in remove {
             if !before.children.contains(r) {
-                return Err(AggError::Usage(format!("{} is not in case {sscc}", r.key())));
+                return Err(AggError::Usage(format!(
+                    "{} is not in case {sscc}",
+                    r.key()
+                )));
             }
             if !seen.insert(r.key()) {
                 return Err(AggError::Usage(format!("{} given twice", r.key())));
@@ -413,10 +416,8 @@ mod tests {
         };
         let before = trail.last().0;
         // The change sees its own entry already in the trail.
-        let seen = audited(&trail, step("open case"), || {
-            Ok(trail.last().0)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let seen = audited(&trail, step("open case"), || Ok(trail.last().0))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen, before + 1);
         // A failing change: its entry, then the failure entry.
         let r: Result<(), AggError> = audited(&trail, step("close case"), || {
@@ -440,6 +441,10 @@ mod tests {
                 Action::AggregationRework
             ]
         );
-        assert!(actions[0].1.contains("close case did not take effect: disk full"));
+        assert!(
+            actions[0]
+                .1
+                .contains("close case did not take effect: disk full")
+        );
     }
 }

@@ -399,7 +399,10 @@ struct SharedPrinter {
 }
 
 impl SharedPrinter {
-    fn with<T>(&self, f: impl FnOnce(&mut dyn Printer) -> Result<T, DevError>) -> Result<T, DevError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Printer) -> Result<T, DevError>,
+    ) -> Result<T, DevError> {
         let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         let p = g.as_mut().ok_or_else(|| not_connected("label printer"))?;
         let r = f(p.as_mut());
@@ -495,7 +498,9 @@ impl Stations {
             let h = std::thread::Builder::new()
                 .name(format!("linectl-{}-station", level.name()))
                 .spawn(move || run_station(&svc, s, &stop, &counts))
-                .map_err(|e| AggError::Usage(format!("starting the {} station: {e}", level.name())))?;
+                .map_err(|e| {
+                    AggError::Usage(format!("starting the {} station: {e}", level.name()))
+                })?;
             threads.push((level, h));
         }
         Ok(Stations {
@@ -527,8 +532,11 @@ impl Stations {
 fn connect(dev: &StationDevices, cam: &Slot<dyn FrameSource>, prn: &Slot<dyn Printer>) {
     let mut c = cam.lock().unwrap_or_else(|p| p.into_inner());
     if c.is_none() {
-        match linectl_drivers::connect_frame_source(&dev.camera_kind, &dev.camera_address, dev.timeout)
-        {
+        match linectl_drivers::connect_frame_source(
+            &dev.camera_kind,
+            &dev.camera_address,
+            dev.timeout,
+        ) {
             Ok(s) => *c = Some(s),
             Err(e) => tracing::debug!(error = %e, "station camera not connected"),
         }
@@ -678,21 +686,28 @@ mod tests {
         let site = Sgln::new("9506000000008", None).unwrap_or_else(|e| panic!("{e}"));
         let ids = AggregationEvents::new(IdForm::DigitalLink, &site, &site)
             .unwrap_or_else(|e| panic!("{e}"));
-        let line = crate::epcis::LineEvents::new(IdForm::DigitalLink, "09506000134352", &site, &site)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let t = EventTime::from_wall_micros(1_767_225_600_000_000, 0).unwrap_or_else(|e| panic!("{e}"));
+        let line =
+            crate::epcis::LineEvents::new(IdForm::DigitalLink, "09506000134352", &site, &site)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let t =
+            EventTime::from_wall_micros(1_767_225_600_000_000, 0).unwrap_or_else(|e| panic!("{e}"));
         for ev in [
             line.commissioning(t, &["A1", "A2"], "B1", "281231")
                 .unwrap_or_else(|e| panic!("{e}")),
-            line.rejected_destroyed(t, &["A2"]).unwrap_or_else(|e| panic!("{e}")),
+            line.rejected_destroyed(t, &["A2"])
+                .unwrap_or_else(|e| panic!("{e}")),
         ] {
             let ev = ev.with_hash_id().unwrap_or_else(|e| panic!("{e}"));
             let rec = EventRecord::new("B1", &ev).unwrap_or_else(|e| panic!("{e}"));
-            j.append(EVENT_RECORD, rec.encode()).unwrap_or_else(|e| panic!("{e}"));
+            j.append(EVENT_RECORD, rec.encode())
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let s = JournalStates::new(ids);
         s.refresh(&j).unwrap_or_else(|e| panic!("{e}"));
-        let st = |serial: &str| s.state_of("09506000134352", serial).unwrap_or_else(|e| panic!("{e}"));
+        let st = |serial: &str| {
+            s.state_of("09506000134352", serial)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(st("A1"), Some(SerialState::Commissioned));
         assert_eq!(st("A2"), Some(SerialState::Destroyed));
         assert_eq!(st("A3"), None);

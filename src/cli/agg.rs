@@ -165,8 +165,8 @@ fn daemon(dir: &Path, path: &str) -> anyhow::Result<Daemon> {
     let Ok(bytes) = std::fs::read(&file) else {
         return Ok(Daemon::Absent);
     };
-    let api: DaemonApi = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is damaged", file.display()))?;
+    let api: DaemonApi =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", file.display()))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -232,7 +232,9 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
     match args.cmd {
         AggCmd::Show { code } => {
             let tree = match daemon(&dir, &format!("/api/v1/agg/containers/{}", pct(&code)))? {
-                Daemon::Answer(200, v) => v.get("tree").and_then(|t| t.as_str()).map(str::to_string),
+                Daemon::Answer(200, v) => {
+                    v.get("tree").and_then(|t| t.as_str()).map(str::to_string)
+                }
                 Daemon::Answer(404, _) => None,
                 Daemon::Answer(s, v) => {
                     anyhow::bail!("the running daemon answered {s}: {}", message(&v))
@@ -282,8 +284,13 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
                     "case {} holds {n} of {} units: closed as a partial case (no batch runs)",
                     step.sscc, r.packing.units_per_case
                 );
-                r.close_partial(a, &step.sscc, &step.reason, &PartialGrant::BatchEnded { batch })
-                    .map(|_| ())
+                r.close_partial(
+                    a,
+                    &step.sscc,
+                    &step.reason,
+                    &PartialGrant::BatchEnded { batch },
+                )
+                .map(|_| ())
             } else {
                 r.close_case(a, &step.sscc, &step.reason).map(|_| ())
             }

@@ -368,9 +368,11 @@ fn start_aggregation(
     use linectl::aggregation::store::{AggStore, Level};
     let cfg = LineConfig::from_profile(profile, data_dir.to_path_buf());
     let dir = data_dir.join("aggregation");
-    let store = AggStore::open(&dir).with_context(|| format!("aggregation store {}", dir.display()))?;
+    let store =
+        AggStore::open(&dir).with_context(|| format!("aggregation store {}", dir.display()))?;
     let site = linectl::pipeline::site_sgln(&profile.line.site)?;
-    let events = linectl::epcis::aggregation::AggregationEvents::new(cfg.identifiers, &site, &site)?;
+    let events =
+        linectl::epcis::aggregation::AggregationEvents::new(cfg.identifiers, &site, &site)?;
     let svc = Arc::new(AggService::new(ServiceParts {
         store,
         journal: line.journal(),
@@ -387,7 +389,12 @@ fn start_aggregation(
     }));
     let setup = |level: Level| -> anyhow::Result<StationSetup> {
         let (st, layout, expected, ext) = match level {
-            Level::Case => (&a.case_station, a.case_layout, a.units_per_case, a.case_extension),
+            Level::Case => (
+                &a.case_station,
+                a.case_layout,
+                a.units_per_case,
+                a.case_extension,
+            ),
             Level::Pallet => (
                 &a.pallet_station,
                 a.pallet_layout,
@@ -414,8 +421,11 @@ fn start_aggregation(
             },
         })
     };
-    let stations = Stations::start(svc.clone(), vec![setup(Level::Case)?, setup(Level::Pallet)?])
-        .context("starting the aggregation stations")?;
+    let stations = Stations::start(
+        svc.clone(),
+        vec![setup(Level::Case)?, setup(Level::Pallet)?],
+    )
+    .context("starting the aggregation stations")?;
     let token = linectl::audit::record::hex(&rand::random::<[u8; 32]>());
     Ok((svc, stations, token))
 }

@@ -66,8 +66,10 @@ pub(super) async fn list_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let r = tokio::task::spawn_blocking(move || Ok::<_, AggError>((svc.holds()?, svc.containers()?, svc.packing())))
-        .await;
+    let r = tokio::task::spawn_blocking(move || {
+        Ok::<_, AggError>((svc.holds()?, svc.containers()?, svc.packing()))
+    })
+    .await;
     let (holds, containers, packing) = match r {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return internal(e),
@@ -79,11 +81,7 @@ pub(super) async fn list_page(
         "<form method=get action=/aggregation/container><label for=code>Scan a case, pallet or unit code</label>\
 <input id=code name=code autofocus required><p><button type=submit id=show>Show</button></p></form>",
     );
-    let _ = write!(
-        b,
-        "<h2>Held for rework ({})</h2>",
-        holds.len()
-    );
+    let _ = write!(b, "<h2>Held for rework ({})</h2>", holds.len());
     if holds.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
@@ -91,7 +89,13 @@ pub(super) async fn list_page(
         for hd in holds.iter().rev() {
             let sscc = hd.sscc.as_deref().map_or_else(
                 || "—".to_string(),
-                |s| format!("<a href=\"/aggregation/container?code={}\">{}</a>", esc(s), esc(s)),
+                |s| {
+                    format!(
+                        "<a href=\"/aggregation/container?code={}\">{}</a>",
+                        esc(s),
+                        esc(s)
+                    )
+                },
             );
             let _ = write!(
                 b,
@@ -161,7 +165,11 @@ pub(super) async fn container_page(
     };
     let code = q.code.unwrap_or_default().trim().to_string();
     if code.is_empty() {
-        return refused(StatusCode::BAD_REQUEST, "No code", "scan or type a case, pallet or unit code");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "No code",
+            "scan or type a case, pallet or unit code",
+        );
     }
     let c2 = code.clone();
     let s2 = svc.clone();
@@ -227,13 +235,23 @@ fn forms(f: &Frame<'_>, ctx: &Ctx, c: &Container, per_case: u32) -> String {
             b.push_str(&form("add", "Put units in", "", true));
             b.push_str(&form("close", "Re-close case", "", false));
             if is_supervisor(ctx) {
-                b.push_str(&form("partial", "Close as partial case (supervisor)", "warn", false));
+                b.push_str(&form(
+                    "partial",
+                    "Close as partial case (supervisor)",
+                    "warn",
+                    false,
+                ));
             }
             b.push_str(&form("dissolve", "Dissolve case", "danger", false));
         }
         (Level::Pallet, _) => {
             if is_supervisor(ctx) {
-                b.push_str(&form("dissolve", "Dissolve pallet (supervisor)", "danger", false));
+                b.push_str(&form(
+                    "dissolve",
+                    "Dissolve pallet (supervisor)",
+                    "danger",
+                    false,
+                ));
             } else {
                 b.push_str("<p class=sub>Dissolving a pallet needs a supervisor.</p>");
             }
@@ -290,7 +308,13 @@ pub(super) async fn step(
         Err(r) => return r,
     };
     let sscc = f.sscc.trim().to_string();
-    let bad = |m: &str| refused(StatusCode::BAD_REQUEST, "Bad request", &format!("{m} — nothing was changed."));
+    let bad = |m: &str| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            &format!("{m} — nothing was changed."),
+        )
+    };
     if sscc.is_empty() || !sscc.bytes().all(|b| b.is_ascii_digit()) || sscc.len() != 18 {
         return bad("sscc must be the container's 18-digit SSCC");
     }
@@ -357,7 +381,9 @@ pub(super) async fn step(
             let what = match &step {
                 Step::Open => "opened".to_string(),
                 Step::Close => "closed".to_string(),
-                Step::ClosePartial => format!("closed as a partial case of {} units", c.children.len()),
+                Step::ClosePartial => {
+                    format!("closed as a partial case of {} units", c.children.len())
+                }
                 Step::Remove(u) => format!("{} units taken out", u.len()),
                 Step::Add(u) => format!("{} units put in", u.len()),
                 Step::Dissolve => "dissolved".to_string(),
