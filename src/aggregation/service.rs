@@ -611,13 +611,15 @@ fn run_station(
         *ahead.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
         next = layer + 2;
         let Some(batch) = svc.station_batch() else {
-            let _ = svc.p.store.hold(
+            if let Err(e) = svc.p.store.hold(
                 level,
                 "",
                 vec!["no batch: no batch runs and the profile names no [batch] lot".into()],
                 None,
                 svc.p.clock.wall_micros(),
-            );
+            ) {
+                tracing::error!(level = level.name(), error = %e, "hold not recorded");
+            }
             continue;
         };
         if station.as_ref().is_none_or(|(b, _)| *b != batch) {
@@ -674,6 +676,126 @@ mod tests {
     use super::*;
     use crate::epcis::{EventTime, IdForm, Sgln};
     use crate::journal::JournalConfig;
+
+    fn unit(s: &str) -> Child {
+        Child::Unit {
+            gtin: "09506000134352".into(),
+            serial: s.into(),
+        }
+    }
+
+    #[test]
+    fn a_partial_close_waits_for_the_batch_end_or_a_short_hold() {
+        use crate::aggregation::store::{Intent, Stage, Status};
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock::new());
+        let journal = Arc::new(
+            Journal::open(JournalConfig {
+                consumers: Vec::new(),
+                ..JournalConfig::in_dir(d.path().join("journal"))
+            })
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (audit, _) =
+            AuditTrail::open(d.path(), clock.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let store = AggStore::open(&d.path().join("aggregation")).unwrap_or_else(|e| panic!("{e}"));
+        let site = Sgln::new("9506000000008", None).unwrap_or_else(|e| panic!("{e}"));
+        let events = AggregationEvents::new(IdForm::DigitalLink, &site, &site)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let scheme =
+            crate::gs1::sscc::SsccScheme::new(0, "9506000").unwrap_or_else(|e| panic!("{e}"));
+        let [a, b] = [1, 2].map(|n| {
+            scheme
+                .sscc(n)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .as_str()
+                .to_string()
+        });
+        for (sscc, serials) in [(&a, ["A1", "A2"]), (&b, ["B1", "B2"])] {
+            store
+                .begin(&Intent {
+                    sscc: sscc.clone(),
+                    level: Level::Case,
+                    batch: "B1".into(),
+                    children: serials.iter().map(|s| unit(s)).collect(),
+                    stage: Stage::Printing,
+                    at_us: 1,
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+            store
+                .advance(sscc, Stage::Verified)
+                .unwrap_or_else(|e| panic!("{e}"));
+            store.commit(sscc, &[]).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let running = Arc::new(AtomicBool::new(true));
+        let r = running.clone();
+        let svc = AggService::new(ServiceParts {
+            store: store.clone(),
+            journal,
+            events,
+            audit: Arc::new(audit),
+            clock,
+            gtin: "09506000134352".into(),
+            packing: Packing {
+                units_per_case: 2,
+                cases_per_pallet: 2,
+            },
+            running_batch: Arc::new(move || r.load(Ordering::SeqCst).then(|| "B1".to_string())),
+            default_batch: None,
+        });
+        let actor = AuditActor {
+            user: "sue".into(),
+            role: "supervisor".into(),
+        };
+        for sscc in [&a, &b] {
+            svc.apply(&actor, sscc, &Step::Open, "short")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        svc.apply(&actor, &a, &Step::Remove(vec![unit("A1")]), "torn")
+            .unwrap_or_else(|e| panic!("{e}"));
+        svc.apply(&actor, &b, &Step::Remove(vec![unit("B1")]), "torn")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Batch B1 still runs: refused, the case stays open.
+        let e = svc.apply(&actor, &a, &Step::ClosePartial, "end of batch");
+        assert!(
+            matches!(&e, Err(AggError::Usage(m)) if m.contains("still running")),
+            "{e:?}"
+        );
+        assert_eq!(
+            store.container(&a).ok().flatten().map(|c| c.status),
+            Some(Status::Open)
+        );
+        // A hold that says case b was short grants it while the batch runs.
+        let h = store
+            .hold(
+                Level::Case,
+                "B1",
+                vec!["count: 1 found, packing level 2".into()],
+                Some(b.clone()),
+                5,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            svc.partial_grant(&b).ok(),
+            Some(PartialGrant::ShortHold { hold: h.id })
+        );
+        svc.apply(&actor, &b, &Step::ClosePartial, "short case")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // After the batch: granted.
+        running.store(false, Ordering::SeqCst);
+        let c = svc
+            .apply(&actor, &a, &Step::ClosePartial, "end of batch")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.status, c.children.len()), (Status::Closed, 1));
+        // A full close of a short case is refused whatever the batch does.
+        svc.apply(&actor, &a, &Step::Open, "again")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = svc.apply(&actor, &a, &Step::Close, "full?");
+        assert!(
+            matches!(&e, Err(AggError::Usage(m)) if m.contains("packing level is 2")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn journal_states_follow_commissioning_and_later_events() {

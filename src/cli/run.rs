@@ -277,6 +277,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = linectl::sdnotify::stopping();
     tracing::info!("stopping");
     if let Some((stations, _)) = agg {
+        for (level, n) in stations.counts() {
+            tracing::info!(
+                level = level.name(),
+                aggregated = n.aggregated,
+                held = n.held,
+                "station since start"
+            );
+        }
         stations.stop();
         let _ = std::fs::remove_file(super::agg::api_file(&args.data_dir));
         tracing::info!("aggregation stations stopped");
