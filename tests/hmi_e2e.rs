@@ -1,7 +1,8 @@
 //! End to end: the operator HMI in front of a real-time simulated line (hil-sim's
 //! devices, linectl's real drivers and pipeline), walked through in headless Chromium
 //! by `tests/hmi_e2e/e2e.mjs` (playwright-core): log in, start a batch, see the counts
-//! rise, resolve an exception with a reason, find it in the audit trail. Screenshots
+//! rise, resolve an exception with a reason, find it in the audit trail, open a case
+//! for rework at the aggregation page. Screenshots
 //! of every page go to `docs/screenshots/`. Fails (never skips) when Chromium or the
 //! Node modules are missing, naming the install commands.
 
@@ -17,6 +18,8 @@ use linectl::hmi::{Hmi, HmiConfig, HmiParts, HmiServer};
 use linectl::users::{Actor, HashParams, Role, UsersConfig};
 
 const PW: &str = "e2e-pass-word-1";
+/// The SSCC of the case the walk opens for rework.
+const E2E_CASE: &str = "095060000000000015";
 
 fn require_tools(root: &Path) -> String {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -109,18 +112,64 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
             records,
             parts.exceptions.clone(),
             line.status().clone(),
-            clock,
+            clock.clone(),
         )
         .unwrap();
         let hmi = Hmi::new(
             HmiConfig::from_profile(&profile),
-            line,
+            line.clone(),
             parts.users.clone(),
             parts.audit.clone(),
             parts.exceptions.clone(),
             Some(parts.orders.clone()),
         );
         hmi.set_ops_probe(std::sync::Arc::new(move || gauges.collect()));
+        // Aggregation rework: one closed case of 4 units and a held case.
+        let agg_store =
+            linectl::aggregation::store::AggStore::open(&data_dir.join("aggregation")).unwrap();
+        let unit = |s: &str| linectl::aggregation::store::Child::Unit {
+            gtin: profile.product.gtin.clone(),
+            serial: s.into(),
+        };
+        agg_store
+            .begin(&linectl::aggregation::store::Intent {
+                sscc: E2E_CASE.into(),
+                level: linectl::aggregation::store::Level::Case,
+                batch: "E2E-LOT-1".into(),
+                children: ["E2EU1", "E2EU2", "E2EU3", "E2EU4"].map(unit).to_vec(),
+                stage: linectl::aggregation::store::Stage::Verified,
+                at_us: clock.wall_micros(),
+            })
+            .unwrap();
+        agg_store.commit(E2E_CASE, &[]).unwrap();
+        agg_store
+            .hold(
+                linectl::aggregation::store::Level::Case,
+                "E2E-LOT-1",
+                vec!["foreign: (01)09506000134352(21)XYZ at row 1 col 2 (200, 0): not commissioned in batch E2E-LOT-1".into()],
+                None,
+                clock.wall_micros(),
+            )
+            .unwrap();
+        let site = linectl::pipeline::site_sgln(&profile.line.site).unwrap();
+        let form = linectl::pipeline::id_form(profile.epcis.identifiers, &profile.line.site);
+        hmi.set_aggregation(Arc::new(linectl::aggregation::service::AggService::new(
+            linectl::aggregation::service::ServiceParts {
+                store: agg_store,
+                journal: line.journal(),
+                events: linectl::epcis::aggregation::AggregationEvents::new(form, &site, &site)
+                    .unwrap(),
+                audit: parts.audit.clone(),
+                clock: clock.clone(),
+                gtin: profile.product.gtin.clone(),
+                packing: linectl::aggregation::rework::Packing {
+                    units_per_case: 4,
+                    cases_per_pallet: 2,
+                },
+                running_batch: linectl::aggregation::service::running_batch(line.status().clone()),
+                default_batch: None,
+            },
+        )));
         let server = HmiServer::start("127.0.0.1:0", &hmi, hmi.router()).unwrap();
         addr_tx.send(server.local_addr()).unwrap();
         parts_tx.send(parts.audit.clone()).unwrap();
@@ -138,6 +187,7 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         .arg(format!("http://{addr}"))
         .arg(&shots)
         .arg(PW)
+        .arg(E2E_CASE)
         .env("CHROMIUM", &chromium)
         .output()
         .unwrap();
@@ -176,6 +226,19 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         })
         .unwrap();
     assert!(started.iter().any(|r| r.object == "batch:E2E-LOT-1"));
+    // The case the supervisor opened at the aggregation page.
+    let opened = audit
+        .query(&Query {
+            action: Some(Action::AggregationRework),
+            object_prefix: Some(format!("case:{E2E_CASE}")),
+            ..Query::default()
+        })
+        .unwrap();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(
+        (opened[0].user.as_str(), opened[0].reason.as_str()),
+        ("sup", "e2e: carton dented")
+    );
     assert!(audit.verify().is_ok());
     for page in [
         "login",
@@ -185,6 +248,8 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         "audit",
         "trends",
         "users",
+        "aggregation",
+        "aggregation-case",
         "overview-1024",
     ] {
         let p = shots.join(format!("{page}.png"));

@@ -190,12 +190,24 @@ pub(super) async fn container_page(
         Err(e) => return internal(e),
     };
     let f = Frame::new(&h, &ctx, q.msg.as_deref());
-    let mut b = format!("<pre id=tree>{}</pre>", esc(&tree));
-    if let Some(c) = container {
-        b.push_str(&forms(&f, &ctx, &c, svc.packing().units_per_case));
-    }
+    let mut b = format!("<pre id=tree class=card>{}</pre>", esc(&tree));
+    let title = match &container {
+        Some(c) => {
+            b.push_str(&forms(&f, &ctx, c, svc.packing().units_per_case));
+            format!(
+                "{} {}",
+                if c.level == Level::Case {
+                    "Case"
+                } else {
+                    "Pallet"
+                },
+                c.sscc
+            )
+        }
+        None => "Aggregation".to_string(),
+    };
     b.push_str("<p><a class=btn href=/aggregation>Back to aggregation</a></p>");
-    Html(f.render("/aggregation", "Aggregation", &b)).into_response()
+    Html(f.render("/aggregation", &title, &b)).into_response()
 }
 
 fn is_supervisor(ctx: &Ctx) -> bool {
@@ -214,23 +226,24 @@ fn forms(f: &Frame<'_>, ctx: &Ctx, c: &Container, per_case: u32) -> String {
             ""
         };
         format!(
-            "<form method=post action=/aggregation/step id=step-{step}>{}<input type=hidden name=sscc value=\"{}\"><input type=hidden name=step value={step}>{units}<label>Reason</label><input name=reason required><p><button type=submit class=\"{class}\">{label}</button></p></form>",
+            "<div class=card><form method=post action=/aggregation/step id=step-{step}>{}<input type=hidden name=sscc value=\"{}\"><input type=hidden name=step value={step}>{units}<label>Reason</label><input name=reason required><p><button type=submit class=\"{class}\">{label}</button></p></form></div>",
             f.csrf_input(),
             esc(&c.sscc)
         )
     };
     let mut b = String::new();
+    let mut head = String::new();
     match (c.level, c.status) {
         (Level::Case, Status::Closed) if c.parent.is_none() => {
             b.push_str(&form("open", "Open case for rework", "", false));
             b.push_str(&form("dissolve", "Dissolve case", "danger", false));
         }
         (Level::Case, Status::Closed) => {
-            b.push_str("<p class=sub>This case is on a pallet: dissolve the pallet first (supervisor).</p>");
+            head.push_str("<p class=sub>This case is on a pallet: dissolve the pallet first (supervisor).</p>");
         }
         (Level::Case, Status::Open) => {
             let n = c.children.len();
-            let _ = write!(b, "<p class=msg>Open: {n} of {per_case} units.</p>");
+            let _ = write!(head, "<p class=msg>Open: {n} of {per_case} units.</p>");
             b.push_str(&form("remove", "Take units out", "warn", true));
             b.push_str(&form("add", "Put units in", "", true));
             b.push_str(&form("close", "Re-close case", "", false));
@@ -253,11 +266,11 @@ fn forms(f: &Frame<'_>, ctx: &Ctx, c: &Container, per_case: u32) -> String {
                     false,
                 ));
             } else {
-                b.push_str("<p class=sub>Dissolving a pallet needs a supervisor.</p>");
+                head.push_str("<p class=sub>Dissolving a pallet needs a supervisor.</p>");
             }
         }
     }
-    b
+    format!("{head}<div class=cards>{b}</div>")
 }
 
 /// The step form; every field optional so a malformed form gets a clear answer.

@@ -1,15 +1,16 @@
 // End-to-end walk through the linectl operator HMI in headless Chromium, started by
 // tests/hmi_e2e.rs with the HMI in front of a real-time simulated line:
-//   node e2e.mjs <base-url> <screenshot-dir> <password>
+//   node e2e.mjs <base-url> <screenshot-dir> <password> <case-sscc>
 // Logs in as the operator, resets the line and starts a batch, sees the counts rise,
 // logs in as the supervisor, resolves an exception with a reason, finds the resolution
-// in the audit trail, and saves a screenshot of every page. Prints one JSON line with
+// in the audit trail, opens a case for rework at the aggregation page, and saves a
+// screenshot of every page. Prints one JSON line with
 // what it saw; exits non-zero (with the reason) on any failure.
 import { chromium } from 'playwright-core';
 
-const [base, shots, pw] = process.argv.slice(2);
-if (!base || !shots || !pw) {
-  console.error('usage: node e2e.mjs <base-url> <screenshot-dir> <password>');
+const [base, shots, pw, caseSscc] = process.argv.slice(2);
+if (!base || !shots || !pw || !caseSscc) {
+  console.error('usage: node e2e.mjs <base-url> <screenshot-dir> <password> <case-sscc>');
   process.exit(2);
 }
 const REASON = 'e2e: carton re-inspected, code re-printed';
@@ -110,6 +111,21 @@ try {
   const trends = await page.textContent('#trends');
   if (!trends.includes('E2E-LOT-1')) throw new Error(`trends lack the batch: ${trends}`);
   await page.screenshot({ path: `${shots}/trends.png`, fullPage: true });
+
+  // Aggregation: the held case with its reason; scan a case, open it for rework.
+  await page.goto(base + '/aggregation');
+  const holds = await page.textContent('#holds');
+  if (!holds.includes('not commissioned in batch E2E-LOT-1')) throw new Error(`holds: ${holds}`);
+  await page.screenshot({ path: `${shots}/aggregation.png`, fullPage: true });
+  await page.fill('#code', caseSscc);
+  await Promise.all([page.waitForNavigation(), page.click('#show')]);
+  const tree = await page.textContent('#tree');
+  if ((tree.match(/ unit \(01\)/g) || []).length !== 4) throw new Error(`case tree: ${tree}`);
+  await page.fill('#step-open input[name=reason]', 'e2e: carton dented');
+  await Promise.all([page.waitForNavigation(), page.click('#step-open button')]);
+  const opened = await page.textContent('#flash');
+  if (!opened.includes(`case ${caseSscc} opened`)) throw new Error(`open: ${opened}`);
+  await page.screenshot({ path: `${shots}/aggregation-case.png`, fullPage: true });
 
   // User administration (admin only).
   await logout(page);
