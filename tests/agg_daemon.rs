@@ -225,6 +225,28 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     )
     .unwrap();
 
+    // A label that was being printed when an earlier run stopped: the daemon's
+    // recovery voids it and holds its case.
+    let interrupted = linectl::gs1::sscc::SsccScheme::new(0, "9506000")
+        .unwrap()
+        .sscc(999)
+        .unwrap()
+        .as_str()
+        .to_string();
+    {
+        let store = linectl::aggregation::store::AggStore::open(&data.join("aggregation")).unwrap();
+        store
+            .begin(&linectl::aggregation::store::Intent {
+                sscc: interrupted.clone(),
+                level: linectl::aggregation::store::Level::Case,
+                batch: profile.batch.lot.clone().unwrap(),
+                children: Vec::new(),
+                stage: linectl::aggregation::store::Stage::Printing,
+                at_us: 1,
+            })
+            .unwrap();
+    }
+
     // 3. The daemon (its log in a file: a pipe nobody reads would stall it).
     let log_path = dir.path().join("daemon.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
@@ -306,8 +328,15 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     assert!(tree.contains(&format!("case (00){sscc}")), "{tree}");
     assert_eq!(tree.matches(" unit (01)").count(), 4, "{tree}");
     let gtin = &profile.product.gtin;
+    // The holds through the daemon: recovery held the interrupted label's case.
     let o = linectl(&["agg", "--data-dir", d, "holds"]);
     assert!(o.status.success(), "{}", text(&o));
+    let holds = text(&o);
+    assert!(
+        holds.contains(&format!("SSCC {interrupted}"))
+            && holds.contains("interrupted while its label was printed"),
+        "{holds}"
+    );
     // Rework at the console is refused while the daemon holds the stores.
     let o = linectl(&[
         "agg",

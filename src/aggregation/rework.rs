@@ -144,6 +144,15 @@ impl Rework<'_> {
         Ok(())
     }
 
+    /// Journal the change's events. The change took effect with its events in the
+    /// store's outbox, so a journal failure here is not a failed step: the events stay
+    /// in the outbox and the next step, container or start delivers them.
+    fn deliver_after_change(&self) {
+        if let Err(e) = deliver(self.store, self.journal) {
+            tracing::error!(error = %e, "rework events kept in the outbox: the journal refused them");
+        }
+    }
+
     fn time(&self) -> Result<EventTime, AggError> {
         Ok(EventTime::from_wall_micros(self.clock.wall_micros(), 0)?)
     }
@@ -342,7 +351,7 @@ impl Rework<'_> {
             },
             || {
                 let c = self.store.rework_case(sscc, remove, add, &out)?;
-                deliver(self.store, self.journal)?;
+                self.deliver_after_change();
                 Ok(c)
             },
         )
@@ -385,7 +394,7 @@ impl Rework<'_> {
             },
             || {
                 let c = self.store.dissolve(sscc, &out)?;
-                deliver(self.store, self.journal)?;
+                self.deliver_after_change();
                 Ok(c)
             },
         )
