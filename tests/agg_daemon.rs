@@ -68,6 +68,10 @@ fn publish(server: &FrameServer, unit: u64, f: &hil_sim::render::GreyFrame) {
         .expect("publish");
 }
 
+/// The packer's number of the layer frame (the station starts waiting for 0 and follows
+/// the packer's numbering); its label frame is the next number.
+const LAYER_FRAME: u64 = 100;
+
 const LAYOUT: LayoutSection = LayoutSection {
     rows: 2,
     cols: 2,
@@ -288,7 +292,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     let mut label = None;
     let t0 = Instant::now();
     while label.is_none() {
-        publish(&cam, 0, &layer);
+        publish(&cam, LAYER_FRAME, &layer);
         for _ in 0..20 {
             if let Some(rec) = printer.print_one() {
                 label = rec
@@ -317,7 +321,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     };
     let label_frame =
         render_layer(640, 480, &label_layout, &[Slot::Code(label.clone())], 9).unwrap();
-    publish(&cam, 1, &label_frame);
+    publish(&cam, LAYER_FRAME + 1, &label_frame);
 
     // 5. `linectl agg show` through the daemon prints the case and its 4 units.
     let d = data.to_str().unwrap();

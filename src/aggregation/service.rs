@@ -556,6 +556,13 @@ fn connect(dev: &StationDevices, cam: &Slot<dyn FrameSource>, prn: &Slot<dyn Pri
     }
 }
 
+/// The frame number a stream source names when the frame asked for was passed over
+/// ("… the next frame is for unit N").
+fn later_frame(msg: &str) -> Option<u64> {
+    msg.rsplit_once("the next frame is for unit ")
+        .and_then(|(_, n)| n.trim().parse().ok())
+}
+
 fn run_station(
     svc: &Arc<AggService>,
     s: StationSetup,
@@ -595,10 +602,15 @@ fn run_station(
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::Timeout => continue,
             Err(e) if e.kind() == ErrorKind::DeviceFault => {
-                // A later frame came: follow the packer's numbering (the source keeps
-                // that frame for the next call).
-                next += 1;
-                tracing::debug!(error = %e, next, "station camera skipped ahead");
+                // A later frame came: follow the packer's numbering (the stream keeps
+                // that frame for the next call and names its number).
+                match later_frame(&e.to_string()).filter(|n| *n > next) {
+                    Some(n) => next = n,
+                    None => {
+                        tracing::warn!(level = level.name(), error = %e, "station camera");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
                 continue;
             }
             Err(e) => {
@@ -795,6 +807,17 @@ mod tests {
             matches!(&e, Err(AggError::Usage(m)) if m.contains("packing level is 2")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_later_frame_number_is_read_from_the_stream_error() {
+        let e = DevError::DeviceFault {
+            device: "tcp-stream@127.0.0.1:7201".into(),
+            code: None,
+            detail: "frame of unit 0 lost: the next frame is for unit 1000".into(),
+        };
+        assert_eq!(later_frame(&e.to_string()), Some(1000));
+        assert_eq!(later_frame("camera: device fault: overheated"), None);
     }
 
     #[test]
