@@ -295,6 +295,23 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
     let c = store.container(&a).unwrap().unwrap();
     assert_eq!((c.status, c.children.len()), (Status::Closed, 3));
 
+    // QA looks but does not rework; the pallet's page tells the operator who may.
+    let qa = login(addr, "qa", PW).unwrap();
+    let qa_csrf = csrf(addr, &qa);
+    let r = step(&qa, &qa_csrf, &b, "dissolve", "");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = get(
+        addr,
+        &format!("/aggregation/container?code=(00){p}"),
+        Some(&op),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Dissolving a pallet needs a supervisor"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("id=step-dissolve"), "{}", r.body);
     // A pallet: dissolved by a supervisor only.
     let r = step(&op, &op_csrf, &p, "dissolve", "");
     assert_eq!(r.status, 403, "{}", r.body);
@@ -357,6 +374,7 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
             "sup",
             "close partial case with 3 of 4 units (batch LOT-AGG-1 has ended)",
         ),
+        (Action::AccessDenied, "qa", "needs packml_command"),
         (
             Action::AccessDenied,
             "op",

@@ -49,12 +49,14 @@ pub struct AggArgs {
 #[derive(Debug, Subcommand)]
 pub enum AggCmd {
     /// Print the tree under a case or pallet code (SSCC, `(00)…`, a unit's code or
-    /// Digital Link shows the containers it is in).
+    /// Digital Link shows the containers it is in); asks the running daemon when there
+    /// is one.
     Show {
         /// The scanned code.
         code: String,
     },
-    /// List the cases and pallets held for rework.
+    /// List the cases and pallets held for rework (through the running daemon when
+    /// there is one).
     Holds,
     /// Open a closed case for rework.
     Open(StepArgs),
