@@ -1,7 +1,8 @@
 //! The checks between a decoded layer and an aggregation: every unit code must be this
 //! product and batch, Commissioned (in the pool) and commissioned in this batch (its
 //! event in the journal), not already packed, not seen twice; every case label on a
-//! pallet layer must be a closed case of this batch on no pallet; nothing unreadable;
+//! pallet layer (an SSCC, or a case GTIN + serial) must be a closed case of this batch
+//! on no pallet; nothing unreadable;
 //! the count equal to the packing level. Any problem holds the case or pallet: the
 //! children are only handed on when the problem list is empty. The ledger of what was
 //! commissioned is built from the pool and the journal; it owns no storage.
@@ -331,10 +332,14 @@ pub fn check_pallet(
             why,
         };
         let sscc = match Gs1Code::parse_element_string(text) {
-            Ok(c) => match c.get("00") {
-                Some(s) => s.to_string(),
-                None => {
-                    out.problems.push(foreign("no SSCC (00)".into()));
+            Ok(c) => match (c.get("00"), c.get("01"), c.get("21")) {
+                (Some(s), _, _) => s.to_string(),
+                // A case labelled with its case GTIN and serial.
+                (None, Some(g), Some(s)) => format!("(01){g}(21){s}"),
+                _ => {
+                    out.problems.push(foreign(
+                        "no SSCC (00) nor case GTIN + serial (01)(21)".into(),
+                    ));
                     continue;
                 }
             },
