@@ -130,6 +130,18 @@ impl<S: Store> SerialStates for Pool<S> {
     }
 }
 
+/// A pool shared with the case-label serials ([`super::station::PoolCaseIds`]).
+impl<S: Store> SerialStates for std::sync::Arc<std::sync::Mutex<Pool<S>>> {
+    fn state_of(&self, gtin: &str, serial: &str) -> Result<Option<SerialState>, PoolError> {
+        match self.lock() {
+            Ok(p) => p.state_of(gtin, serial),
+            Err(_) => Err(PoolError::Usage(
+                "the serial pool's lock is poisoned".into(),
+            )),
+        }
+    }
+}
+
 /// What was commissioned in one batch: the pool's states plus the batch's
 /// commissioning events in the journal.
 pub struct BatchLedger {
