@@ -627,8 +627,6 @@ fn run_stations(
             virt: Some(v),
         }
     };
-    station::recover(&store, &journal, &events, clock.clock.wall_micros())
-        .map_err(|e| line_err(format!("recovery: {e}")))?;
     // Cases labelled with a case GTIN take their serials from the same pool.
     let case_gtin = match (a.case_label, &a.case_gtin) {
         (CaseLabel::GtinSerial, Some(g)) => Some(g.clone()),
@@ -658,6 +656,26 @@ fn run_stations(
         )),
         None => None,
     };
+    let recovered = match case_ids {
+        Some(mut ids) => {
+            let r = station::recover_settling(
+                &store,
+                &journal,
+                &events,
+                clock.clock.wall_micros(),
+                &mut *ids,
+            );
+            (r, Some(ids))
+        }
+        None => (
+            station::recover(&store, &journal, &events, clock.clock.wall_micros()),
+            None,
+        ),
+    };
+    let case_ids = recovered.1;
+    recovered
+        .0
+        .map_err(|e| line_err(format!("recovery: {e}")))?;
     let mut ledger = BatchLedger::new(&gtin, &lot, events.clone(), Box::new(pool.clone()));
     ledger
         .refresh(&journal)

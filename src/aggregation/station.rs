@@ -560,3 +560,23 @@ pub fn recover(
     }
     Ok(r)
 }
+
+/// [`recover`], then tell `ids` how each interrupted label ended: a voided one's
+/// identifier is settled as not aggregated (a case serial becomes LabelScrapped), a
+/// committed one's as aggregated (Commissioned).
+pub fn recover_settling(
+    store: &AggStore,
+    journal: &Journal,
+    events: &AggregationEvents,
+    now_us: u64,
+    ids: &mut dyn ContainerIds,
+) -> Result<Recovered, AggError> {
+    let r = recover(store, journal, events, now_us)?;
+    for v in &r.voided {
+        ids.settled(v, false)?;
+    }
+    for c in &r.committed {
+        ids.settled(c, true)?;
+    }
+    Ok(r)
+}
