@@ -649,9 +649,16 @@ fn run_stations(
         )?;
     }
     let pool = Arc::new(std::sync::Mutex::new(pool));
+    // What a case label carries besides its identifier (the profile's choice).
+    let label_ais: Vec<(String, String)> = if a.case_label_batch {
+        vec![("17".into(), expiry.clone()), ("10".into(), lot.clone())]
+    } else {
+        Vec::new()
+    };
     let case_ids: Option<Box<dyn ContainerIds>> = match &case_gtin {
         Some(cg) => Some(Box::new(
             PoolCaseIds::new(pool.clone(), cg, &p.line.id, &lot)
+                .and_then(|ids| ids.with_label_ais(label_ais.clone()))
                 .map_err(|e| line_err(e.to_string()))?,
         )),
         None => None,
@@ -920,8 +927,17 @@ fn run_stations(
         }
         let mut slots: Vec<Slot> = Vec::with_capacity(cases.len());
         for s in &cases {
-            let id = ContainerId::parse(s).map_err(|e| line_err(format!("case {s}: {e}")))?;
-            slots.push(Slot::Code(id.element_string()));
+            // The case label as it was printed on the case.
+            let label = ContainerId::parse(s)
+                .map_err(|e| e.to_string())
+                .and_then(|id| match id {
+                    ContainerId::Sgtin { .. } => id
+                        .label_element_string(&label_ais)
+                        .map_err(|e| e.to_string()),
+                    ContainerId::Sscc(_) => Ok(id.element_string()),
+                })
+                .map_err(|e| line_err(format!("case {s}: {e}")))?;
+            slots.push(Slot::Code(label));
         }
         while slots.len() < a.pallet_layout.cells() as usize {
             slots.push(Slot::Empty);

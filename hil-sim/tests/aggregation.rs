@@ -156,6 +156,8 @@ fn cases_labelled_with_a_case_gtin_and_serial_from_the_pool() {
     let a = p.aggregation.as_mut().unwrap();
     a.case_label = linectl::profile::aggregation::CaseLabel::GtinSerial;
     a.case_gtin = Some("19506000134359".into());
+    // The case labels carry the batch's expiry and lot too.
+    a.case_label_batch = true;
     let opts = small_opts(p.clone(), dir.path(), 60, 5);
     let faults: hil_sim::aggregation::AggFaults = "label=0.3".parse().unwrap();
     let rep = hil_sim::aggregation::run_with_aggregation(&opts, &faults).unwrap();

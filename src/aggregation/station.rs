@@ -267,7 +267,7 @@ impl Station {
             self.ids.settled(&key, false)?;
             return Err(e.into());
         }
-        let want = id.element_string();
+        let want = self.ids.label(&id)?;
         if let Err(e) = self.print(want.clone(), unit) {
             return self.hold(vec![format!("label printer: {e}")], Some(&key));
         }
@@ -335,6 +335,12 @@ pub trait ContainerIds: Send {
     /// never handed out again, whatever happens to its label.
     fn take(&mut self, level: Level, store: &AggStore) -> Result<ContainerId, AggError>;
 
+    /// The element string printed on the label of `id` (and expected back from the
+    /// label camera). The default: the identifier alone.
+    fn label(&self, id: &ContainerId) -> Result<String, AggError> {
+        Ok(id.element_string())
+    }
+
     /// The label of `id` (as the store keys it) was aggregated (`true`) or voided
     /// (`false`). The default does nothing (an SSCC counter has no states).
     fn settled(&mut self, id: &str, aggregated: bool) -> Result<(), AggError> {
@@ -363,6 +369,7 @@ pub struct PoolCaseIds<S: Store + Send + 'static> {
     gtin: String,
     line: String,
     batch: String,
+    label_ais: Vec<(String, String)>,
 }
 
 impl<S: Store + Send + 'static> PoolCaseIds<S> {
@@ -380,7 +387,20 @@ impl<S: Store + Send + 'static> PoolCaseIds<S> {
             gtin: case_gtin.to_string(),
             line: line.to_string(),
             batch: batch.to_string(),
+            label_ais: Vec::new(),
         })
+    }
+
+    /// Print these elements (AI, value) on each case label too, e.g. the expiry (17)
+    /// and batch (10); checked here by the GS1 engine, so a bad value is an error
+    /// before any label is printed.
+    pub fn with_label_ais(mut self, ais: Vec<(String, String)>) -> Result<Self, AggError> {
+        ContainerId::sgtin(&self.gtin, "1")
+            .map_err(|e| AggError::Usage(e.to_string()))?
+            .label_element_string(&ais)
+            .map_err(|e| AggError::Usage(format!("case label: {e}")))?;
+        self.label_ais = ais;
+        Ok(self)
     }
 
     fn pool(&self) -> Result<std::sync::MutexGuard<'_, Pool<S>>, AggError> {
@@ -418,6 +438,11 @@ impl<S: Store + Send + 'static> ContainerIds for PoolCaseIds<S> {
         a.mark_encoded(&h).map_err(pool_err(&gtin))?;
         a.close().map_err(pool_err(&gtin))?;
         ContainerId::sgtin(&gtin, h.serial()).map_err(|e| AggError::Usage(e.to_string()))
+    }
+
+    fn label(&self, id: &ContainerId) -> Result<String, AggError> {
+        id.label_element_string(&self.label_ais)
+            .map_err(|e| AggError::Usage(format!("case label {id}: {e}")))
     }
 
     fn settled(&mut self, id: &str, aggregated: bool) -> Result<(), AggError> {

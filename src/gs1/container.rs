@@ -9,6 +9,7 @@ use std::fmt;
 
 use super::lint::check_digit;
 use super::sscc::{Sscc, SsccError};
+use super::{Gs1Code, Gs1Error};
 
 /// What is wrong with a container identifier or a case GTIN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +136,27 @@ impl ContainerId {
     }
 }
 
+impl ContainerId {
+    /// The element string of a label carrying this identifier and the `extra`
+    /// elements (AI, value), e.g. a case's expiry (17) and batch (10): validated by the
+    /// GS1 engine, AI 21 of a case GTIN + serial last.
+    pub fn label_element_string(&self, extra: &[(String, String)]) -> Result<String, Gs1Error> {
+        if extra.is_empty() {
+            return Ok(self.element_string());
+        }
+        let mut elements: Vec<(String, String)> = Vec::with_capacity(extra.len() + 2);
+        match self {
+            ContainerId::Sscc(s) => elements.push(("00".into(), s.as_str().to_string())),
+            ContainerId::Sgtin { gtin, .. } => elements.push(("01".into(), gtin.clone())),
+        }
+        elements.extend(extra.iter().cloned());
+        if let ContainerId::Sgtin { serial, .. } = self {
+            elements.push(("21".into(), serial.clone()));
+        }
+        Ok(Gs1Code::from_elements(elements)?.element_string())
+    }
+}
+
 impl fmt::Display for ContainerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key())
@@ -184,6 +206,23 @@ mod tests {
             container_key("106141411234567897"),
             "(00)106141411234567897"
         );
+    }
+
+    #[test]
+    fn a_case_label_carries_the_extra_elements_with_the_serial_last() {
+        let g = ContainerId::sgtin("19506000134359", "C0001").unwrap_or_else(|e| panic!("{e}"));
+        let extra = [
+            ("17".to_string(), "281231".to_string()),
+            ("10".to_string(), "EU24A001".to_string()),
+        ];
+        assert_eq!(
+            g.label_element_string(&extra).ok().as_deref(),
+            Some("01195060001343591728123110EU24A001\u{1d}21C0001")
+        );
+        assert_eq!(g.label_element_string(&[]).ok(), Some(g.element_string()));
+        // A bad expiry is the GS1 engine's error, not a label.
+        let bad = [("17".to_string(), "281331".to_string())];
+        assert!(g.label_element_string(&bad).is_err());
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct AggregationSection {
     /// (its serials must be in the serial pool). Default: none.
     #[serde(default)]
     pub case_gtin: Option<String>,
+    /// With `case_label = "gtin-serial"`: print the batch's expiry (17) and lot (10)
+    /// from `[batch]` on each case label too, as the unit codes carry them.
+    /// Default: false (the label carries (01) and (21) only).
+    #[serde(default)]
+    pub case_label_batch: bool,
     /// SSCC extension digit of case labels. Default: 0.
     #[serde(default)]
     pub case_extension: u8,
@@ -197,6 +202,12 @@ pub(crate) fn validate(a: &AggregationSection, out: &mut Problems) {
         }
         (CaseLabel::Sscc, None) => {}
     }
+    if a.case_label_batch && a.case_label != CaseLabel::GtinSerial {
+        out.push(
+            "aggregation.case_label_batch",
+            "only used with case_label = \"gtin-serial\"",
+        );
+    }
     if a.case_extension > 9 {
         out.push("aggregation.case_extension", "must be a digit 0-9");
     }
@@ -336,6 +347,7 @@ mod tests {
             ),
             ("case_gtin = \"19506000134359\"\n", "only used with"),
             ("case_label = \"gtin\"\n", "unknown variant"),
+            ("case_label_batch = true\n", "aggregation.case_label_batch"),
         ] {
             let e = with(&format!(
                 "[aggregation]\ncompany_prefix = \"9506000\"\n{section}"
