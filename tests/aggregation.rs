@@ -190,7 +190,18 @@ fn line_stations_show_and_rework_end_to_end() {
 }
 
 fn setup(dir: &Path) -> (AggStore, Journal, AggregationEvents) {
-    let store = AggStore::open(&dir.join("aggregation")).unwrap();
+    // sled lets go of its lock only once the background flusher of a dropped store
+    // has ended (the "restart" after a crash): try again for a few seconds.
+    let t0 = std::time::Instant::now();
+    let store = loop {
+        match AggStore::open(&dir.join("aggregation")) {
+            Ok(s) => break s,
+            Err(e) if e.to_string().contains("lock") && t0.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let journal = Journal::open(JournalConfig {
         consumers: Vec::new(),
         ..JournalConfig::in_dir(dir.join("journal"))
@@ -307,4 +318,123 @@ fn crash_recovery_loses_nothing_and_duplicates_nothing() {
     let errs = schema_errors(&validator(), &doc);
     assert!(errs.is_empty(), "{errs:?}");
     assert_eq!(agg_events(&doc).len(), 3);
+}
+
+#[test]
+fn a_case_gtin_serial_voided_in_a_crash_is_never_reused_and_resolves_when_packed() {
+    use linectl::aggregation::station::{ContainerIds, PoolCaseIds};
+    use linectl::gs1::container::ContainerId;
+    use linectl::pool::{OpenMode, Pool, SerialRecord, SerialState, Source};
+    use std::sync::{Arc, Mutex};
+
+    const CASE_GTIN: &str = "19506000134359";
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = Pool::open(&dir.path().join("pool"), OpenMode::CreateIfMissing).unwrap();
+    let records: Vec<_> = (1..=5u64)
+        .map(|i| {
+            Ok(SerialRecord {
+                at: i,
+                serial: format!("C{i:04}"),
+                ai91: None,
+                ai92: None,
+            })
+        })
+        .collect();
+    pool.import(
+        CASE_GTIN,
+        Some(linectl::market::Market::EuFmd),
+        Source {
+            header: None,
+            records: Box::new(records.into_iter()),
+        },
+        "test",
+    )
+    .unwrap();
+    let pool = Arc::new(Mutex::new(pool));
+    let (store, journal, events) = setup(dir.path());
+    let mut ids = PoolCaseIds::new(pool.clone(), CASE_GTIN, "PL-EU-02", "EU24A001").unwrap();
+    // A pallet is never labelled from the case GTIN.
+    assert!(ids.take(Level::Pallet, &store).is_err());
+    let first = ids.take(Level::Case, &store).unwrap();
+    let ContainerId::Sgtin { serial: s1, .. } = first.clone() else {
+        panic!("{first:?}")
+    };
+    assert_eq!(first.element_string(), format!("01{CASE_GTIN}21{s1}"));
+    // The intent is durable before the printer sees the label; then the process dies.
+    store
+        .begin(&intent(&first.id(), &["E1", "E2"], Stage::Printing))
+        .unwrap();
+    drop((store, journal));
+    let (store, journal, events2) = setup(dir.path());
+    let r =
+        linectl::aggregation::station::recover_settling(&store, &journal, &events2, 7, &mut ids)
+            .unwrap();
+    assert_eq!(r.voided, vec![first.id()]);
+    assert_eq!(
+        store.holds().unwrap()[0].sscc.as_deref(),
+        Some(first.id().as_str())
+    );
+    // The voided serial is used up in the pool (LabelScrapped): the next label gets
+    // another one.
+    assert_eq!(
+        pool.lock().unwrap().state_of(CASE_GTIN, &s1).unwrap(),
+        Some(SerialState::LabelScrapped)
+    );
+    let second = ids.take(Level::Case, &store).unwrap();
+    assert_ne!(second, first);
+    let id = second.id();
+    store
+        .begin(&intent(&id, &["E1", "E2"], Stage::Printing))
+        .unwrap();
+    store.advance(&id, Stage::Verified).unwrap();
+    let ev = events
+        .packed(
+            EventTime::from_wall_micros(1_767_225_600_000_000, 0).unwrap(),
+            &id,
+            linectl::aggregation::station::child_uris(
+                &events,
+                &store.intent(&id).unwrap().unwrap().children,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        ev.to_json()["parentID"],
+        format!(
+            "https://id.gs1.org/01/{CASE_GTIN}/21/{}",
+            id.rsplit("(21)").next().unwrap()
+        )
+    );
+    let out = outgoing(&journal, "EU24A001", &ev).unwrap();
+    store.commit(&id, std::slice::from_ref(&out)).unwrap();
+    deliver(&store, &journal).unwrap();
+    ids.settled(&id, true).unwrap();
+    {
+        let p = pool.lock().unwrap();
+        let ContainerId::Sgtin { serial: s2, .. } = &second else {
+            panic!()
+        };
+        assert_eq!(
+            p.state_of(CASE_GTIN, s2).unwrap(),
+            Some(SerialState::Commissioned)
+        );
+        assert_eq!(
+            p.state_of(CASE_GTIN, &s1).unwrap(),
+            Some(SerialState::LabelScrapped)
+        );
+    }
+    drop((store, journal, pool));
+    // Valid EPCIS; scanning the case label (plain or bracketed) shows its units.
+    let doc = exported(dir.path());
+    let errs = schema_errors(&validator(), &doc);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(agg_events(&doc).len(), 1);
+    let d = dir.path().to_str().unwrap();
+    for scanned in [second.element_string(), id.clone()] {
+        let o = linectl(&["agg", "--data-dir", d, "show", &scanned]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.starts_with(&format!("case {id} batch EU24A001")), "{t}");
+        assert_eq!(t.matches(" unit (01)09506000134352").count(), 2, "{t}");
+    }
 }

@@ -7,6 +7,11 @@
 //! run in-process against these over their real drivers (TCP frame stream, ZPL over
 //! TCP). It owns the layer renderer, the fault plan and the ground truth behind the
 //! report's `aggregation` object; it does not decide anything linectl decides.
+//!
+//! The stations run on virtual time continuing the line's (a fixed step per container),
+//! so a seed gives the same events; the last case of the batch is closed short when the
+//! passed units are not a multiple of the packing level; with a site server the
+//! stations' events are uploaded from the same journal after the line's.
 
 use datamatrix::{DataMatrix, SymbolList};
 use rand::{Rng, SeedableRng};
@@ -160,11 +165,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use linectl::aggregation::check::BatchLedger;
-use linectl::aggregation::station::{self, Outcome, Station, StationConfig};
+use linectl::aggregation::station::{
+    self, ContainerIds, Outcome, PoolCaseIds, Station, StationConfig,
+};
 use linectl::aggregation::store::{AggStore, Child, Level};
-use linectl::clock::{Clock, SystemClock};
+use linectl::clock::{Clock, SystemClock, VirtualClock};
 use linectl::epcis::aggregation::AggregationEvents;
+use linectl::gs1::container::ContainerId;
 use linectl::gs1::sscc::SsccScheme;
+use linectl::profile::aggregation::CaseLabel;
 use linectl_drivers::Frame;
 use linectl_drivers::camera::stream::FrameServer;
 use linectl_drivers::link::TwinServer;
@@ -258,6 +267,11 @@ pub struct AggregationReport {
     pub pallets: u64,
     /// Cases and pallets held for rework.
     pub held_for_rework: u64,
+    /// Short last cases of the batch (held as `short`) the simulated supervisor then
+    /// closed as partial cases (not in `cases`).
+    pub partial_cases: u64,
+    /// Units in those partial cases (not in `units_packed`).
+    pub partial_units: u64,
     /// Cases held, by the first reason's kind.
     pub held_reasons: BTreeMap<String, u64>,
     /// Aggregations whose children differ from what was physically packed, or that
@@ -273,17 +287,61 @@ pub struct AggregationReport {
     pub units_packed: u64,
     /// Aggregation events journaled.
     pub events: u64,
+    /// What the site server holds of the stations' events (with a site server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<AggUpload>,
     /// Layer decode and check time per case, ms (measured).
     pub case_check_ms: crate::report::Latency,
 }
+
+/// The stations' events at the site server.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AggUpload {
+    /// Events the uplink delivered after the line stopped (including refused
+    /// duplicates).
+    pub delivered: u64,
+    /// AggregationEvents the site server holds.
+    pub events_uploaded: u64,
+    /// Of them ADD.
+    pub adds: u64,
+    /// Distinct parents of those ADDs (equal to `adds`: one ADD per container).
+    pub distinct_parents: u64,
+    /// Containers aggregated in this run whose ADD the site server does not hold
+    /// (must be 0).
+    pub missing: u64,
+    /// ADD parents the site server holds that this run did not aggregate (must be 0).
+    pub unexpected: u64,
+}
+
+impl AggregationReport {
+    /// The report without the measured part (`case_check_ms`, and the uplink's
+    /// `delivered`, which a retried request may raise): equal for equal profile,
+    /// options and seed on a virtual clock.
+    pub fn deterministic_part(&self) -> AggregationReport {
+        AggregationReport {
+            case_check_ms: crate::report::Latency::default(),
+            uploaded: self
+                .uploaded
+                .clone()
+                .map(|u| AggUpload { delivered: 0, ..u }),
+            ..self.clone()
+        }
+    }
+}
+
+/// Virtual time between two containers at a station, µs.
+const CASE_CYCLE_US: u64 = 12_000_000;
 
 /// Run the line as [`crate::line::run`] does, then pack its passed units into cases and
 /// the cases onto pallets at the simulated stations (the profile needs an
 /// `[aggregation]` section); the report gains `aggregation`.
 pub fn run_with_aggregation(opts: &SimOptions, faults: &AggFaults) -> Result<Report, SimError> {
-    let mut report = crate::line::run(opts)?;
-    let agg = run_stations(opts, faults)?;
+    let (mut report, site) = crate::line::run_keeping_site(opts)?;
+    let agg = run_stations(opts, faults, site.as_ref(), &mut report)?;
     report.aggregation = Some(agg);
+    if let Some(site) = site {
+        site.stop();
+    }
     Ok(report)
 }
 
@@ -341,16 +399,22 @@ struct Built {
     label_fault: bool,
 }
 
-type Job = (u64, u64);
+/// What the station thread is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    /// A container: its layer frame, its label frame, whether it is the batch's last.
+    Container(u64, u64, bool),
+    /// The supervisor closes the partial case of this hold; its label frame.
+    ClosePartial(u64, u64),
+}
 
 /// Drive one container through linectl's station thread: publish the layer, print
 /// and show the label when linectl loads one, return linectl's outcome.
 fn drive(
     sim: &Sim,
-    jobs: &crossbeam_channel::Sender<Job>,
-    outcomes: &Outcomes,
-    k: u64,
-    layer: &GreyFrame,
+    (jobs, outcomes): (&crossbeam_channel::Sender<Job>, &Outcomes),
+    (k, job): (u64, Job),
+    layer: Option<&GreyFrame>,
     label_fault: bool,
     seed: u64,
 ) -> Result<(Outcome, f64), SimError> {
@@ -363,9 +427,11 @@ fn drive(
         height: 480,
     };
     // The station is waiting on its camera before the frame (5 MB) is written.
-    jobs.send((2 * k, 2 * k + 1))
+    jobs.send(job)
         .map_err(|_| SimError::Line("the station thread stopped".into()))?;
-    publish(&sim.server, 2 * k, layer)?;
+    if let Some(layer) = layer {
+        publish(&sim.server, 2 * k, layer)?;
+    }
     let t0 = Instant::now();
     loop {
         if let Some(rec) = sim.printer.print_one() {
@@ -381,7 +447,7 @@ fn drive(
             } else {
                 Slot::Code(content)
             };
-            let f = render_layer(640, 480, &layout, &[slot], seed ^ k)
+            let f = render_layer(640, 480, &layout, &[slot], seed)
                 .map_err(|e| SimError::Device("label printer", e.to_string()))?;
             publish(&sim.server, 2 * k + 1, &f)?;
         }
@@ -404,6 +470,24 @@ struct Backend {
     store: AggStore,
     journal: Arc<linectl::journal::Journal>,
     events: AggregationEvents,
+    clock: VirtualOrWall,
+    ids: Option<Box<dyn ContainerIds>>,
+}
+
+/// The stations' clock: virtual (advanced a fixed step per container) unless the run
+/// is in real time.
+#[derive(Clone)]
+struct VirtualOrWall {
+    clock: Arc<dyn Clock>,
+    virt: Option<VirtualClock>,
+}
+
+impl VirtualOrWall {
+    fn step(&self, us: u64) {
+        if let Some(v) = &self.virt {
+            v.advance(Duration::from_micros(us));
+        }
+    }
 }
 
 type Outcomes = crossbeam_channel::Receiver<Result<(Outcome, f64), String>>;
@@ -424,34 +508,43 @@ fn start_station(
         store,
         journal,
         events,
+        clock,
+        ids,
     } = be;
     let camera = linectl_drivers::connect_frame_source("tcp-stream", cam, timeout)
         .map_err(|e| SimError::Line(format!("station camera: {e}")))?;
     let printer = linectl_drivers::connect_printer("zpl", prn, None, timeout)
         .map_err(|e| SimError::Line(format!("station printer: {e}")))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let mut st = Station::new(
         cfg,
         station::Devices { camera, printer },
         store,
         journal.clone(),
         events,
-        clock,
+        clock.clock,
     );
+    if let Some(ids) = ids {
+        st = st.with_ids(ids);
+    }
     let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
     let (otx, orx) = crossbeam_channel::unbounded();
     let h = std::thread::spawn(move || {
-        while let Ok((layer, label)) = jrx.recv() {
-            if let Some(l) = ledger.as_mut()
-                && let Err(e) = l.refresh(&journal)
-            {
-                let _ = otx.send(Err(e.to_string()));
-                return;
+        while let Ok(job) = jrx.recv() {
+            let r = match job {
+                Job::Container(layer, label, last) => {
+                    st.set_end_of_batch(last);
+                    if let Some(l) = ledger.as_mut()
+                        && let Err(e) = l.refresh(&journal)
+                    {
+                        let _ = otx.send(Err(e.to_string()));
+                        return;
+                    }
+                    st.process(layer, label, ledger.as_ref())
+                        .map(|o| (o, st.last_check_ms.max(0.0)))
+                }
+                Job::ClosePartial(hold, label) => st.close_partial(hold, label).map(|o| (o, 0.0)),
             }
-            let r = st
-                .process(layer, label, ledger.as_ref())
-                .map(|o| (o, st.last_check_ms.max(0.0)))
-                .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string());
             if otx.send(r).is_err() {
                 return;
             }
@@ -460,7 +553,12 @@ fn start_station(
     Ok((jtx, orx, h))
 }
 
-fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationReport, SimError> {
+fn run_stations(
+    opts: &SimOptions,
+    faults: &AggFaults,
+    site_server: Option<&crate::site::SiteServer>,
+    report: &mut Report,
+) -> Result<AggregationReport, SimError> {
     let p = &opts.profile;
     let a = p
         .aggregation
@@ -511,9 +609,81 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         .map_err(|e| line_err(e.to_string()))?;
     let store =
         AggStore::open(&opts.data_dir.join("aggregation")).map_err(|e| line_err(e.to_string()))?;
-    station::recover(&store, &journal, &events, SystemClock::new().wall_micros())
+    // The stations' clock continues the line's virtual time (the line starts at
+    // 2026-01-01T00:00:00Z and runs one unit per pitch), rounded up to the minute.
+    let clock = if opts.realtime {
+        VirtualOrWall {
+            clock: Arc::new(SystemClock::new()),
+            virt: None,
+        }
+    } else {
+        let g = &p.geometry;
+        let pitch_us = (g.pitch_mm / g.conveyor_speed_mm_s.max(1e-6) * 1e6) as u64;
+        let line_us = (opts.units + 100).saturating_mul(pitch_us.max(1));
+        let origin = (1_767_225_600_000_000 + line_us).div_ceil(60_000_000) * 60_000_000;
+        let v = VirtualClock::new(origin);
+        VirtualOrWall {
+            clock: Arc::new(v.clone()),
+            virt: Some(v),
+        }
+    };
+    // Cases labelled with a case GTIN take their serials from the same pool.
+    let case_gtin = match (a.case_label, &a.case_gtin) {
+        (CaseLabel::GtinSerial, Some(g)) => Some(g.clone()),
+        (CaseLabel::GtinSerial, None) => {
+            return Err(line_err(
+                "case_label = \"gtin-serial\" without case_gtin".into(),
+            ));
+        }
+        (CaseLabel::Sscc, _) => None,
+    };
+    let mut pool = pool;
+    if let Some(cg) = &case_gtin {
+        seed_case_serials(
+            &mut pool,
+            cg,
+            p.product.market,
+            &supply,
+            a.units_per_case,
+            opts.seed,
+        )?;
+    }
+    let pool = Arc::new(std::sync::Mutex::new(pool));
+    // What a case label carries besides its identifier (the profile's choice).
+    let label_ais: Vec<(String, String)> = if a.case_label_batch {
+        vec![("17".into(), expiry.clone()), ("10".into(), lot.clone())]
+    } else {
+        Vec::new()
+    };
+    let case_ids: Option<Box<dyn ContainerIds>> = match &case_gtin {
+        Some(cg) => Some(Box::new(
+            PoolCaseIds::new(pool.clone(), cg, &p.line.id, &lot)
+                .and_then(|ids| ids.with_label_ais(label_ais.clone()))
+                .map_err(|e| line_err(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let recovered = match case_ids {
+        Some(mut ids) => {
+            let r = station::recover_settling(
+                &store,
+                &journal,
+                &events,
+                clock.clock.wall_micros(),
+                &mut *ids,
+            );
+            (r, Some(ids))
+        }
+        None => (
+            station::recover(&store, &journal, &events, clock.clock.wall_micros()),
+            None,
+        ),
+    };
+    let case_ids = recovered.1;
+    recovered
+        .0
         .map_err(|e| line_err(format!("recovery: {e}")))?;
-    let mut ledger = BatchLedger::new(&gtin, &lot, events.clone(), Box::new(pool));
+    let mut ledger = BatchLedger::new(&gtin, &lot, events.clone(), Box::new(pool.clone()));
     ledger
         .refresh(&journal)
         .map_err(|e| line_err(e.to_string()))?;
@@ -556,6 +726,8 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             store: store.clone(),
             journal: journal.clone(),
             events: events.clone(),
+            clock: clock.clone(),
+            ids: case_ids,
         },
         Some(ledger),
     )?;
@@ -563,6 +735,8 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
     let per_case = a.units_per_case as usize;
     let mut packed_units: Vec<Child> = Vec::new();
     let mut closed_cases: Vec<String> = Vec::new();
+    let mut aggregated: Vec<String> = Vec::new();
+    let mut short: Option<(u64, BTreeSet<Child>)> = None;
     let mut next = 0usize;
     let mut k = 0u64;
     let bump =
@@ -637,16 +811,19 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         while built.slots.len() < a.case_layout.cells() as usize {
             built.slots.push(Slot::Empty);
         }
+        // The batch's last case: the packer closes it as it is (short when the passed
+        // units are not a multiple of the packing level).
+        let last = next >= supply.len();
         let layer = render_layer(2448, 2048, &a.case_layout, &built.slots, opts.seed ^ k)
             .map_err(|e| SimError::Device("case packer", e.to_string()))?;
+        clock.step(CASE_CYCLE_US);
         let (outcome, ms) = drive(
             &case_sim,
-            &jobs,
-            &outcomes,
-            k,
-            &layer,
+            (&jobs, &outcomes),
+            (k, Job::Container(2 * k, 2 * k + 1, last)),
+            Some(&layer),
             built.label_fault,
-            opts.seed,
+            opts.seed ^ k,
         )?;
         check_us.push((ms * 1000.0) as u64);
         match outcome {
@@ -659,6 +836,7 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
                 rep.cases += 1;
                 rep.units_packed += c.children.len() as u64;
                 packed_units.extend(c.children.iter().cloned());
+                aggregated.push(c.sscc.clone());
                 closed_cases.push(c.sscc);
             }
             Outcome::Held(h) => {
@@ -674,6 +852,9 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
                     .map_or("?", |r| r.split(':').next().unwrap_or("?"))
                     .to_string();
                 bump(&mut rep.held_reasons, &kind);
+                if h.is_short() {
+                    short = Some((h.id, built.truth.clone()));
+                }
                 // Held cases are reworked off-line; their real units are not repacked
                 // in this run (the supply keeps only what fell out or was swapped).
             }
@@ -681,6 +862,30 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         k += 1;
         if k > 100_000 {
             break;
+        }
+    }
+    // The supervisor closes the short last case as a partial case at the HMI: the
+    // station labels it from its hold and aggregates it.
+    if let Some((hold, truth)) = short {
+        clock.step(CASE_CYCLE_US);
+        let (outcome, _) = drive(
+            &case_sim,
+            (&jobs, &outcomes),
+            (k, Job::ClosePartial(hold, 2 * k + 1)),
+            None,
+            false,
+            opts.seed ^ k,
+        )?;
+        if let Outcome::Aggregated(c) = outcome {
+            let got: BTreeSet<Child> = c.children.iter().cloned().collect();
+            if got != truth {
+                rep.wrong_aggregations += 1;
+                tracing::error!(case = %c.sscc, "wrong aggregation of a partial case");
+            }
+            rep.partial_cases += 1;
+            rep.partial_units += c.children.len() as u64;
+            aggregated.push(c.sscc.clone());
+            closed_cases.push(c.sscc);
         }
     }
     drop(jobs);
@@ -702,6 +907,8 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             store: store.clone(),
             journal: journal.clone(),
             events: events.clone(),
+            clock: clock.clone(),
+            ids: None,
         },
         None,
     )?;
@@ -718,7 +925,20 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             faulty = true;
             bump(&mut rep.injected, "pallet-missing");
         }
-        let mut slots: Vec<Slot> = cases.iter().map(|s| Slot::Code(format!("00{s}"))).collect();
+        let mut slots: Vec<Slot> = Vec::with_capacity(cases.len());
+        for s in &cases {
+            // The case label as it was printed on the case.
+            let label = ContainerId::parse(s)
+                .map_err(|e| e.to_string())
+                .and_then(|id| match id {
+                    ContainerId::Sgtin { .. } => id
+                        .label_element_string(&label_ais)
+                        .map_err(|e| e.to_string()),
+                    ContainerId::Sscc(_) => Ok(id.element_string()),
+                })
+                .map_err(|e| line_err(format!("case {s}: {e}")))?;
+            slots.push(Slot::Code(label));
+        }
         while slots.len() < a.pallet_layout.cells() as usize {
             slots.push(Slot::Empty);
         }
@@ -728,9 +948,18 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
             .collect();
         let layer = render_layer(2448, 2048, &a.pallet_layout, &slots, opts.seed ^ (pk << 20))
             .map_err(|e| SimError::Device("pallet station", e.to_string()))?;
-        let (outcome, _) = drive(&pal_sim, &jobs, &outcomes, pk, &layer, false, opts.seed)?;
+        clock.step(CASE_CYCLE_US);
+        let (outcome, _) = drive(
+            &pal_sim,
+            (&jobs, &outcomes),
+            (pk, Job::Container(2 * pk, 2 * pk + 1, false)),
+            Some(&layer),
+            false,
+            opts.seed ^ pk,
+        )?;
         match outcome {
             Outcome::Aggregated(c) => {
+                aggregated.push(c.sscc.clone());
                 let got: BTreeSet<Child> = c.children.iter().cloned().collect();
                 if faulty || got != truth {
                     rep.wrong_aggregations += 1;
@@ -761,5 +990,102 @@ fn run_stations(opts: &SimOptions, faults: &AggFaults) -> Result<AggregationRepo
         .map(|r| r.len() as u64)
         .unwrap_or(0);
     rep.case_check_ms = crate::report::Latency::from_micros(&check_us);
+    // Upload what the stations journaled, after the line's events.
+    let capture_url = site_server
+        .map(|s| format!("http://{}/capture", s.addr()))
+        .or_else(|| opts.site_url.clone());
+    if let Some(url) = capture_url {
+        let up = linectl::uplink::Uplink::start(
+            linectl::uplink::UplinkConfig::new(url),
+            journal.clone(),
+            Arc::new(SystemClock::new()),
+        )
+        .map_err(|e| line_err(format!("uplink: {e}")))?;
+        let end = journal.end_seq();
+        let t0 = Instant::now();
+        while up.status().cursor < end && t0.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let st = up.stop();
+        let mut u = AggUpload {
+            delivered: st.delivered,
+            ..AggUpload::default()
+        };
+        if let Some(site) = site_server {
+            let want: BTreeSet<String> = aggregated
+                .iter()
+                .map(|id| events.container_uri(id))
+                .collect::<Result<_, _>>()
+                .map_err(|e| line_err(e.to_string()))?;
+            let mut parents = BTreeSet::new();
+            for e in site.events() {
+                if e.get("type").and_then(|v| v.as_str()) != Some("AggregationEvent") {
+                    continue;
+                }
+                u.events_uploaded += 1;
+                if e.get("action").and_then(|v| v.as_str()) == Some("ADD") {
+                    u.adds += 1;
+                    if let Some(p) = e.get("parentID").and_then(|v| v.as_str()) {
+                        parents.insert(p.to_string());
+                    }
+                }
+            }
+            u.distinct_parents = parents.len() as u64;
+            u.missing = want.difference(&parents).count() as u64;
+            u.unexpected = parents.difference(&want).count() as u64;
+            // The site server's figures now cover the stations' events too.
+            if let Some(sr) = report.site_server.as_mut() {
+                let s = site.stats();
+                sr.events = s.events as u64;
+                sr.duplicates_refused = s.duplicates_refused;
+                sr.commissioned = s.commissioned as u64;
+                sr.journaled = journal.end_seq().0;
+                sr.delivered += st.delivered;
+            }
+        }
+        rep.uploaded = Some(u);
+    }
     Ok(rep)
+}
+
+/// Serials for the case GTIN, drawn from the seed (as the line's own), enough for
+/// every case of the run and its voided labels.
+fn seed_case_serials(
+    pool: &mut linectl::pool::Pool,
+    case_gtin: &str,
+    market: linectl::market::Market,
+    supply: &[String],
+    per_case: u32,
+    seed: u64,
+) -> Result<(), SimError> {
+    let need = (supply.len() as u64 / u64::from(per_case.max(1))) * 2 + 64;
+    let have = pool.available(case_gtin).unwrap_or(0);
+    if have >= need {
+        return Ok(());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xca5e_5e71_a100_0001);
+    let mut seen = BTreeSet::new();
+    let mut records = Vec::new();
+    while (records.len() as u64) < need - have {
+        let serial = format!("C{:011}", rng.random_range(0..100_000_000_000u64));
+        if seen.insert(serial.clone()) {
+            records.push(Ok(linectl::pool::SerialRecord {
+                at: records.len() as u64 + 1,
+                serial,
+                ai91: None,
+                ai92: None,
+            }));
+        }
+    }
+    pool.import(
+        case_gtin,
+        Some(market),
+        linectl::pool::Source {
+            header: None,
+            records: Box::new(records.into_iter()),
+        },
+        "hil-sim (seeded case serials)",
+    )
+    .map_err(|e| SimError::Line(format!("seeding the case serials: {e}")))?;
+    Ok(())
 }

@@ -400,6 +400,22 @@ pub fn run_with_front_end(opts: &SimOptions, front: FrontEnd) -> Result<Report, 
 }
 
 fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimError> {
+    run_core(opts, front).map(|(report, _site)| report)
+}
+
+/// As [`run`], handing back the simulated site server (with `site_server`) still
+/// running, so that what is journaled after the line stopped (the aggregation
+/// stations' events) can be uploaded to it too.
+pub fn run_keeping_site(
+    opts: &SimOptions,
+) -> Result<(Report, Option<crate::site::SiteServer>), SimError> {
+    run_core(opts, None)
+}
+
+fn run_core(
+    opts: &SimOptions,
+    front: Option<FrontEnd>,
+) -> Result<(Report, Option<crate::site::SiteServer>), SimError> {
     let wall0 = Instant::now();
     let cpu0 = crate::report::cpu_seconds();
     std::fs::create_dir_all(&opts.data_dir)
@@ -656,7 +672,7 @@ fn run_inner(opts: &SimOptions, front: Option<FrontEnd>) -> Result<Report, SimEr
     if let Some(h) = devs.plc_handle.take() {
         h.stop();
     }
-    Ok(report)
+    Ok((report, site))
 }
 
 struct Sim<'a> {

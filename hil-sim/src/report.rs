@@ -170,12 +170,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report without the measured parts (`host`, `latency_ms`): equal for equal
+    /// The report without the measured parts (`host`, `latency_ms`, the aggregation's
+    /// `case_check_ms`): equal for equal
     /// profile, options and seed on a virtual clock.
     pub fn deterministic_part(&self) -> Report {
         Report {
             host: Host::default(),
             latency_ms: Latency::default(),
+            aggregation: self
+                .aggregation
+                .as_ref()
+                .map(crate::aggregation::AggregationReport::deterministic_part),
             ..self.clone()
         }
     }

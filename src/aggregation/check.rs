@@ -1,7 +1,8 @@
 //! The checks between a decoded layer and an aggregation: every unit code must be this
 //! product and batch, Commissioned (in the pool) and commissioned in this batch (its
 //! event in the journal), not already packed, not seen twice; every case label on a
-//! pallet layer must be a closed case of this batch on no pallet; nothing unreadable;
+//! pallet layer (an SSCC, or a case GTIN + serial) must be a closed case of this batch
+//! on no pallet; nothing unreadable;
 //! the count equal to the packing level. Any problem holds the case or pallet: the
 //! children are only handed on when the problem list is empty. The ledger of what was
 //! commissioned is built from the pool and the journal; it owns no storage.
@@ -126,6 +127,18 @@ pub trait SerialStates {
 impl<S: Store> SerialStates for Pool<S> {
     fn state_of(&self, gtin: &str, serial: &str) -> Result<Option<SerialState>, PoolError> {
         Pool::state_of(self, gtin, serial)
+    }
+}
+
+/// A pool shared with the case-label serials ([`super::station::PoolCaseIds`]).
+impl<S: Store> SerialStates for std::sync::Arc<std::sync::Mutex<Pool<S>>> {
+    fn state_of(&self, gtin: &str, serial: &str) -> Result<Option<SerialState>, PoolError> {
+        match self.lock() {
+            Ok(p) => p.state_of(gtin, serial),
+            Err(_) => Err(PoolError::Usage(
+                "the serial pool's lock is poisoned".into(),
+            )),
+        }
     }
 }
 
@@ -331,10 +344,14 @@ pub fn check_pallet(
             why,
         };
         let sscc = match Gs1Code::parse_element_string(text) {
-            Ok(c) => match c.get("00") {
-                Some(s) => s.to_string(),
-                None => {
-                    out.problems.push(foreign("no SSCC (00)".into()));
+            Ok(c) => match (c.get("00"), c.get("01"), c.get("21")) {
+                (Some(s), _, _) => s.to_string(),
+                // A case labelled with its case GTIN and serial.
+                (None, Some(g), Some(s)) => format!("(01){g}(21){s}"),
+                _ => {
+                    out.problems.push(foreign(
+                        "no SSCC (00) nor case GTIN + serial (01)(21)".into(),
+                    ));
                     continue;
                 }
             },

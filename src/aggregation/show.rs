@@ -1,7 +1,8 @@
 //! The tree under a scanned code: a pallet down to its cases and units, a case down to
 //! its units; a unit or case code shows the containers it is in first. It parses what
 //! a scanner gives (an 18-digit SSCC, a bracketed or plain element string, a Digital
-//! Link URI) and reads the store; it changes nothing.
+//! Link URI; a case labelled with a case GTIN + serial is found by its `(01)(21)`) and
+//! reads the store; it changes nothing.
 
 use std::fmt::Write;
 
@@ -32,14 +33,14 @@ pub fn parse_code(code: &str) -> Option<Child> {
 }
 
 fn head(c: &Container) -> String {
+    let id = crate::gs1::container::container_key(&c.sscc);
     let status = match c.status {
         Status::Closed => "closed",
         Status::Open => "OPEN for rework",
     };
     format!(
-        "{} (00){} batch {} · {} {} · {status}",
+        "{} {id} batch {} · {} {} · {status}",
         c.level.name(),
-        c.sscc,
         c.batch,
         c.children.len(),
         match c.level {
@@ -68,7 +69,7 @@ fn walk(store: &AggStore, c: &Container, prefix: &str, out: &mut String) -> Resu
                     walk(store, &case, &format!("{prefix}{more}"), out)?;
                 }
                 None => {
-                    let _ = writeln!(out, "{prefix}{branch}case (00){sscc} (not in the store)");
+                    let _ = writeln!(out, "{prefix}{branch}case {} (not in the store)", ch.key());
                 }
             },
         }
@@ -80,6 +81,13 @@ fn walk(store: &AggStore, c: &Container, prefix: &str, out: &mut String) -> Resu
 pub fn show(store: &AggStore, code: &str) -> Result<Option<String>, StoreError> {
     let Some(child) = parse_code(code) else {
         return Ok(None);
+    };
+    // A case GTIN + serial reads as a unit code: it names a case if the store has one.
+    let child = match child {
+        Child::Unit { .. } if store.container(&child.key())?.is_some() => {
+            Child::Case { sscc: child.key() }
+        }
+        other => other,
     };
     let mut out = String::new();
     // Upwards first: the containers it is in.
@@ -103,7 +111,7 @@ pub fn show(store: &AggStore, code: &str) -> Result<Option<String>, StoreError> 
             "{} is in {}",
             child.key(),
             path.iter()
-                .map(|p| format!("(00){p}"))
+                .map(|p| crate::gs1::container::container_key(p))
                 .collect::<Vec<_>>()
                 .join(" on ")
         );

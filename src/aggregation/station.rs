@@ -12,20 +12,23 @@
 //! being printed is voided and its case held; a verified label is committed; an event
 //! not yet journaled is journaled once (its eventID is looked for first).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use linectl_drivers::camera::FrameSource;
 use linectl_drivers::printer::{PrintItem, Printer};
 
 use super::AggError;
-use super::check::{BatchLedger, LayerCheck, check_case, check_pallet};
+use super::check::{BatchLedger, LayerCheck, Problem, check_case, check_pallet};
 use super::detect::{CellResult, LayerDecoder};
-use super::store::{AggStore, Child, Container, Hold, Intent, Level, Outgoing, Stage};
+use super::store::{AggStore, Child, Container, Hold, Intent, Level, Outgoing, SHORT, Stage};
 use crate::clock::Clock;
 use crate::epcis::EventTime;
 use crate::epcis::aggregation::AggregationEvents;
+use crate::gs1::container::{ContainerId, check_gtin14};
 use crate::gs1::sscc::SsccScheme;
 use crate::journal::{Journal, Seq};
+use crate::pool::alloc::AllocatorConfig;
+use crate::pool::{Pool, PoolError, SerialState, Store};
 use crate::profile::aggregation::LayoutSection;
 use crate::uplink::record::{EVENT_RECORD, EventRecord};
 
@@ -74,6 +77,8 @@ pub struct Station {
     layer: LayerDecoder,
     label: crate::vision::Decoder,
     job_selected: bool,
+    ids: Box<dyn ContainerIds>,
+    end_of_batch: bool,
     /// The last layer read (for the HMI and diagnostics).
     pub last_reads: Vec<CellResult>,
     /// The last check.
@@ -92,7 +97,10 @@ impl Station {
         events: AggregationEvents,
         clock: Arc<dyn Clock>,
     ) -> Station {
+        let ids = Box::new(SsccIds(cfg.scheme.clone()));
         Station {
+            ids,
+            end_of_batch: false,
             cfg,
             dev,
             store,
@@ -108,10 +116,31 @@ impl Station {
         }
     }
 
-    fn hold(&self, reasons: Vec<String>, sscc: Option<&str>) -> Result<Outcome, AggError> {
+    /// Label the containers of this station from `ids` instead of the profile's SSCC
+    /// scheme (a case labelled with a case GTIN and a serial from the pool:
+    /// [`PoolCaseIds`]).
+    pub fn with_ids(mut self, ids: Box<dyn ContainerIds>) -> Station {
+        self.ids = ids;
+        self
+    }
+
+    /// Whether the next layer is the last case of the batch: a case layer that is only
+    /// short of the packing level (at least one unit, nothing else wrong) is then held
+    /// as `short`, a partial case the supervisor closes at the HMI
+    /// ([`Station::close_partial`]), instead of as missing units.
+    pub fn set_end_of_batch(&mut self, last: bool) {
+        self.end_of_batch = last;
+    }
+
+    fn hold(&mut self, reasons: Vec<String>, sscc: Option<&str>) -> Result<Outcome, AggError> {
         let at = self.clock.wall_micros();
         let h = match sscc {
-            Some(s) => self.store.abandon(s, reasons, at)?,
+            Some(s) => {
+                let h = self.store.abandon(s, reasons, at)?;
+                // The identifier was taken (and may be on a label): never again.
+                self.ids.settled(s, false)?;
+                h
+            }
             None => self
                 .store
                 .hold(self.cfg.level, &self.cfg.batch, reasons, None, at)?,
@@ -131,6 +160,7 @@ impl Station {
         ledger: Option<&BatchLedger>,
     ) -> Result<Outcome, AggError> {
         let level = self.cfg.level;
+        let last = std::mem::take(&mut self.end_of_batch);
         let frame = match self.dev.camera.frame(layer_frame) {
             Ok(f) => f,
             Err(e) => return self.hold(vec![format!("no layer frame: {e}")], None),
@@ -161,34 +191,93 @@ impl Station {
         self.last_reads = reads;
         self.last_check = check.clone();
         if !check.ok() {
+            if last && level == Level::Case && only_short(&check) {
+                let h = self.store.hold_with_children(
+                    level,
+                    &self.cfg.batch,
+                    vec![format!(
+                        "{SHORT}: {} of {} units in the last case of batch {}: close it as a partial case at the HMI",
+                        check.children.len(),
+                        self.cfg.expected,
+                        self.cfg.batch
+                    )],
+                    None,
+                    self.clock.wall_micros(),
+                    check.children,
+                )?;
+                tracing::info!(
+                    hold = h.id,
+                    units = h.children.len(),
+                    "partial case held at the end of the batch"
+                );
+                return Ok(Outcome::Held(h));
+            }
             return self.hold(
                 check.problems.iter().map(ToString::to_string).collect(),
                 None,
             );
         }
-        // Only now is an SSCC taken; it is never reused, whatever happens next.
-        let serial = self.store.next_serial_reference(level)?;
-        let sscc = self.cfg.scheme.sscc(serial)?;
+        self.label_and_commit(check.children, layer_frame, label_frame, None)
+    }
+
+    /// The supervisor closes the partial case of the `short` hold `hold_id` as it is:
+    /// a label is taken, printed on the station's printer and read back from camera
+    /// frame `label_frame`, and the case aggregated with its ADD event — or held again
+    /// if the label does not read back. Refused (an error, nothing changed) if the hold
+    /// is not a short case or one of its units got packed meanwhile.
+    pub fn close_partial(&mut self, hold_id: u64, label_frame: u64) -> Result<Outcome, AggError> {
+        let h = self
+            .store
+            .hold_by_id(hold_id)?
+            .ok_or_else(|| AggError::Usage(format!("no hold {hold_id}")))?;
+        if !h.is_short() || self.cfg.level != Level::Case {
+            return Err(AggError::Usage(format!(
+                "hold {hold_id} is not a partial case at the end of a batch"
+            )));
+        }
+        self.label_and_commit(h.children, label_frame, label_frame, Some(hold_id))
+    }
+
+    /// Take an identifier, record the intent durably (for a partial case: in the same
+    /// transaction that resolves its hold), print, read back, commit.
+    fn label_and_commit(
+        &mut self,
+        children: Vec<Child>,
+        unit: u64,
+        label_frame: u64,
+        partial_of: Option<u64>,
+    ) -> Result<Outcome, AggError> {
+        let level = self.cfg.level;
+        // Only now is an identifier taken; it is never reused, whatever happens next.
+        let id = self.ids.take(level, &self.store)?;
+        let key = id.id();
         let intent = Intent {
-            sscc: sscc.as_str().to_string(),
+            sscc: key.clone(),
             level,
             batch: self.cfg.batch.clone(),
-            children: check.children,
+            children,
             stage: Stage::Printing,
             at_us: self.clock.wall_micros(),
         };
-        self.store.begin(&intent)?;
-        if let Err(e) = self.print(sscc.element_string(), layer_frame) {
-            return self.hold(vec![format!("label printer: {e}")], Some(sscc.as_str()));
+        let begun = match partial_of {
+            None => self.store.begin(&intent),
+            Some(hold) => self.store.close_partial(hold, &intent),
+        };
+        if let Err(e) = begun {
+            self.ids.settled(&key, false)?;
+            return Err(e.into());
+        }
+        let want = self.ids.label(&id)?;
+        if let Err(e) = self.print(want.clone(), unit) {
+            return self.hold(vec![format!("label printer: {e}")], Some(&key));
         }
         let label = match self.dev.camera.frame(label_frame) {
             Ok(f) => f,
-            Err(e) => return self.hold(vec![format!("no label frame: {e}")], Some(sscc.as_str())),
+            Err(e) => return self.hold(vec![format!("no label frame: {e}")], Some(&key)),
         };
         let read = crate::vision::GreyFrame::new(label.width, label.height, label.pixels)
             .map_err(|e| e.to_string())
             .and_then(|g| self.label.decode(&g).map_err(|e| e.to_string()));
-        let want = sscc.element_string();
         match read {
             Ok(Some(r)) if r.content == want => {}
             Ok(Some(r)) => {
@@ -197,20 +286,21 @@ impl Station {
                         "label verify: read {:?}, printed {want}",
                         r.content
                     )],
-                    Some(sscc.as_str()),
+                    Some(&key),
                 );
             }
             Ok(None) => {
                 return self.hold(
                     vec!["label verify: the label does not read".into()],
-                    Some(sscc.as_str()),
+                    Some(&key),
                 );
             }
-            Err(e) => return self.hold(vec![format!("label verify: {e}")], Some(sscc.as_str())),
+            Err(e) => return self.hold(vec![format!("label verify: {e}")], Some(&key)),
         }
-        self.store.advance(sscc.as_str(), Stage::Verified)?;
-        let c = finish(&self.store, &self.journal, &self.events, sscc.as_str())?;
-        tracing::info!(level = level.name(), sscc = %sscc, children = c.children.len(), "aggregated");
+        self.store.advance(&key, Stage::Verified)?;
+        let c = finish(&self.store, &self.journal, &self.events, &key)?;
+        self.ids.settled(&key, true)?;
+        tracing::info!(level = level.name(), id = %id, children = c.children.len(), "aggregated");
         Ok(Outcome::Aggregated(c))
     }
 
@@ -227,13 +317,156 @@ impl Station {
     }
 }
 
+/// Whether the only problems of a case layer are that it is short of the packing level
+/// (empty cells and the count), with at least one unit in it.
+fn only_short(check: &LayerCheck) -> bool {
+    let found = check.children.len() as u32;
+    found > 0
+        && check.problems.iter().all(|p| match p {
+            Problem::Missing { .. } => true,
+            Problem::Count { found: f, expected } => f < expected,
+            _ => false,
+        })
+}
+
+/// Where the identifiers on a station's labels come from.
+pub trait ContainerIds: Send {
+    /// Take the next identifier of a `level` container, durably: one handed out is
+    /// never handed out again, whatever happens to its label.
+    fn take(&mut self, level: Level, store: &AggStore) -> Result<ContainerId, AggError>;
+
+    /// The element string printed on the label of `id` (and expected back from the
+    /// label camera). The default: the identifier alone.
+    fn label(&self, id: &ContainerId) -> Result<String, AggError> {
+        Ok(id.element_string())
+    }
+
+    /// The label of `id` (as the store keys it) was aggregated (`true`) or voided
+    /// (`false`). The default does nothing (an SSCC counter has no states).
+    fn settled(&mut self, id: &str, aggregated: bool) -> Result<(), AggError> {
+        let _ = (id, aggregated);
+        Ok(())
+    }
+}
+
+/// SSCCs from the profile's scheme, serial references from the store's counter.
+#[derive(Debug, Clone)]
+pub struct SsccIds(pub SsccScheme);
+
+impl ContainerIds for SsccIds {
+    fn take(&mut self, level: Level, store: &AggStore) -> Result<ContainerId, AggError> {
+        let serial = store.next_serial_reference(level)?;
+        Ok(ContainerId::Sscc(self.0.sscc(serial)?))
+    }
+}
+
+/// Cases labelled with a case GTIN and a serial from the serial pool: each serial is
+/// reserved durably (a block of one) and marked Encoded before the label intent is
+/// written, so a crash at any point leaves it used, never free; an aggregated case's
+/// serial becomes Commissioned, a voided label's LabelScrapped.
+pub struct PoolCaseIds<S: Store + Send + 'static> {
+    pool: Arc<Mutex<Pool<S>>>,
+    gtin: String,
+    line: String,
+    batch: String,
+    label_ais: Vec<(String, String)>,
+}
+
+impl<S: Store + Send + 'static> PoolCaseIds<S> {
+    /// Serials of `case_gtin` for `line` and `batch` from `pool` (shared, e.g. with the
+    /// batch ledger).
+    pub fn new(
+        pool: Arc<Mutex<Pool<S>>>,
+        case_gtin: &str,
+        line: &str,
+        batch: &str,
+    ) -> Result<Self, AggError> {
+        check_gtin14(case_gtin).map_err(|e| AggError::Usage(e.to_string()))?;
+        Ok(PoolCaseIds {
+            pool,
+            gtin: case_gtin.to_string(),
+            line: line.to_string(),
+            batch: batch.to_string(),
+            label_ais: Vec::new(),
+        })
+    }
+
+    /// Print these elements (AI, value) on each case label too, e.g. the expiry (17)
+    /// and batch (10); checked here by the GS1 engine, so a bad value is an error
+    /// before any label is printed.
+    pub fn with_label_ais(mut self, ais: Vec<(String, String)>) -> Result<Self, AggError> {
+        ContainerId::sgtin(&self.gtin, "1")
+            .map_err(|e| AggError::Usage(e.to_string()))?
+            .label_element_string(&ais)
+            .map_err(|e| AggError::Usage(format!("case label: {e}")))?;
+        self.label_ais = ais;
+        Ok(self)
+    }
+
+    fn pool(&self) -> Result<std::sync::MutexGuard<'_, Pool<S>>, AggError> {
+        self.pool
+            .lock()
+            .map_err(|_| AggError::Usage("the serial pool's lock is poisoned".into()))
+    }
+}
+
+fn pool_err(gtin: &str) -> impl Fn(PoolError) -> AggError + '_ {
+    move |e| AggError::Usage(format!("case serial pool (GTIN {gtin}): {e}"))
+}
+
+impl<S: Store + Send + 'static> ContainerIds for PoolCaseIds<S> {
+    fn take(&mut self, level: Level, _store: &AggStore) -> Result<ContainerId, AggError> {
+        if level != Level::Case {
+            return Err(AggError::Usage(
+                "a pallet is labelled with an SSCC, not a case GTIN".into(),
+            ));
+        }
+        let (gtin, line, batch) = (self.gtin.clone(), self.line.clone(), self.batch.clone());
+        let mut pool = self.pool()?;
+        let mut a = pool
+            .allocator(
+                &gtin,
+                &line,
+                &batch,
+                AllocatorConfig {
+                    block_size: 1,
+                    quantity: None,
+                },
+            )
+            .map_err(pool_err(&gtin))?;
+        let h = a.next_serial().map_err(pool_err(&gtin))?;
+        a.mark_encoded(&h).map_err(pool_err(&gtin))?;
+        a.close().map_err(pool_err(&gtin))?;
+        ContainerId::sgtin(&gtin, h.serial()).map_err(|e| AggError::Usage(e.to_string()))
+    }
+
+    fn label(&self, id: &ContainerId) -> Result<String, AggError> {
+        id.label_element_string(&self.label_ais)
+            .map_err(|e| AggError::Usage(format!("case label {id}: {e}")))
+    }
+
+    fn settled(&mut self, id: &str, aggregated: bool) -> Result<(), AggError> {
+        let Ok(ContainerId::Sgtin { gtin, serial }) = ContainerId::parse(id) else {
+            return Ok(());
+        };
+        let to = if aggregated {
+            SerialState::Commissioned
+        } else {
+            SerialState::LabelScrapped
+        };
+        let mut pool = self.pool()?;
+        pool.set_state(&gtin, &[serial.as_str()], to)
+            .map_err(pool_err(&gtin))
+    }
+}
+
 /// The URIs of `children`.
 pub fn child_uris(events: &AggregationEvents, children: &[Child]) -> Result<Vec<String>, AggError> {
     children
         .iter()
         .map(|c| match c {
             Child::Unit { gtin, serial } => events.unit_uri(gtin, serial),
-            Child::Case { sscc } => events.sscc_uri(sscc),
+            Child::Case { sscc } => events.container_uri(sscc),
         })
         .collect::<Result<_, _>>()
         .map_err(AggError::from)
@@ -349,6 +582,26 @@ pub fn recover(
                 Err(e) => return Err(e),
             },
         }
+    }
+    Ok(r)
+}
+
+/// [`recover`], then tell `ids` how each interrupted label ended: a voided one's
+/// identifier is settled as not aggregated (a case serial becomes LabelScrapped), a
+/// committed one's as aggregated (Commissioned).
+pub fn recover_settling(
+    store: &AggStore,
+    journal: &Journal,
+    events: &AggregationEvents,
+    now_us: u64,
+    ids: &mut dyn ContainerIds,
+) -> Result<Recovered, AggError> {
+    let r = recover(store, journal, events, now_us)?;
+    for v in &r.voided {
+        ids.settled(v, false)?;
+    }
+    for c in &r.committed {
+        ids.settled(c, true)?;
     }
     Ok(r)
 }

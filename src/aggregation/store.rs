@@ -45,19 +45,22 @@ pub enum Child {
         /// Serial (AI 21).
         serial: String,
     },
-    /// A case, by its SSCC.
+    /// A case, by its identifier as the store keys it (see
+    /// [`crate::gs1::container::ContainerId::id`]).
     Case {
-        /// The case's 18-digit SSCC.
+        /// The case's 18-digit SSCC, or `(01)GTIN(21)SERIAL` for a case labelled with
+        /// a case GTIN and serial.
         sscc: String,
     },
 }
 
 impl Child {
-    /// The index key: `(01)GTIN(21)SERIAL` or `(00)SSCC`.
+    /// The index key: `(01)GTIN(21)SERIAL` or `(00)SSCC` (a case with a case GTIN and
+    /// serial: its `(01)…(21)…`).
     pub fn key(&self) -> String {
         match self {
             Child::Unit { gtin, serial } => format!("(01){gtin}(21){serial}"),
-            Child::Case { sscc } => format!("(00){sscc}"),
+            Child::Case { sscc } => crate::gs1::container::container_key(sscc),
         }
     }
 }
@@ -75,7 +78,8 @@ pub enum Status {
 /// One case or pallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
-    /// Its SSCC.
+    /// Its identifier: the SSCC, or `(01)GTIN(21)SERIAL` for a case labelled with a
+    /// case GTIN and serial (the field keeps its historic name).
     pub sscc: String,
     /// Case or pallet.
     pub level: Level,
@@ -104,7 +108,7 @@ pub enum Stage {
 /// A label being printed: written before the printer sees the SSCC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
-    /// The SSCC on the label.
+    /// The identifier on the label (SSCC, or `(01)GTIN(21)SERIAL`).
     pub sscc: String,
     /// Case or pallet.
     pub level: Level,
@@ -133,6 +137,27 @@ pub struct Hold {
     pub sscc: Option<String>,
     /// When, µs since the Unix epoch.
     pub at_us: u64,
+    /// The children that passed every check, kept for a hold the supervisor may
+    /// resolve without a new read (a `short` case: see [`AggStore::close_partial`]).
+    #[serde(default)]
+    pub children: Vec<Child>,
+}
+
+/// The first word of the reason of a hold that is a partial case at the end of a
+/// batch: the supervisor closes it at the HMI ([`AggStore::close_partial`]).
+pub const SHORT: &str = "short";
+
+impl Hold {
+    /// Whether this hold is a partial case at the end of a batch (its first reason is
+    /// `short: …`) with the children it was found with.
+    pub fn is_short(&self) -> bool {
+        self.level == Level::Case
+            && !self.children.is_empty()
+            && self
+                .reasons
+                .first()
+                .is_some_and(|r| r.split(':').next() == Some(SHORT))
+    }
 }
 
 /// An event to journal, written in the same transaction as the change it reports, and
@@ -405,6 +430,20 @@ impl AggStore {
         sscc: Option<String>,
         at_us: u64,
     ) -> Result<Hold, StoreError> {
+        self.hold_with_children(level, batch, reasons, sscc, at_us, Vec::new())
+    }
+
+    /// Hold a case or pallet for rework, keeping the `children` that passed every
+    /// check (a partial case at the end of a batch is closed from them).
+    pub fn hold_with_children(
+        &self,
+        level: Level,
+        batch: &str,
+        reasons: Vec<String>,
+        sscc: Option<String>,
+        at_us: u64,
+        children: Vec<Child>,
+    ) -> Result<Hold, StoreError> {
         let id = self.db.generate_id().map_err(io("hold id"))?;
         let h = Hold {
             id,
@@ -413,6 +452,7 @@ impl AggStore {
             reasons,
             sscc,
             at_us,
+            children,
         };
         self.holds
             .insert(id.to_be_bytes(), enc(&h))
@@ -436,6 +476,73 @@ impl AggStore {
         self.outbox
             .remove(event_id.as_bytes())
             .map_err(io("outbox"))?;
+        self.flush()
+    }
+
+    /// One hold.
+    pub fn hold_by_id(&self, id: u64) -> Result<Option<Hold>, StoreError> {
+        match self.holds.get(id.to_be_bytes()).map_err(io("read"))? {
+            Some(v) => Ok(Some(dec(&id.to_be_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The supervisor closes the partial case of hold `hold_id` (a `short` hold, see
+    /// [`Hold::is_short`]) as it is: in one transaction the hold goes and `intent`
+    /// (the label about to be printed for it, stage `Printing`, a case with exactly
+    /// the hold's children) is recorded. Refused, with nothing changed, if the hold is
+    /// not a short case, the children differ, one of them has meanwhile got a parent,
+    /// or the identifier is taken. The station then prints, verifies and commits the
+    /// intent as any other (see `super::station::Station::close_partial`).
+    pub fn close_partial(&self, hold_id: u64, intent: &Intent) -> Result<(), StoreError> {
+        (&self.holds, &self.intents, &self.containers, &self.children)
+            .transaction(|(holds, int, cont, child)| {
+                let key = hold_id.to_be_bytes();
+                let Some(v) = holds.get(key)? else {
+                    return abort(StoreError::Unknown(format!("hold {hold_id}")));
+                };
+                let h: Hold = match dec(&key, &v) {
+                    Ok(h) => h,
+                    Err(e) => return abort(e),
+                };
+                if !h.is_short() {
+                    return abort(StoreError::Refused(format!(
+                        "hold {hold_id} is not a partial case at the end of a batch ({})",
+                        h.reasons.first().map_or("no reason", String::as_str)
+                    )));
+                }
+                if intent.level != Level::Case
+                    || intent.stage != Stage::Printing
+                    || intent.batch != h.batch
+                    || intent.children != h.children
+                {
+                    return abort(StoreError::Refused(format!(
+                        "the label intent {} does not match hold {hold_id} (level, batch, stage or children differ)",
+                        intent.sscc
+                    )));
+                }
+                if cont.get(intent.sscc.as_bytes())?.is_some()
+                    || int.get(intent.sscc.as_bytes())?.is_some()
+                {
+                    return abort(StoreError::Refused(format!(
+                        "{} is already in use",
+                        intent.sscc
+                    )));
+                }
+                for ch in &intent.children {
+                    if let Some(p) = child.get(ch.key().as_bytes())? {
+                        return abort(StoreError::Refused(format!(
+                            "{} is already in {}",
+                            ch.key(),
+                            String::from_utf8_lossy(&p)
+                        )));
+                    }
+                }
+                holds.remove(&key)?;
+                int.insert(intent.sscc.as_bytes(), enc(intent))?;
+                Ok(())
+            })
+            .map_err(tx_err("close partial"))?;
         self.flush()
     }
 
@@ -735,6 +842,78 @@ mod tests {
         assert_eq!(s.next_serial_reference(Level::Case)?, 3);
         assert_eq!(s.holds()?.len(), 1);
         assert_eq!(s.counts()?.get(&Level::Case), Some(&2));
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_case_is_closed_from_its_hold_once() -> Result<(), StoreError> {
+        let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
+        let s = AggStore::open(d.path())?;
+        let kids = vec![unit("1"), unit("2")];
+        let h = s.hold_with_children(
+            Level::Case,
+            "B1",
+            vec![format!("{SHORT}: 2 of 4 units")],
+            None,
+            3,
+            kids.clone(),
+        )?;
+        assert!(h.is_short());
+        let other = s.hold(Level::Case, "B1", vec!["count: 2 found".into()], None, 4)?;
+        assert!(!other.is_short());
+        // Not a short hold, other children, another batch: refused, nothing changed.
+        assert!(matches!(
+            s.close_partial(other.id, &intent("X", Level::Case, kids.clone())),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(
+            s.close_partial(h.id, &intent("X", Level::Case, vec![unit("1")]))
+                .is_err()
+        );
+        let mut wrong_batch = intent("X", Level::Case, kids.clone());
+        wrong_batch.batch = "B2".into();
+        assert!(s.close_partial(h.id, &wrong_batch).is_err());
+        assert_eq!(s.holds()?.len(), 2);
+        assert!(s.intents()?.is_empty());
+        // A unit packed meanwhile: refused.
+        pack(&s, "Y", Level::Case, vec![unit("2")])?;
+        assert!(
+            s.close_partial(h.id, &intent("X", Level::Case, kids.clone()))
+                .is_err()
+        );
+        s.dissolve("Y", &[])?;
+        // Now it goes: the hold is gone, the intent recorded, then committed as usual.
+        s.close_partial(h.id, &intent("X", Level::Case, kids.clone()))?;
+        assert!(s.hold_by_id(h.id)?.is_none());
+        assert_eq!(s.holds()?.len(), 1);
+        assert!(
+            s.close_partial(h.id, &intent("Z", Level::Case, kids.clone()))
+                .is_err()
+        );
+        s.advance("X", Stage::Verified)?;
+        let c = s.commit("X", &[])?;
+        assert_eq!(c.children, kids);
+        assert_eq!(s.parent_of(&unit("1"))?.as_deref(), Some("X"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_case_gtin_and_serial_is_a_case_like_an_sscc() -> Result<(), StoreError> {
+        let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
+        let s = AggStore::open(d.path())?;
+        let case = "(01)19506000134359(21)C1";
+        pack(&s, case, Level::Case, vec![unit("1")])?;
+        let c = Child::Case { sscc: case.into() };
+        assert_eq!(c.key(), case);
+        pack(&s, "195060000000000012", Level::Pallet, vec![c.clone()])?;
+        assert_eq!(s.parent_of(&c)?.as_deref(), Some("195060000000000012"));
+        assert_eq!(
+            Child::Case {
+                sscc: "195060000000000012".into()
+            }
+            .key(),
+            "(00)195060000000000012"
+        );
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! The AggregationEvents of the case and pallet stations and of rework: ADD `packing`
 //! when units go into a case or cases onto a pallet, DELETE `unpacking` when they come
-//! out (rework, a dissolved pallet). Parents are SSCCs; children are unit SGTINs or
-//! case SSCCs, in the line's identifier form. It builds events only: the stations
+//! out (rework, a dissolved pallet). Parents are SSCCs, or the SGTIN of a case labelled
+//! with a case GTIN and serial; children are unit SGTINs or cases, in the line's
+//! identifier form. It builds events only: the stations
 //! journal them like every other event.
 
 use super::EpcisError;
@@ -41,6 +42,17 @@ impl AggregationEvents {
         Sscc::new(sscc)?.uri(self.form)
     }
 
+    /// The URI of a case or pallet stored as `id`: an SSCC (18 digits) or a case GTIN
+    /// + serial (`(01)GTIN(21)SERIAL`, its SGTIN).
+    pub fn container_uri(&self, id: &str) -> Result<String, EpcisError> {
+        use crate::gs1::container::ContainerId;
+        match ContainerId::parse(id) {
+            Ok(ContainerId::Sscc(s)) => self.sscc_uri(s.as_str()),
+            Ok(ContainerId::Sgtin { gtin, serial }) => self.unit_uri(&gtin, &serial),
+            Err(e) => Err(EpcisError::Identifier(e.to_string())),
+        }
+    }
+
     fn event(
         &self,
         action: Action,
@@ -51,7 +63,7 @@ impl AggregationEvents {
     ) -> Result<Event, EpcisError> {
         Event::from(
             AggregationEvent::builder(action, time)
-                .parent(self.sscc_uri(parent)?)
+                .parent(self.container_uri(parent)?)
                 .children(children)
                 .biz_step(step)
                 .disposition(Disposition::InProgress)
@@ -62,7 +74,7 @@ impl AggregationEvents {
         .with_hash_id()
     }
 
-    /// `children` (URIs) packed into `parent` (SSCC): ADD, `packing`, with its hash ID.
+    /// `children` (URIs) packed into `parent` (SSCC or `(01)…(21)…`): ADD, `packing`, with its hash ID.
     pub fn packed(
         &self,
         time: EventTime,
@@ -72,7 +84,7 @@ impl AggregationEvents {
         self.event(Action::Add, BizStep::Packing, time, parent, children)
     }
 
-    /// `children` (URIs) taken out of `parent` (SSCC): DELETE, `unpacking`, with its
+    /// `children` (URIs) taken out of `parent` (SSCC or `(01)…(21)…`): DELETE, `unpacking`, with its
     /// hash ID; no children means the parent is dissolved (all of them).
     pub fn unpacked(
         &self,
@@ -112,7 +124,16 @@ mod tests {
         assert_eq!(d["bizStep"], "unpacking");
         assert!(d.get("childEPCs").is_none());
         assert!(e.packed(t, "095060000000000015", vec![]).is_err());
-        assert!(e.packed(t, "12345", vec![u]).is_err());
+        assert!(e.packed(t, "12345", vec![u.clone()]).is_err());
+        // A case labelled with a case GTIN and serial: its SGTIN is the parent.
+        let c = e
+            .packed(t, "(01)19506000134359(21)C0001", vec![u.clone()])?
+            .to_json();
+        assert_eq!(
+            c["parentID"],
+            "https://id.gs1.org/01/19506000134359/21/C0001"
+        );
+        assert!(e.packed(t, "(01)19506000134358(21)C0001", vec![u]).is_err());
         Ok(())
     }
 }

@@ -14,6 +14,7 @@
 use std::fmt;
 
 mod codes;
+pub mod container;
 mod dl;
 mod lint;
 mod parse;

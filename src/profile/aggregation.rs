@@ -1,5 +1,5 @@
 //! `[aggregation]`: the optional profile section of the case and pallet stations (packing
-//! levels, SSCC scheme, the nominal layout of a case layer and of a pallet layer in the
+//! levels, SSCC scheme or case GTIN of the case labels, the nominal layout of a case layer and of a pallet layer in the
 //! station camera's frame, the station devices) and its validation. Absent means the
 //! line does not aggregate. It owns no station logic (that is `crate::aggregation`).
 
@@ -14,6 +14,21 @@ use super::validate::{Endpoint, parse_endpoint};
 pub struct AggregationSection {
     /// GS1 company prefix of the SSCCs printed on case and pallet labels (4-12 digits).
     pub company_prefix: String,
+    /// What identifies a case on its label: `sscc` (an SSCC from `company_prefix` and
+    /// `case_extension`) or `gtin-serial` (the case's own GTIN `case_gtin` with a
+    /// serial from the serial pool; the case's EPC is then its SGTIN). Pallets always
+    /// carry an SSCC. Default: `sscc`.
+    #[serde(default)]
+    pub case_label: CaseLabel,
+    /// GTIN-14 of the case as a trade item of its own, for `case_label = "gtin-serial"`
+    /// (its serials must be in the serial pool). Default: none.
+    #[serde(default)]
+    pub case_gtin: Option<String>,
+    /// With `case_label = "gtin-serial"`: print the batch's expiry (17) and lot (10)
+    /// from `[batch]` on each case label too, as the unit codes carry them.
+    /// Default: false (the label carries (01) and (21) only).
+    #[serde(default)]
+    pub case_label_batch: bool,
     /// SSCC extension digit of case labels. Default: 0.
     #[serde(default)]
     pub case_extension: u8,
@@ -40,6 +55,17 @@ pub struct AggregationSection {
     /// The pallet station's devices.
     #[serde(default = "default_pallet_station")]
     pub pallet_station: StationSection,
+}
+
+/// What identifies a case on its label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaseLabel {
+    /// An SSCC (AI 00).
+    #[default]
+    Sscc,
+    /// The case GTIN (AI 01) and a serial (AI 21) from the serial pool.
+    GtinSerial,
 }
 
 /// A nominal grid of symbols in a frame: `rows × cols` equal cells over the rectangle
@@ -157,6 +183,30 @@ pub(crate) fn validate(a: &AggregationSection, out: &mut Problems) {
         || !a.company_prefix.bytes().all(|b| b.is_ascii_digit())
     {
         out.push("aggregation.company_prefix", "must be 4-12 digits");
+    }
+    match (a.case_label, &a.case_gtin) {
+        (CaseLabel::GtinSerial, None) => out.push(
+            "aggregation.case_gtin",
+            "case_label = \"gtin-serial\" needs the case GTIN (a GTIN-14)",
+        ),
+        (_, Some(g)) => {
+            if let Err(e) = crate::gs1::container::check_gtin14(g) {
+                out.push("aggregation.case_gtin", e.to_string());
+            }
+            if a.case_label == CaseLabel::Sscc {
+                out.push(
+                    "aggregation.case_gtin",
+                    "only used with case_label = \"gtin-serial\" (case labels are SSCCs)",
+                );
+            }
+        }
+        (CaseLabel::Sscc, None) => {}
+    }
+    if a.case_label_batch && a.case_label != CaseLabel::GtinSerial {
+        out.push(
+            "aggregation.case_label_batch",
+            "only used with case_label = \"gtin-serial\"",
+        );
     }
     if a.case_extension > 9 {
         out.push("aggregation.case_extension", "must be a digit 0-9");
@@ -281,9 +331,40 @@ mod tests {
     }
 
     #[test]
+    fn a_case_gtin_label_needs_a_valid_gtin14() {
+        let p = with(
+            "[aggregation]\ncompany_prefix = \"9506000\"\ncase_label = \"gtin-serial\"\ncase_gtin = \"19506000134359\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let a = p.aggregation.unwrap_or_else(|| panic!("section"));
+        assert_eq!(a.case_label, super::CaseLabel::GtinSerial);
+        assert_eq!(a.case_gtin.as_deref(), Some("19506000134359"));
+        for (section, want) in [
+            ("case_label = \"gtin-serial\"\n", "needs the case GTIN"),
+            (
+                "case_label = \"gtin-serial\"\ncase_gtin = \"1950600013435\"\n",
+                "GTIN-14",
+            ),
+            ("case_gtin = \"19506000134359\"\n", "only used with"),
+            ("case_label = \"gtin\"\n", "unknown variant"),
+            ("case_label_batch = true\n", "aggregation.case_label_batch"),
+        ] {
+            let e = with(&format!(
+                "[aggregation]\ncompany_prefix = \"9506000\"\n{section}"
+            ))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(e.contains("p.toml"), "{section}: {e}");
+            assert!(e.contains(want), "{section}: {e}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let e = with(
             "[aggregation]\ncompany_prefix = \"95x\"\ncase_extension = 12\nunits_per_case = 200\n\
+             case_label = \"gtin-serial\"\ncase_gtin = \"19506000134358\"\n\
              [aggregation.case_station]\nprinter_kind = \"inkjet\"\nprinter_address = \"nohost\"\ncamera_address = \"/dev/ttyS0\"\n",
         )
         .err()
@@ -296,6 +377,7 @@ mod tests {
             "aggregation.case_station.printer_kind",
             "aggregation.case_station.printer_address",
             "aggregation.case_station.camera_address",
+            "aggregation.case_gtin",
         ] {
             assert!(
                 e.contains(&format!("p.toml: {key}:")),
