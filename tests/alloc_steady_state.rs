@@ -9,8 +9,8 @@
 //! extra units cost. The test asserts that the decode workers allocate nothing per unit
 //! outside the reader, and that the PLC, camera and decode stages' own code allocates
 //! nothing per unit; it prints the whole breakdown (`--nocapture`), and with
-//! `LINECTL_ALLOC_TRACE=coordinator,printer` it samples backtraces of those stages' own
-//! allocations to stderr.
+//! `LINECTL_ALLOC_TRACE=coordinator,printer:driver` it samples backtraces of those
+//! stages' own allocations (or those inside the named span) to stderr.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -34,8 +34,8 @@ thread_local! {
     static TRACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Stages whose own allocations are sampled with a backtrace (`LINECTL_ALLOC_TRACE`,
-/// comma-separated stage names), one bit per stage tag.
+/// (Stage, whose code) pairs whose allocations are sampled with a backtrace
+/// (`LINECTL_ALLOC_TRACE`), one bit per pair.
 static TRACE_STAGE: AtomicU64 = AtomicU64::new(0);
 static TRACE_N: AtomicU64 = AtomicU64::new(0);
 
@@ -44,14 +44,15 @@ fn count(size: usize) {
         return;
     }
     let (stage, inside) = probe::current();
-    if inside == Inside::Own
-        && TRACE_STAGE.load(Ordering::Relaxed) & (1 << stage as u64) != 0
+    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (stage as u64 * KINDS as u64 + inside as u64))
+        != 0
         && TRACE_N.fetch_add(1, Ordering::Relaxed).is_multiple_of(97)
     {
         TRACING.with(|t| t.set(true));
         eprintln!(
-            "--- {} own allocation of {size} bytes:\n{}",
+            "--- {} {} allocation of {size} bytes:\n{}",
             stage.name(),
+            inside.name(),
             std::backtrace::Backtrace::force_capture()
         );
         TRACING.with(|t| t.set(false));
@@ -160,10 +161,19 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
     let _ = run(SHORT);
     let a = run(SHORT);
     if let Ok(names) = std::env::var("LINECTL_ALLOC_TRACE") {
-        let mask = Stage::ALL
-            .into_iter()
-            .filter(|s| names.split(',').any(|n| n == s.name()))
-            .fold(0u64, |m, s| m | 1 << s as u64);
+        // `stage` (its own code) or `stage:kind`, comma-separated.
+        let mut mask = 0u64;
+        for s in Stage::ALL {
+            for k in Inside::ALL {
+                let full = format!("{}:{}", s.name(), k.name());
+                if names
+                    .split(',')
+                    .any(|n| n == full || (k == Inside::Own && n == s.name()))
+                {
+                    mask |= 1 << (s as u64 * KINDS as u64 + k as u64);
+                }
+            }
+        }
         TRACE_STAGE.store(mask, Ordering::Relaxed);
     }
     let b = run(LONG);
