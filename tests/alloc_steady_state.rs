@@ -37,16 +37,29 @@ thread_local! {
 /// (Stage, whose code) pairs whose allocations are sampled with a backtrace
 /// (`LINECTL_ALLOC_TRACE`), one bit per pair.
 static TRACE_STAGE: AtomicU64 = AtomicU64::new(0);
-static TRACE_N: AtomicU64 = AtomicU64::new(0);
+/// Allocations of each traced pair so far in the traced run, and how many of them to
+/// pass over before sampling (as many as a whole short run made: start-up and the
+/// first units), so that the samples come from the steady state.
+static TRACE_SEEN: [[AtomicU64; KINDS]; STAGES] =
+    [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
+static TRACE_SKIP: [[AtomicU64; KINDS]; STAGES] =
+    [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
 
 fn count(size: usize) {
     if TRACING.with(std::cell::Cell::get) {
         return;
     }
     let (stage, inside) = probe::current();
-    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (stage as u64 * KINDS as u64 + inside as u64))
-        != 0
-        && TRACE_N.fetch_add(1, Ordering::Relaxed).is_multiple_of(97)
+    let (i, k) = (stage as usize, inside as usize);
+    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
+        && let (Some(seen), Some(skip)) = (
+            TRACE_SEEN.get(i).and_then(|r| r.get(k)),
+            TRACE_SKIP.get(i).and_then(|r| r.get(k)),
+        )
+        && seen
+            .fetch_add(1, Ordering::Relaxed)
+            .checked_sub(skip.load(Ordering::Relaxed))
+            .is_some_and(|n| n.is_multiple_of(97))
     {
         TRACING.with(|t| t.set(true));
         eprintln!(
@@ -57,7 +70,6 @@ fn count(size: usize) {
         );
         TRACING.with(|t| t.set(false));
     }
-    let (i, k) = (stage as usize, inside as usize);
     if let (Some(c), Some(b)) = (
         COUNTS.get(i).and_then(|r| r.get(k)),
         BYTES.get(i).and_then(|r| r.get(k)),
@@ -170,7 +182,9 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
                     .split(',')
                     .any(|n| n == full || (k == Inside::Own && n == s.name()))
                 {
-                    mask |= 1 << (s as u64 * KINDS as u64 + k as u64);
+                    mask |= 1 << (s as usize * KINDS + k as usize);
+                    TRACE_SKIP[s as usize][k as usize]
+                        .store(a[s as usize][k as usize].0, Ordering::Relaxed);
                 }
             }
         }

@@ -30,8 +30,8 @@ pub(crate) enum Rec {
     Unit {
         serial: String,
         passed: bool,
-        lot: String,
-        expiry: String,
+        lot: Arc<str>,
+        expiry: Arc<str>,
     },
     /// Serials loaded into the printer but never printed (buffer cleared).
     Unprinted { serials: Vec<String>, lot: String },
