@@ -91,6 +91,8 @@ pub(crate) struct Coordinator {
     next_check: Micros,
     /// Pixel buffers back to the camera thread.
     spares: Sender<Vec<u8>>,
+    /// Loaded lists done with, back to the printer thread (their strings reused).
+    loaded_spares: Sender<Vec<super::stages::Loaded>>,
     /// The frame of the outcome being handled: kept if its unit is rejected now.
     frame_in_hand: Option<(u64, crate::vision::GreyFrame)>,
 }
@@ -109,6 +111,7 @@ impl Coordinator {
         rec: Sender<Rec>,
         observer: Option<Sender<UnitRecord>>,
         spares: Sender<Vec<u8>>,
+        loaded_spares: Sender<Vec<super::stages::Loaded>>,
     ) -> Coordinator {
         let verifier = Verifier::new(VerifyConfig {
             min_grade: cfg.min_grade,
@@ -135,6 +138,7 @@ impl Coordinator {
             links: super::Links::default(),
             next_check,
             spares,
+            loaded_spares,
             frame_in_hand: None,
         }
     }
@@ -728,12 +732,12 @@ impl Coordinator {
         }
     }
 
-    fn on_loaded(&mut self, items: Vec<Loaded>) {
+    fn on_loaded(&mut self, mut items: Vec<Loaded>) {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
         let n = items.len() as u64;
-        for l in items {
+        for l in items.iter_mut() {
             let mut code = None;
             let mut spare = self.free_codes.pop().unwrap_or_default();
             if let Err(e) =
@@ -746,7 +750,7 @@ impl Coordinator {
             b.slots.insert(
                 l.unit,
                 Slot {
-                    serial: l.serial,
+                    serial: std::mem::take(&mut l.serial),
                     code,
                     frame_at: None,
                     due: None,
@@ -755,6 +759,8 @@ impl Coordinator {
                 },
             );
         }
+        // The list and its element strings go back to the printer thread for reuse.
+        let _ = self.loaded_spares.try_send(items);
         self.status.update(|s| s.loaded += n);
         let ahead = u64::from(self.cfg.buffer_ahead);
         let want = (self.plc_total.unwrap_or(0) + ahead).min(b.last_unit);

@@ -50,6 +50,7 @@ pub(crate) struct Durable {
     pub(crate) events: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn recorder_thread(
     ctx: Ctx,
     journal: Arc<Journal>,
@@ -58,6 +59,7 @@ pub(crate) fn recorder_thread(
     rx: Receiver<Rec>,
     ev: Sender<Ev>,
     prn: Sender<PrinterCmd>,
+    states_back: Receiver<Vec<(String, SerialState)>>,
 ) {
     let (keep_tx, keep_rx) = crossbeam_channel::bounded::<(String, GreyFrame)>(FRAMES_QUEUED);
     let keeper = std::thread::Builder::new()
@@ -107,7 +109,8 @@ pub(crate) fn recorder_thread(
             }
         }
         let mut payloads = Vec::with_capacity(recs.len());
-        let mut states = Vec::with_capacity(recs.len());
+        // A list the printer thread handed back, or a new one.
+        let mut states = states_back.try_recv().unwrap_or_default();
         let mut commissioned = 0u64;
         let events_span = super::probe::Span::enter(super::probe::Inside::Events);
         for r in recs.drain(..) {
