@@ -6,9 +6,11 @@
 //!
 //! Steady state is the difference of two runs that differ only in their unit count:
 //! start-up, batch start and shutdown cost the same in both, so what is left is what the
-//! extra units cost. The test asserts that the decode workers allocate nothing per unit
-//! outside the reader, and that the PLC, camera and decode stages' own code allocates
-//! nothing per unit; it prints the whole breakdown (`--nocapture`), and with
+//! extra units cost. The test holds every pipeline stage and every span of ours (own
+//! code, clock alarms, device drivers, storage, event building) to zero allocations per
+//! unit, or to the bound `allowed` gives with its reason; only the third-party
+//! DataMatrix reader (rxing) is exempt. It prints the whole breakdown and a
+//! before/after line (`--nocapture`), and with
 //! `LINECTL_ALLOC_TRACE=coordinator,printer:driver` it samples backtraces of those
 //! stages' own allocations (or those inside the named span) to stderr.
 
@@ -165,7 +167,7 @@ fn run(units: u64) -> Snapshot {
 }
 
 #[test]
-fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
+fn every_stage_keeps_to_its_allocations_per_unit_outside_the_decoder() {
     const SHORT: u64 = 150;
     const LONG: u64 = 450;
     // One run first: process-wide one-time initialisation (tracing call sites, lazy
@@ -221,32 +223,76 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
     }
     println!();
     let extra = LONG - SHORT;
-    // Strictly: a decode worker allocates nothing per unit outside the DataMatrix reader
-    // (frames, grading scratch, replies and outcomes are all reused or inline).
-    for k in Inside::ALL {
-        if k == Inside::Decoder {
-            continue;
+    let before_total: f64 = BEFORE.iter().map(|(_, _, b)| b).sum();
+    let now_total: f64 = Stage::ALL
+        .into_iter()
+        .flat_map(|s| Inside::ALL.into_iter().map(move |k| (s, k)))
+        .filter(|&(s, k)| allowed(s, k).is_some())
+        .map(|(s, k)| per[s as usize][k as usize].0 as f64 / n)
+        .sum();
+    println!(
+        "ours (every pipeline stage and span but the DataMatrix reader): {before_total:.1} \
+         allocations per unit before the steady-state work (commit 1603818) -> {now_total:.1} now"
+    );
+    // Every pipeline stage and every span of ours is held to its bound (zero unless a
+    // reason is given in `allowed`); the third-party reader is only printed.
+    let mut over = Vec::new();
+    for s in Stage::ALL {
+        for k in Inside::ALL {
+            let Some(max) = allowed(s, k) else {
+                continue;
+            };
+            let (c, bytes) = per[s as usize][k as usize];
+            if c as f64 > max * n {
+                over.push(format!(
+                    "{} / {}: {c} allocations ({bytes} bytes) in {extra} units, at most {max} per unit",
+                    s.name(),
+                    k.name()
+                ));
+            }
         }
-        let c = per[Stage::Decode as usize][k as usize].0;
-        assert_eq!(
-            c,
-            0,
-            "decode workers: {c} allocations ({}) in {extra} units",
-            k.name()
-        );
     }
-    // The pipeline's own code on the frame path and the PLC thread allocates nothing per
-    // unit (what remains there is inside clock alarms and the Modbus client, printed
-    // above).
-    for s in [Stage::Plc, Stage::Camera, Stage::Decode] {
-        let own = per[s as usize][Inside::Own as usize];
-        assert_eq!(
-            own.0,
-            0,
-            "the {} stage's own code made {} allocations ({} bytes) in {extra} units",
-            s.name(),
-            own.0,
-            own.1
-        );
+    assert!(over.is_empty(), "over their bound:\n{}", over.join("\n"));
+}
+
+/// Allocations per unit a stage may make inside a span, `None` for what is not held to
+/// a bound: threads outside the pipeline, and the third-party DataMatrix reader (rxing)
+/// on the decode workers.
+fn allowed(stage: Stage, inside: Inside) -> Option<f64> {
+    match (stage, inside) {
+        (Stage::Other, _) | (_, Inside::Decoder) => None,
+        // The serial pool on sled (ours around sled): handing out a serial reads its
+        // payload as a new string, a state change looks its serial up through string
+        // keys and JSON metadata and commits owned key/value vectors into a sled batch.
+        // Not reworked yet: held to its measured level (about 94).
+        (Stage::Printer, Inside::Storage) => Some(100.0),
+        // The journal's append takes an owned payload per record (copied out of the
+        // recorder's reused buffer) and answers through a one-shot channel per append.
+        (Stage::Recorder, Inside::Storage) => Some(2.0),
+        // The list of records handed to the journal's append (one per group of units).
+        (Stage::Recorder, Inside::Own) => Some(1.0),
+        // The simulator's observer hook (absent in the daemon): each unit's record owns
+        // its serial, on an unbounded channel; and the slot map's nodes while it grows
+        // to its bound (4096 units).
+        (Stage::Coordinator, Inside::Own) => Some(1.5),
+        _ => Some(0.0),
     }
 }
+
+/// Allocations per unit measured with this test before the steady-state work (commit
+/// 1603818, same profile and counts; every cell held to a bound now that was not zero
+/// then), for the before/after line.
+const BEFORE: [(Stage, Inside, f64); 12] = [
+    (Stage::Plc, Inside::Clock, 178.31),
+    (Stage::Plc, Inside::Driver, 189.00),
+    (Stage::Printer, Inside::Own, 8.88),
+    (Stage::Printer, Inside::Clock, 90.00),
+    (Stage::Printer, Inside::Driver, 94.00),
+    (Stage::Printer, Inside::Storage, 94.58),
+    (Stage::Camera, Inside::Clock, 2.96),
+    (Stage::Recorder, Inside::Own, 3.00),
+    (Stage::Recorder, Inside::Storage, 1.00),
+    (Stage::Recorder, Inside::Events, 208.00),
+    (Stage::Coordinator, Inside::Own, 43.20),
+    (Stage::Coordinator, Inside::Clock, 48.00),
+];
