@@ -226,7 +226,8 @@ enum Op<'a> {
 /// A live connection: Modbus TCP by our own blocking client (nothing allocated per
 /// request), RTU through tokio-modbus.
 enum Conn {
-    Tcp(super::mbtcp::TcpClient),
+    /// Boxed: its request and reply buffers live in it (made once per connection).
+    Tcp(Box<super::mbtcp::TcpClient>),
     Rtu(Context),
 }
 
@@ -309,7 +310,7 @@ impl ModbusPlc {
         let r = match &self.endpoint {
             Endpoint::Tcp(a) => {
                 match super::mbtcp::TcpClient::connect(*a, self.cfg.slave, timeout) {
-                    Ok(c) => Ok(Ok(Conn::Tcp(c))),
+                    Ok(c) => Ok(Ok(Conn::Tcp(Box::new(c)))),
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(()),
                     Err(e) => Ok(Err(e)),
                 }
@@ -501,7 +502,7 @@ impl Plc for ModbusPlc {
             2,
             "reading the trigger counter",
         )?;
-        Ok(u32_of(&v, 0))
+        Ok(u32_of(v, 0))
     }
 
     fn poll(&mut self) -> Result<(u32, Option<PackMlState>), Error> {
@@ -514,7 +515,7 @@ impl Plc for ModbusPlc {
         }
         let v = self.read(lo, hi - lo + 1, "polling trigger counter and state")?;
         let at = |a: u16| usize::from(a - lo);
-        let trig = u32_of(&v, at(t));
+        let trig = u32_of(v, at(t));
         let state = v.get(at(s)).copied().and_then(PackMlState::from_code);
         Ok((trig, state))
     }
@@ -552,9 +553,9 @@ impl Plc for ModbusPlc {
     fn counters(&mut self) -> Result<PlcCounters, Error> {
         let v = self.read(self.cfg.map.counters, 6, "reading counters")?;
         Ok(PlcCounters {
-            total: u32_of(&v, 0),
-            good: u32_of(&v, 2),
-            rejected: u32_of(&v, 4),
+            total: u32_of(v, 0),
+            good: u32_of(v, 2),
+            rejected: u32_of(v, 4),
         })
     }
 
