@@ -84,6 +84,11 @@ fn fire_due(alarms: &mut Vec<Entry>, now: Micros, activity: &Activity) {
     });
 }
 
+/// Pending alarms a clock's list has room for from the start (a pipeline has a handful
+/// of waiting threads): setting an alarm then never grows the list, whichever thread
+/// happens to set the one that would.
+const ALARMS_ROOM: usize = 64;
+
 /// Ids of [`Alarm`]s, unique in the process (0 is the one-shot alarms' id).
 static NEXT_ALARM_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -311,7 +316,7 @@ impl SystemClock {
             timer: Arc::new(SysTimer(Arc::new(SysShared {
                 origin,
                 state: Mutex::new(SysState {
-                    alarms: Vec::new(),
+                    alarms: Vec::with_capacity(ALARMS_ROOM),
                     open: true,
                     thread: TimerThread::NotStarted,
                 }),
@@ -462,7 +467,7 @@ impl VirtualClock {
             inner: Arc::new(VirtualInner {
                 now: AtomicU64::new(0),
                 wall_origin: wall_origin_micros,
-                alarms: Mutex::new(Vec::new()),
+                alarms: Mutex::new(Vec::with_capacity(ALARMS_ROOM)),
                 moved: std::sync::Condvar::new(),
                 activity: Activity::none(),
             }),
@@ -476,7 +481,7 @@ impl VirtualClock {
             inner: Arc::new(VirtualInner {
                 now: AtomicU64::new(0),
                 wall_origin: wall_origin_micros,
-                alarms: Mutex::new(Vec::new()),
+                alarms: Mutex::new(Vec::with_capacity(ALARMS_ROOM)),
                 moved: std::sync::Condvar::new(),
                 activity,
             }),

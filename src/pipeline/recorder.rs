@@ -19,6 +19,9 @@ use std::sync::Arc;
 use crate::journal::Journal;
 use crate::vision::GreyFrame;
 
+/// Records taken into one group of events at most.
+const GROUP_MAX: usize = 512;
+
 /// Reject frames waiting for the frame store; more are dropped (with a warning).
 const FRAMES_QUEUED: usize = 16;
 use crate::pool::SerialState;
@@ -77,7 +80,8 @@ pub(crate) fn recorder_thread(
     let mut waiter = ctx.waiter();
     // Reused from group to group: the records taken, the per-unit event writer and the
     // buffer it writes each payload into.
-    let mut recs: Vec<Rec> = Vec::new();
+    // Room for the largest group up front: a burst never grows it.
+    let mut recs: Vec<Rec> = Vec::with_capacity(GROUP_MAX);
     let mut writer = UnitEventWriter::new(&events);
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -88,7 +92,7 @@ pub(crate) fn recorder_thread(
         };
         recs.clear();
         recs.push(first);
-        while recs.len() < 512
+        while recs.len() < GROUP_MAX
             && let Some(r) = waiter.try_next(&rx)
         {
             recs.push(r);

@@ -473,13 +473,17 @@ pub(crate) fn printer_thread(
         reuse: Reuse {
             loaded: Some(loaded),
             states_back: Some(states_back),
-            ..Reuse::default()
+            items: Vec::with_capacity(64),
+            serials: Vec::with_capacity(SPARE_SERIALS),
+            group: Vec::with_capacity(64),
+            rest: Vec::with_capacity(64),
         },
     };
     if let Ok(n) = pool.available(&cfg.gtin) {
         st.report(PrinterEv::PoolLevel(n));
     }
-    let mut queue: std::collections::VecDeque<PrinterCmd> = Default::default();
+    let mut queue: std::collections::VecDeque<PrinterCmd> =
+        std::collections::VecDeque::with_capacity(64);
     'thread: loop {
         if queue.is_empty() && !st.next(&rx, &mut queue) {
             break 'thread;
