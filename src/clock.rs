@@ -3,14 +3,15 @@
 //! on a [`VirtualClock`] faster than real time and replay a run deterministically, while
 //! the daemon uses [`SystemClock`]. This module owns the trait, the two clocks and their
 //! alarms (a channel that receives once when the clock reaches a deadline, so a stage can
-//! `select!` on "the answer or the deadline, whichever is first"); it does not schedule
-//! any work.
+//! `select!` on "the answer or the deadline, whichever is first"; an [`Alarm`] is one a
+//! waiting thread keeps and sets again for every wait, allocating nothing per setting);
+//! it does not schedule any work.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 /// A point on a clock's monotonic time line, in microseconds since the clock's origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -43,8 +44,12 @@ pub trait Clock: Send + Sync + 'static {
     /// A channel that receives once, the clock's time at firing (never before
     /// `deadline`), when the clock reaches `deadline`; at once if it already has.
     /// Dropping the receiver cancels nothing but costs nothing either: the alarm fires
-    /// into the void.
+    /// into the void. Each call makes a channel: a thread that waits again and again
+    /// uses one [`Clock::new_alarm`] instead.
     fn alarm(&self, deadline: Micros) -> Receiver<Micros>;
+    /// A reusable alarm on this clock, unset: set it for each wait, no allocation per
+    /// setting.
+    fn new_alarm(&self) -> Alarm;
 }
 
 impl std::fmt::Debug for dyn Clock {
@@ -53,24 +58,18 @@ impl std::fmt::Debug for dyn Clock {
     }
 }
 
-/// An alarm waiting for its deadline.
+/// An alarm waiting for its deadline in a clock's list.
 #[derive(Debug)]
-struct Alarm {
+struct Entry {
     at: Micros,
+    /// The [`Alarm`] that set it, 0 for a one-shot [`Clock::alarm`].
+    id: u64,
     tx: Sender<Micros>,
-}
-
-/// A one-shot channel that has already fired with `now`.
-fn fired(now: Micros) -> Receiver<Micros> {
-    let (tx, rx) = bounded(1);
-    // Cannot fail: the channel is fresh, has room for one and its receiver is alive.
-    let _ = tx.try_send(now);
-    rx
 }
 
 /// Fire (and remove) every alarm in `alarms` due at `now`; each alarm delivered to a
 /// live receiver carries one `activity` token.
-fn fire_due(alarms: &mut Vec<Alarm>, now: Micros, activity: &Activity) {
+fn fire_due(alarms: &mut Vec<Entry>, now: Micros, activity: &Activity) {
     alarms.retain(|a| {
         if a.at <= now {
             // The receiver may be gone (its caller got its answer first): nothing to do.
@@ -83,6 +82,91 @@ fn fire_due(alarms: &mut Vec<Alarm>, now: Micros, activity: &Activity) {
             true
         }
     });
+}
+
+/// Pending alarms a clock's list has room for from the start (a pipeline has a handful
+/// of waiting threads): setting an alarm then never grows the list, whichever thread
+/// happens to set the one that would.
+const ALARMS_ROOM: usize = 64;
+
+/// Ids of [`Alarm`]s, unique in the process (0 is the one-shot alarms' id).
+static NEXT_ALARM_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How an [`Alarm`] reaches its clock's list of pending alarms.
+trait Schedule: Send + Sync {
+    /// Put alarm `id` for `at` in the list, or send the time into `tx` at once if `at`
+    /// has passed.
+    fn arm(&self, id: u64, at: Micros, tx: &Sender<Micros>);
+    /// Take alarm `id` out of the list if it is there (not yet fired).
+    fn disarm(&self, id: u64);
+}
+
+/// A reusable alarm on one clock: made once by a waiting thread ([`Clock::new_alarm`]),
+/// set to a deadline, waited on through [`Alarm::receiver`] (which receives the clock's
+/// time at firing, never before the deadline), and set again, as often as needed. Its
+/// channel and its place in the clock's list are made once: setting, firing and
+/// cancelling allocate nothing. A setting replaces the one before it, whose firing (if
+/// it came and was not received) is dropped; dropping the alarm cancels it.
+pub struct Alarm {
+    schedule: Arc<dyn Schedule>,
+    id: u64,
+    tx: Sender<Micros>,
+    rx: Receiver<Micros>,
+}
+
+impl std::fmt::Debug for Alarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alarm").field("id", &self.id).finish()
+    }
+}
+
+impl Alarm {
+    fn new(schedule: Arc<dyn Schedule>) -> Alarm {
+        let (tx, rx) = bounded(1);
+        Alarm {
+            schedule,
+            id: NEXT_ALARM_ID.fetch_add(1, Ordering::Relaxed),
+            tx,
+            rx,
+        }
+    }
+
+    /// Fire at `deadline` (at once if it has passed), replacing any earlier setting.
+    /// Returns true when the earlier setting had fired and its firing was not received
+    /// (it is dropped now; on a clock with [`Activity`] its token is the caller's to
+    /// give back).
+    pub fn set(&mut self, deadline: Micros) -> bool {
+        let stale = self.cancel();
+        self.schedule.arm(self.id, deadline, &self.tx);
+        stale
+    }
+
+    /// Cancel the setting, if any. Returns true when it had fired and its firing was not
+    /// received (dropped now, as for [`Alarm::set`]).
+    pub fn cancel(&mut self) -> bool {
+        // Once out of the list nothing sends to this alarm any more: what is in the
+        // channel now is all there will be.
+        self.schedule.disarm(self.id);
+        self.rx.try_recv().is_ok()
+    }
+
+    /// Where the firing arrives (once per setting).
+    pub fn receiver(&self) -> &Receiver<Micros> {
+        &self.rx
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        self.schedule.disarm(self.id);
+    }
+}
+
+/// Take alarm `id` out of `alarms` (order of the others kept: it is their firing order).
+fn remove_id(alarms: &mut Vec<Entry>, id: u64) {
+    if let Some(i) = alarms.iter().position(|a| a.id == id) {
+        alarms.remove(i);
+    }
 }
 
 /// Idle accounting for lockstep simulation. Every pipeline thread holds one token
@@ -169,13 +253,52 @@ impl Activity {
 }
 
 /// The real clock: `Instant` for monotonic time, `SystemTime` for wall time. Alarms in
-/// the future are kept by one timer thread per clock (shared by its clones), started on
-/// the first such alarm and ending once the clock and all its clones are dropped and
-/// every alarm it holds has fired.
+/// the future are kept by one timer thread per clock (shared by its clones and its
+/// [`Alarm`]s), started on the first such alarm and ending once the clock, all its
+/// clones and alarms are dropped and every one-shot alarm it holds has fired.
 #[derive(Debug, Clone)]
 pub struct SystemClock {
     origin: Instant,
-    timer: Arc<OnceLock<Option<Sender<Alarm>>>>,
+    /// Shared with the clones and alarms; the last one dropped closes the timer.
+    timer: Arc<SysTimer>,
+}
+
+/// A [`SystemClock`]'s alarm list and its timer thread's state, shared with the thread.
+#[derive(Debug)]
+struct SysShared {
+    origin: Instant,
+    state: Mutex<SysState>,
+    /// Wakes the timer thread: a new alarm, or the clock closed.
+    wake: Condvar,
+}
+
+#[derive(Debug)]
+struct SysState {
+    alarms: Vec<Entry>,
+    /// Some clock, clone or alarm is alive (new alarms may come).
+    open: bool,
+    thread: TimerThread,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerThread {
+    NotStarted,
+    Running,
+    /// Could not be spawned, or has ended: alarms fire at once.
+    Gone,
+}
+
+/// The clock side of a [`SysShared`]: dropping the last one closes the timer.
+#[derive(Debug)]
+struct SysTimer(Arc<SysShared>);
+
+impl Drop for SysTimer {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.open = false;
+        drop(st);
+        self.0.wake.notify_all();
+    }
 }
 
 impl Default for SystemClock {
@@ -187,10 +310,29 @@ impl Default for SystemClock {
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> SystemClock {
+        let origin = Instant::now();
         SystemClock {
-            origin: Instant::now(),
-            timer: Arc::new(OnceLock::new()),
+            origin,
+            timer: Arc::new(SysTimer(Arc::new(SysShared {
+                origin,
+                state: Mutex::new(SysState {
+                    alarms: Vec::with_capacity(ALARMS_ROOM),
+                    open: true,
+                    thread: TimerThread::NotStarted,
+                }),
+                wake: Condvar::new(),
+            }))),
         }
+    }
+}
+
+impl SysShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SysState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Micros {
+        Micros(self.origin.elapsed().as_micros().min(u128::from(u64::MAX)) as u64)
     }
 
     /// The real instant of `t` on this clock, `None` if it is beyond `Instant`'s range.
@@ -198,63 +340,76 @@ impl SystemClock {
         self.origin.checked_add(Duration::from_micros(t.0))
     }
 
-    /// The timer thread's inbox, starting the thread on first use (`None` if the
-    /// thread could not be spawned).
-    fn timer(&self) -> Option<&Sender<Alarm>> {
-        self.timer
-            .get_or_init(|| {
-                let (tx, rx) = unbounded::<Alarm>();
-                let clock = SystemClock {
-                    origin: self.origin,
-                    // The thread's own copy must not keep the inbox open.
-                    timer: Arc::new(OnceLock::new()),
-                };
-                match std::thread::Builder::new()
-                    .name("clock-alarms".into())
-                    .spawn(move || clock.run_timer(rx))
-                {
-                    Ok(_) => Some(tx),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot spawn the clock's alarm thread");
-                        None
-                    }
+    fn arm(self: &Arc<Self>, id: u64, at: Micros, tx: &Sender<Micros>) {
+        let now = self.now();
+        if at <= now {
+            let _ = tx.try_send(now);
+            return;
+        }
+        let mut st = self.lock();
+        if st.thread == TimerThread::NotStarted {
+            let shared = Arc::clone(self);
+            st.thread = match std::thread::Builder::new()
+                .name("clock-alarms".into())
+                .spawn(move || shared.run_timer())
+            {
+                Ok(_) => TimerThread::Running,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot spawn the clock's alarm thread");
+                    TimerThread::Gone
                 }
-            })
-            .as_ref()
+            };
+        }
+        if st.thread == TimerThread::Gone {
+            // No thread to wait on: answer at once rather than never (a caller then
+            // treats its frame as late, the safe side for a verifier).
+            drop(st);
+            let _ = tx.try_send(self.now());
+            return;
+        }
+        st.alarms.push(Entry {
+            at,
+            id,
+            tx: tx.clone(),
+        });
+        drop(st);
+        self.wake.notify_all();
     }
 
     /// The timer thread: wait for the earliest alarm or a new one, fire what is due.
-    /// When every clock is gone, fire what is left at its time and end.
-    fn run_timer(&self, inbox: Receiver<Alarm>) {
-        let mut alarms: Vec<Alarm> = Vec::new();
-        let mut open = true;
+    /// When the clock is closed, fire what is left at its time and end.
+    fn run_timer(&self) {
+        let mut st = self.lock();
         loop {
-            fire_due(&mut alarms, self.now(), &Activity::none());
-            let next = alarms
-                .iter()
-                .map(|a| a.at)
-                .min()
-                .map(|at| self.instant_of(at));
-            if !open {
-                match next {
-                    // Fire the rest at their time; one beyond `Instant` never comes.
-                    Some(Some(at)) => {
-                        std::thread::sleep(at.saturating_duration_since(Instant::now()))
-                    }
-                    Some(None) | None => return,
+            fire_due(&mut st.alarms, self.now(), &Activity::none());
+            let next = st.alarms.iter().map(|a| a.at).min();
+            st = match next.map(|at| self.instant_of(at)) {
+                Some(Some(at)) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    self.wake
+                        .wait_timeout(st, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0)
                 }
-                continue;
-            }
-            let got = match next {
-                Some(Some(at)) => inbox.recv_deadline(at),
-                Some(None) | None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                // Nothing due ever (none, or beyond `Instant`): wait for a new alarm,
+                // unless none can come any more.
+                Some(None) | None if !st.open => {
+                    st.thread = TimerThread::Gone;
+                    return;
+                }
+                Some(None) | None => self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
             };
-            match got {
-                Ok(alarm) => alarms.push(alarm),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
-            }
         }
+    }
+}
+
+impl Schedule for SysTimer {
+    fn arm(&self, id: u64, at: Micros, tx: &Sender<Micros>) {
+        self.0.arm(id, at, tx);
+    }
+
+    fn disarm(&self, id: u64) {
+        remove_id(&mut self.0.lock().alarms, id);
     }
 }
 
@@ -278,26 +433,13 @@ impl Clock for SystemClock {
     }
 
     fn alarm(&self, deadline: Micros) -> Receiver<Micros> {
-        let now = self.now();
-        if deadline <= now {
-            return fired(now);
-        }
         let (tx, rx) = bounded(1);
-        match self.timer() {
-            Some(timer) => {
-                // Cannot fail while `self` holds the inbox open and the thread lives.
-                if let Err(e) = timer.send(Alarm { at: deadline, tx }) {
-                    tracing::error!("clock alarm thread gone; alarm fires now");
-                    let _ = e.into_inner().tx.try_send(self.now());
-                }
-            }
-            None => {
-                // No thread to wait on: answer at once rather than never (a caller
-                // then treats its frame as late, the safe side for a verifier).
-                let _ = tx.try_send(now);
-            }
-        }
+        self.timer.0.arm(0, deadline, &tx);
         rx
+    }
+
+    fn new_alarm(&self) -> Alarm {
+        Alarm::new(Arc::clone(&self.timer) as Arc<dyn Schedule>)
     }
 }
 
@@ -312,7 +454,7 @@ struct VirtualInner {
     now: AtomicU64,
     wall_origin: u64,
     /// Alarms not yet due; `now` only moves while this lock is held.
-    alarms: Mutex<Vec<Alarm>>,
+    alarms: Mutex<Vec<Entry>>,
     moved: std::sync::Condvar,
     /// Tokens for fired alarms (lockstep simulation).
     activity: Activity,
@@ -325,7 +467,7 @@ impl VirtualClock {
             inner: Arc::new(VirtualInner {
                 now: AtomicU64::new(0),
                 wall_origin: wall_origin_micros,
-                alarms: Mutex::new(Vec::new()),
+                alarms: Mutex::new(Vec::with_capacity(ALARMS_ROOM)),
                 moved: std::sync::Condvar::new(),
                 activity: Activity::none(),
             }),
@@ -339,7 +481,7 @@ impl VirtualClock {
             inner: Arc::new(VirtualInner {
                 now: AtomicU64::new(0),
                 wall_origin: wall_origin_micros,
-                alarms: Mutex::new(Vec::new()),
+                alarms: Mutex::new(Vec::with_capacity(ALARMS_ROOM)),
                 moved: std::sync::Condvar::new(),
                 activity,
             }),
@@ -417,15 +559,39 @@ impl Clock for VirtualClock {
     }
 
     fn alarm(&self, deadline: Micros) -> Receiver<Micros> {
-        let mut alarms = self.inner.alarms.lock().unwrap_or_else(|p| p.into_inner());
-        let now = self.now();
-        if deadline <= now {
-            self.inner.activity.begin();
-            return fired(now);
-        }
         let (tx, rx) = bounded(1);
-        alarms.push(Alarm { at: deadline, tx });
+        self.inner.arm(0, deadline, &tx);
         rx
+    }
+
+    fn new_alarm(&self) -> Alarm {
+        Alarm::new(Arc::clone(&self.inner) as Arc<dyn Schedule>)
+    }
+}
+
+impl Schedule for VirtualInner {
+    fn arm(&self, id: u64, at: Micros, tx: &Sender<Micros>) {
+        let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Micros(self.now.load(Ordering::SeqCst));
+        if at <= now {
+            self.activity.begin();
+            if tx.try_send(now).is_err() {
+                self.activity.end();
+            }
+            return;
+        }
+        alarms.push(Entry {
+            at,
+            id,
+            tx: tx.clone(),
+        });
+    }
+
+    fn disarm(&self, id: u64) {
+        remove_id(
+            &mut self.alarms.lock().unwrap_or_else(|p| p.into_inner()),
+            id,
+        );
     }
 }
 
@@ -536,6 +702,105 @@ mod tests {
         drop(clock);
         assert!(alarm.recv().unwrap() >= deadline);
         assert!(never.try_recv().is_err());
+    }
+
+    #[test]
+    fn virtual_reusable_alarm_fires_once_per_setting_and_a_new_setting_replaces_the_old() {
+        let clock = VirtualClock::new(0);
+        let mut alarm = clock.new_alarm();
+        assert!(!alarm.set(Micros(5_000)));
+        assert_eq!(clock.pending_alarms(), 1);
+        // A new setting replaces the pending one: the list holds one entry, at the new
+        // deadline, and the old deadline fires nothing.
+        assert!(!alarm.set(Micros(9_000)));
+        assert_eq!(clock.pending_alarms(), 1);
+        assert_eq!(clock.next_alarm(), Some(Micros(9_000)));
+        clock.advance_to(Micros(5_000));
+        assert!(
+            alarm.receiver().try_recv().is_err(),
+            "the replaced setting fired"
+        );
+        clock.advance_to(Micros(9_500));
+        assert_eq!(alarm.receiver().try_recv(), Ok(Micros(9_500)));
+        assert_eq!(clock.pending_alarms(), 0);
+        // Set again after firing: fires again, once.
+        assert!(!alarm.set(Micros(12_000)));
+        clock.advance_to(Micros(12_000));
+        // Not received: the next setting reports the firing it drops.
+        assert!(alarm.set(Micros(20_000)));
+        assert!(alarm.receiver().try_recv().is_err());
+        // Already due: fires at once.
+        assert!(!alarm.set(Micros(1)));
+        assert_eq!(alarm.receiver().try_recv(), Ok(Micros(12_000)));
+        // Cancelled: out of the list, nothing arrives.
+        assert!(!alarm.set(Micros(30_000)));
+        assert!(!alarm.cancel());
+        assert_eq!(clock.pending_alarms(), 0);
+        clock.advance_to(Micros(40_000));
+        assert!(alarm.receiver().try_recv().is_err());
+        // Dropping an armed alarm takes it out of the list.
+        assert!(!alarm.set(Micros(50_000)));
+        drop(alarm);
+        assert_eq!(clock.pending_alarms(), 0);
+    }
+
+    #[test]
+    fn virtual_reusable_alarm_tokens_follow_its_firings() {
+        let activity = Activity::tracked();
+        let clock = VirtualClock::with_activity(0, activity.clone());
+        let mut alarm = clock.new_alarm();
+        alarm.set(Micros(1_000));
+        clock.advance_to(Micros(1_000));
+        assert_eq!(activity.count(), 1, "a firing carries a token");
+        assert!(alarm.receiver().try_recv().is_ok());
+        activity.end();
+        alarm.set(Micros(2_000));
+        alarm.set(Micros(3_000));
+        clock.advance_to(Micros(3_000));
+        assert_eq!(activity.count(), 1, "the replaced setting fired too");
+        assert!(alarm.cancel(), "the firing was not received");
+        activity.end();
+        // Already due: the firing at once carries a token as well.
+        alarm.set(Micros(0));
+        assert_eq!(activity.count(), 1);
+    }
+
+    #[test]
+    fn system_reusable_alarm_fires_per_setting_and_cancel_holds_it_back() {
+        let clock = SystemClock::new();
+        let mut alarm = clock.new_alarm();
+        for _ in 0..3 {
+            let deadline = clock.now().plus(Duration::from_millis(5));
+            assert!(!alarm.set(deadline));
+            let fired_at = alarm.receiver().recv().unwrap();
+            assert!(fired_at >= deadline, "{fired_at:?} < {deadline:?}");
+        }
+        // Replaced before its time: only the new deadline fires.
+        alarm.set(clock.now().plus(Duration::from_millis(5)));
+        let later = clock.now().plus(Duration::from_millis(30));
+        alarm.set(later);
+        let fired_at = alarm.receiver().recv().unwrap();
+        assert!(fired_at >= later, "{fired_at:?} < {later:?}");
+        alarm.set(clock.now().plus(Duration::from_millis(5)));
+        assert!(!alarm.cancel());
+        assert!(
+            alarm
+                .receiver()
+                .recv_timeout(Duration::from_millis(30))
+                .is_err()
+        );
+        // The alarm outlives its clock: it keeps the timer thread.
+        drop(clock);
+        let deadline = Micros(alarm_now(&alarm).0 + 5_000);
+        alarm.set(deadline);
+        assert!(alarm.receiver().recv().unwrap() >= deadline);
+    }
+
+    /// The time on an alarm's clock, read through an alarm set in the past.
+    fn alarm_now(alarm: &Alarm) -> Micros {
+        let mut probe = Alarm::new(Arc::clone(&alarm.schedule));
+        probe.set(Micros(0));
+        probe.receiver().try_recv().unwrap_or(Micros(0))
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //!
 //! Steady state is the difference of two runs that differ only in their unit count:
 //! start-up, batch start and shutdown cost the same in both, so what is left is what the
-//! extra units cost. The test asserts that the decode workers allocate nothing per unit
-//! outside the reader, and that the PLC, camera and decode stages' own code allocates
-//! nothing per unit; it prints the whole breakdown (`--nocapture`), and with
-//! `LINECTL_ALLOC_TRACE=coordinator,printer` it samples backtraces of those stages' own
-//! allocations to stderr.
+//! extra units cost. The test holds every pipeline stage and every span of ours (own
+//! code, clock alarms, device drivers, storage, event building) to zero allocations per
+//! unit, or to the bound `allowed` gives with its reason; only third-party code is
+//! exempt: the DataMatrix reader (rxing) and the store under the serial pool (sled). It prints the whole breakdown and a
+//! before/after line (`--nocapture`), and with
+//! `LINECTL_ALLOC_TRACE=coordinator,printer:driver` it samples backtraces of those
+//! stages' own allocations (or those inside the named span) to stderr.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -34,29 +36,42 @@ thread_local! {
     static TRACING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Stages whose own allocations are sampled with a backtrace (`LINECTL_ALLOC_TRACE`,
-/// comma-separated stage names), one bit per stage tag.
+/// (Stage, whose code) pairs whose allocations are sampled with a backtrace
+/// (`LINECTL_ALLOC_TRACE`), one bit per pair.
 static TRACE_STAGE: AtomicU64 = AtomicU64::new(0);
-static TRACE_N: AtomicU64 = AtomicU64::new(0);
+/// Allocations of each traced pair so far in the traced run, and how many of them to
+/// pass over before sampling (as many as a whole short run made: start-up and the
+/// first units), so that the samples come from the steady state.
+static TRACE_SEEN: [[AtomicU64; KINDS]; STAGES] =
+    [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
+static TRACE_SKIP: [[AtomicU64; KINDS]; STAGES] =
+    [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
 
 fn count(size: usize) {
     if TRACING.with(std::cell::Cell::get) {
         return;
     }
     let (stage, inside) = probe::current();
-    if inside == Inside::Own
-        && TRACE_STAGE.load(Ordering::Relaxed) & (1 << stage as u64) != 0
-        && TRACE_N.fetch_add(1, Ordering::Relaxed).is_multiple_of(97)
+    let (i, k) = (stage as usize, inside as usize);
+    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
+        && let (Some(seen), Some(skip)) = (
+            TRACE_SEEN.get(i).and_then(|r| r.get(k)),
+            TRACE_SKIP.get(i).and_then(|r| r.get(k)),
+        )
+        && seen
+            .fetch_add(1, Ordering::Relaxed)
+            .checked_sub(skip.load(Ordering::Relaxed))
+            .is_some_and(|n| n.is_multiple_of(97))
     {
         TRACING.with(|t| t.set(true));
         eprintln!(
-            "--- {} own allocation of {size} bytes:\n{}",
+            "--- {} {} allocation of {size} bytes:\n{}",
             stage.name(),
+            inside.name(),
             std::backtrace::Backtrace::force_capture()
         );
         TRACING.with(|t| t.set(false));
     }
-    let (i, k) = (stage as usize, inside as usize);
     if let (Some(c), Some(b)) = (
         COUNTS.get(i).and_then(|r| r.get(k)),
         BYTES.get(i).and_then(|r| r.get(k)),
@@ -152,7 +167,7 @@ fn run(units: u64) -> Snapshot {
 }
 
 #[test]
-fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
+fn every_stage_keeps_to_its_allocations_per_unit_outside_the_decoder() {
     const SHORT: u64 = 150;
     const LONG: u64 = 450;
     // One run first: process-wide one-time initialisation (tracing call sites, lazy
@@ -160,10 +175,21 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
     let _ = run(SHORT);
     let a = run(SHORT);
     if let Ok(names) = std::env::var("LINECTL_ALLOC_TRACE") {
-        let mask = Stage::ALL
-            .into_iter()
-            .filter(|s| names.split(',').any(|n| n == s.name()))
-            .fold(0u64, |m, s| m | 1 << s as u64);
+        // `stage` (its own code) or `stage:kind`, comma-separated.
+        let mut mask = 0u64;
+        for s in Stage::ALL {
+            for k in Inside::ALL {
+                let full = format!("{}:{}", s.name(), k.name());
+                if names
+                    .split(',')
+                    .any(|n| n == full || (k == Inside::Own && n == s.name()))
+                {
+                    mask |= 1 << (s as usize * KINDS + k as usize);
+                    TRACE_SKIP[s as usize][k as usize]
+                        .store(a[s as usize][k as usize].0, Ordering::Relaxed);
+                }
+            }
+        }
         TRACE_STAGE.store(mask, Ordering::Relaxed);
     }
     let b = run(LONG);
@@ -197,32 +223,82 @@ fn the_pipeline_allocates_nothing_per_unit_outside_the_decoder() {
     }
     println!();
     let extra = LONG - SHORT;
-    // Strictly: a decode worker allocates nothing per unit outside the DataMatrix reader
-    // (frames, grading scratch, replies and outcomes are all reused or inline).
-    for k in Inside::ALL {
-        if k == Inside::Decoder {
-            continue;
+    let before_total: f64 = BEFORE.iter().map(|(_, _, b)| b).sum();
+    let sum = |keep: &dyn Fn(Stage, Inside) -> bool| -> f64 {
+        Stage::ALL
+            .into_iter()
+            .flat_map(|s| Inside::ALL.into_iter().map(move |k| (s, k)))
+            .filter(|&(s, k)| keep(s, k))
+            .map(|(s, k)| per[s as usize][k as usize].0 as f64 / n)
+            .sum()
+    };
+    let ours = sum(&|s, k| allowed(s, k).is_some());
+    let with_sled = sum(&|s, k| s != Stage::Other && k != Inside::Decoder);
+    println!(
+        "pipeline outside the DataMatrix reader, allocations per unit: {before_total:.1} before \
+         the steady-state work (commit 1603818, sled counted as storage then) -> {with_sled:.1} \
+         now; {ours:.1} of them in our code, the rest inside sled"
+    );
+    // Every pipeline stage and every span of ours is held to its bound (zero unless a
+    // reason is given in `allowed`); the third-party reader is only printed.
+    let mut over = Vec::new();
+    for s in Stage::ALL {
+        for k in Inside::ALL {
+            let Some(max) = allowed(s, k) else {
+                continue;
+            };
+            let (c, bytes) = per[s as usize][k as usize];
+            if c as f64 > max * n {
+                over.push(format!(
+                    "{} / {}: {c} allocations ({bytes} bytes) in {extra} units, at most {max} per unit",
+                    s.name(),
+                    k.name()
+                ));
+            }
         }
-        let c = per[Stage::Decode as usize][k as usize].0;
-        assert_eq!(
-            c,
-            0,
-            "decode workers: {c} allocations ({}) in {extra} units",
-            k.name()
-        );
     }
-    // The pipeline's own code on the frame path and the PLC thread allocates nothing per
-    // unit (what remains there is inside clock alarms and the Modbus client, printed
-    // above).
-    for s in [Stage::Plc, Stage::Camera, Stage::Decode] {
-        let own = per[s as usize][Inside::Own as usize];
-        assert_eq!(
-            own.0,
-            0,
-            "the {} stage's own code made {} allocations ({} bytes) in {extra} units",
-            s.name(),
-            own.0,
-            own.1
-        );
+    assert!(over.is_empty(), "over their bound:\n{}", over.join("\n"));
+}
+
+/// Allocations per unit a stage may make inside a span, `None` for what is not held to
+/// a bound: threads outside the pipeline, the third-party DataMatrix reader (rxing) on
+/// the decode workers, and the third-party store (sled) under the serial pool.
+fn allowed(stage: Stage, inside: Inside) -> Option<f64> {
+    match (stage, inside) {
+        (Stage::Other, _) | (_, Inside::Decoder) | (_, Inside::Sled) => None,
+        // The serial pool's own code around sled (sled itself is the `sled` span):
+        // handing out a serial copies its payload out of sled into a new string, a
+        // state change builds its lookup keys as vectors, decodes the block's JSON
+        // metadata and commits owned key/value vectors. Not reworked yet: held to its
+        // measured level (38.0).
+        (Stage::Printer, Inside::Storage) => Some(40.0),
+        // The journal's append takes an owned payload per record (copied out of the
+        // recorder's reused buffer) and answers through a one-shot channel per append.
+        (Stage::Recorder, Inside::Storage) => Some(2.0),
+        // The list of records handed to the journal's append (one per group of units).
+        (Stage::Recorder, Inside::Own) => Some(1.0),
+        // The simulator's observer hook (absent in the daemon): each unit's record owns
+        // its serial, on an unbounded channel; and the slot map's nodes while it grows
+        // to its bound (4096 units).
+        (Stage::Coordinator, Inside::Own) => Some(1.5),
+        _ => Some(0.0),
     }
 }
+
+/// Allocations per unit measured with this test before the steady-state work (commit
+/// 1603818, same profile and counts; every cell held to a bound now that was not zero
+/// then), for the before/after line.
+const BEFORE: [(Stage, Inside, f64); 12] = [
+    (Stage::Plc, Inside::Clock, 178.31),
+    (Stage::Plc, Inside::Driver, 189.00),
+    (Stage::Printer, Inside::Own, 8.88),
+    (Stage::Printer, Inside::Clock, 90.00),
+    (Stage::Printer, Inside::Driver, 94.00),
+    (Stage::Printer, Inside::Storage, 94.58),
+    (Stage::Camera, Inside::Clock, 2.96),
+    (Stage::Recorder, Inside::Own, 3.00),
+    (Stage::Recorder, Inside::Storage, 1.00),
+    (Stage::Recorder, Inside::Events, 208.00),
+    (Stage::Coordinator, Inside::Own, 43.20),
+    (Stage::Coordinator, Inside::Clock, 48.00),
+];

@@ -522,10 +522,10 @@ impl EpcisDocument {
 /// into the event the module docs' CBV table prescribes.
 #[derive(Debug, Clone)]
 pub struct LineEvents {
-    form: IdForm,
-    gtin: Gtin,
-    read_point: String,
-    biz_location: String,
+    pub(super) form: IdForm,
+    pub(super) gtin: Gtin,
+    pub(super) read_point: String,
+    pub(super) biz_location: String,
 }
 
 impl LineEvents {

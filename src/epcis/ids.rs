@@ -135,6 +135,40 @@ fn dl_escape_from_urn(urn_value: &str) -> String {
     out
 }
 
+/// [`urn_escape`] appended to `out` (`dl` also applies [`dl_escape_from_urn`]: the
+/// Digital Link form, [`dl_escape`]). No allocation beyond `out`'s growth.
+pub(crate) fn write_escaped(out: &mut String, value: &str, dl: bool) {
+    for c in value.chars() {
+        let esc = match c {
+            '"' => "%22",
+            '%' => "%25",
+            '&' => "%26",
+            '/' => "%2F",
+            '<' => "%3C",
+            '>' => "%3E",
+            '?' => "%3F",
+            '!' if dl => "%21",
+            '(' if dl => "%28",
+            ')' if dl => "%29",
+            '*' if dl => "%2A",
+            '+' if dl => "%2B",
+            ',' if dl => "%2C",
+            ':' if dl => "%3A",
+            c => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push_str(esc);
+    }
+}
+
+/// Whether `serial` is a valid AI 21 serial ([`Serial::new`] accepts it), without
+/// allocating.
+pub(crate) fn serial_ok(serial: &str) -> bool {
+    !serial.is_empty() && serial.chars().count() <= 20 && serial.chars().all(is_cset82)
+}
+
 /// Percent-encodes a CSET-82 value for a GS1 Digital Link path segment.
 pub fn dl_escape(value: &str) -> String {
     dl_escape_from_urn(&urn_escape(value))
@@ -251,6 +285,28 @@ impl Sscc {
                 let serial_ref = &self.0[1 + cp..17];
                 Ok(format!("urn:epc:id:sscc:{cp_part}.{ext}{serial_ref}"))
             }
+        }
+    }
+}
+
+/// What comes before the escaped serial in [`sgtin_uri`] for `form`, and whether the
+/// serial is escaped for Digital Link (else for an EPC URN): `sgtin_uri` is the prefix
+/// followed by [`write_escaped`] of the serial.
+pub(crate) fn sgtin_prefix(form: IdForm, gtin: &Gtin) -> (String, bool) {
+    match form {
+        IdForm::DigitalLink => (format!("https://id.gs1.org/01/{}/21/", gtin.0), true),
+        IdForm::EpcUrn { company_prefix_len } => {
+            let cp = company_prefix_len.get();
+            let g = gtin.0.as_str();
+            let (indicator, cp_part, item_ref) = (
+                g.get(..1).unwrap_or_default(),
+                g.get(1..1 + cp).unwrap_or_default(),
+                g.get(1 + cp..13).unwrap_or_default(),
+            );
+            (
+                format!("urn:epc:id:sgtin:{cp_part}.{indicator}{item_ref}."),
+                false,
+            )
         }
     }
 }

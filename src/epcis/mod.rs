@@ -2,7 +2,8 @@
 //! their CBV 2.0 event hash IDs. This module owns the typed events ([`ObjectEvent`],
 //! [`AggregationEvent`]) and their builders, the per-line event factory ([`LineEvents`])
 //! that maps each serial outcome to CBV vocabulary, the EPCIS document wrapper, the
-//! identifier forms (GS1 Digital Link or EPC URN, [`IdForm`]), and [`event_hash`]. It
+//! identifier forms (GS1 Digital Link or EPC URN, [`IdForm`]), [`event_hash`], and the
+//! line's per-unit event writer that fills a reused buffer ([`UnitEventWriter`]). It
 //! does not store, buffer or send events (that is the journal and the uplink), and takes
 //! plain strings for GTINs, serials and lots rather than depending on `gs1` or `market`.
 //!
@@ -53,6 +54,7 @@ pub mod event;
 pub mod hash;
 pub mod ids;
 pub mod time;
+pub mod writer;
 
 pub use event::{
     Action, AggregationEvent, AggregationEventBuilder, BizStep, Disposition, EpcisDocument, Event,
@@ -61,6 +63,7 @@ pub use event::{
 pub use hash::{HashContext, document_hashes, event_hash, prehash};
 pub use ids::{CompanyPrefixLen, Gtin, IdForm, Serial, Sgln, Sscc};
 pub use time::EventTime;
+pub use writer::{UnitEvent, UnitEventWriter};
 
 /// What can go wrong building, serialising or hashing an EPCIS event.
 #[derive(Debug, thiserror::Error)]

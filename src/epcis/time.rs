@@ -3,6 +3,8 @@
 //! millisecond normalisation, and GS1 YYMMDD dates (century window, day `00`). It owns
 //! no clock: callers pass the wall time they got from `crate::clock`.
 
+use std::fmt::Write as _;
+
 use super::EpcisError;
 
 /// When an event happened: milliseconds since the Unix epoch (UTC) and the UTC offset of
@@ -38,15 +40,38 @@ impl EventTime {
 
     /// `+01:00` style offset.
     pub fn offset_string(&self) -> String {
+        let mut s = String::with_capacity(6);
+        self.write_offset(&mut s);
+        s
+    }
+
+    /// [`EventTime::offset_string`] appended to `out` (no allocation beyond its growth).
+    pub fn write_offset(&self, out: &mut String) {
         let sign = if self.offset_minutes < 0 { '-' } else { '+' };
         let m = i32::from(self.offset_minutes).abs();
-        format!("{sign}{:02}:{:02}", m / 60, m % 60)
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "{sign}{:02}:{:02}", m / 60, m % 60);
     }
 
     /// Local time with offset and milliseconds, e.g. `2026-11-30T21:00:00.123+01:00`.
     pub fn to_rfc3339(&self) -> String {
+        let mut s = String::with_capacity(29);
+        self.write_rfc3339(&mut s);
+        s
+    }
+
+    /// [`EventTime::to_rfc3339`] appended to `out`.
+    pub fn write_rfc3339(&self, out: &mut String) {
         let local = self.unix_ms + i64::from(self.offset_minutes) * 60_000;
-        format!("{}{}", format_ms(local), self.offset_string())
+        write_ms(out, local);
+        self.write_offset(out);
+    }
+
+    /// The CBV 2.0 hash form of this time ([`normalise_timestamp`] of
+    /// [`EventTime::to_rfc3339`]: UTC, milliseconds, `Z`) appended to `out`.
+    pub fn write_hash_form(&self, out: &mut String) {
+        write_ms(out, self.unix_ms);
+        out.push('Z');
     }
 
     /// The local calendar year (for the GS1 century window of YYMMDD dates).
@@ -97,16 +122,25 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmm` of milliseconds since the epoch (no zone suffix).
 fn format_ms(ms: i64) -> String {
+    let mut s = String::with_capacity(23);
+    write_ms(&mut s, ms);
+    s
+}
+
+/// [`format_ms`] appended to `out`.
+fn write_ms(out: &mut String, ms: i64) {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     let (y, mo, d) = civil_from_days(days);
-    format!(
+    // Writing to a `String` cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}",
         in_day / 3_600_000,
         in_day / 60_000 % 60,
         in_day / 1000 % 60,
         in_day % 1000
-    )
+    );
 }
 
 fn num(s: &str, what: &str, full: &str) -> Result<u32, EpcisError> {

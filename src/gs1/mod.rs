@@ -277,6 +277,35 @@ impl Gs1Code {
         parse::element_string(input, opts)
     }
 
+    /// [`Gs1Code::parse_element_string`] into `slot`, reusing the code already there (its
+    /// elements and their strings): no allocation per parse once `slot` has held a code
+    /// as large. On an error `slot` is `None`, its allocation kept for the next parse.
+    pub fn parse_element_string_into(
+        input: &str,
+        slot: &mut Option<Gs1Code>,
+        spare: &mut Vec<Element>,
+    ) -> Result<(), Gs1Error> {
+        let mut elements = match slot.take() {
+            Some(code) => code.elements,
+            None => std::mem::take(spare),
+        };
+        match parse::element_string_into(input, &Options::default(), &mut elements) {
+            Ok(()) => {
+                *slot = Some(Gs1Code { elements });
+                Ok(())
+            }
+            Err(e) => {
+                *spare = elements;
+                Err(e)
+            }
+        }
+    }
+
+    /// The code's elements back, for [`Gs1Code::parse_element_string_into`] to reuse.
+    pub fn into_elements(self) -> Vec<Element> {
+        self.elements
+    }
+
     /// Parse scanner data that starts with a symbology identifier (`]d2`, `]Q3`, `]C1`,
     /// `]e0`), returning the symbology too. A Digital Link URI in plain DataMatrix
     /// (`]d1`) or QR (`]Q1`) data is accepted. For every other kind of scan (EAN, DotCode,

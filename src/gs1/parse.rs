@@ -65,6 +65,23 @@ pub fn bracketed(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> {
 
 /// Unbracketed element string, FNC1 as `^` or GS.
 pub fn element_string(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> {
+    let mut elements = Vec::with_capacity(4);
+    element_string_into(input, opts, &mut elements)?;
+    Ok(Gs1Code { elements })
+}
+
+/// [`element_string`] into `elements`, reusing the `Element`s (and their strings)
+/// already there: no allocation when they have room. On an error `elements` holds
+/// whatever was parsed.
+pub(crate) fn element_string_into(
+    input: &str,
+    opts: &Options,
+    elements: &mut Vec<Element>,
+) -> Result<(), Gs1Error> {
+    /// Element starts kept on the stack for error positions (more are not recorded).
+    const POSITIONS: usize = 32;
+    let mut positions = [0usize; POSITIONS];
+    let mut count = 0usize;
     let b = input.as_bytes();
     let mut pos = 0;
     if b.first().is_some_and(|&c| is_fnc1(c)) {
@@ -75,8 +92,6 @@ pub fn element_string(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> 
     if pos >= b.len() {
         return Err(Gs1Error::syntax("no AI in the element string", Some(pos)));
     }
-    let mut elements = Vec::with_capacity(4);
-    let mut positions = Vec::with_capacity(4);
     while pos < b.len() {
         if is_fnc1(b[pos]) {
             return Err(Gs1Error::syntax("FNC1 where an AI should start", Some(pos)));
@@ -112,23 +127,39 @@ pub fn element_string(input: &str, opts: &Options) -> Result<Gs1Code, Gs1Error> 
                 .position(|&c| is_fnc1(c))
                 .map_or(b.len(), |i| vstart + i),
         };
-        let value = input.get(vstart..vend).ok_or(Gs1Error {
+        let value = input.get(vstart..vend).ok_or_else(|| Gs1Error {
             ai: Some(entry.ai.to_owned()),
             kind: Gs1ErrorKind::Charset,
             position: Some(vstart),
         })?;
         validate::check_value(entry.ai, Some(entry), value, vstart)?;
-        positions.push(pos);
-        elements.push(Element {
-            ai: entry.ai.to_owned(),
-            value: value.to_owned(),
-        });
+        if let Some(p) = positions.get_mut(count) {
+            *p = pos;
+        }
+        match elements.get_mut(count) {
+            Some(e) => {
+                e.ai.clear();
+                e.ai.push_str(entry.ai);
+                e.value.clear();
+                e.value.push_str(value);
+            }
+            None => elements.push(Element {
+                ai: entry.ai.to_owned(),
+                value: value.to_owned(),
+            }),
+        }
+        count += 1;
         pos = vend;
         if pos < b.len() && is_fnc1(b[pos]) {
             pos += 1;
         }
     }
-    Gs1Code::from_checked(elements, opts, Some(&positions))
+    elements.truncate(count);
+    if elements.is_empty() {
+        return Err(Gs1Error::syntax("no elements", Some(0)));
+    }
+    let known = positions.get(..count).filter(|_| count <= POSITIONS);
+    validate::check_pairs(elements, opts, known)
 }
 
 /// The symbology a scan came from, by its identifier (ISO/IEC 15424).

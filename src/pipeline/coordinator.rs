@@ -7,6 +7,7 @@
 //! device and no storage: it talks to the stage threads through channels.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -48,6 +49,9 @@ struct Slot {
 
 struct RunBatch {
     order: BatchOrder,
+    /// The order's lot and expiry, shared with every unit's record (no copy per unit).
+    lot: Arc<str>,
+    expiry: Arc<str>,
     first_unit: u64,
     last_unit: u64,
     slots: BTreeMap<u64, Slot>,
@@ -72,6 +76,8 @@ pub(crate) struct Coordinator {
     prn: Sender<PrinterCmd>,
     rec: Sender<Rec>,
     observer: Option<Sender<UnitRecord>>,
+    /// Elements of the codes of finalised units, reused to parse the next loaded codes.
+    free_codes: Vec<Vec<crate::gs1::Element>>,
     machine: Machine,
     verifier: Verifier,
     batch: Option<RunBatch>,
@@ -85,6 +91,8 @@ pub(crate) struct Coordinator {
     next_check: Micros,
     /// Pixel buffers back to the camera thread.
     spares: Sender<Vec<u8>>,
+    /// Loaded lists done with, back to the printer thread (their strings reused).
+    loaded_spares: Sender<Vec<super::stages::Loaded>>,
     /// The frame of the outcome being handled: kept if its unit is rejected now.
     frame_in_hand: Option<(u64, crate::vision::GreyFrame)>,
 }
@@ -103,6 +111,7 @@ impl Coordinator {
         rec: Sender<Rec>,
         observer: Option<Sender<UnitRecord>>,
         spares: Sender<Vec<u8>>,
+        loaded_spares: Sender<Vec<super::stages::Loaded>>,
     ) -> Coordinator {
         let verifier = Verifier::new(VerifyConfig {
             min_grade: cfg.min_grade,
@@ -117,6 +126,7 @@ impl Coordinator {
             prn,
             rec,
             observer,
+            free_codes: Vec::new(),
             machine: Machine::new(),
             verifier,
             batch: None,
@@ -128,6 +138,7 @@ impl Coordinator {
             links: super::Links::default(),
             next_check,
             spares,
+            loaded_spares,
             frame_in_hand: None,
         }
     }
@@ -537,6 +548,8 @@ impl Coordinator {
         let last_unit = first_unit + order.quantity - 1;
         self.batch = Some(RunBatch {
             order: order.clone(),
+            lot: Arc::from(order.lot.as_str()),
+            expiry: Arc::from(order.expiry.as_str()),
             first_unit,
             last_unit,
             slots: BTreeMap::new(),
@@ -719,24 +732,25 @@ impl Coordinator {
         }
     }
 
-    fn on_loaded(&mut self, items: Vec<Loaded>) {
+    fn on_loaded(&mut self, mut items: Vec<Loaded>) {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
         let n = items.len() as u64;
-        for l in items {
-            let code = match Gs1Code::parse_element_string(&l.element_string) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(unit = l.unit, error = %e, "loaded code does not parse");
-                    None
-                }
-            };
+        for l in items.iter_mut() {
+            let mut code = None;
+            let mut spare = self.free_codes.pop().unwrap_or_default();
+            if let Err(e) =
+                Gs1Code::parse_element_string_into(&l.element_string, &mut code, &mut spare)
+            {
+                tracing::error!(unit = l.unit, error = %e, "loaded code does not parse");
+                self.free_codes.push(spare);
+            }
             b.loaded_upto = b.loaded_upto.max(l.unit);
             b.slots.insert(
                 l.unit,
                 Slot {
-                    serial: l.serial,
+                    serial: std::mem::take(&mut l.serial),
                     code,
                     frame_at: None,
                     due: None,
@@ -745,6 +759,8 @@ impl Coordinator {
                 },
             );
         }
+        // The list and its element strings go back to the printer thread for reuse.
+        let _ = self.loaded_spares.try_send(items);
         self.status.update(|s| s.loaded += n);
         let ahead = u64::from(self.cfg.buffer_ahead);
         let want = (self.plc_total.unwrap_or(0) + ahead).min(b.last_unit);
@@ -850,6 +866,7 @@ impl Coordinator {
         match verdict {
             Verdict::Pass(p) => {
                 let grade = Some(p.grade().letter());
+                self.verifier.recycle(p);
                 self.decide(unit, true, "pass", String::new(), grade, Some(frame_at));
             }
             Verdict::Reject(r) => {
@@ -975,24 +992,17 @@ impl Coordinator {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
-        let serial = b
-            .slots
-            .get(&unit)
-            .map(|s| s.serial.clone())
-            .filter(|s| !s.is_empty());
-        if let Some(s) = serial.as_ref() {
-            let lot = b.order.lot.clone();
-            let expiry = b.order.expiry.clone();
-            self.ctx.send(
-                &self.rec,
-                Rec::Unit {
-                    serial: s.clone(),
-                    passed: pass,
-                    lot,
-                    expiry,
-                },
-            );
-        }
+        // The unit is done: its serial goes to the records, its parsed code back to
+        // the parser.
+        let serial = match b.slots.get_mut(&unit) {
+            Some(slot) => {
+                if let Some(code) = slot.code.take() {
+                    self.free_codes.push(code.into_elements());
+                }
+                Some(std::mem::take(&mut slot.serial)).filter(|s| !s.is_empty())
+            }
+            None => None,
+        };
         // Keep memory bounded: units well behind are done.
         if b.slots.len() > 4096 {
             let keep_from = unit.saturating_sub(2048);
@@ -1000,6 +1010,7 @@ impl Coordinator {
                 .retain(|u, s| *u >= keep_from || !s.decided || s.awaiting.is_some());
         }
         let mut frame = None;
+        let mut frame_rec = None;
         if !pass {
             tracing::debug!(unit, reason = code, detail = %detail, "unit rejected");
             if let Some((_, f)) = self.frame_in_hand.take_if(|(u, _)| *u == unit) {
@@ -1008,15 +1019,30 @@ impl Coordinator {
                     unit,
                     serial.as_deref(),
                 );
-                self.ctx.send(
-                    &self.rec,
-                    Rec::Frame {
-                        name: name.clone(),
-                        frame: Some(f),
-                    },
-                );
+                frame_rec = Some(Rec::Frame {
+                    name: name.clone(),
+                    frame: Some(f),
+                });
                 frame = Some(name);
             }
+        }
+        let observed = match &self.observer {
+            Some(_) => serial.clone(),
+            None => None,
+        };
+        if let Some(s) = serial {
+            self.ctx.send(
+                &self.rec,
+                Rec::Unit {
+                    serial: s,
+                    passed: pass,
+                    lot: Arc::clone(&b.lot),
+                    expiry: Arc::clone(&b.expiry),
+                },
+            );
+        }
+        if let Some(r) = frame_rec {
+            self.ctx.send(&self.rec, r);
         }
         self.status.update(|s| {
             s.inspected += 1;
@@ -1029,7 +1055,7 @@ impl Coordinator {
         if let Some(o) = &self.observer {
             let _ = o.send(UnitRecord {
                 unit,
-                serial,
+                serial: observed,
                 verdict: code,
                 detail,
                 grade,

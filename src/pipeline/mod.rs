@@ -444,6 +444,11 @@ impl Line {
         // Pixel buffers of frames done with, back to the camera thread (never waited on:
         // a full channel drops the buffer).
         let (spare_tx, spare_rx) = bounded::<Vec<u8>>(8);
+        // Lists of loaded codes the coordinator is done with, back to the printer thread
+        // with their strings for the next load (dropped when the channel is full).
+        let (loaded_tx, loaded_rx) = bounded::<Vec<stages::Loaded>>(8);
+        // State lists the printer thread has taken in, back to the recorder (emptied).
+        let (states_tx, states_rx) = bounded::<Vec<(String, crate::pool::SerialState)>>(8);
         // Every thread starts holding one activity token and gives it up when it first
         // blocks.
         let mut threads = Vec::new();
@@ -481,7 +486,11 @@ impl Line {
             let pcfg = stages::PrinterSetup::from(&cfg);
             spawn(
                 "printer",
-                Box::new(move || stages::printer_thread(ctx, printer, pool, pcfg, prn_rx, ev)),
+                Box::new(move || {
+                    stages::printer_thread(
+                        ctx, printer, pool, pcfg, prn_rx, ev, loaded_rx, states_tx,
+                    )
+                }),
             )?;
         }
         {
@@ -502,7 +511,9 @@ impl Line {
             let store = frames::FrameStore::new(&cfg.data_dir, cfg.reject_frames);
             spawn(
                 "recorder",
-                Box::new(move || recorder::recorder_thread(ctx, j, events, store, rec_rx, ev, prn)),
+                Box::new(move || {
+                    recorder::recorder_thread(ctx, j, events, store, rec_rx, ev, prn, states_rx)
+                }),
             )?;
         }
         {
@@ -510,7 +521,7 @@ impl Line {
             let st = status.clone();
             let observer = hooks.observer;
             let c = coordinator::Coordinator::new(
-                cfg, ctx, st, plc_tx, prn_tx, rec_tx, observer, spare_tx,
+                cfg, ctx, st, plc_tx, prn_tx, rec_tx, observer, spare_tx, loaded_tx,
             );
             spawn("coordinator", Box::new(move || c.run(ev_rx)))?;
         }

@@ -1,7 +1,8 @@
 //! Thread role tags for allocation accounting: each pipeline thread records which stage
 //! it is (plc, printer, camera, decode worker, recorder, coordinator) in a thread-local,
 //! and spans mark where a thread runs code that is not the pipeline's own (the
-//! third-party DataMatrix reader, clock alarms, device drivers, storage, event building).
+//! third-party DataMatrix reader, clock alarms, device drivers, storage, event building,
+//! and inside storage the third-party sled store).
 //! A counting global allocator (the `alloc_steady_state` test) reads both to attribute
 //! every allocation to a stage and to tell the decoder's own allocations from ours.
 //! It owns the tags only: no counting, no allocator. Reading or setting a tag never
@@ -79,17 +80,20 @@ pub enum Inside {
     Storage = 4,
     /// Building an EPCIS event and its journal record (crate::epcis, crate::uplink).
     Events = 5,
+    /// Inside sled, the third-party store under the serial pool (crate::pool::store).
+    Sled = 6,
 }
 
 impl Inside {
     /// Every kind, by tag value.
-    pub const ALL: [Inside; 6] = [
+    pub const ALL: [Inside; 7] = [
         Inside::Own,
         Inside::Decoder,
         Inside::Clock,
         Inside::Driver,
         Inside::Storage,
         Inside::Events,
+        Inside::Sled,
     ];
 
     /// Short name.
@@ -101,6 +105,7 @@ impl Inside {
             Inside::Driver => "driver",
             Inside::Storage => "storage",
             Inside::Events => "events",
+            Inside::Sled => "sled",
         }
     }
 }

@@ -12,11 +12,15 @@ use crossbeam_channel::{Receiver, Sender};
 use super::coordinator::Ev;
 use super::stages::{Ctx, PrinterCmd};
 use super::wait::Wake;
-use crate::epcis::{EventTime, LineEvents};
+use crate::epcis::{EventTime, LineEvents, UnitEvent, UnitEventWriter};
+use crate::uplink::record::{EVENT_RECORD, EventRecord};
 use std::sync::Arc;
 
 use crate::journal::Journal;
 use crate::vision::GreyFrame;
+
+/// Records taken into one group of events at most.
+const GROUP_MAX: usize = 512;
 
 /// Reject frames waiting for the frame store; more are dropped (with a warning).
 const FRAMES_QUEUED: usize = 16;
@@ -29,8 +33,8 @@ pub(crate) enum Rec {
     Unit {
         serial: String,
         passed: bool,
-        lot: String,
-        expiry: String,
+        lot: Arc<str>,
+        expiry: Arc<str>,
     },
     /// Serials loaded into the printer but never printed (buffer cleared).
     Unprinted { serials: Vec<String>, lot: String },
@@ -49,6 +53,7 @@ pub(crate) struct Durable {
     pub(crate) events: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn recorder_thread(
     ctx: Ctx,
     journal: Arc<Journal>,
@@ -57,6 +62,7 @@ pub(crate) fn recorder_thread(
     rx: Receiver<Rec>,
     ev: Sender<Ev>,
     prn: Sender<PrinterCmd>,
+    states_back: Receiver<Vec<(String, SerialState)>>,
 ) {
     let (keep_tx, keep_rx) = crossbeam_channel::bounded::<(String, GreyFrame)>(FRAMES_QUEUED);
     let keeper = std::thread::Builder::new()
@@ -72,14 +78,21 @@ pub(crate) fn recorder_thread(
         tracing::warn!(error = %e, "no reject-frame thread: reject frames are not kept");
     }
     let mut waiter = ctx.waiter();
+    // Reused from group to group: the records taken, the per-unit event writer and the
+    // buffer it writes each payload into.
+    // Room for the largest group up front: a burst never grows it.
+    let mut recs: Vec<Rec> = Vec::with_capacity(GROUP_MAX);
+    let mut writer = UnitEventWriter::new(&events);
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         let first = match waiter.wait(&rx) {
             Wake::Msg(m) => m,
             Wake::Alarm => continue,
             Wake::Closed => break,
         };
-        let mut recs = vec![first];
-        while recs.len() < 512
+        recs.clear();
+        recs.push(first);
+        while recs.len() < GROUP_MAX
             && let Some(r) = waiter.try_next(&rx)
         {
             recs.push(r);
@@ -100,47 +113,62 @@ pub(crate) fn recorder_thread(
             }
         }
         let mut payloads = Vec::with_capacity(recs.len());
-        let mut states = Vec::with_capacity(recs.len());
+        // A list the printer thread handed back, or a new one.
+        let mut states = states_back.try_recv().unwrap_or_default();
         let mut commissioned = 0u64;
         let events_span = super::probe::Span::enter(super::probe::Inside::Events);
-        for r in &recs {
-            let (lot, event) = match r {
+        for r in recs.drain(..) {
+            let record = match r {
                 Rec::Frame { .. } => continue,
                 Rec::Unit {
                     serial,
-                    passed: true,
+                    passed,
                     lot,
                     expiry,
                 } => {
-                    states.push((serial.clone(), SerialState::Commissioned));
-                    commissioned += 1;
-                    (lot, events.commissioning(time, &[serial], lot, expiry))
-                }
-                Rec::Unit {
-                    serial,
-                    passed: false,
-                    lot,
-                    ..
-                } => {
-                    states.push((serial.clone(), SerialState::Destroyed));
-                    (lot, events.rejected_destroyed(time, &[serial]))
+                    let kind = if passed {
+                        commissioned += 1;
+                        UnitEvent::Commissioned
+                    } else {
+                        UnitEvent::Destroyed
+                    };
+                    buf.clear();
+                    let written = EventRecord::write_payload(&mut buf, &lot, |out| {
+                        writer.write(out, kind, time, &serial, &lot, &expiry)
+                    });
+                    let state = if passed {
+                        SerialState::Commissioned
+                    } else {
+                        SerialState::Destroyed
+                    };
+                    states.push((serial, state));
+                    // The journal takes each payload as its own `Vec`: the copy out of
+                    // the reused buffer is the journal's cost.
+                    written
+                        .map(|()| {
+                            super::probe::inside(super::probe::Inside::Storage, || {
+                                (EVENT_RECORD, buf.as_slice().to_vec())
+                            })
+                        })
+                        .map_err(|e| e.to_string())
                 }
                 Rec::Unprinted { serials, lot } => {
-                    for s in serials {
-                        states.push((s.clone(), SerialState::LabelScrapped));
-                    }
                     let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
-                    (lot, events.invalidated(time, &refs))
+                    let record = events
+                        .invalidated(time, &refs)
+                        .and_then(|e| e.with_hash_id())
+                        .map_err(|e| e.to_string())
+                        .and_then(|e| {
+                            EventRecord::new(&lot, &e)
+                                .map(|r| r.to_journal())
+                                .map_err(|e| e.to_string())
+                        });
+                    for s in serials {
+                        states.push((s, SerialState::LabelScrapped));
+                    }
+                    record
                 }
             };
-            let record = event
-                .and_then(|e| e.with_hash_id())
-                .map_err(|e| e.to_string())
-                .and_then(|e| {
-                    crate::uplink::record::EventRecord::new(lot, &e)
-                        .map(|r| r.to_journal())
-                        .map_err(|e| e.to_string())
-                });
             match record {
                 Ok(r) => payloads.push(r),
                 Err(e) => tracing::error!(error = %e, "building an event failed"),

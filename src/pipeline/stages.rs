@@ -310,6 +310,44 @@ struct PrinterStage {
     tick_no: u64,
     last_fault: Option<String>,
     last_count: Option<u64>,
+    /// Buffers reused from unit to unit (see [`Reuse`]).
+    reuse: Reuse,
+}
+
+/// What the printer thread reuses instead of allocating per unit: the items it loads,
+/// the loaded lists the coordinator hands back (their element strings), serial strings
+/// coming back with the pool states, and the scratch of [`apply_states`].
+#[derive(Default)]
+struct Reuse {
+    items: Vec<PrintItem>,
+    loaded: Option<Receiver<Vec<Loaded>>>,
+    /// Where emptied state lists go back to (the recorder).
+    states_back: Option<Sender<Vec<(String, SerialState)>>>,
+    serials: Vec<String>,
+    group: Vec<String>,
+    rest: Vec<(String, SerialState)>,
+}
+
+/// Serial strings kept for reuse at most.
+const SPARE_SERIALS: usize = 1024;
+
+impl Reuse {
+    /// Hand an emptied state list back to the recorder (dropped if it has enough).
+    fn give_back(&self, mut list: Vec<(String, SerialState)>) {
+        list.clear();
+        if let Some(tx) = &self.states_back {
+            let _ = tx.try_send(list);
+        }
+    }
+
+    /// A loaded list handed back by the coordinator (its entries' strings still there),
+    /// or a new one.
+    fn loaded(&mut self) -> Vec<Loaded> {
+        self.loaded
+            .as_ref()
+            .and_then(|r| r.try_recv().ok())
+            .unwrap_or_default()
+    }
 }
 
 impl PrinterStage {
@@ -382,30 +420,35 @@ impl PrinterStage {
             .max(now.plus(Duration::from_micros(1)));
     }
 
-    /// Poll when due, then block until commands arrive (all queued ones at once);
-    /// `None` when the thread must end.
-    fn next(&mut self, rx: &Receiver<PrinterCmd>) -> Option<Vec<PrinterCmd>> {
+    /// Poll when due, then block until commands arrive (all queued ones at once, onto
+    /// `queue`); false when the thread must end.
+    fn next(
+        &mut self,
+        rx: &Receiver<PrinterCmd>,
+        queue: &mut std::collections::VecDeque<PrinterCmd>,
+    ) -> bool {
         loop {
             if self.ctx.stopped() {
-                return None;
+                return false;
             }
             self.tick();
             self.waiter.set_alarm(self.next_tick);
             match self.waiter.wait(rx) {
                 Wake::Msg(m) => {
-                    let mut cmds = vec![m];
+                    queue.push_back(m);
                     while let Some(c) = self.waiter.try_next(rx) {
-                        cmds.push(c);
+                        queue.push_back(c);
                     }
-                    return Some(cmds);
+                    return true;
                 }
                 Wake::Alarm => {}
-                Wake::Closed => return None,
+                Wake::Closed => return false,
             }
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn printer_thread(
     ctx: Ctx,
     factory: DeviceFactory<dyn Printer>,
@@ -413,6 +456,8 @@ pub(crate) fn printer_thread(
     cfg: PrinterSetup,
     rx: Receiver<PrinterCmd>,
     ev: Sender<Ev>,
+    loaded: Receiver<Vec<Loaded>>,
+    states_back: Sender<Vec<(String, SerialState)>>,
 ) {
     let mut st = PrinterStage {
         waiter: ctx.waiter(),
@@ -425,17 +470,23 @@ pub(crate) fn printer_thread(
         tick_no: 0,
         last_fault: None,
         last_count: None,
+        reuse: Reuse {
+            loaded: Some(loaded),
+            states_back: Some(states_back),
+            items: Vec::with_capacity(64),
+            serials: Vec::with_capacity(SPARE_SERIALS),
+            group: Vec::with_capacity(64),
+            rest: Vec::with_capacity(64),
+        },
     };
     if let Ok(n) = pool.available(&cfg.gtin) {
         st.report(PrinterEv::PoolLevel(n));
     }
-    let mut queue: std::collections::VecDeque<PrinterCmd> = Default::default();
+    let mut queue: std::collections::VecDeque<PrinterCmd> =
+        std::collections::VecDeque::with_capacity(64);
     'thread: loop {
-        if queue.is_empty() {
-            match st.next(&rx) {
-                Some(c) => queue.extend(c),
-                None => break 'thread,
-            }
+        if queue.is_empty() && !st.next(&rx, &mut queue) {
+            break 'thread;
         }
         while let Some(cmd) = queue.pop_front() {
             match cmd {
@@ -453,7 +504,10 @@ pub(crate) fn printer_thread(
                 PrinterCmd::Reload { reply, .. } => {
                     let _ = reply.send(Err("no batch is running".into()));
                 }
-                PrinterCmd::States(mut s) => apply_states(&mut pool, &cfg.gtin, &mut s),
+                PrinterCmd::States(mut s) => {
+                    apply_states(&mut pool, &cfg.gtin, &mut s, &mut st.reuse);
+                    st.reuse.give_back(s);
+                }
                 PrinterCmd::LoadUpTo(_) | PrinterCmd::End => {}
             }
         }
@@ -511,11 +565,11 @@ fn run_batch(
             match cmd {
                 PrinterCmd::Begin { .. } => {
                     queue.push_front(cmd);
-                    finish(alloc, &cfg.gtin, &mut states);
+                    finish(alloc, &cfg.gtin, &mut states, &mut st.reuse);
                     return true;
                 }
                 PrinterCmd::End => {
-                    finish(alloc, &cfg.gtin, &mut states);
+                    finish(alloc, &cfg.gtin, &mut states, &mut st.reuse);
                     if let Ok(n) = pool.available(&cfg.gtin) {
                         st.report(PrinterEv::PoolLevel(n));
                     }
@@ -532,16 +586,19 @@ fn run_batch(
                     }
                     let _ = reply.send(r);
                 }
-                PrinterCmd::States(s) => states.extend(s),
+                PrinterCmd::States(mut s) => {
+                    states.append(&mut s);
+                    st.reuse.give_back(s);
+                }
             }
         }
         if !states.is_empty() {
-            apply_states(alloc.pool_mut(), &cfg.gtin, &mut states);
+            apply_states(alloc.pool_mut(), &cfg.gtin, &mut states, &mut st.reuse);
         }
         if b.next_unit <= b.target
             && let Some(p) = st.printer.as_mut()
         {
-            match load(&mut b, &mut alloc, p.as_mut(), cfg.market) {
+            match load(&mut b, &mut alloc, p.as_mut(), cfg.market, &mut st.reuse) {
                 Ok(loaded) => {
                     if !loaded.is_empty() {
                         st.report(PrinterEv::Loaded(loaded));
@@ -556,10 +613,10 @@ fn run_batch(
                 }
             }
         }
-        match st.next(rx) {
-            Some(c) => queue.extend(c),
-            None => {
-                finish(alloc, &cfg.gtin, &mut states);
+        match st.next(rx, queue) {
+            true => {}
+            false => {
+                finish(alloc, &cfg.gtin, &mut states, &mut st.reuse);
                 return false;
             }
         }
@@ -570,31 +627,44 @@ fn finish(
     mut alloc: crate::pool::Allocator<'_, crate::pool::SledStore>,
     gtin: &str,
     states: &mut Vec<(String, SerialState)>,
+    reuse: &mut Reuse,
 ) {
     if !states.is_empty() {
-        apply_states(alloc.pool_mut(), gtin, states);
+        apply_states(alloc.pool_mut(), gtin, states, reuse);
     }
     if let Err(e) = alloc.close() {
         tracing::error!(error = %e, "closing the batch allocation failed");
     }
 }
 
-fn apply_states(pool: &mut Pool, gtin: &str, pending: &mut Vec<(String, SerialState)>) {
-    let mut by_state: std::collections::BTreeMap<String, (SerialState, Vec<String>)> =
-        Default::default();
-    for (s, st) in pending.drain(..) {
-        by_state
-            .entry(st.to_string())
-            .or_insert_with(|| (st, Vec::new()))
-            .1
-            .push(s);
-    }
-    let _span = super::probe::Span::enter(super::probe::Inside::Storage);
-    for (name, (st, serials)) in by_state {
-        let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
-        if let Err(e) = pool.set_state(gtin, &refs, st) {
-            tracing::error!(error = %e, state = %name, n = refs.len(), "pool state update failed");
+/// Write the final pool states of `pending` (emptied), one pool update per state in
+/// the order of the states' names; the serial strings are kept for reuse.
+fn apply_states(
+    pool: &mut Pool,
+    gtin: &str,
+    pending: &mut Vec<(String, SerialState)>,
+    reuse: &mut Reuse,
+) {
+    while let Some(st) = pending.iter().map(|(_, st)| *st).min_by_key(|st| st.name()) {
+        reuse.group.clear();
+        reuse.rest.clear();
+        for (s, t) in pending.drain(..) {
+            if t == st {
+                reuse.group.push(s);
+            } else {
+                reuse.rest.push((s, t));
+            }
         }
+        std::mem::swap(pending, &mut reuse.rest);
+        let _span = super::probe::Span::enter(super::probe::Inside::Storage);
+        if let Err(e) = pool.set_state(gtin, &reuse.group, st) {
+            tracing::error!(error = %e, state = %st, n = reuse.group.len(), "pool state update failed");
+        }
+        drop(_span);
+        let room = SPARE_SERIALS.saturating_sub(reuse.serials.len());
+        let keep = reuse.group.len().min(room);
+        reuse.serials.extend(reuse.group.drain(..keep));
+        reuse.group.clear();
     }
 }
 
@@ -631,15 +701,30 @@ fn load(
     a: &mut crate::pool::Allocator<'_, crate::pool::SledStore>,
     p: &mut dyn Printer,
     market: Market,
+    reuse: &mut Reuse,
 ) -> Result<Vec<Loaded>, String> {
-    let mut items = Vec::new();
-    let mut handed = Vec::new();
+    let mut loaded = reuse.loaded();
+    let mut n = 0usize;
+    let mut last = None;
     while b.next_unit <= b.target {
         let h = super::probe::inside(super::probe::Inside::Storage, || a.next_serial())
             .map_err(|e| format!("serial pool: {e}"))?;
-        let mut es = String::with_capacity(64);
-        let extra = h.extra_ais();
+        if reuse.items.len() <= n {
+            reuse.items.push(PrintItem {
+                unit: 0,
+                element_string: String::with_capacity(64),
+                fields: Vec::new(),
+            });
+        }
+        let Some(item) = reuse.items.get_mut(n) else {
+            return Err("internal: no print item".into());
+        };
+        item.unit = b.next_unit;
+        item.element_string.clear();
+        item.fields.clear();
+        let es = &mut item.element_string;
         let r = if market == Market::RuCrypto {
+            let extra = h.extra_ais();
             let get = |ai: &str| {
                 extra
                     .iter()
@@ -648,40 +733,47 @@ fn load(
                     .unwrap_or("")
             };
             b.template
-                .write_with_tail(h.serial(), get("91"), get("92"), &mut es)
+                .write_with_tail(h.serial(), get("91"), get("92"), es)
         } else {
-            b.template.write(h.serial(), &mut es)
+            b.template.write(h.serial(), es)
         };
         if let Err(e) = r {
             // The serial stays Allocated and becomes SNInvalid when the block closes.
             return Err(format!("code for serial {}: {e}", h.serial()));
         }
-        items.push(PrintItem {
-            unit: b.next_unit,
-            element_string: es,
-            fields: Vec::new(),
-        });
-        handed.push(h);
+        // What the coordinator gets: the unit, its serial, its element string.
+        let mut serial = reuse.serials.pop().unwrap_or_default();
+        serial.clear();
+        serial.push_str(h.serial());
+        match loaded.get_mut(n) {
+            Some(l) => {
+                l.unit = b.next_unit;
+                l.serial = serial;
+                l.element_string.clear();
+                l.element_string.push_str(&item.element_string);
+            }
+            None => loaded.push(Loaded {
+                unit: b.next_unit,
+                serial,
+                element_string: item.element_string.clone(),
+            }),
+        }
+        last = Some(h);
+        n += 1;
         b.next_unit += 1;
     }
-    let sent = super::probe::inside(super::probe::Inside::Driver, || p.load(&items));
+    loaded.truncate(n);
+    let items = reuse.items.get(..n).unwrap_or_default();
+    let sent = super::probe::inside(super::probe::Inside::Driver, || p.load(items));
     // Mark what was sent (or may have been) Encoded either way: a serial that may be
     // on a unit is never handed out again.
-    if let Some(last) = handed.last()
+    if let Some(last) = &last
         && let Err(e) = super::probe::inside(super::probe::Inside::Storage, || a.mark_encoded(last))
     {
         tracing::error!(error = %e, "marking serials Encoded failed");
     }
     sent.map_err(|e| format!("printer load: {e}"))?;
-    Ok(items
-        .into_iter()
-        .zip(handed)
-        .map(|(i, h)| Loaded {
-            unit: i.unit,
-            serial: h.serial().to_string(),
-            element_string: i.element_string,
-        })
-        .collect())
+    Ok(loaded)
 }
 
 /// Camera thread settings.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
-use crate::clock::{Activity, Clock, Micros};
+use crate::clock::{Activity, Alarm, Clock, Micros};
 
 /// What woke a thread.
 pub(crate) enum Wake<T> {
@@ -22,7 +22,11 @@ pub(crate) enum Wake<T> {
 pub(crate) struct Waiter {
     clock: Arc<dyn Clock>,
     activity: Activity,
-    alarm: Option<(Micros, Receiver<Micros>)>,
+    /// The thread's alarm, made on the first [`Waiter::set_alarm`] and set again for
+    /// every later one (no channel per setting).
+    alarm: Option<Alarm>,
+    /// What the alarm is set to, until it fires or is cleared.
+    at: Option<Micros>,
 }
 
 impl Waiter {
@@ -31,28 +35,30 @@ impl Waiter {
             clock,
             activity,
             alarm: None,
+            at: None,
         }
     }
 
-    /// The alarm time set, if any.
-    pub(crate) fn alarm_at(&self) -> Option<Micros> {
-        self.alarm.as_ref().map(|a| a.0)
-    }
-
-    /// Set the alarm to `at` (replacing any other).
+    /// Set the alarm to `at` (replacing any other; a token the other already delivered
+    /// is given back).
     pub(crate) fn set_alarm(&mut self, at: Micros) {
-        if self.alarm_at() == Some(at) {
+        if self.at == Some(at) {
             return;
         }
-        self.clear_alarm();
-        let rx = super::probe::inside(super::probe::Inside::Clock, || self.clock.alarm(at));
-        self.alarm = Some((at, rx));
+        let _span = super::probe::Span::enter(super::probe::Inside::Clock);
+        let clock = &self.clock;
+        let alarm = self.alarm.get_or_insert_with(|| clock.new_alarm());
+        if alarm.set(at) {
+            self.activity.end();
+        }
+        self.at = Some(at);
     }
 
-    /// Drop the alarm; a token it already delivered is given back.
+    /// Cancel the alarm; a token it already delivered is given back.
     pub(crate) fn clear_alarm(&mut self) {
-        if let Some((_, rx)) = self.alarm.take()
-            && rx.try_recv().is_ok()
+        if self.at.take().is_some()
+            && let Some(alarm) = &mut self.alarm
+            && alarm.cancel()
         {
             self.activity.end();
         }
@@ -62,11 +68,9 @@ impl Waiter {
     /// holding a token again.
     pub(crate) fn wait<T>(&mut self, rx: &Receiver<T>) -> Wake<T> {
         self.activity.end();
-        let woke = match &self.alarm {
-            Some((_, arx)) => {
-                let arx = arx.clone();
-                // Every alarm is a fresh channel (`Clock::alarm`): the first wait on it
-                // grows its waker list, a cost of the clock's alarm API.
+        let woke = match (&self.alarm, self.at) {
+            (Some(alarm), Some(_)) => {
+                let arx = alarm.receiver();
                 let _span = super::probe::Span::enter(super::probe::Inside::Clock);
                 select! {
                     recv(rx) -> m => match m {
@@ -76,13 +80,13 @@ impl Waiter {
                     recv(arx) -> _ => Wake::Alarm,
                 }
             }
-            None => match rx.recv() {
+            _ => match rx.recv() {
                 Ok(m) => Wake::Msg(m),
                 Err(_) => Wake::Closed,
             },
         };
         match woke {
-            Wake::Alarm => self.alarm = None,
+            Wake::Alarm => self.at = None,
             Wake::Closed => self.activity.begin(),
             Wake::Msg(_) => {}
         }

@@ -1198,7 +1198,7 @@ impl<S: Store> Pool<S> {
     pub fn set_state(
         &mut self,
         gtin: &str,
-        serials: &[&str],
+        serials: &[impl AsRef<str>],
         to: SerialState,
     ) -> Result<(), PoolError> {
         if to == SerialState::Returned {
@@ -1213,7 +1213,7 @@ impl<S: Store> Pool<S> {
     fn override_ops(
         &self,
         gtin: &str,
-        serials: &[&str],
+        serials: &[impl AsRef<str>],
         to: SerialState,
     ) -> Result<(String, Vec<Op>), PoolError> {
         let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
@@ -1222,6 +1222,7 @@ impl<S: Store> Pool<S> {
             .ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
         let mut ops = Vec::new();
         for s in serials {
+            let s = s.as_ref();
             let unknown = || PoolError::UnknownSerial {
                 gtin: gtin.clone(),
                 serial: s.to_string(),

@@ -254,24 +254,29 @@ impl SledStore {
     }
 }
 
+/// Run `f`, a call into sled, marked as third-party code for allocation accounting
+/// (`crate::pipeline::probe`; no cost beyond two thread-local writes).
+fn in_sled<R>(f: impl FnOnce() -> R) -> R {
+    crate::pipeline::probe::inside(crate::pipeline::probe::Inside::Sled, f)
+}
+
 impl Store for SledStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(space)?
-            .get(key)
+        let tree = self.tree(space)?;
+        Ok(in_sled(|| tree.get(key))
             .map_err(io_err("read"))?
             .map(|v| v.to_vec()))
     }
 
     fn put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.tree(space)?
-            .insert(key, value)
-            .map_err(io_err("write"))?;
+        let tree = self.tree(space)?;
+        in_sled(|| tree.insert(key, value)).map_err(io_err("write"))?;
         Ok(())
     }
 
     fn del(&self, space: Space, key: &[u8]) -> Result<(), StoreError> {
-        self.tree(space)?.remove(key).map_err(io_err("remove"))?;
+        let tree = self.tree(space)?;
+        in_sled(|| tree.remove(key)).map_err(io_err("remove"))?;
         Ok(())
     }
 
@@ -282,20 +287,16 @@ impl Store for SledStore {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
-        match self
-            .tree(space)?
-            .compare_and_swap(key, old, new)
-            .map_err(io_err("write"))?
-        {
+        let tree = self.tree(space)?;
+        match in_sled(|| tree.compare_and_swap(key, old, new)).map_err(io_err("write"))? {
             Ok(()) => Ok(Ok(())),
             Err(e) => Ok(Err(e.current.map(|v| v.to_vec()))),
         }
     }
 
     fn get_lt(&self, space: Space, key: &[u8]) -> Result<Option<Kv>, StoreError> {
-        Ok(self
-            .tree(space)?
-            .get_lt(key)
+        let tree = self.tree(space)?;
+        Ok(in_sled(|| tree.get_lt(key))
             .map_err(io_err("read"))?
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
@@ -305,26 +306,31 @@ impl Store for SledStore {
             Ok(t) => t,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let iter = tree.range(start.to_vec()..end.to_vec());
-        Box::new(iter.map(|r| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(io_err("scan"))
+        let mut iter = in_sled(|| tree.range(start.to_vec()..end.to_vec()));
+        Box::new(std::iter::from_fn(move || {
+            in_sled(|| iter.next()).map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(io_err("scan"))
+            })
         }))
     }
 
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for op in ops {
-            match op {
-                Op::Put(k, v) => batch.insert(k, v),
-                Op::Del(k) => batch.remove(k),
+        in_sled(|| {
+            let mut batch = sled::Batch::default();
+            for op in ops {
+                match op {
+                    Op::Put(k, v) => batch.insert(k, v),
+                    Op::Del(k) => batch.remove(k),
+                }
             }
-        }
-        self.ctl.apply_batch(batch).map_err(io_err("commit"))
+            self.ctl.apply_batch(batch)
+        })
+        .map_err(io_err("commit"))
     }
 
     fn make_durable(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(io_err("flush"))?;
+        in_sled(|| self.db.flush()).map_err(io_err("flush"))?;
         self.data_file.sync_all().map_err(|e| StoreError::Io {
             op: "fsync",
             reason: e.to_string(),

@@ -42,6 +42,9 @@ pub enum RecordError {
     /// The batch name is empty, too long or has control characters.
     #[error("event record: batch name {0:?} must be 1-128 bytes without control characters")]
     BadBatch(String),
+    /// The event could not be built.
+    #[error("event record: {0}")]
+    Event(String),
     /// A stored payload is not an event record.
     #[error("journal record {seq}: not an EPCIS event record: {reason}")]
     Malformed {
@@ -89,6 +92,25 @@ impl EventRecord {
     /// `(EVENT_RECORD, payload)`, ready for `Journal::append_batch`.
     pub fn to_journal(&self) -> (RecordType, Vec<u8>) {
         (EVENT_RECORD, self.encode())
+    }
+
+    /// Append the journal payload of the event `event` writes (JSON with its hash
+    /// `eventID`, e.g. [`crate::epcis::UnitEventWriter::write`]) in `batch` to `out`:
+    /// the bytes [`EventRecord::encode`] gives for that event, without building the
+    /// record. On an error `out` may hold part of a payload.
+    pub fn write_payload(
+        out: &mut Vec<u8>,
+        batch: &str,
+        event: impl FnOnce(&mut Vec<u8>) -> Result<(), crate::epcis::EpcisError>,
+    ) -> Result<(), RecordError> {
+        check_batch(batch)?;
+        // Field order of the derived `Serialize`: batch, event.
+        out.extend_from_slice(b"{\"batch\":");
+        crate::epcis::writer::json_str(out, batch);
+        out.extend_from_slice(b",\"event\":");
+        event(out).map_err(|e| RecordError::Event(e.to_string()))?;
+        out.push(b'}');
+        Ok(())
     }
 
     /// Decode the payload of journal record `seq`; it must name a batch and carry an
@@ -159,6 +181,13 @@ mod tests {
         let standalone = serde_json::json!({"batch": "LOT1", "event": ev.to_standalone_json()});
         let back = EventRecord::decode(Seq(4), standalone.to_string().as_bytes()).expect("decode");
         assert_eq!(back, r, "a standalone event decodes to the eventList form");
+        let mut written = b"x".to_vec();
+        EventRecord::write_payload(&mut written, "LOT1", |out| {
+            serde_json::to_writer(out, &ev.to_json()).map_err(Into::into)
+        })
+        .expect("written");
+        assert_eq!(written.get(1..), Some(payload.as_slice()));
+        assert!(EventRecord::write_payload(&mut written, "", |_| Ok(())).is_err());
         for bad in [
             &b"not json"[..],
             br#"{"batch":"L","event":{}}"#,

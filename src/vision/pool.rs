@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 
-use crate::clock::{Clock, Micros};
+use crate::clock::{Alarm, Clock, Micros};
 
 use super::decode::{DecodeConfig, Decoder, Read};
 use super::frame::{FrameError, GreyFrame};
@@ -130,9 +130,14 @@ struct Reply {
     frame: GreyFrame,
 }
 
-/// A reply channel, reused from frame to frame (replies carry the job's sequence number,
-/// so one meant for an earlier, abandoned frame is told apart and dropped).
-type ReplyChannel = (Sender<Reply>, Receiver<Reply>);
+/// A reply channel and a deadline alarm, reused from frame to frame (replies carry the
+/// job's sequence number, so one meant for an earlier, abandoned frame is told apart and
+/// dropped; the alarm is set again for each frame, made on the first one that waits).
+struct ReplyChannel {
+    tx: Sender<Reply>,
+    rx: Receiver<Reply>,
+    alarm: Option<Alarm>,
+}
 
 struct Job {
     seq: u64,
@@ -229,7 +234,8 @@ impl Pending {
                 clock,
             } => (seq, channel, channels, deadline, clock),
         };
-        let rx = &channel.1;
+        let mut channel = channel;
+        let rx = &channel.rx;
         // A result already there wins over a deadline that fires at the same moment;
         // replies to earlier, abandoned frames are skipped.
         let mut got = None;
@@ -242,14 +248,13 @@ impl Pending {
         let finished = match got {
             Some(reply) => Some(reply),
             None => {
-                let alarm =
-                    crate::pipeline::probe::inside(crate::pipeline::probe::Inside::Clock, || {
-                        clock.alarm(deadline)
-                    });
-                let mut answer = None;
-                // A fresh alarm channel's first wait grows its waker list (clock cost).
                 let _span =
                     crate::pipeline::probe::Span::enter(crate::pipeline::probe::Inside::Clock);
+                let alarm = channel.alarm.get_or_insert_with(|| clock.new_alarm());
+                // A firing of an earlier frame's setting was cancelled with it.
+                let _ = alarm.set(deadline);
+                let alarm = alarm.receiver();
+                let mut answer = None;
                 loop {
                     select! {
                         recv(rx) -> msg => match msg {
@@ -273,6 +278,11 @@ impl Pending {
                             break;
                         },
                     }
+                }
+                // Done with the deadline: out of the clock's list (a firing that came
+                // while the reply won is dropped with it).
+                if let Some(alarm) = &mut channel.alarm {
+                    let _ = alarm.cancel();
                 }
                 match answer {
                     Some(Ok(reply)) => Some(reply),
@@ -385,12 +395,19 @@ impl DecodePool {
             .lock()
             .ok()
             .and_then(|mut idle| idle.pop())
-            .unwrap_or_else(|| bounded(self.reply_room));
+            .unwrap_or_else(|| {
+                let (tx, rx) = bounded(self.reply_room);
+                ReplyChannel {
+                    tx,
+                    rx,
+                    alarm: None,
+                }
+            });
         let job = Job {
             seq,
             frame,
             deadline,
-            reply: channel.0.clone(),
+            reply: channel.tx.clone(),
         };
         let state = match tx.try_send(job) {
             Ok(()) => PendingState::Waiting {

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use crate::gs1::{GS, Gs1Code};
+use crate::gs1::{Element, GS, Gs1Code};
 
 use super::grade::Grade;
 use super::pool::{FrameOutcome, NoRead};
@@ -150,12 +150,41 @@ impl Verdict {
     }
 }
 
+/// Longest seen-set key kept inline: GTIN (14) + GS + serial (at most 20).
+const SEEN_KEY_MAX: usize = 40;
+
+/// A seen-set key (GTIN, GS, serial) stored inline, so remembering a serial allocates
+/// nothing beyond the set's own room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SeenKey {
+    len: u8,
+    bytes: [u8; SEEN_KEY_MAX],
+}
+
+impl SeenKey {
+    /// `None` when `key` is too long to keep inline.
+    fn of(key: &str) -> Option<SeenKey> {
+        let mut bytes = [0u8; SEEN_KEY_MAX];
+        bytes.get_mut(..key.len())?.copy_from_slice(key.as_bytes());
+        Some(SeenKey {
+            len: key.len() as u8,
+            bytes,
+        })
+    }
+}
+
 /// The verifier for one batch.
 #[derive(Debug)]
 pub struct Verifier {
     cfg: VerifyConfig,
-    seen: HashSet<String>,
+    seen: HashSet<SeenKey>,
+    /// Keys too long for [`SeenKey`] (not a valid GTIN + serial; kept all the same).
+    seen_long: HashSet<String>,
     key: String,
+    /// The code of the last read, reused by the next parse.
+    scratch: Option<Gs1Code>,
+    /// Elements handed back by [`Verifier::recycle`], for the next parse.
+    spare: Vec<Element>,
 }
 
 impl Verifier {
@@ -165,18 +194,46 @@ impl Verifier {
         Verifier {
             cfg,
             seen,
+            seen_long: HashSet::new(),
             key: String::with_capacity(64),
+            scratch: None,
+            spare: Vec::new(),
         }
     }
 
     /// Start a new batch: forget the serials seen (keeps the allocation).
     pub fn new_batch(&mut self) {
         self.seen.clear();
+        self.seen_long.clear();
     }
 
     /// Serials passed in this batch.
     pub fn passed_count(&self) -> usize {
-        self.seen.len()
+        self.seen.len() + self.seen_long.len()
+    }
+
+    /// Hand a pass back once its code is no longer needed: the next read is parsed into
+    /// its allocation.
+    pub fn recycle(&mut self, passed: Passed) {
+        self.spare = passed.code.into_elements();
+    }
+
+    fn seen_contains(&self) -> bool {
+        match SeenKey::of(&self.key) {
+            Some(k) => self.seen.contains(&k),
+            None => self.seen_long.contains(self.key.as_str()),
+        }
+    }
+
+    fn remember(&mut self) {
+        match SeenKey::of(&self.key) {
+            Some(k) => {
+                self.seen.insert(k);
+            }
+            None => {
+                self.seen_long.insert(self.key.clone());
+            }
+        }
     }
 
     /// Judge the outcome of the frame of a unit for which `expected` was printed.
@@ -200,37 +257,55 @@ impl Verifier {
                 "FNC1 separator at the start or end of the data".into(),
             ));
         }
-        let code = match Gs1Code::parse_element_string(&read.content) {
-            Ok(c) => c,
-            Err(e) => return Verdict::Reject(RejectReason::BadSyntax(e.to_string())),
+        if let Err(e) =
+            Gs1Code::parse_element_string_into(&read.content, &mut self.scratch, &mut self.spare)
+        {
+            return Verdict::Reject(RejectReason::BadSyntax(e.to_string()));
+        }
+        let Some(code) = self.scratch.take() else {
+            return Verdict::Reject(RejectReason::BadSyntax("no code parsed".into()));
         };
+        match self.judge(expected, &code, read.grade.overall) {
+            Some(reason) => {
+                self.scratch = Some(code);
+                Verdict::Reject(reason)
+            }
+            None => Verdict::Pass(Passed {
+                code,
+                grade: read.grade.overall,
+            }),
+        }
+    }
+
+    /// Why `code` (read with `grade`) fails, or `None` when it passes (then its serial
+    /// is remembered).
+    fn judge(&mut self, expected: &Gs1Code, code: &Gs1Code, grade: Grade) -> Option<RejectReason> {
         // Duplicate: this GTIN + serial already passed in the batch.
         if let Some(serial) = code.get("21") {
             self.key.clear();
             self.key.push_str(code.get("01").unwrap_or(""));
             self.key.push(GS);
             self.key.push_str(serial);
-            if self.seen.contains(self.key.as_str()) {
-                return Verdict::Reject(RejectReason::Duplicate {
+            if self.seen_contains() {
+                return Some(RejectReason::Duplicate {
                     gtin: code.get("01").unwrap_or("").to_owned(),
                     serial: serial.to_owned(),
                 });
             }
         }
-        if let Some(reason) = first_difference(expected, &code) {
-            return Verdict::Reject(reason);
+        if let Some(reason) = first_difference(expected, code) {
+            return Some(reason);
         }
-        let grade = read.grade.overall;
         if grade < self.cfg.min_grade {
-            return Verdict::Reject(RejectReason::LowGrade {
+            return Some(RejectReason::LowGrade {
                 grade,
                 min: self.cfg.min_grade,
             });
         }
         if code.get("21").is_some() {
-            self.seen.insert(self.key.clone());
+            self.remember();
         }
-        Verdict::Pass(Passed { code, grade })
+        None
     }
 }
 

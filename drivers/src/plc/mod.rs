@@ -5,6 +5,7 @@
 //! counters, alarms). Does not own: reject timing (the PLC's shift register times
 //! the reject pulse; Modbus polling is not deterministic enough to do it).
 
+mod mbtcp;
 pub mod modbus;
 
 use crate::error::Error;

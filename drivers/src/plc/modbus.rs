@@ -4,8 +4,10 @@
 //!
 //! Owns: register layout and its encoding (32-bit values as two registers, high word
 //! first), telling Modbus exceptions (`DeviceFault`) from link failures
-//! (`Transport`). Does not own: Modbus framing (tokio-modbus does it) nor the PLC
-//! program (the twin implements just enough of one: PackML transitions, counters).
+//! (`Transport`). Does not own: Modbus framing (the client side of Modbus TCP is
+//! `super::mbtcp`, allocation-free per request; RTU and the twin's server use
+//! tokio-modbus) nor the PLC program (the twin implements just enough of one: PackML
+//! transitions, counters).
 
 use std::future::Future;
 use std::io;
@@ -215,18 +217,29 @@ impl Default for ModbusConfig {
     }
 }
 
-enum Op {
+enum Op<'a> {
     Read(u16, u16),
     WriteOne(u16, u16),
-    Write(u16, Vec<u16>),
+    Write(u16, &'a [u16]),
 }
 
-/// The PLC driver. Blocking: owns a current-thread tokio runtime.
+/// A live connection: Modbus TCP by our own blocking client (nothing allocated per
+/// request), RTU through tokio-modbus.
+enum Conn {
+    /// Boxed: its request and reply buffers live in it (made once per connection).
+    Tcp(Box<super::mbtcp::TcpClient>),
+    Rtu(Context),
+}
+
+/// The PLC driver. Blocking: Modbus TCP on a `std` socket; RTU through tokio-modbus on
+/// a current-thread tokio runtime it owns.
 pub struct ModbusPlc {
     rt: tokio::runtime::Runtime,
     endpoint: Endpoint,
     cfg: ModbusConfig,
-    ctx: Option<Context>,
+    ctx: Option<Conn>,
+    /// The registers of the last read (reused).
+    regs: [u16; super::mbtcp::MAX_READ as usize],
     next_attempt: Instant,
     backoff: Duration,
     device: String,
@@ -255,6 +268,7 @@ impl ModbusPlc {
             endpoint,
             cfg,
             ctx: None,
+            regs: [0; super::mbtcp::MAX_READ as usize],
             next_attempt: Instant::now(),
             backoff,
             device,
@@ -293,20 +307,30 @@ impl ModbusPlc {
         }
         let timeout = self.cfg.timeout;
         let slave = Slave(self.cfg.slave);
-        let endpoint = self.endpoint.clone();
-        let r = self.rt.block_on(async move {
-            tokio::time::timeout(timeout, async move {
-                match endpoint {
-                    Endpoint::Tcp(a) => tokio_modbus::client::tcp::connect_slave(a, slave).await,
-                    Endpoint::Rtu { path, baud } => {
-                        let port =
-                            tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
-                        Ok(tokio_modbus::client::rtu::attach_slave(port, slave))
-                    }
+        let r = match &self.endpoint {
+            Endpoint::Tcp(a) => {
+                match super::mbtcp::TcpClient::connect(*a, self.cfg.slave, timeout) {
+                    Ok(c) => Ok(Ok(Conn::Tcp(Box::new(c)))),
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(()),
+                    Err(e) => Ok(Err(e)),
                 }
-            })
-            .await
-        });
+            }
+            Endpoint::Rtu { path, baud } => {
+                let (path, baud) = (path.clone(), *baud);
+                self.rt
+                    .block_on(async move {
+                        tokio::time::timeout(timeout, async move {
+                            let port =
+                                tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
+                            Ok(Conn::Rtu(tokio_modbus::client::rtu::attach_slave(
+                                port, slave,
+                            )))
+                        })
+                        .await
+                    })
+                    .map_err(drop)
+            }
+        };
         match r {
             Ok(Ok(ctx)) => {
                 tracing::info!(device = %self.device, "plc connected");
@@ -340,31 +364,70 @@ impl ModbusPlc {
         self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
     }
 
-    fn exec(&mut self, op: Op, during: &'static str) -> Result<Vec<u16>, Error> {
+    /// Run one request; a read's registers are in `self.regs`, their number returned
+    /// (0 for a write).
+    fn exec(&mut self, op: Op<'_>, during: &'static str) -> Result<usize, Error> {
         self.ensure_connected(during)?;
         let timeout = self.cfg.timeout;
-        let ModbusPlc { rt, ctx, .. } = self;
-        let Some(ctx) = ctx.as_mut() else {
-            return Err(Error::config("internal: no connection after connect"));
-        };
-        let r = rt.block_on(async move {
-            tokio::time::timeout(timeout, async move {
-                match op {
-                    Op::Read(a, n) => ctx.read_holding_registers(a, n).await,
-                    Op::WriteOne(a, v) => ctx
-                        .write_single_register(a, v)
-                        .await
-                        .map(|r| r.map(|()| Vec::new())),
-                    Op::Write(a, w) => ctx
-                        .write_multiple_registers(a, &w)
-                        .await
-                        .map(|r| r.map(|()| Vec::new())),
+        let ModbusPlc { rt, ctx, regs, .. } = self;
+        let r = match ctx.as_mut() {
+            None => return Err(Error::config("internal: no connection after connect")),
+            Some(Conn::Tcp(c)) => {
+                use super::mbtcp::TcpError;
+                let r = match op {
+                    Op::Read(a, n) => match regs.get_mut(..usize::from(n)) {
+                        Some(dst) => c.read_holding(a, dst).map(|r| r.map(|()| dst.len())),
+                        None => Err(TcpError::Protocol(format!("cannot read {n} registers"))),
+                    },
+                    Op::WriteOne(a, v) => c.write_single(a, v).map(|r| r.map(|()| 0)),
+                    Op::Write(a, w) => c.write_multiple(a, w).map(|r| r.map(|()| 0)),
+                };
+                match r {
+                    Ok(Ok(got)) => Ok(Ok(Ok(got))),
+                    Ok(Err(code)) => Ok(Ok(Err(ExceptionCode::new(code)))),
+                    Err(TcpError::Io(e)) => Ok(Err(tokio_modbus::Error::Transport(e))),
+                    Err(TcpError::Protocol(detail)) => {
+                        self.next_attempt = Instant::now();
+                        self.ctx = None;
+                        return Err(Error::Protocol {
+                            device: self.device.clone(),
+                            during,
+                            source: CodecError::Malformed {
+                                what: "Modbus reply",
+                                detail,
+                            },
+                        });
+                    }
+                    Err(TcpError::Timeout) => Err(()),
                 }
-            })
-            .await
-        });
+            }
+            Some(Conn::Rtu(ctx)) => rt
+                .block_on(async move {
+                    tokio::time::timeout(timeout, async move {
+                        match op {
+                            Op::Read(a, n) => ctx.read_holding_registers(a, n).await.map(|r| {
+                                r.map(|v| {
+                                    for (d, s) in regs.iter_mut().zip(&v) {
+                                        *d = *s;
+                                    }
+                                    v.len()
+                                })
+                            }),
+                            Op::WriteOne(a, v) => {
+                                ctx.write_single_register(a, v).await.map(|r| r.map(|()| 0))
+                            }
+                            Op::Write(a, w) => ctx
+                                .write_multiple_registers(a, w)
+                                .await
+                                .map(|r| r.map(|()| 0)),
+                        }
+                    })
+                    .await
+                })
+                .map_err(drop),
+        };
         match r {
-            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Ok(got))) => Ok(got),
             Ok(Ok(Err(exc))) => Err(Error::DeviceFault {
                 device: self.device.clone(),
                 code: Some(u32::from(u8::from(exc))),
@@ -391,7 +454,7 @@ impl ModbusPlc {
                     },
                 })
             }
-            Err(_) => {
+            Err(()) => {
                 // A late reply would desynchronise the next request: start afresh.
                 self.next_attempt = Instant::now();
                 self.ctx = None;
@@ -409,21 +472,22 @@ impl ModbusPlc {
     /// (heartbeat, verdict ring).
     pub fn read_registers(&mut self, addr: u16, n: u16) -> Result<Vec<u16>, Error> {
         self.read(addr, n, "reading holding registers")
+            .map(<[u16]>::to_vec)
     }
 
-    fn read(&mut self, addr: u16, n: u16, during: &'static str) -> Result<Vec<u16>, Error> {
-        let v = self.exec(Op::Read(addr, n), during)?;
-        if v.len() != usize::from(n) {
-            return Err(Error::Protocol {
+    fn read(&mut self, addr: u16, n: u16, during: &'static str) -> Result<&[u16], Error> {
+        let got = self.exec(Op::Read(addr, n), during)?;
+        match self.regs.get(..usize::from(n)) {
+            Some(v) if got == usize::from(n) => Ok(v),
+            _ => Err(Error::Protocol {
                 device: self.device.clone(),
                 during,
                 source: CodecError::Malformed {
                     what: "Modbus reply",
-                    detail: format!("{} registers, asked {n}", v.len()),
+                    detail: format!("{got} registers, asked {n}"),
                 },
-            });
+            }),
         }
-        Ok(v)
     }
 }
 
@@ -438,7 +502,7 @@ impl Plc for ModbusPlc {
             2,
             "reading the trigger counter",
         )?;
-        Ok(u32_of(&v, 0))
+        Ok(u32_of(v, 0))
     }
 
     fn poll(&mut self) -> Result<(u32, Option<PackMlState>), Error> {
@@ -451,7 +515,7 @@ impl Plc for ModbusPlc {
         }
         let v = self.read(lo, hi - lo + 1, "polling trigger counter and state")?;
         let at = |a: u16| usize::from(a - lo);
-        let trig = u32_of(&v, at(t));
+        let trig = u32_of(v, at(t));
         let state = v.get(at(s)).copied().and_then(PackMlState::from_code);
         Ok((trig, state))
     }
@@ -459,7 +523,7 @@ impl Plc for ModbusPlc {
     fn write_verdict(&mut self, unit: u64, verdict: Verdict) -> Result<(), Error> {
         let addr = self.cfg.map.verdict_slot(unit);
         self.exec(
-            Op::Write(addr, verdict_words(unit, verdict).to_vec()),
+            Op::Write(addr, &verdict_words(unit, verdict)),
             "writing a verdict",
         )
         .map(drop)
@@ -489,9 +553,9 @@ impl Plc for ModbusPlc {
     fn counters(&mut self) -> Result<PlcCounters, Error> {
         let v = self.read(self.cfg.map.counters, 6, "reading counters")?;
         Ok(PlcCounters {
-            total: u32_of(&v, 0),
-            good: u32_of(&v, 2),
-            rejected: u32_of(&v, 4),
+            total: u32_of(v, 0),
+            good: u32_of(v, 2),
+            rejected: u32_of(v, 4),
         })
     }
 

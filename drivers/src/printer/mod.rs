@@ -260,12 +260,19 @@ impl TwinState {
 
 /// Fields to send for an item: its own fields, or `code_field` = element string.
 pub(crate) fn item_fields<'a>(item: &'a PrintItem, code_field: &'a str) -> Vec<(&'a str, &'a str)> {
-    if item.fields.is_empty() {
-        vec![(code_field, item.element_string.as_str())]
-    } else {
-        item.fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
+    item_fields_iter(item, code_field).collect()
+}
+
+/// [`item_fields`] without collecting them.
+pub(crate) fn item_fields_iter<'a>(
+    item: &'a PrintItem,
+    code_field: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let single = item
+        .fields
+        .is_empty()
+        .then_some((code_field, item.element_string.as_str()));
+    single
+        .into_iter()
+        .chain(item.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use crate::error::{CodecError, Error};
 use crate::link::{Decoder, DeviceSession, Framed, Link, bounded_extend};
 use crate::printer::{
-    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields,
+    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields_iter,
 };
 
 const CR: u8 = b'\r';
@@ -49,13 +49,17 @@ pub mod err_code {
     pub const BAD_COMMAND: u16 = 4;
 }
 
-/// A decoded line: the command and its `|`-separated arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextFrame {
+/// A decoded line, borrowed from the decoder's buffer: the command and its
+/// `|`-separated arguments (the empty one after a trailing `|` is dropped). Reading it
+/// allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextFrame<'a> {
     /// Three upper-case letters.
-    pub cmd: String,
-    /// Arguments (the empty one after a trailing `|` is dropped).
-    pub args: Vec<String>,
+    pub cmd: &'a str,
+    /// What follows the first `|`, if any.
+    tail: Option<&'a str>,
+    /// Number of arguments.
+    n: usize,
 }
 
 fn malformed(what: &'static str, detail: impl Into<String>) -> CodecError {
@@ -65,8 +69,8 @@ fn malformed(what: &'static str, detail: impl Into<String>) -> CodecError {
     }
 }
 
-impl TextFrame {
-    fn parse(line: &[u8]) -> Result<Self, CodecError> {
+impl<'a> TextFrame<'a> {
+    fn parse(line: &'a [u8]) -> Result<Self, CodecError> {
         if let Some(&b) = line
             .iter()
             .find(|&&b| !(0x20..=0x7e).contains(&b) && b != 0x1d)
@@ -76,36 +80,36 @@ impl TextFrame {
                 context: "in a text protocol line",
             });
         }
-        let text = String::from_utf8_lossy(line);
-        let mut parts: Vec<String> = text.split('|').map(str::to_string).collect();
-        if parts.len() > 1 && parts.last().is_some_and(String::is_empty) {
-            parts.pop();
-        }
-        let cmd = parts.remove(0);
+        // Printable ASCII and GS only (checked above): valid UTF-8.
+        let text = std::str::from_utf8(line).map_err(|e| malformed("text line", e.to_string()))?;
+        let (cmd, tail) = match text.split_once('|') {
+            Some((cmd, tail)) => (cmd, Some(tail)),
+            None => (text, None),
+        };
         if cmd.len() != 3 || !cmd.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(malformed(
                 "text command",
                 format!("{cmd:.20?} is not three upper-case letters"),
             ));
         }
-        Ok(TextFrame { cmd, args: parts })
+        let n = tail.map_or(0, |t| {
+            let parts = t.split('|').count();
+            if t.is_empty() || t.ends_with('|') {
+                parts - 1
+            } else {
+                parts
+            }
+        });
+        Ok(TextFrame { cmd, tail, n })
     }
 
-    fn encode(cmd: &str, args: &[String]) -> Vec<u8> {
-        let mut s = cmd.to_string();
-        for a in args {
-            s.push('|');
-            s.push_str(a);
-        }
-        if !args.is_empty() {
-            s.push('|');
-        }
-        s.push('\r');
-        s.into_bytes()
+    /// The arguments.
+    pub fn args(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.tail.unwrap_or_default().split('|').take(self.n)
     }
 
-    fn arg(&self, i: usize) -> Result<&str, CodecError> {
-        self.args.get(i).map(String::as_str).ok_or_else(|| {
+    fn arg(&self, i: usize) -> Result<&'a str, CodecError> {
+        self.args().nth(i).ok_or_else(|| {
             malformed(
                 "text message",
                 format!("{} lacks argument {}", self.cmd, i + 1),
@@ -124,10 +128,30 @@ impl TextFrame {
     }
 }
 
+/// Append the line `cmd|arg|…|` CR to `out` (just `cmd` CR without arguments).
+fn write_frame(out: &mut Vec<u8>, cmd: &str, args: &[&str]) {
+    out.extend_from_slice(cmd.as_bytes());
+    for a in args {
+        out.push(b'|');
+        out.extend_from_slice(a.as_bytes());
+    }
+    if !args.is_empty() {
+        out.push(b'|');
+    }
+    out.push(CR);
+}
+
+/// [`write_frame`] into a new buffer.
+fn encode_frame(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_frame(&mut out, cmd, args);
+    out
+}
+
 /// A message type the [`TextDecoder`] can produce.
 pub trait TextMessage: Sized {
     /// Interpret a decoded line.
-    fn from_frame(f: TextFrame) -> Result<Self, CodecError>;
+    fn from_frame(f: &TextFrame<'_>) -> Result<Self, CodecError>;
 }
 
 /// Host → printer commands.
@@ -147,7 +171,7 @@ pub enum HostCommand {
     AsyncStatus(bool),
 }
 
-fn check_value(what: &str, v: &str) -> Result<(), Error> {
+fn check_value(what: std::fmt::Arguments<'_>, v: &str) -> Result<(), Error> {
     if let Some(c) = v
         .chars()
         .find(|&c| matches!(c, '|' | '=') || !(c == '\u{1d}' || (' '..='~').contains(&c)))
@@ -159,40 +183,70 @@ fn check_value(what: &str, v: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Append `JDA|NAME=value|…|` CR for `fields` to `out`, refusing names and values the
+/// protocol cannot carry (`Config` error; `out` is then as it was).
+pub fn encode_job_data<'a>(
+    out: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(b"JDA");
+    let mut any = false;
+    for (k, v) in fields {
+        let checked = check_value(format_args!("field name"), k)
+            .and_then(|()| check_value(format_args!("field {k}"), v));
+        if let Err(e) = checked {
+            out.truncate(start);
+            return Err(e);
+        }
+        out.push(b'|');
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.as_bytes());
+        any = true;
+    }
+    if any {
+        out.push(b'|');
+    }
+    out.push(CR);
+    Ok(())
+}
+
 impl HostCommand {
     /// Encode, refusing values the protocol cannot carry (`Config` error).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        Ok(match self {
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`HostCommand::encode`] appended to `out` (a buffer reused from command to
+    /// command; on an error `out` is as it was).
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        match self {
             HostCommand::SelectJob(j) => {
-                check_value("job name", j)?;
-                TextFrame::encode("SLA", std::slice::from_ref(j))
+                check_value(format_args!("job name"), j)?;
+                write_frame(out, "SLA", &[j]);
             }
             HostCommand::JobData(fields) => {
-                let mut args = Vec::with_capacity(fields.len());
-                for (k, v) in fields {
-                    check_value("field name", k)?;
-                    check_value(&format!("field {k}"), v)?;
-                    args.push(format!("{k}={v}"));
-                }
-                TextFrame::encode("JDA", &args)
+                encode_job_data(out, fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
             }
-            HostCommand::ClearQueue => TextFrame::encode("CQI", &[]),
-            HostCommand::GetStatus => TextFrame::encode("GST", &[]),
-            HostCommand::Print => TextFrame::encode("PRN", &[]),
-            HostCommand::AsyncStatus(on) => {
-                TextFrame::encode("ASE", &[if *on { "1" } else { "0" }.to_string()])
-            }
-        })
+            HostCommand::ClearQueue => write_frame(out, "CQI", &[]),
+            HostCommand::GetStatus => write_frame(out, "GST", &[]),
+            HostCommand::Print => write_frame(out, "PRN", &[]),
+            HostCommand::AsyncStatus(on) => write_frame(out, "ASE", &[if *on { "1" } else { "0" }]),
+        }
+        Ok(())
     }
 }
 
 impl TextMessage for HostCommand {
-    fn from_frame(f: TextFrame) -> Result<Self, CodecError> {
-        Ok(match f.cmd.as_str() {
+    fn from_frame(f: &TextFrame<'_>) -> Result<Self, CodecError> {
+        Ok(match f.cmd {
             "SLA" => HostCommand::SelectJob(f.arg(0)?.to_string()),
             "JDA" => {
                 let mut v = Vec::new();
-                for a in &f.args {
+                for a in f.args() {
                     let (k, val) = a
                         .split_once('=')
                         .ok_or_else(|| malformed("JDA", format!("field {a:.30?} has no '='")))?;
@@ -260,40 +314,34 @@ impl PrinterMessage {
     /// Encode as the printer sends it.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            PrinterMessage::Ack => TextFrame::encode("ACK", &[]),
-            PrinterMessage::Err { code, text } => {
-                TextFrame::encode("ERR", &[code.to_string(), text.clone()])
-            }
+            PrinterMessage::Ack => encode_frame("ACK", &[]),
+            PrinterMessage::Err { code, text } => encode_frame("ERR", &[&code.to_string(), text]),
             PrinterMessage::Status {
                 state,
                 queued,
                 count,
                 fault_code,
                 fault_text,
-            } => TextFrame::encode(
+            } => encode_frame(
                 "STS",
                 &[
-                    state.to_string(),
-                    queued.to_string(),
-                    count.to_string(),
-                    fault_code.to_string(),
-                    fault_text.clone(),
+                    &state.to_string(),
+                    &queued.to_string(),
+                    &count.to_string(),
+                    &fault_code.to_string(),
+                    fault_text,
                 ],
             ),
-            PrinterMessage::PrintComplete { count } => {
-                TextFrame::encode("PRC", &[count.to_string()])
-            }
-            PrinterMessage::Fault { code, text } => {
-                TextFrame::encode("FLT", &[code.to_string(), text.clone()])
-            }
+            PrinterMessage::PrintComplete { count } => encode_frame("PRC", &[&count.to_string()]),
+            PrinterMessage::Fault { code, text } => encode_frame("FLT", &[&code.to_string(), text]),
         }
     }
 }
 
 impl TextMessage for PrinterMessage {
-    fn from_frame(f: TextFrame) -> Result<Self, CodecError> {
-        let opt_text = |i: usize| f.args.get(i).cloned().unwrap_or_default();
-        Ok(match f.cmd.as_str() {
+    fn from_frame(f: &TextFrame<'_>) -> Result<Self, CodecError> {
+        let opt_text = |i: usize| f.args().nth(i).map(str::to_string).unwrap_or_default();
+        Ok(match f.cmd {
             "ACK" => PrinterMessage::Ack,
             "ERR" => PrinterMessage::Err {
                 code: f.num(0)?,
@@ -360,15 +408,19 @@ impl<M: TextMessage> Decoder for TextDecoder<M> {
                     self.buf.drain(..1);
                 }
                 Some(end) => {
-                    let line: Vec<u8> = self.buf.drain(..=end).collect();
-                    let body = line.get(..end).unwrap_or_default();
-                    if body.len() > self.limit {
-                        return Err(CodecError::Oversize {
-                            size: body.len(),
+                    // Parsed in place, then the line (and its CR) leaves the buffer.
+                    let r = if end > self.limit {
+                        Err(CodecError::Oversize {
+                            size: end,
                             limit: self.limit,
-                        });
-                    }
-                    return TextFrame::parse(body).and_then(M::from_frame).map(Some);
+                        })
+                    } else {
+                        TextFrame::parse(self.buf.get(..end).unwrap_or_default())
+                            .and_then(|f| M::from_frame(&f))
+                            .map(Some)
+                    };
+                    self.buf.drain(..=end);
+                    return r;
                 }
                 None if self.buf.len() > self.limit => {
                     let size = self.buf.len();
@@ -411,6 +463,8 @@ impl Default for VideojetConfig {
 /// Videojet/Zipher text protocol driver (host side).
 pub struct VideojetPrinter {
     framed: Framed<TextDecoder<PrinterMessage>>,
+    /// The command being sent, reused from command to command.
+    out: Vec<u8>,
     cfg: VideojetConfig,
     base: Option<u64>,
     count: u64,
@@ -427,6 +481,7 @@ impl VideojetPrinter {
     ) -> Result<Self, Error> {
         let mut p = VideojetPrinter {
             framed: Framed::new(link, TextDecoder::default(), device),
+            out: Vec::new(),
             cfg,
             base: None,
             count: 0,
@@ -483,8 +538,14 @@ impl VideojetPrinter {
     }
 
     fn command(&mut self, cmd: &HostCommand, during: &'static str) -> Result<(), Error> {
-        let bytes = cmd.encode()?;
-        self.framed.send(&bytes, during)?;
+        self.out.clear();
+        cmd.encode_into(&mut self.out)?;
+        self.send_out(during)
+    }
+
+    /// Send the command in `self.out` and take its ACK.
+    fn send_out(&mut self, during: &'static str) -> Result<(), Error> {
+        self.framed.send(&self.out, during)?;
         match self.reply(during)? {
             PrinterMessage::Ack => Ok(()),
             PrinterMessage::Err { code, text } => Err(Error::DeviceFault {
@@ -512,11 +573,9 @@ impl Printer for VideojetPrinter {
 
     fn load(&mut self, items: &[PrintItem]) -> Result<(), Error> {
         for item in items {
-            let fields = item_fields(item, &self.cfg.code_field)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            self.command(&HostCommand::JobData(fields), "loading print data")?;
+            self.out.clear();
+            encode_job_data(&mut self.out, item_fields_iter(item, &self.cfg.code_field))?;
+            self.send_out("loading print data")?;
         }
         Ok(())
     }
@@ -538,8 +597,9 @@ impl Printer for VideojetPrinter {
     }
 
     fn status(&mut self) -> Result<PrinterStatus, Error> {
-        self.framed
-            .send(&HostCommand::GetStatus.encode()?, "requesting status")?;
+        self.out.clear();
+        HostCommand::GetStatus.encode_into(&mut self.out)?;
+        self.framed.send(&self.out, "requesting status")?;
         match self.reply("requesting status")? {
             PrinterMessage::Status {
                 state,

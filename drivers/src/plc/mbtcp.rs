@@ -1,0 +1,304 @@
+//! A blocking Modbus TCP client for the PLC driver's hot path: MBAP framing of the three
+//! function codes the driver uses (03 read holding registers, 06 write single register,
+//! 16 write multiple registers) over a `std` TCP stream, with one request and one reply
+//! buffer per connection, so a poll or a verdict write allocates nothing.
+//!
+//! Owns: the framing and checking of requests and replies, per-request deadlines.
+//! Does not own: reconnecting, the register map, error reporting to the line (that is
+//! [`super::modbus::ModbusPlc`]), nor Modbus RTU (tokio-modbus does that).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Largest Modbus TCP frame (MBAP header 7 + PDU 253).
+const MAX_ADU: usize = 260;
+/// Most registers one read may return (the PDU limit).
+pub(crate) const MAX_READ: u16 = 125;
+/// Most registers one write-multiple may carry.
+const MAX_WRITE: usize = 123;
+
+/// What went wrong with one request.
+#[derive(Debug)]
+pub(crate) enum TcpError {
+    /// The socket failed.
+    Io(io::Error),
+    /// The reply broke the protocol (the connection is out of step).
+    Protocol(String),
+    /// No complete reply before the deadline.
+    Timeout,
+}
+
+/// One Modbus TCP connection.
+#[derive(Debug)]
+pub(crate) struct TcpClient {
+    stream: TcpStream,
+    unit: u8,
+    tid: u16,
+    timeout: Duration,
+    req: [u8; MAX_ADU],
+    rep: [u8; MAX_ADU],
+}
+
+impl TcpClient {
+    /// Connect to `addr` within `timeout`, addressing unit (slave) `unit`.
+    pub(crate) fn connect(addr: SocketAddr, unit: u8, timeout: Duration) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        Ok(TcpClient {
+            stream,
+            unit,
+            tid: 0,
+            timeout,
+            req: [0; MAX_ADU],
+            rep: [0; MAX_ADU],
+        })
+    }
+
+    /// Read `regs.len()` holding registers from `addr` into `regs`. `Ok(Err(code))` is a
+    /// Modbus exception.
+    pub(crate) fn read_holding(
+        &mut self,
+        addr: u16,
+        regs: &mut [u16],
+    ) -> Result<Result<(), u8>, TcpError> {
+        let n = u16::try_from(regs.len())
+            .ok()
+            .filter(|n| (1..=MAX_READ).contains(n))
+            .ok_or_else(|| TcpError::Protocol(format!("cannot read {} registers", regs.len())))?;
+        let pdu = [0x03, hi(addr), lo(addr), hi(n), lo(n)];
+        let reply = match self.transact(&pdu)? {
+            Ok(reply) => reply,
+            Err(code) => return Ok(Err(code)),
+        };
+        let want = 2 * usize::from(n);
+        match reply {
+            [count, data @ ..] if usize::from(*count) == want && data.len() == want => {
+                for (r, w) in regs.iter_mut().zip(data.chunks_exact(2)) {
+                    *r = u16::from_be_bytes([w[0], w[1]]);
+                }
+                Ok(Ok(()))
+            }
+            _ => Err(TcpError::Protocol(format!(
+                "read reply of {} bytes for {n} registers",
+                reply.len()
+            ))),
+        }
+    }
+
+    /// Write one register.
+    pub(crate) fn write_single(
+        &mut self,
+        addr: u16,
+        value: u16,
+    ) -> Result<Result<(), u8>, TcpError> {
+        let pdu = [0x06, hi(addr), lo(addr), hi(value), lo(value)];
+        match self.transact(&pdu)? {
+            Ok(reply) if reply == &pdu[1..] => Ok(Ok(())),
+            Ok(reply) => Err(TcpError::Protocol(format!(
+                "write-register reply {reply:02x?} does not echo the request"
+            ))),
+            Err(code) => Ok(Err(code)),
+        }
+    }
+
+    /// Write registers from `addr` on.
+    pub(crate) fn write_multiple(
+        &mut self,
+        addr: u16,
+        values: &[u16],
+    ) -> Result<Result<(), u8>, TcpError> {
+        if values.is_empty() || values.len() > MAX_WRITE {
+            return Err(TcpError::Protocol(format!(
+                "cannot write {} registers",
+                values.len()
+            )));
+        }
+        let n = values.len() as u16;
+        let mut pdu = [0u8; 6 + 2 * MAX_WRITE];
+        pdu[..6].copy_from_slice(&[0x10, hi(addr), lo(addr), hi(n), lo(n), (2 * n) as u8]);
+        for (w, v) in pdu[6..].chunks_exact_mut(2).zip(values) {
+            w.copy_from_slice(&v.to_be_bytes());
+        }
+        let len = 6 + 2 * values.len();
+        match self.transact(&pdu[..len])? {
+            Ok(reply) if reply == &pdu[1..5] => Ok(Ok(())),
+            Ok(reply) => Err(TcpError::Protocol(format!(
+                "write-registers reply {reply:02x?} does not match the request"
+            ))),
+            Err(code) => Ok(Err(code)),
+        }
+    }
+
+    /// Send `pdu`, take the reply: its PDU data after the function code, or the
+    /// exception code.
+    fn transact(&mut self, pdu: &[u8]) -> Result<Result<&[u8], u8>, TcpError> {
+        let deadline = Instant::now() + self.timeout;
+        self.tid = self.tid.wrapping_add(1);
+        let len = pdu.len() + 1;
+        let frame = self.req.get_mut(..6 + len).ok_or_else(|| {
+            TcpError::Protocol(format!("request of {} bytes is too long", pdu.len()))
+        })?;
+        frame[..7].copy_from_slice(&[
+            hi(self.tid),
+            lo(self.tid),
+            0,
+            0,
+            hi(len as u16),
+            lo(len as u16),
+            self.unit,
+        ]);
+        frame[7..].copy_from_slice(pdu);
+        self.stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(TcpError::Io)?;
+        self.stream.write_all(frame).map_err(io_or_timeout)?;
+        read_exact_by(&mut self.stream, &mut self.rep[..7], deadline)?;
+        let [t0, t1, p0, p1, l0, l1, unit] = [
+            self.rep[0],
+            self.rep[1],
+            self.rep[2],
+            self.rep[3],
+            self.rep[4],
+            self.rep[5],
+            self.rep[6],
+        ];
+        let rlen = usize::from(u16::from_be_bytes([l0, l1]));
+        if u16::from_be_bytes([t0, t1]) != self.tid
+            || [p0, p1] != [0, 0]
+            || unit != self.unit
+            || !(2..=MAX_ADU - 6).contains(&rlen)
+        {
+            return Err(TcpError::Protocol(format!(
+                "reply header {:02x?} does not answer transaction {} of unit {}",
+                &self.rep[..7],
+                self.tid,
+                self.unit
+            )));
+        }
+        read_exact_by(&mut self.stream, &mut self.rep[7..6 + rlen], deadline)?;
+        let body = &self.rep[7..6 + rlen];
+        let fc = pdu.first().copied().unwrap_or(0);
+        match body {
+            [f, data @ ..] if *f == fc => Ok(Ok(data)),
+            [f, code] if *f == fc | 0x80 => Ok(Err(*code)),
+            _ => Err(TcpError::Protocol(format!(
+                "reply {body:02x?} to function {fc:#04x}"
+            ))),
+        }
+    }
+}
+
+fn hi(v: u16) -> u8 {
+    v.to_be_bytes()[0]
+}
+
+fn lo(v: u16) -> u8 {
+    v.to_be_bytes()[1]
+}
+
+fn io_or_timeout(e: io::Error) -> TcpError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TcpError::Timeout,
+        _ => TcpError::Io(e),
+    }
+}
+
+/// Fill `buf` from `stream` before `deadline`.
+fn read_exact_by(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), TcpError> {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TcpError::Timeout);
+        }
+        stream.set_read_timeout(Some(left)).map_err(TcpError::Io)?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(TcpError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the PLC closed the connection",
+                )));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_or_timeout(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A one-connection server answering each request with `reply(request)`.
+    fn server(reply: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let mut buf = [0u8; MAX_ADU];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&reply(&buf[..n])).is_err() {
+                    return;
+                }
+            }
+        });
+        addr
+    }
+
+    fn client(addr: SocketAddr) -> TcpClient {
+        TcpClient::connect(addr, 1, Duration::from_millis(300)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn reads_writes_and_exceptions() {
+        let addr = server(|req| {
+            let (tid, pdu) = (&req[..2], &req[7..]);
+            let body: Vec<u8> = match pdu[0] {
+                0x03 => vec![0x03, 4, 0x12, 0x34, 0xab, 0xcd],
+                0x06 => pdu.to_vec(),
+                0x10 => vec![0x90, 0x02],
+                _ => vec![pdu[0] | 0x80, 0x01],
+            };
+            let mut out = tid.to_vec();
+            out.extend_from_slice(&[0, 0, 0, body.len() as u8 + 1, 1]);
+            out.extend(body);
+            out
+        });
+        let mut c = client(addr);
+        let mut regs = [0u16; 2];
+        assert!(matches!(c.read_holding(7, &mut regs), Ok(Ok(()))));
+        assert_eq!(regs, [0x1234, 0xabcd]);
+        assert!(matches!(c.write_single(2, 9), Ok(Ok(()))));
+        assert!(matches!(c.write_multiple(100, &[1, 2, 3]), Ok(Err(2))));
+        // A reply of the wrong size is a protocol error, never a panic.
+        let mut three = [0u16; 3];
+        assert!(matches!(
+            c.read_holding(7, &mut three),
+            Err(TcpError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_reply_to_another_transaction_is_a_protocol_error_and_silence_a_timeout() {
+        let addr = server(|req| {
+            let mut out = req[..7].to_vec();
+            out[1] = out[1].wrapping_add(1);
+            out.extend_from_slice(&[0x06, 0, 2, 0, 9]);
+            out[5] = 6;
+            out
+        });
+        let mut c = client(addr);
+        assert!(matches!(c.write_single(2, 9), Err(TcpError::Protocol(_))));
+        let silent = server(|_| Vec::new());
+        let mut c = client(silent);
+        assert!(matches!(c.write_single(2, 9), Err(TcpError::Timeout)));
+    }
+}
