@@ -20,7 +20,7 @@ use super::{BatchOrder, LineConfig};
 use crate::clock::{Activity, Clock, Micros};
 use crate::market::{CodeTemplate, Market, Product};
 use crate::pool::alloc::AllocatorConfig;
-use crate::pool::{Pool, SerialState};
+use crate::pool::{Pool, SerialState, SharedAllocator, SharedPool};
 use crate::vision::pool::{DecodePool, FrameDecoder, PoolConfig};
 use crate::vision::{DecodeConfig, GreyFrame};
 
@@ -409,7 +409,7 @@ impl PrinterStage {
 pub(crate) fn printer_thread(
     ctx: Ctx,
     factory: DeviceFactory<dyn Printer>,
-    mut pool: Pool,
+    pool: SharedPool,
     cfg: PrinterSetup,
     rx: Receiver<PrinterCmd>,
     ev: Sender<Ev>,
@@ -426,7 +426,7 @@ pub(crate) fn printer_thread(
         last_fault: None,
         last_count: None,
     };
-    if let Ok(n) = pool.available(&cfg.gtin) {
+    if let Ok(n) = crate::pool::alloc::lock(&pool).and_then(|p| p.available(&cfg.gtin)) {
         st.report(PrinterEv::PoolLevel(n));
     }
     let mut queue: std::collections::VecDeque<PrinterCmd> = Default::default();
@@ -445,7 +445,7 @@ pub(crate) fn printer_thread(
                     reply,
                 } => {
                     if !run_batch(
-                        &mut st, &mut pool, &cfg, &order, first_unit, reply, &rx, &mut queue,
+                        &mut st, &pool, &cfg, &order, first_unit, reply, &rx, &mut queue,
                     ) {
                         break 'thread;
                     }
@@ -453,7 +453,10 @@ pub(crate) fn printer_thread(
                 PrinterCmd::Reload { reply, .. } => {
                     let _ = reply.send(Err("no batch is running".into()));
                 }
-                PrinterCmd::States(mut s) => apply_states(&mut pool, &cfg.gtin, &mut s),
+                PrinterCmd::States(mut s) => match crate::pool::alloc::lock(&pool) {
+                    Ok(mut p) => apply_states(&mut p, &cfg.gtin, &mut s),
+                    Err(e) => tracing::error!(error = %e, "pool state update failed"),
+                },
                 PrinterCmd::LoadUpTo(_) | PrinterCmd::End => {}
             }
         }
@@ -467,7 +470,7 @@ pub(crate) fn printer_thread(
 #[allow(clippy::too_many_arguments)]
 fn run_batch(
     st: &mut PrinterStage,
-    pool: &mut Pool,
+    pool: &SharedPool,
     cfg: &PrinterSetup,
     order: &BatchOrder,
     first_unit: u64,
@@ -482,7 +485,8 @@ fn run_batch(
             return true;
         }
     };
-    let mut alloc = match pool.allocator(
+    let mut alloc = match SharedAllocator::new(
+        pool,
         &cfg.gtin,
         &cfg.line,
         &order.lot,
@@ -516,7 +520,7 @@ fn run_batch(
                 }
                 PrinterCmd::End => {
                     finish(alloc, &cfg.gtin, &mut states);
-                    if let Ok(n) = pool.available(&cfg.gtin) {
+                    if let Ok(n) = crate::pool::alloc::lock(pool).and_then(|p| p.available(&cfg.gtin)) {
                         st.report(PrinterEv::PoolLevel(n));
                     }
                     return true;
@@ -536,7 +540,10 @@ fn run_batch(
             }
         }
         if !states.is_empty() {
-            apply_states(alloc.pool_mut(), &cfg.gtin, &mut states);
+            match alloc.pool() {
+                Ok(mut p) => apply_states(&mut p, &cfg.gtin, &mut states),
+                Err(e) => tracing::error!(error = %e, "pool state update failed"),
+            }
         }
         if b.next_unit <= b.target
             && let Some(p) = st.printer.as_mut()
@@ -566,13 +573,12 @@ fn run_batch(
     }
 }
 
-fn finish(
-    mut alloc: crate::pool::Allocator<'_, crate::pool::SledStore>,
-    gtin: &str,
-    states: &mut Vec<(String, SerialState)>,
-) {
+fn finish(alloc: SharedAllocator, gtin: &str, states: &mut Vec<(String, SerialState)>) {
     if !states.is_empty() {
-        apply_states(alloc.pool_mut(), gtin, states);
+        match alloc.pool() {
+            Ok(mut p) => apply_states(&mut p, gtin, states),
+            Err(e) => tracing::error!(error = %e, "pool state update failed"),
+        }
     }
     if let Err(e) = alloc.close() {
         tracing::error!(error = %e, "closing the batch allocation failed");
@@ -599,14 +605,15 @@ fn apply_states(pool: &mut Pool, gtin: &str, pending: &mut Vec<(String, SerialSt
 }
 
 fn begin(
-    pool: &mut Pool,
+    pool: &SharedPool,
     cfg: &PrinterSetup,
     order: &BatchOrder,
     printer: Option<&mut Box<dyn Printer>>,
 ) -> Result<CodeTemplate, String> {
     let template = CodeTemplate::new(cfg.market, &cfg.product, &order.batch_data())
         .map_err(|e| format!("batch data: {e}"))?;
-    pool.ensure_available(&cfg.gtin, order.quantity)
+    crate::pool::alloc::lock(pool)
+        .and_then(|p| p.ensure_available(&cfg.gtin, order.quantity))
         .map_err(|e| e.to_string())?;
     let p = printer.ok_or_else(|| "printer not connected".to_string())?;
     let st = p.status().map_err(|e| format!("printer: {e}"))?;
@@ -628,7 +635,7 @@ fn begin(
 
 fn load(
     b: &mut Batch,
-    a: &mut crate::pool::Allocator<'_, crate::pool::SledStore>,
+    a: &mut SharedAllocator,
     p: &mut dyn Printer,
     market: Market,
 ) -> Result<Vec<Loaded>, String> {
