@@ -1217,6 +1217,21 @@ mod tests {
     }
 
     #[test]
+    fn the_last_case_is_the_one_no_full_case_can_follow() {
+        // 10 commissioned, 8 packed, batch over: 2 left, the last case (short).
+        assert!(is_last_case(4, 10, 8, 0));
+        // 4 left: a full case, not the last short one.
+        assert!(!is_last_case(4, 12, 8, 0));
+        // Batch running: 2 left but 5 still to inspect may fill a case.
+        assert!(!is_last_case(4, 10, 8, 5));
+        // 2 left, 1 to come: no full case can be made.
+        assert!(is_last_case(4, 10, 8, 1));
+        // Nothing left: no case at all.
+        assert!(!is_last_case(4, 8, 8, 0));
+        assert!(!is_last_case(4, 8, 9, 0));
+    }
+
+    #[test]
     fn a_later_frame_number_is_read_from_the_stream_error() {
         let e = DevError::DeviceFault {
             device: "tcp-stream@127.0.0.1:7201".into(),
