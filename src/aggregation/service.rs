@@ -439,6 +439,8 @@ impl AggService {
         };
         let sscc = match &child {
             Child::Case { sscc } => sscc.clone(),
+            // A case labelled with a case GTIN and serial reads like a unit code.
+            Child::Unit { .. } if self.p.store.container(&child.key())?.is_some() => child.key(),
             Child::Unit { .. } => match self.p.store.parent_of(&child)? {
                 Some(p) => p,
                 None => return Ok(None),
