@@ -394,8 +394,15 @@ pub(super) async fn step(
             &format!("{m} — nothing was changed."),
         )
     };
-    if sscc.is_empty() || !sscc.bytes().all(|b| b.is_ascii_digit()) || sscc.len() != 18 {
-        return bad("sscc must be the container's 18-digit SSCC");
+    let is_sscc = sscc.len() == 18 && sscc.bytes().all(|b| b.is_ascii_digit());
+    let is_case_sgtin = matches!(
+        crate::gs1::container::ContainerId::parse(&sscc),
+        Ok(crate::gs1::container::ContainerId::Sgtin { .. })
+    );
+    if !is_sscc && !is_case_sgtin {
+        return bad(
+            "sscc must be the container's 18-digit SSCC or its case GTIN and serial (01)…(21)…",
+        );
     }
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
@@ -481,7 +488,8 @@ pub(super) async fn step(
 
 fn back_to(sscc: &str, msg: &str) -> Response {
     let q = super::form_urlencoded_encode(msg);
-    axum::response::Redirect::to(&format!("/aggregation/container?code={sscc}&msg={q}"))
+    let code = super::form_urlencoded_encode(sscc);
+    axum::response::Redirect::to(&format!("/aggregation/container?code={code}&msg={q}"))
         .into_response()
 }
 
