@@ -424,7 +424,11 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     assert_eq!(text(&o).matches(" unit (01)").count(), 4);
 }
 
-fn sim_opts(profile: &linectl::profile::Profile, data: &Path, units: u64) -> hil_sim::line::SimOptions {
+fn sim_opts(
+    profile: &linectl::profile::Profile,
+    data: &Path,
+    units: u64,
+) -> hil_sim::line::SimOptions {
     hil_sim::line::SimOptions {
         profile: profile.clone(),
         units,
@@ -545,7 +549,10 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
             ("sup", linectl::users::Role::Supervisor),
             ("op", linectl::users::Role::Operator),
         ] {
-            parts.users.add_user(&console, n, r, PW, "test set-up").unwrap();
+            parts
+                .users
+                .add_user(&console, n, r, PW, "test set-up")
+                .unwrap();
         }
     }
 
@@ -649,7 +656,11 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
                 .is_some_and(|r| r.starts_with("short:"))
         })
     });
-    assert_eq!(short["children"].as_array().map(Vec::len), Some(2), "{short}");
+    assert_eq!(
+        short["children"].as_array().map(Vec::len),
+        Some(2),
+        "{short}"
+    );
     assert!(short["sscc"].is_null(), "{short}");
     let short_id = short["id"].as_u64().unwrap().to_string();
 
@@ -696,7 +707,10 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         if let Some(l) = label_of(&printer) {
             break l;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no partial label printed");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no partial label printed"
+        );
         std::thread::sleep(Duration::from_millis(25));
     };
     assert!(
@@ -707,7 +721,11 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     let r = closing.join().unwrap();
     assert_eq!(r.status, 303, "{}", r.body);
     let to = r.header("location").unwrap_or_default().to_string();
-    assert!(to.contains("closed%20as%20a%20partial%20case%20of%202%20units") || to.contains("closed+as+a+partial+case+of+2+units"), "{to}");
+    assert!(
+        to.contains("closed%20as%20a%20partial%20case%20of%202%20units")
+            || to.contains("closed+as+a+partial+case+of+2+units"),
+        "{to}"
+    );
     let partial_key = format!("(01){CASE_GTIN}(21)CS0002");
     let (st, body) = http_get(
         &addr,
@@ -717,7 +735,10 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("2 units · closed"), "{body}");
     assert_eq!(body.matches(" unit (01)").count(), 2, "{body}");
-    assert!(body.contains("\"status\":\"closed\""), "the container: {body}");
+    assert!(
+        body.contains("\"status\":\"closed\""),
+        "the container: {body}"
+    );
 
     // 6. The old hold resolved by the supervisor: gone from the open list, on record.
     let r = post(
@@ -748,11 +769,17 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     assert!(open.is_empty(), "{open:?}");
     let page = get(sock, "/aggregation?resolved=1", Some(&sup));
     assert!(
-        page.body.contains("resolved by sup") && page.body.contains("units re-inspected and repacked"),
+        page.body.contains("resolved by sup")
+            && page.body.contains("units re-inspected and repacked"),
         "{}",
         page.body
     );
-    assert!(page.body.contains("closed as a partial case: last case of the batch"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("closed as a partial case: last case of the batch"),
+        "{}",
+        page.body
+    );
 
     // 7. The events: both ADDs name the case SGTINs as parents.
     let (status, body) = http_get(&addr, "/api/v1/events?after=0&limit=1000", "pull-token");
@@ -771,8 +798,14 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         })
         .collect();
     assert_eq!(adds.len(), 2, "{body}");
-    assert!(adds[0].0.contains(CASE_GTIN) && adds[0].0.contains("CS0001") && adds[0].1 == 4, "{adds:?}");
-    assert!(adds[1].0.contains(CASE_GTIN) && adds[1].0.contains("CS0002") && adds[1].1 == 2, "{adds:?}");
+    assert!(
+        adds[0].0.contains(CASE_GTIN) && adds[0].0.contains("CS0001") && adds[0].1 == 4,
+        "{adds:?}"
+    );
+    assert!(
+        adds[1].0.contains(CASE_GTIN) && adds[1].0.contains("CS0002") && adds[1].1 == 2,
+        "{adds:?}"
+    );
 
     // 8. Stop; the pool shows both case serials Commissioned (taken from the line's pool).
     let st = Command::new("kill")
@@ -785,7 +818,10 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "daemon did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "daemon did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let err = std::fs::read_to_string(&log_path).unwrap();
@@ -801,8 +837,10 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         }
     };
     let mut states = Vec::new();
-    pool.for_each(CASE_GTIN, |payload, state| states.push((payload.to_string(), state)))
-        .unwrap();
+    pool.for_each(CASE_GTIN, |payload, state| {
+        states.push((payload.to_string(), state))
+    })
+    .unwrap();
     let commissioned: Vec<&str> = states
         .iter()
         .filter(|(_, s)| *s == linectl::pool::SerialState::Commissioned)

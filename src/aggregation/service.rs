@@ -52,13 +52,13 @@ use super::check::{BatchLedger, SerialStates};
 use super::rework::{Packing, PartialGrant, Rework};
 use super::show::{parse_code, show};
 use super::station::{self, Devices, Outcome, Station, StationConfig};
-use super::store::{AggStore, Child, Container, Hold, Level, Resolution};
 use super::station::{ContainerIds, PoolCaseIds};
-use crate::pool::SharedPool;
+use super::store::{AggStore, Child, Container, Hold, Level, Resolution};
 use crate::audit::{AuditActor, AuditTrail};
 use crate::clock::Clock;
 use crate::epcis::aggregation::AggregationEvents;
 use crate::journal::{Journal, Seq};
+use crate::pool::SharedPool;
 use crate::pool::{PoolError, SerialState};
 use crate::uplink::record::{EVENT_RECORD, EventRecord};
 
@@ -461,7 +461,12 @@ impl AggService {
 
     /// Resolve the open hold `id` as `actor` with `reason` (role checks are the
     /// caller's): audited first, then kept in the store marked resolved.
-    pub fn resolve_hold(&self, actor: &AuditActor, id: u64, reason: &str) -> Result<Hold, AggError> {
+    pub fn resolve_hold(
+        &self,
+        actor: &AuditActor,
+        id: u64,
+        reason: &str,
+    ) -> Result<Hold, AggError> {
         if reason.trim().is_empty() {
             return Err(AggError::Usage("resolving a hold needs a reason".into()));
         }
@@ -512,7 +517,9 @@ impl AggService {
         reason: &str,
     ) -> Result<(Container, u64), AggError> {
         if reason.trim().is_empty() {
-            return Err(AggError::Usage("closing a partial case needs a reason".into()));
+            return Err(AggError::Usage(
+                "closing a partial case needs a reason".into(),
+            ));
         }
         let h = self
             .p
@@ -542,7 +549,10 @@ impl AggService {
                 object: format!("hold:{id}"),
                 reason,
                 old: Some("held short".into()),
-                new: Some(format!("closed partial {n}/{}", self.p.packing.units_per_case)),
+                new: Some(format!(
+                    "closed partial {n}/{}",
+                    self.p.packing.units_per_case
+                )),
             },
             || {
                 let (rtx, rrx) = crossbeam_channel::bounded(1);
@@ -979,9 +989,7 @@ fn run_station(
                         .store
                         .hold_by_id(hold)
                         .map_err(AggError::from)
-                        .and_then(|h| {
-                            h.ok_or_else(|| AggError::Usage(format!("no hold {hold}")))
-                        })
+                        .and_then(|h| h.ok_or_else(|| AggError::Usage(format!("no hold {hold}"))))
                         .and_then(|h| {
                             station_for(svc, &s, &mut station, &h.batch, &cam, &prn, &ahead)
                         })

@@ -1040,7 +1040,13 @@ mod tests {
         let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
         let s = AggStore::open(d.path())?;
         let a = s.hold(Level::Case, "B1", vec!["unreadable: x".into()], None, 3)?;
-        let b = s.hold(Level::Case, "B1", vec!["label verify: x".into()], Some("C".into()), 4)?;
+        let b = s.hold(
+            Level::Case,
+            "B1",
+            vec!["label verify: x".into()],
+            Some("C".into()),
+            4,
+        )?;
         let r = Resolution {
             by: "sue".into(),
             why: "case emptied and repacked".into(),
@@ -1051,13 +1057,24 @@ mod tests {
             why: " ".into(),
             ..r.clone()
         };
-        assert!(matches!(s.resolve_hold(a.id, &empty), Err(StoreError::Refused(_))));
-        assert!(matches!(s.resolve_hold(999, &r), Err(StoreError::Unknown(_))));
+        assert!(matches!(
+            s.resolve_hold(a.id, &empty),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            s.resolve_hold(999, &r),
+            Err(StoreError::Unknown(_))
+        ));
         let h = s.resolve_hold(a.id, &r)?;
         assert_eq!(h.resolved.as_ref(), Some(&r));
         // Once only; the record stays.
-        assert!(matches!(s.resolve_hold(a.id, &r), Err(StoreError::Refused(m)) if m.contains("already resolved by sue")));
-        assert_eq!(s.open_holds()?.iter().map(|h| h.id).collect::<Vec<_>>(), vec![b.id]);
+        assert!(
+            matches!(s.resolve_hold(a.id, &r), Err(StoreError::Refused(m)) if m.contains("already resolved by sue"))
+        );
+        assert_eq!(
+            s.open_holds()?.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![b.id]
+        );
         assert_eq!(s.holds()?.len(), 2);
         // The holds naming a container are resolved with it.
         assert_eq!(s.resolve_holds_of("C", &r)?, vec![b.id]);

@@ -72,7 +72,10 @@ pub(super) async fn list_page(
     headers: HeaderMap,
     Query(m): Query<ListQuery>,
 ) -> Response {
-    let with_resolved = m.resolved.as_deref().is_some_and(|v| v == "1" || v == "true");
+    let with_resolved = m
+        .resolved
+        .as_deref()
+        .is_some_and(|v| v == "1" || v == "true");
     let ctx = match h.auth(&headers, Permission::ViewLine) {
         Ok(c) => c,
         Err(r) => return r,
@@ -541,8 +544,12 @@ pub(super) async fn hold_action(
     };
     if !is_supervisor(&ctx) {
         if let Err(r) = h.append(
-            Entry::new(ctx.actor.audit_actor(), Action::AccessDenied, format!("hold:{id}"))
-                .detail(format!("{what} needs a supervisor")),
+            Entry::new(
+                ctx.actor.audit_actor(),
+                Action::AccessDenied,
+                format!("hold:{id}"),
+            )
+            .detail(format!("{what} needs a supervisor")),
         ) {
             return r;
         }
@@ -577,11 +584,9 @@ pub(super) async fn hold_action(
                 "Not found",
                 &format!("{e} — nothing was changed."),
             ),
-            AggError::Usage(_) | AggError::Store(StoreError::Refused(_)) => refused(
-                StatusCode::CONFLICT,
-                "Refused",
-                &format!("{e}"),
-            ),
+            AggError::Usage(_) | AggError::Store(StoreError::Refused(_)) => {
+                refused(StatusCode::CONFLICT, "Refused", &format!("{e}"))
+            }
             _ => internal(e),
         },
         Err(e) => internal(e),

@@ -520,7 +520,9 @@ fn run_batch(
                 }
                 PrinterCmd::End => {
                     finish(alloc, &cfg.gtin, &mut states);
-                    if let Ok(n) = crate::pool::alloc::lock(pool).and_then(|p| p.available(&cfg.gtin)) {
+                    if let Ok(n) =
+                        crate::pool::alloc::lock(pool).and_then(|p| p.available(&cfg.gtin))
+                    {
                         st.report(PrinterEv::PoolLevel(n));
                     }
                     return true;

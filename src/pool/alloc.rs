@@ -237,12 +237,14 @@ impl<S: Store> Allocator<'_, S> {
             )));
         }
         let exhausted = self
-            .c.active
+            .c
+            .active
             .as_ref()
             .is_none_or(|a| a.pos >= a.entries.len());
         if exhausted {
             let want = self
-                .c.remaining
+                .c
+                .remaining
                 .map_or(self.c.cfg.block_size, |r| r.min(self.c.cfg.block_size));
             let prev = self.c.active.take();
             let (block, entries) = self.pool.reserve(
@@ -259,7 +261,8 @@ impl<S: Store> Allocator<'_, S> {
             });
         }
         let a = self
-            .c.active
+            .c
+            .active
             .as_mut()
             .ok_or_else(|| PoolError::Usage("no active block".into()))?;
         let (seq, payload) = a
@@ -282,7 +285,8 @@ impl<S: Store> Allocator<'_, S> {
     /// the disk: a crash can at worst turn them SNInvalid, never Unallocated.
     pub fn mark_encoded(&mut self, h: &Handed) -> Result<(), PoolError> {
         let a = self
-            .c.active
+            .c
+            .active
             .as_mut()
             .filter(|a| a.block.id == h.block)
             .ok_or_else(|| {
@@ -313,7 +317,8 @@ impl<S: Store> Allocator<'_, S> {
 
     /// Serials reserved but not yet handed out.
     pub fn in_hand(&self) -> u64 {
-        self.c.active
+        self.c
+            .active
             .as_ref()
             .map_or(0, |a| (a.entries.len() - a.pos) as u64)
     }

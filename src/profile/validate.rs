@@ -55,7 +55,8 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
     if let Some(Some(a)) = &s.aggregation {
         super::aggregation::validate(a, out);
         if let (Some(p), Some(cg)) = (&s.product, &a.case_gtin)
-            && let (Ok(unit), Ok(case)) = (market::normalise_gtin(&p.gtin), market::normalise_gtin(cg))
+            && let (Ok(unit), Ok(case)) =
+                (market::normalise_gtin(&p.gtin), market::normalise_gtin(cg))
             && unit == case
         {
             out.push(
