@@ -347,7 +347,11 @@ impl AggService {
 
     /// The case label source of a station packing `batch`: the pool's serials of the
     /// case GTIN when configured, else `None` (the profile's SSCC scheme).
-    fn case_ids(&self, batch: &str) -> Result<Option<Box<dyn ContainerIds>>, AggError> {
+    fn case_ids(
+        &self,
+        batch: &str,
+        with_label_ais: bool,
+    ) -> Result<Option<Box<dyn ContainerIds>>, AggError> {
         let (Some(c), Some(pool)) = (&self.case_serials, &self.pool) else {
             if self.case_serials.is_some() {
                 return Err(AggError::Usage(
@@ -357,7 +361,7 @@ impl AggService {
             return Ok(None);
         };
         let mut ids = PoolCaseIds::new(pool.clone(), &c.case_gtin, &c.line, batch)?;
-        if c.label_batch {
+        if c.label_batch && with_label_ais {
             let expiry = self
                 .line_batch
                 .as_ref()
@@ -815,7 +819,7 @@ impl Stations {
     /// Recover what a crash interrupted, then start a thread per station.
     pub fn start(svc: Arc<AggService>, setups: Vec<StationSetup>) -> Result<Stations, AggError> {
         let now = svc.p.clock.wall_micros();
-        let r = match svc.case_ids(&svc.station_batch().unwrap_or_default())? {
+        let r = match svc.case_ids(&svc.station_batch().unwrap_or_default(), false)? {
             // Interrupted case labels' serials are settled in the pool too.
             Some(mut ids) => station::recover_settling(
                 &svc.p.store,
@@ -946,7 +950,7 @@ fn station_for<'a>(
             svc.p.clock.clone(),
         );
         if s.level == Level::Case
-            && let Some(ids) = svc.case_ids(batch)?
+            && let Some(ids) = svc.case_ids(batch, true)?
         {
             st = st.with_ids(ids);
         }
@@ -1070,7 +1074,17 @@ fn run_station(
             Ok(st) => st,
             Err(e) => {
                 tracing::error!(level = level.name(), batch, error = %e, "station not set up");
-                std::thread::sleep(Duration::from_millis(500));
+                let held = svc.p.store.hold(
+                    level,
+                    &batch,
+                    vec![format!("station: {e}")],
+                    None,
+                    svc.p.clock.wall_micros(),
+                );
+                let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                if held.is_ok() {
+                    c.entry(level).or_default().held += 1;
+                }
                 continue;
             }
         };

@@ -268,7 +268,7 @@ fn hold_forms(f: &Frame<'_>, h: &crate::aggregation::store::Hold) -> String {
         )
     };
     let mut out = String::new();
-    if h.is_short() && h.sscc.is_none() {
+    if h.is_short() {
         out.push_str(&form(
             "partial",
             &format!("Close as partial case of {} units", h.children.len()),
