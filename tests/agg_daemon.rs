@@ -841,6 +841,37 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         states.push((payload.to_string(), state))
     })
     .unwrap();
+    // Both supervisor steps were audited (before they took effect), the operator's
+    // attempt as access_denied.
+    let clock: std::sync::Arc<dyn linectl::clock::Clock> =
+        std::sync::Arc::new(linectl::clock::SystemClock::new());
+    let (trail, _) = linectl::audit::AuditTrail::open(&data, clock).unwrap();
+    let recs = trail.query(&linectl::audit::Query::default()).unwrap();
+    let on = |object: &str, action: linectl::audit::Action| {
+        recs.iter()
+            .filter(|r| r.object == object && r.action == action)
+            .map(|r| (r.user.clone(), r.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let short_obj = format!("hold:{short_id}");
+    assert_eq!(
+        on(&short_obj, linectl::audit::Action::AggregationRework),
+        vec![("sup".to_string(), "last case of the batch".to_string())]
+    );
+    assert_eq!(
+        on(&short_obj, linectl::audit::Action::AccessDenied).len(),
+        1
+    );
+    assert_eq!(
+        on(
+            &format!("hold:{old_hold}"),
+            linectl::audit::Action::AggregationRework
+        ),
+        vec![(
+            "sup".to_string(),
+            "units re-inspected and repacked".to_string()
+        )]
+    );
     let commissioned: Vec<&str> = states
         .iter()
         .filter(|(_, s)| *s == linectl::pool::SerialState::Commissioned)
