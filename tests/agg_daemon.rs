@@ -8,6 +8,15 @@
 //! through the daemon while the stores are held, a rework step at the console is
 //! refused with a pointer to the HMI, and the daemon stops cleanly (stations first),
 //! removing its API file; afterwards `linectl agg show` opens the stores itself.
+//!
+//! The second test runs a `case_label = "gtin-serial"` profile: the case's label carries
+//! the case GTIN and a serial the daemon takes from the line's own (shared) pool, and its
+//! ADD event's parentID is that SGTIN; the batch's last case is short, so the station
+//! holds it as `short` with its units; a supervisor closes it as a partial case at the
+//! HMI (the case station prints and reads back its label) and resolves another hold,
+//! which stays on record (shown with `?resolved=1`).
+
+mod hmi_support;
 
 use std::io::Read;
 use std::path::Path;
@@ -413,4 +422,460 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     let o = linectl(&["agg", "--data-dir", d, "show", &sscc]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(text(&o).matches(" unit (01)").count(), 4);
+}
+
+fn sim_opts(
+    profile: &linectl::profile::Profile,
+    data: &Path,
+    units: u64,
+) -> hil_sim::line::SimOptions {
+    hil_sim::line::SimOptions {
+        profile: profile.clone(),
+        units,
+        rate_upm: None,
+        defects: "0".parse().unwrap(),
+        faults: "0".parse().unwrap(),
+        seed: 5,
+        realtime: false,
+        data_dir: data.to_path_buf(),
+        printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        frame: (1280, 960),
+        progress: false,
+        status_listen: None,
+        stop: None,
+        site_server: false,
+        site_url: None,
+    }
+}
+
+/// Open holds through the daemon's read API.
+fn api_holds(addr: &str, token: &str) -> Vec<serde_json::Value> {
+    let (status, body) = http_get(addr, "/api/v1/agg/holds", token);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["holds"].as_array().cloned().unwrap_or_default()
+}
+
+fn label_of(printer: &TwinState) -> Option<String> {
+    let rec = printer.print_one()?;
+    rec.fields
+        .iter()
+        .find(|(n, _)| n == "DM")
+        .or_else(|| rec.fields.first())
+        .map(|(_, v)| v.clone())
+}
+
+fn label_frame(label: &str) -> hil_sim::render::GreyFrame {
+    let layout = LayoutSection {
+        rows: 1,
+        cols: 1,
+        x: 0,
+        y: 0,
+        width: 640,
+        height: 480,
+    };
+    render_layer(640, 480, &layout, &[Slot::Code(label.to_string())], 9).unwrap()
+}
+
+#[test]
+fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hmi() {
+    use hmi_support::{PW, csrf, get, login, post};
+    const CASE_GTIN: &str = "19506000134359";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base_path = root.join("line-profiles/eu-fmd-case-gtin-aggregation.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // 1. The line commissions 6 units: one full case of 4, then a short last case of 2.
+    let profile =
+        linectl::profile::Profile::load_with_env(&base_path, Some(Default::default())).unwrap();
+    let rep = hil_sim::line::run(&sim_opts(&profile, &data, 6)).unwrap();
+    let codes = commissioned_codes(&data, &profile);
+    assert_eq!(codes.len(), 6, "{rep:?}");
+    let lot = profile.batch.lot.clone().unwrap();
+    // Case serials in the pool (the site server's job on a real line).
+    {
+        use linectl::pool::{OpenMode, Pool, SerialRecord, Source};
+        let mut pool = Pool::open(&data.join("pool"), OpenMode::MustExist).unwrap();
+        let records: Vec<_> = (1..=5u64)
+            .map(|i| {
+                Ok(SerialRecord {
+                    at: i,
+                    serial: format!("CS{i:04}"),
+                    ai91: None,
+                    ai92: None,
+                })
+            })
+            .collect();
+        pool.import(
+            CASE_GTIN,
+            Some(profile.product.market),
+            Source {
+                header: None,
+                records: Box::new(records.into_iter()),
+            },
+            "test",
+        )
+        .unwrap();
+    }
+    // A hold left from earlier, for the supervisor to resolve.
+    let old_hold = {
+        let store = linectl::aggregation::store::AggStore::open(&data.join("aggregation")).unwrap();
+        store
+            .hold(
+                linectl::aggregation::store::Level::Case,
+                &lot,
+                vec!["unreadable: a code at row 1 col 1 does not read".into()],
+                None,
+                1,
+            )
+            .unwrap()
+            .id
+    };
+    // A supervisor account for the HMI.
+    {
+        let clock: std::sync::Arc<dyn linectl::clock::Clock> =
+            std::sync::Arc::new(linectl::clock::SystemClock::new());
+        let parts = linectl::hmi::HmiParts::open(
+            &data,
+            linectl::users::UsersConfig {
+                hashing: linectl::users::HashParams::insecure_fast_for_tests(),
+                ..linectl::users::UsersConfig::default()
+            },
+            clock,
+        )
+        .unwrap();
+        let console = linectl::users::Actor::console("test");
+        for (n, r) in [
+            ("sup", linectl::users::Role::Supervisor),
+            ("op", linectl::users::Role::Operator),
+        ] {
+            parts
+                .users
+                .add_user(&console, n, r, PW, "test set-up")
+                .unwrap();
+        }
+    }
+
+    // 2. Devices and the daemon.
+    let cam = FrameServer::bind("127.0.0.1:0").unwrap();
+    let cam_addr = cam.local_addr().to_string();
+    let printer = TwinState::new(16);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let prn_addr = listener.local_addr().unwrap().to_string();
+    let st = printer.clone();
+    let _printer_server = TwinServer::spawn_tcp(listener, move || {
+        linectl_drivers::printer::zpl::ZplSession::new(st.clone())
+    })
+    .unwrap();
+    let prof_path = dir.path().join("profile.toml");
+    std::fs::write(
+        &prof_path,
+        daemon_profile(
+            &std::fs::read_to_string(&base_path).unwrap(),
+            &cam_addr,
+            &prn_addr,
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
+        .args(["run", "--profile"])
+        .arg(&prof_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LINECTL_API_TOKENS", "pull-token")
+        .env_remove("LINECTL_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start linectl run");
+    let api_file = data.join("hmi/agg-api.json");
+    let api: serde_json::Value = wait_for("the aggregation API file", &mut child, || {
+        std::fs::read(&api_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    let addr = api["addr"].as_str().unwrap().to_string();
+    let token = api["token"].as_str().unwrap().to_string();
+    let sock: std::net::SocketAddr = addr.parse().unwrap();
+    assert!(
+        cam.wait_for_clients(1, Duration::from_secs(30)),
+        "station camera not connected"
+    );
+
+    // 3. A full case: its label is the case GTIN with a serial from the shared pool.
+    let slots: Vec<Slot> = codes[..4].iter().map(|c| Slot::Code(c.clone())).collect();
+    let layer = render_layer(1224, 1024, &LAYOUT, &slots, 7).unwrap();
+    let mut label = None;
+    let t0 = Instant::now();
+    while label.is_none() {
+        publish(&cam, LAYER_FRAME, &layer);
+        for _ in 0..20 {
+            if let Some(l) = label_of(&printer) {
+                label = Some(l);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no label printed");
+        assert!(child.try_wait().unwrap().is_none(), "daemon exited");
+    }
+    let label = label.unwrap();
+    assert!(
+        label.starts_with(&format!("01{CASE_GTIN}")) && label.ends_with("21CS0001"),
+        "{label:?}"
+    );
+    publish(&cam, LAYER_FRAME + 1, &label_frame(&label));
+    let case_key = format!("(01){CASE_GTIN}(21)CS0001");
+    wait_for("the gtin-serial case", &mut child, || {
+        let (st, _) = http_get(
+            &addr,
+            &format!("/api/v1/agg/containers/{}", hmi_support::enc(&case_key)),
+            &token,
+        );
+        (st == 200).then_some(())
+    });
+
+    // 4. The last case of the batch: 2 units. Held as short, with its units.
+    let slots = vec![
+        Slot::Code(codes[4].clone()),
+        Slot::Code(codes[5].clone()),
+        Slot::Empty,
+        Slot::Empty,
+    ];
+    let short_layer = render_layer(1224, 1024, &LAYOUT, &slots, 8).unwrap();
+    let mut last_pub = Instant::now() - Duration::from_secs(10);
+    let short = wait_for("the short hold", &mut child, || {
+        if last_pub.elapsed() > Duration::from_secs(3) {
+            publish(&cam, LAYER_FRAME + 2, &short_layer);
+            last_pub = Instant::now();
+        }
+        api_holds(&addr, &token).into_iter().find(|h| {
+            h["reasons"][0]
+                .as_str()
+                .is_some_and(|r| r.starts_with("short:"))
+        })
+    });
+    assert_eq!(
+        short["children"].as_array().map(Vec::len),
+        Some(2),
+        "{short}"
+    );
+    assert!(short["sscc"].is_null(), "{short}");
+    let short_id = short["id"].as_u64().unwrap().to_string();
+
+    // 5. An operator may not close it; the supervisor does, at the HMI, while the
+    // station prints the label and the camera reads it (frame n + 1 of the next pair).
+    let op = login(sock, "op", PW).unwrap();
+    let op_csrf = csrf(sock, &op);
+    let r = post(
+        sock,
+        "/aggregation/hold",
+        Some(&op),
+        &[
+            ("csrf", &op_csrf),
+            ("hold", &short_id),
+            ("action", "partial"),
+            ("reason", "last case"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let sup = login(sock, "sup", PW).unwrap();
+    let sup_csrf = csrf(sock, &sup);
+    let page = get(sock, "/aggregation", Some(&sup));
+    assert!(
+        page.body.contains(&format!("id=hold-partial-{short_id}")),
+        "{}",
+        page.body
+    );
+    let (s2, c2, id2) = (sup.clone(), sup_csrf.clone(), short_id.clone());
+    let closing = std::thread::spawn(move || {
+        post(
+            sock,
+            "/aggregation/hold",
+            Some(&s2),
+            &[
+                ("csrf", &c2),
+                ("hold", &id2),
+                ("action", "partial"),
+                ("reason", "last case of the batch"),
+            ],
+        )
+    });
+    let t0 = Instant::now();
+    let partial_label = loop {
+        if let Some(l) = label_of(&printer) {
+            break l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no partial label printed"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(
+        partial_label.starts_with(&format!("01{CASE_GTIN}")) && partial_label.ends_with("21CS0002"),
+        "{partial_label:?}"
+    );
+    publish(&cam, LAYER_FRAME + 5, &label_frame(&partial_label));
+    let r = closing.join().unwrap();
+    assert_eq!(r.status, 303, "{}", r.body);
+    let to = r.header("location").unwrap_or_default().to_string();
+    assert!(
+        to.contains("closed%20as%20a%20partial%20case%20of%202%20units")
+            || to.contains("closed+as+a+partial+case+of+2+units"),
+        "{to}"
+    );
+    let partial_key = format!("(01){CASE_GTIN}(21)CS0002");
+    let (st, body) = http_get(
+        &addr,
+        &format!("/api/v1/agg/containers/{}", hmi_support::enc(&partial_key)),
+        &token,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("2 units · closed"), "{body}");
+    assert_eq!(body.matches(" unit (01)").count(), 2, "{body}");
+    assert!(
+        body.contains("\"status\":\"closed\""),
+        "the container: {body}"
+    );
+
+    // 6. The old hold resolved by the supervisor: gone from the open list, on record.
+    let r = post(
+        sock,
+        "/aggregation/hold",
+        Some(&sup),
+        &[
+            ("csrf", &sup_csrf),
+            ("hold", &old_hold.to_string()),
+            ("action", "resolve"),
+            ("reason", ""),
+        ],
+    );
+    assert_eq!(r.status, 400, "a reason is required: {}", r.body);
+    let r = post(
+        sock,
+        "/aggregation/hold",
+        Some(&sup),
+        &[
+            ("csrf", &sup_csrf),
+            ("hold", &old_hold.to_string()),
+            ("action", "resolve"),
+            ("reason", "units re-inspected and repacked"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let open = api_holds(&addr, &token);
+    assert!(open.is_empty(), "{open:?}");
+    let page = get(sock, "/aggregation?resolved=1", Some(&sup));
+    assert!(
+        page.body.contains("resolved by sup")
+            && page.body.contains("units re-inspected and repacked"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("closed as a partial case: last case of the batch"),
+        "{}",
+        page.body
+    );
+
+    // 7. The events: both ADDs name the case SGTINs as parents.
+    let (status, body) = http_get(&addr, "/api/v1/events?after=0&limit=1000", "pull-token");
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("EPCIS document");
+    let adds: Vec<(String, usize)> = doc["epcisBody"]["eventList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "AggregationEvent" && e["action"] == "ADD")
+        .map(|e| {
+            (
+                e["parentID"].as_str().unwrap_or_default().to_string(),
+                e["childEPCs"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(adds.len(), 2, "{body}");
+    assert!(
+        adds[0].0.contains(CASE_GTIN) && adds[0].0.contains("CS0001") && adds[0].1 == 4,
+        "{adds:?}"
+    );
+    assert!(
+        adds[1].0.contains(CASE_GTIN) && adds[1].0.contains("CS0002") && adds[1].1 == 2,
+        "{adds:?}"
+    );
+
+    // 8. Stop; the pool shows both case serials Commissioned (taken from the line's pool).
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    let t0 = Instant::now();
+    let pool = loop {
+        match linectl::pool::Pool::open(&data.join("pool"), linectl::pool::OpenMode::MustExist) {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(t0.elapsed() < Duration::from_secs(10), "pool: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let mut states = Vec::new();
+    pool.for_each(CASE_GTIN, |payload, state| {
+        states.push((payload.to_string(), state))
+    })
+    .unwrap();
+    // Both supervisor steps were audited (before they took effect), the operator's
+    // attempt as access_denied.
+    let clock: std::sync::Arc<dyn linectl::clock::Clock> =
+        std::sync::Arc::new(linectl::clock::SystemClock::new());
+    let (trail, _) = linectl::audit::AuditTrail::open(&data, clock).unwrap();
+    let recs = trail.query(&linectl::audit::Query::default()).unwrap();
+    let on = |object: &str, action: linectl::audit::Action| {
+        recs.iter()
+            .filter(|r| r.object == object && r.action == action)
+            .map(|r| (r.user.clone(), r.reason.clone()))
+            .collect::<Vec<_>>()
+    };
+    let short_obj = format!("hold:{short_id}");
+    assert_eq!(
+        on(&short_obj, linectl::audit::Action::AggregationRework),
+        vec![("sup".to_string(), "last case of the batch".to_string())]
+    );
+    assert_eq!(
+        on(&short_obj, linectl::audit::Action::AccessDenied).len(),
+        1
+    );
+    assert_eq!(
+        on(
+            &format!("hold:{old_hold}"),
+            linectl::audit::Action::AggregationRework
+        ),
+        vec![(
+            "sup".to_string(),
+            "units re-inspected and repacked".to_string()
+        )]
+    );
+    let commissioned: Vec<&str> = states
+        .iter()
+        .filter(|(_, s)| *s == linectl::pool::SerialState::Commissioned)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(commissioned, vec!["CS0001", "CS0002"], "{states:?}");
 }

@@ -35,6 +35,15 @@ pub enum AggError {
     /// An SSCC could not be built.
     #[error(transparent)]
     Sscc(#[from] crate::gs1::sscc::SsccError),
+    /// The serial pool (case serials, unit states).
+    #[error("serial pool ({context}): {source}")]
+    Pool {
+        /// What was being done.
+        context: String,
+        /// The pool's error.
+        #[source]
+        source: crate::pool::PoolError,
+    },
     /// A caller error.
     #[error("{0}")]
     Usage(String),

@@ -4,11 +4,29 @@
 //! case and pallet stations on their real drivers in threads of their own, stopping
 //! cleanly with the daemon.
 //!
-//! The batch ledger's serial states come from the line's journal ([`JournalStates`]),
-//! not from a second open of the pool: the pool's sled directory is owned by the running
-//! line's printer thread, and the pool marks a serial Commissioned only after its
-//! commissioning event is durable in the journal, so the journal is the same truth
-//! (a later `destroying`, `decommissioning` or `sampling` event moves it on).
+//! Serial states: in the daemon the service shares the line's pool
+//! ([`crate::pipeline::Line::pool`], [`AggService::with_pool`]); the batch ledger asks
+//! it first ([`LineStates`]): the pool is the durable record of every serial's state,
+//! including serials whose events left the journal long ago (retention) and states set
+//! outside the line. The pool marks a serial Commissioned only after its commissioning
+//! event is durable in the journal (the recorder, then the printer thread), so for a
+//! serial the pool still shows as Allocated or Encoded the journal's later state wins
+//! ([`JournalStates`]). Without a shared pool (tests, tools) the journal alone answers.
+//! Cases labelled `gtin-serial` take their serials from the same shared pool
+//! ([`PoolCaseIds`], settled by `recover_settling` at start).
+//!
+//! End of batch: before each case layer the runner works out whether it is the batch's
+//! last case ([`is_last_case`]): the units commissioned in the batch less those packed
+//! (cases of the batch and short holds), plus — while the batch runs — the units still
+//! to be inspected, cannot fill another case. A short last layer is then held as
+//! `short` with its units; the supervisor closes it at the HMI
+//! ([`AggService::close_short`]), which the case station's thread does (it owns the
+//! label printer and camera: a command channel), reading the label from frame `n + 1`
+//! where `n` is the layer frame it waits for next (that pair is then used up).
+//!
+//! Holds are never deleted: [`AggService::resolve_hold`] (supervisor, reason) marks one
+//! resolved, and re-closing or partially closing a container resolves the holds naming
+//! it.
 //!
 //! Station trigger: the station camera numbers the frame of an open layer `n` and the
 //! frame of the printed label `n + 1` (the case packer's convention; hil-sim does the
@@ -34,11 +52,13 @@ use super::check::{BatchLedger, SerialStates};
 use super::rework::{Packing, PartialGrant, Rework};
 use super::show::{parse_code, show};
 use super::station::{self, Devices, Outcome, Station, StationConfig};
-use super::store::{AggStore, Child, Container, Hold, Level};
+use super::station::{ContainerIds, PoolCaseIds};
+use super::store::{AggStore, Child, Container, Hold, Level, Resolution};
 use crate::audit::{AuditActor, AuditTrail};
 use crate::clock::Clock;
 use crate::epcis::aggregation::AggregationEvents;
 use crate::journal::{Journal, Seq};
+use crate::pool::SharedPool;
 use crate::pool::{PoolError, SerialState};
 use crate::uplink::record::{EVENT_RECORD, EventRecord};
 
@@ -112,6 +132,100 @@ impl SerialStates for JournalStates {
     }
 }
 
+/// Unit states from the line's shared pool, the journal filling the pool's short lag
+/// (see the module docs).
+#[derive(Clone)]
+pub struct LineStates {
+    pool: SharedPool,
+    journal: JournalStates,
+}
+
+impl LineStates {
+    /// States from `pool`, then `journal` for serials not final in the pool yet.
+    pub fn new(pool: SharedPool, journal: JournalStates) -> LineStates {
+        LineStates { pool, journal }
+    }
+}
+
+impl SerialStates for LineStates {
+    fn state_of(&self, gtin: &str, serial: &str) -> Result<Option<SerialState>, PoolError> {
+        let in_pool = crate::pool::alloc::lock(&self.pool)?.state_of(gtin, serial)?;
+        match in_pool {
+            None | Some(SerialState::Allocated | SerialState::Encoded) => {
+                Ok(self.journal.state_of(gtin, serial)?.or(in_pool))
+            }
+            final_state => Ok(final_state),
+        }
+    }
+}
+
+/// The running batch as the line reports it, for the end-of-batch decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineBatch {
+    /// The lot.
+    pub lot: String,
+    /// Its expiry (YYMMDD).
+    pub expiry: String,
+    /// Units to code in the batch.
+    pub quantity: u64,
+    /// Units with a verdict so far.
+    pub inspected: u64,
+}
+
+/// Tells how the running batch stands (`None` between batches).
+pub type LineProbe = Arc<dyn Fn() -> Option<LineBatch> + Send + Sync>;
+
+/// The running batch from the line's status (see [`running_batch`] for the states).
+pub fn line_batch(status: crate::pipeline::StatusCell) -> LineProbe {
+    let running = running_batch(status.clone());
+    Arc::new(move || {
+        running()?;
+        let s = status.snapshot();
+        s.batch.map(|b| LineBatch {
+            lot: b.lot,
+            expiry: b.expiry,
+            quantity: b.quantity,
+            inspected: s.inspected,
+        })
+    })
+}
+
+/// Whether the next case of a batch is its last one: the units not packed yet
+/// (`commissioned - packed`) and those still to come cannot fill a case of
+/// `units_per_case`. With nothing left to pack it is not a case at all (false).
+pub fn is_last_case(units_per_case: u32, commissioned: u64, packed: u64, to_come: u64) -> bool {
+    let left = commissioned.saturating_sub(packed);
+    left > 0 && left.saturating_add(to_come) < u64::from(units_per_case)
+}
+
+/// Cases labelled with a case GTIN and a serial from the shared pool
+/// (`case_label = "gtin-serial"`).
+#[derive(Debug, Clone)]
+pub struct CaseSerials {
+    /// The case GTIN-14.
+    pub case_gtin: String,
+    /// The line id (pool blocks name it).
+    pub line: String,
+    /// Print the batch's expiry (17) and lot (10) on the label too.
+    pub label_batch: bool,
+    /// The expiry of the profile's `[batch]`, for a batch packed while none runs.
+    pub default_expiry: Option<String>,
+}
+
+/// A command for the case station's thread.
+#[derive(Debug)]
+pub enum StationCmd {
+    /// Close the short hold `hold` as a partial case (see [`AggService::close_short`]).
+    ClosePartial {
+        /// The hold.
+        hold: u64,
+        /// Who asked and why.
+        resolution: Resolution,
+        /// The outcome and the label frame number read.
+        reply: crossbeam_channel::Sender<Result<(Outcome, u64), String>>,
+    },
+}
+
 /// Tells which batch the line is running now (`None` between batches).
 pub type BatchProbe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
@@ -161,6 +275,10 @@ pub struct ServiceParts {
 pub struct AggService {
     p: ServiceParts,
     states: JournalStates,
+    pool: Option<SharedPool>,
+    case_serials: Option<CaseSerials>,
+    line_batch: Option<LineProbe>,
+    case_station: Mutex<Option<crossbeam_channel::Sender<StationCmd>>>,
     ledgers: Mutex<HashMap<String, BatchLedger>>,
     /// One rework step at a time (a step's checks and its change belong together).
     step: Mutex<()>,
@@ -198,9 +316,85 @@ impl AggService {
         AggService {
             states: JournalStates::new(parts.events.clone()),
             p: parts,
+            pool: None,
+            case_serials: None,
+            line_batch: None,
+            case_station: Mutex::new(None),
             ledgers: Mutex::new(HashMap::new()),
             step: Mutex::new(()),
         }
+    }
+
+    /// Share the line's serial pool: unit states for the ledgers ([`LineStates`]) and,
+    /// with [`AggService::with_case_serials`], the case labels' serials.
+    pub fn with_pool(mut self, pool: SharedPool) -> AggService {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Label cases with a case GTIN and a serial from the shared pool (needs
+    /// [`AggService::with_pool`]).
+    pub fn with_case_serials(mut self, c: CaseSerials) -> AggService {
+        self.case_serials = Some(c);
+        self
+    }
+
+    /// Follow the running batch's quantity and progress for the end-of-batch decision.
+    pub fn with_line_batch(mut self, probe: LineProbe) -> AggService {
+        self.line_batch = Some(probe);
+        self
+    }
+
+    /// The case label source of a station packing `batch`: the pool's serials of the
+    /// case GTIN when configured, else `None` (the profile's SSCC scheme).
+    fn case_ids(
+        &self,
+        batch: &str,
+        with_label_ais: bool,
+    ) -> Result<Option<Box<dyn ContainerIds>>, AggError> {
+        let (Some(c), Some(pool)) = (&self.case_serials, &self.pool) else {
+            if self.case_serials.is_some() {
+                return Err(AggError::Usage(
+                    "case_label = \"gtin-serial\" needs the line's serial pool".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut ids = PoolCaseIds::new(pool.clone(), &c.case_gtin, &c.line, batch)?;
+        if c.label_batch && with_label_ais {
+            let expiry = self
+                .line_batch
+                .as_ref()
+                .and_then(|f| f())
+                .filter(|b| b.lot == batch)
+                .map(|b| b.expiry)
+                .or_else(|| c.default_expiry.clone())
+                .ok_or_else(|| {
+                    AggError::Usage(format!(
+                        "case_label_batch: no expiry known for batch {batch}"
+                    ))
+                })?;
+            ids = ids.with_label_ais(vec![("17".into(), expiry), ("10".into(), batch.into())])?;
+        }
+        Ok(Some(Box::new(ids)))
+    }
+
+    /// Whether the next case layer of `batch` is its last case (see [`is_last_case`]).
+    pub fn next_case_is_last(&self, batch: &str) -> Result<bool, AggError> {
+        let commissioned = self.with_ledger(batch, |l| l.commissioned() as u64)?;
+        let packed = self.p.store.units_packed(batch)?;
+        let to_come = self
+            .line_batch
+            .as_ref()
+            .and_then(|f| f())
+            .filter(|b| b.lot == batch)
+            .map_or(0, |b| b.quantity.saturating_sub(b.inspected));
+        Ok(is_last_case(
+            self.p.packing.units_per_case,
+            commissioned,
+            packed,
+            to_come,
+        ))
     }
 
     /// The store (read it; change it only through the steps).
@@ -227,12 +421,11 @@ impl AggService {
         self.states.refresh(&self.p.journal)?;
         let mut g = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
         let l = g.entry(batch.to_string()).or_insert_with(|| {
-            BatchLedger::new(
-                &self.p.gtin,
-                batch,
-                self.p.events.clone(),
-                Box::new(self.states.clone()),
-            )
+            let states: Box<dyn SerialStates + Send> = match &self.pool {
+                Some(p) => Box::new(LineStates::new(p.clone(), self.states.clone())),
+                None => Box::new(self.states.clone()),
+            };
+            BatchLedger::new(&self.p.gtin, batch, self.p.events.clone(), states)
         });
         l.refresh(&self.p.journal)?;
         Ok(f(l))
@@ -250,6 +443,8 @@ impl AggService {
         };
         let sscc = match &child {
             Child::Case { sscc } => sscc.clone(),
+            // A case labelled with a case GTIN and serial reads like a unit code.
+            Child::Unit { .. } if self.p.store.container(&child.key())?.is_some() => child.key(),
             Child::Unit { .. } => match self.p.store.parent_of(&child)? {
                 Some(p) => p,
                 None => return Ok(None),
@@ -258,9 +453,137 @@ impl AggService {
         Ok(self.p.store.container(&sscc)?)
     }
 
-    /// Every hold, oldest first.
+    /// Every open hold, oldest first.
     pub fn holds(&self) -> Result<Vec<Hold>, AggError> {
+        Ok(self.p.store.open_holds()?)
+    }
+
+    /// Every hold, resolved ones included, oldest first.
+    pub fn all_holds(&self) -> Result<Vec<Hold>, AggError> {
         Ok(self.p.store.holds()?)
+    }
+
+    /// Resolve the open hold `id` as `actor` with `reason` (role checks are the
+    /// caller's): audited first, then kept in the store marked resolved.
+    pub fn resolve_hold(
+        &self,
+        actor: &AuditActor,
+        id: u64,
+        reason: &str,
+    ) -> Result<Hold, AggError> {
+        if reason.trim().is_empty() {
+            return Err(AggError::Usage("resolving a hold needs a reason".into()));
+        }
+        let _one = self.step.lock().unwrap_or_else(|p| p.into_inner());
+        let h = self
+            .p
+            .store
+            .hold_by_id(id)?
+            .ok_or_else(|| AggError::Usage(format!("no hold {id}")))?;
+        if let Some(r) = &h.resolved {
+            return Err(AggError::Usage(format!(
+                "hold {id} was already resolved by {}: {}",
+                r.by, r.why
+            )));
+        }
+        super::rework::audited(
+            &self.p.audit,
+            super::rework::Step {
+                actor,
+                detail: format!("resolve {} hold {id}", h.level.name()),
+                object: format!("hold:{id}"),
+                reason,
+                old: Some(h.reasons.join("; ")),
+                new: Some("resolved".into()),
+            },
+            || {
+                Ok(self.p.store.resolve_hold(
+                    id,
+                    &Resolution {
+                        by: actor.user.clone(),
+                        why: reason.to_string(),
+                        at_us: self.p.clock.wall_micros(),
+                    },
+                )?)
+            },
+        )
+    }
+
+    /// The supervisor closes the short hold `id` (the last case of a batch, held with
+    /// its units and no label yet) as a partial case: audited first, then done by the
+    /// case station's thread (label printed, read back from the camera, ADD event).
+    /// Returns the case and the label frame number; a label that does not read back
+    /// holds it short again (an error naming the new hold).
+    pub fn close_short(
+        &self,
+        actor: &AuditActor,
+        id: u64,
+        reason: &str,
+    ) -> Result<(Container, u64), AggError> {
+        if reason.trim().is_empty() {
+            return Err(AggError::Usage(
+                "closing a partial case needs a reason".into(),
+            ));
+        }
+        let h = self
+            .p
+            .store
+            .hold_by_id(id)?
+            .ok_or_else(|| AggError::Usage(format!("no hold {id}")))?;
+        if !h.is_short() {
+            return Err(AggError::Usage(format!(
+                "hold {id} is not an open partial case at the end of a batch"
+            )));
+        }
+        let tx = self
+            .case_station
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| AggError::Usage("no case station runs".into()))?;
+        let n = h.children.len();
+        super::rework::audited(
+            &self.p.audit,
+            super::rework::Step {
+                actor,
+                detail: format!(
+                    "close partial case of {n} of {} units from hold {id} (label at the case station)",
+                    self.p.packing.units_per_case
+                ),
+                object: format!("hold:{id}"),
+                reason,
+                old: Some("held short".into()),
+                new: Some(format!(
+                    "closed partial {n}/{}",
+                    self.p.packing.units_per_case
+                )),
+            },
+            || {
+                let (rtx, rrx) = crossbeam_channel::bounded(1);
+                tx.send(StationCmd::ClosePartial {
+                    hold: id,
+                    resolution: Resolution {
+                        by: actor.user.clone(),
+                        why: format!("closed as a partial case: {reason}"),
+                        at_us: self.p.clock.wall_micros(),
+                    },
+                    reply: rtx,
+                })
+                .map_err(|_| AggError::Usage("the case station has stopped".into()))?;
+                match rrx.recv() {
+                    Ok(Ok((Outcome::Aggregated(c), frame))) => Ok((c, frame)),
+                    Ok(Ok((Outcome::Held(h), frame))) => Err(AggError::Usage(format!(
+                        "the label (frame {frame}) did not verify: held short again as hold {}: {}",
+                        h.id,
+                        h.reasons.join("; ")
+                    ))),
+                    Ok(Err(e)) => Err(AggError::Usage(e)),
+                    Err(_) => Err(AggError::Usage(
+                        "the case station stopped before closing the case".into(),
+                    )),
+                }
+            },
+        )
     }
 
     /// Every container, by SSCC.
@@ -276,7 +599,7 @@ impl AggService {
             .store
             .container(sscc)?
             .ok_or_else(|| AggError::Usage(format!("no case or pallet {sscc}")))?;
-        if let Some(h) = self.p.store.holds()?.into_iter().find(|h| {
+        if let Some(h) = self.p.store.open_holds()?.into_iter().find(|h| {
             h.sscc.as_deref() == Some(sscc)
                 && h.reasons
                     .iter()
@@ -313,7 +636,7 @@ impl AggService {
     ) -> Result<Container, AggError> {
         let _one = self.step.lock().unwrap_or_else(|p| p.into_inner());
         let r = self.rework();
-        match step {
+        let done = match step {
             Step::Open => r.open_case(actor, sscc, reason),
             Step::Close => r.close_case(actor, sscc, reason),
             Step::ClosePartial => {
@@ -333,7 +656,22 @@ impl AggService {
                     r.swap_units(actor, sscc, &[], units, Some(l), reason)
                 })?
             }
+        }?;
+        if matches!(step, Step::Close | Step::ClosePartial) {
+            let res = Resolution {
+                by: actor.user.clone(),
+                why: format!("{sscc} re-closed: {reason}"),
+                at_us: self.p.clock.wall_micros(),
+            };
+            match self.p.store.resolve_holds_of(sscc, &res) {
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::info!(sscc, holds = ?ids, "holds resolved by the re-close")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(sscc, error = %e, "holds not resolved"),
+            }
         }
+        Ok(done)
     }
 }
 
@@ -463,6 +801,7 @@ pub struct StationCounts {
 
 /// The running stations.
 pub struct Stations {
+    svc: Option<Arc<AggService>>,
     stop: Arc<AtomicBool>,
     threads: Vec<(Level, JoinHandle<()>)>,
     counts: Arc<Mutex<HashMap<Level, StationCounts>>>,
@@ -479,12 +818,18 @@ impl std::fmt::Debug for Stations {
 impl Stations {
     /// Recover what a crash interrupted, then start a thread per station.
     pub fn start(svc: Arc<AggService>, setups: Vec<StationSetup>) -> Result<Stations, AggError> {
-        let r = station::recover(
-            &svc.p.store,
-            &svc.p.journal,
-            &svc.p.events,
-            svc.p.clock.wall_micros(),
-        )?;
+        let now = svc.p.clock.wall_micros();
+        let r = match svc.case_ids(&svc.station_batch().unwrap_or_default(), false)? {
+            // Interrupted case labels' serials are settled in the pool too.
+            Some(mut ids) => station::recover_settling(
+                &svc.p.store,
+                &svc.p.journal,
+                &svc.p.events,
+                now,
+                &mut *ids,
+            )?,
+            None => station::recover(&svc.p.store, &svc.p.journal, &svc.p.events, now)?,
+        };
         if r != station::Recovered::default() {
             tracing::warn!(voided = ?r.voided, committed = ?r.committed, journaled = r.journaled,
                 "aggregation recovered after a restart");
@@ -493,17 +838,22 @@ impl Stations {
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let mut threads = Vec::new();
         for s in setups {
+            let (tx, cmds) = crossbeam_channel::bounded(4);
+            if s.level == Level::Case {
+                *svc.case_station.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            }
             let (svc, stop, counts) = (svc.clone(), stop.clone(), counts.clone());
             let level = s.level;
             let h = std::thread::Builder::new()
                 .name(format!("linectl-{}-station", level.name()))
-                .spawn(move || run_station(&svc, s, &stop, &counts))
+                .spawn(move || run_station(&svc, s, &stop, &counts, &cmds))
                 .map_err(|e| {
                     AggError::Usage(format!("starting the {} station: {e}", level.name()))
                 })?;
             threads.push((level, h));
         }
         Ok(Stations {
+            svc: Some(svc),
             stop,
             threads,
             counts,
@@ -521,6 +871,12 @@ impl Stations {
     /// Stop every station after the container it is on, and wait for them.
     pub fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(svc) = &self.svc {
+            svc.case_station
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
         for (level, h) in self.threads {
             if h.join().is_err() {
                 tracing::error!(level = level.name(), "station thread panicked");
@@ -563,11 +919,54 @@ fn later_frame(msg: &str) -> Option<u64> {
         .and_then(|(_, n)| n.trim().parse().ok())
 }
 
+/// The station of `batch`, made when the batch changes.
+fn station_for<'a>(
+    svc: &AggService,
+    s: &StationSetup,
+    slot: &'a mut Option<(String, Station)>,
+    batch: &str,
+    cam: &Slot<dyn FrameSource>,
+    prn: &Slot<dyn Printer>,
+    ahead: &Arc<Mutex<Option<Frame>>>,
+) -> Result<&'a mut Station, AggError> {
+    if slot.as_ref().is_none_or(|(b, _)| b != batch) {
+        let cfg = StationConfig {
+            batch: batch.to_string(),
+            ..s.config.clone()
+        };
+        let dev = Devices {
+            camera: Box::new(SharedCamera {
+                slot: cam.clone(),
+                ahead: ahead.clone(),
+            }),
+            printer: Box::new(SharedPrinter { slot: prn.clone() }),
+        };
+        let mut st = Station::new(
+            cfg,
+            dev,
+            svc.p.store.clone(),
+            svc.p.journal.clone(),
+            svc.p.events.clone(),
+            svc.p.clock.clone(),
+        );
+        if s.level == Level::Case
+            && let Some(ids) = svc.case_ids(batch, true)?
+        {
+            st = st.with_ids(ids);
+        }
+        *slot = Some((batch.to_string(), st));
+    }
+    slot.as_mut()
+        .map(|(_, st)| st)
+        .ok_or_else(|| AggError::Usage("no station".into()))
+}
+
 fn run_station(
     svc: &Arc<AggService>,
     s: StationSetup,
     stop: &AtomicBool,
     counts: &Mutex<HashMap<Level, StationCounts>>,
+    cmds: &crossbeam_channel::Receiver<StationCmd>,
 ) {
     let level = s.level;
     let cam: Slot<dyn FrameSource> = Arc::new(Mutex::new(None));
@@ -579,6 +978,43 @@ fn run_station(
         printer = %s.devices.printer_address, "aggregation station started");
     while !stop.load(Ordering::SeqCst) {
         connect(&s.devices, &cam, &prn);
+        // Commands from the HMI, between containers.
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                StationCmd::ClosePartial {
+                    hold,
+                    resolution,
+                    reply,
+                } => {
+                    // The partial case takes the next frame pair: its label is n + 1.
+                    let label = next + 1;
+                    let r = svc
+                        .p
+                        .store
+                        .hold_by_id(hold)
+                        .map_err(AggError::from)
+                        .and_then(|h| h.ok_or_else(|| AggError::Usage(format!("no hold {hold}"))))
+                        .and_then(|h| {
+                            station_for(svc, &s, &mut station, &h.batch, &cam, &prn, &ahead)
+                        })
+                        .and_then(|st| st.close_partial_as(hold, label, resolution));
+                    if r.is_ok() {
+                        next += 2;
+                    }
+                    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = c.entry(level).or_default();
+                    match &r {
+                        Ok(Outcome::Aggregated(_)) => n.aggregated += 1,
+                        Ok(Outcome::Held(_)) => n.held += 1,
+                        Err(e) => {
+                            tracing::warn!(level = level.name(), hold, error = %e, "partial close refused")
+                        }
+                    }
+                    drop(c);
+                    let _ = reply.send(r.map(|o| (o, label)).map_err(|e| e.to_string()));
+                }
+            }
+        }
         let connected = cam.lock().map(|c| c.is_some()).unwrap_or(false);
         if !connected {
             std::thread::sleep(Duration::from_millis(500));
@@ -634,36 +1070,31 @@ fn run_station(
             }
             continue;
         };
-        if station.as_ref().is_none_or(|(b, _)| *b != batch) {
-            let cfg = StationConfig {
-                batch: batch.clone(),
-                ..s.config.clone()
-            };
-            let dev = Devices {
-                camera: Box::new(SharedCamera {
-                    slot: cam.clone(),
-                    ahead: ahead.clone(),
-                }),
-                printer: Box::new(SharedPrinter { slot: prn.clone() }),
-            };
-            station = Some((
-                batch.clone(),
-                Station::new(
-                    cfg,
-                    dev,
-                    svc.p.store.clone(),
-                    svc.p.journal.clone(),
-                    svc.p.events.clone(),
-                    svc.p.clock.clone(),
-                ),
-            ));
-        }
-        let Some((_, st)) = station.as_mut() else {
-            continue;
+        let st = match station_for(svc, &s, &mut station, &batch, &cam, &prn, &ahead) {
+            Ok(st) => st,
+            Err(e) => {
+                tracing::error!(level = level.name(), batch, error = %e, "station not set up");
+                let held = svc.p.store.hold(
+                    level,
+                    &batch,
+                    vec![format!("station: {e}")],
+                    None,
+                    svc.p.clock.wall_micros(),
+                );
+                let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                if held.is_ok() {
+                    c.entry(level).or_default().held += 1;
+                }
+                continue;
+            }
         };
         let out = match level {
             Level::Case => svc
-                .with_ledger(&batch, |l| st.process(layer, layer + 1, Some(l)))
+                .next_case_is_last(&batch)
+                .and_then(|last| {
+                    st.set_end_of_batch(last);
+                    svc.with_ledger(&batch, |l| st.process(layer, layer + 1, Some(l)))
+                })
                 .and_then(|r| r),
             Level::Pallet => st.process(layer, layer + 1, None),
         };
@@ -807,6 +1238,21 @@ mod tests {
             matches!(&e, Err(AggError::Usage(m)) if m.contains("packing level is 2")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn the_last_case_is_the_one_no_full_case_can_follow() {
+        // 10 commissioned, 8 packed, batch over: 2 left, the last case (short).
+        assert!(is_last_case(4, 10, 8, 0));
+        // 4 left: a full case, not the last short one.
+        assert!(!is_last_case(4, 12, 8, 0));
+        // Batch running: 2 left but 5 still to inspect may fill a case.
+        assert!(!is_last_case(4, 10, 8, 5));
+        // 2 left, 1 to come: no full case can be made.
+        assert!(is_last_case(4, 10, 8, 1));
+        // Nothing left: no case at all.
+        assert!(!is_last_case(4, 8, 8, 0));
+        assert!(!is_last_case(4, 8, 9, 0));
     }
 
     #[test]

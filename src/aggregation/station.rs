@@ -20,7 +20,9 @@ use linectl_drivers::printer::{PrintItem, Printer};
 use super::AggError;
 use super::check::{BatchLedger, LayerCheck, Problem, check_case, check_pallet};
 use super::detect::{CellResult, LayerDecoder};
-use super::store::{AggStore, Child, Container, Hold, Intent, Level, Outgoing, SHORT, Stage};
+use super::store::{
+    AggStore, Child, Container, Hold, Intent, Level, Outgoing, Resolution, SHORT, Stage,
+};
 use crate::clock::Clock;
 use crate::epcis::EventTime;
 use crate::epcis::aggregation::AggregationEvents;
@@ -79,6 +81,8 @@ pub struct Station {
     job_selected: bool,
     ids: Box<dyn ContainerIds>,
     end_of_batch: bool,
+    /// A partial case's label is being printed: a failure holds it short again.
+    partial: bool,
     /// The last layer read (for the HMI and diagnostics).
     pub last_reads: Vec<CellResult>,
     /// The last check.
@@ -101,6 +105,7 @@ impl Station {
         Station {
             ids,
             end_of_batch: false,
+            partial: false,
             cfg,
             dev,
             store,
@@ -135,6 +140,16 @@ impl Station {
     fn hold(&mut self, reasons: Vec<String>, sscc: Option<&str>) -> Result<Outcome, AggError> {
         let at = self.clock.wall_micros();
         let h = match sscc {
+            Some(s) if self.partial => {
+                // The partial case keeps its units: the supervisor may close it again.
+                let mut r = vec![format!(
+                    "{SHORT}: the partial case's label failed: close it again at the HMI"
+                )];
+                r.extend(reasons);
+                let h = self.store.abandon_keeping_children(s, r, at)?;
+                self.ids.settled(s, false)?;
+                h
+            }
             Some(s) => {
                 let h = self.store.abandon(s, reasons, at)?;
                 // The identifier was taken (and may be on a label): never again.
@@ -226,6 +241,22 @@ impl Station {
     /// if the label does not read back. Refused (an error, nothing changed) if the hold
     /// is not a short case or one of its units got packed meanwhile.
     pub fn close_partial(&mut self, hold_id: u64, label_frame: u64) -> Result<Outcome, AggError> {
+        let r = Resolution {
+            by: "case station".into(),
+            why: "closed as a partial case".into(),
+            at_us: self.clock.wall_micros(),
+        };
+        self.close_partial_as(hold_id, label_frame, r)
+    }
+
+    /// [`Station::close_partial`], the hold marked resolved by `resolution` (who asked
+    /// for it and why; the label's identifier is added to the why).
+    pub fn close_partial_as(
+        &mut self,
+        hold_id: u64,
+        label_frame: u64,
+        resolution: Resolution,
+    ) -> Result<Outcome, AggError> {
         let h = self
             .store
             .hold_by_id(hold_id)?
@@ -235,7 +266,15 @@ impl Station {
                 "hold {hold_id} is not a partial case at the end of a batch"
             )));
         }
-        self.label_and_commit(h.children, label_frame, label_frame, Some(hold_id))
+        self.partial = true;
+        let r = self.label_and_commit(
+            h.children,
+            label_frame,
+            label_frame,
+            Some((hold_id, resolution)),
+        );
+        self.partial = false;
+        r
     }
 
     /// Take an identifier, record the intent durably (for a partial case: in the same
@@ -245,7 +284,7 @@ impl Station {
         children: Vec<Child>,
         unit: u64,
         label_frame: u64,
-        partial_of: Option<u64>,
+        partial_of: Option<(u64, Resolution)>,
     ) -> Result<Outcome, AggError> {
         let level = self.cfg.level;
         // Only now is an identifier taken; it is never reused, whatever happens next.
@@ -261,7 +300,14 @@ impl Station {
         };
         let begun = match partial_of {
             None => self.store.begin(&intent),
-            Some(hold) => self.store.close_partial(hold, &intent),
+            Some((hold, r)) => self.store.close_partial_resolving(
+                hold,
+                &intent,
+                &Resolution {
+                    why: format!("{}: label {key}", r.why),
+                    ..r
+                },
+            ),
         };
         if let Err(e) = begun {
             self.ids.settled(&key, false)?;
@@ -404,14 +450,15 @@ impl<S: Store + Send + 'static> PoolCaseIds<S> {
     }
 
     fn pool(&self) -> Result<std::sync::MutexGuard<'_, Pool<S>>, AggError> {
-        self.pool
-            .lock()
-            .map_err(|_| AggError::Usage("the serial pool's lock is poisoned".into()))
+        crate::pool::alloc::lock(&self.pool).map_err(pool_err(&self.gtin))
     }
 }
 
 fn pool_err(gtin: &str) -> impl Fn(PoolError) -> AggError + '_ {
-    move |e| AggError::Usage(format!("case serial pool (GTIN {gtin}): {e}"))
+    move |source| AggError::Pool {
+        context: format!("case serials, GTIN {gtin}"),
+        source,
+    }
 }
 
 impl<S: Store + Send + 'static> ContainerIds for PoolCaseIds<S> {

@@ -141,6 +141,21 @@ pub struct Hold {
     /// resolve without a new read (a `short` case: see [`AggStore::close_partial`]).
     #[serde(default)]
     pub children: Vec<Child>,
+    /// How the hold was resolved (kept for the record: a hold is never deleted);
+    /// `None` while it is open.
+    #[serde(default)]
+    pub resolved: Option<Resolution>,
+}
+
+/// How a hold was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// Who resolved it (a user, or the step that did: `case station`).
+    pub by: String,
+    /// Why, or what was done (the container re-closed, the partial case's label).
+    pub why: String,
+    /// When, µs since the Unix epoch.
+    pub at_us: u64,
 }
 
 /// The first word of the reason of a hold that is a partial case at the end of a
@@ -151,7 +166,8 @@ impl Hold {
     /// Whether this hold is a partial case at the end of a batch (its first reason is
     /// `short: …`) with the children it was found with.
     pub fn is_short(&self) -> bool {
-        self.level == Level::Case
+        self.resolved.is_none()
+            && self.level == Level::Case
             && !self.children.is_empty()
             && self
                 .reasons
@@ -421,6 +437,76 @@ impl AggStore {
         self.hold(level, &batch, reasons, Some(sscc.to_string()), at_us)
     }
 
+    /// [`AggStore::abandon`] for the label of a partial case: the hold keeps the
+    /// intent's children, so with a first reason `short: …` it is a short hold the
+    /// supervisor may close again.
+    pub fn abandon_keeping_children(
+        &self,
+        sscc: &str,
+        reasons: Vec<String>,
+        at_us: u64,
+    ) -> Result<Hold, StoreError> {
+        let i = self
+            .intent(sscc)?
+            .ok_or_else(|| StoreError::Unknown(sscc.to_string()))?;
+        self.intents.remove(sscc.as_bytes()).map_err(io("intent"))?;
+        self.hold_with_children(
+            i.level,
+            &i.batch,
+            reasons,
+            Some(sscc.to_string()),
+            at_us,
+            i.children,
+        )
+    }
+
+    /// Mark the open hold `id` resolved by `r` (who, why, when); the hold stays in the
+    /// store for the record. Refused if it is unknown or already resolved.
+    pub fn resolve_hold(&self, id: u64, r: &Resolution) -> Result<Hold, StoreError> {
+        if r.by.trim().is_empty() || r.why.trim().is_empty() {
+            return Err(StoreError::Refused(format!(
+                "resolving hold {id} needs who and why"
+            )));
+        }
+        let out = self
+            .holds
+            .transaction(|holds| {
+                let key = id.to_be_bytes();
+                let Some(v) = holds.get(key)? else {
+                    return abort(StoreError::Unknown(format!("hold {id}")));
+                };
+                let mut h: Hold = match dec(&key, &v) {
+                    Ok(h) => h,
+                    Err(e) => return abort(e),
+                };
+                if let Some(was) = &h.resolved {
+                    return abort(StoreError::Refused(format!(
+                        "hold {id} was already resolved by {}: {}",
+                        was.by, was.why
+                    )));
+                }
+                h.resolved = Some(r.clone());
+                holds.insert(&key, enc(&h))?;
+                Ok(h)
+            })
+            .map_err(tx_err("resolve hold"))?;
+        self.flush()?;
+        Ok(out)
+    }
+
+    /// Resolve every open hold naming the container `sscc` (it was re-closed or
+    /// closed as a partial case); returns their ids.
+    pub fn resolve_holds_of(&self, sscc: &str, r: &Resolution) -> Result<Vec<u64>, StoreError> {
+        let mut done = Vec::new();
+        for h in self.open_holds()? {
+            if h.sscc.as_deref() == Some(sscc) {
+                self.resolve_hold(h.id, r)?;
+                done.push(h.id);
+            }
+        }
+        Ok(done)
+    }
+
     /// Hold a case or pallet for rework.
     pub fn hold(
         &self,
@@ -453,6 +539,7 @@ impl AggStore {
             sscc,
             at_us,
             children,
+            resolved: None,
         };
         self.holds
             .insert(id.to_be_bytes(), enc(&h))
@@ -488,13 +575,29 @@ impl AggStore {
     }
 
     /// The supervisor closes the partial case of hold `hold_id` (a `short` hold, see
-    /// [`Hold::is_short`]) as it is: in one transaction the hold goes and `intent`
+    /// [`Hold::is_short`]) as it is: in one transaction the hold is marked resolved
+    /// (kept for the record) and `intent`
     /// (the label about to be printed for it, stage `Printing`, a case with exactly
     /// the hold's children) is recorded. Refused, with nothing changed, if the hold is
     /// not a short case, the children differ, one of them has meanwhile got a parent,
     /// or the identifier is taken. The station then prints, verifies and commits the
     /// intent as any other (see `super::station::Station::close_partial`).
     pub fn close_partial(&self, hold_id: u64, intent: &Intent) -> Result<(), StoreError> {
+        let r = Resolution {
+            by: "case station".into(),
+            why: format!("closed as a partial case: label {}", intent.sscc),
+            at_us: intent.at_us,
+        };
+        self.close_partial_resolving(hold_id, intent, &r)
+    }
+
+    /// [`AggStore::close_partial`], the hold marked resolved by `r` (who asked for it).
+    pub fn close_partial_resolving(
+        &self,
+        hold_id: u64,
+        intent: &Intent,
+        r: &Resolution,
+    ) -> Result<(), StoreError> {
         (&self.holds, &self.intents, &self.containers, &self.children)
             .transaction(|(holds, int, cont, child)| {
                 let key = hold_id.to_be_bytes();
@@ -505,6 +608,12 @@ impl AggStore {
                     Ok(h) => h,
                     Err(e) => return abort(e),
                 };
+                if let Some(was) = &h.resolved {
+                    return abort(StoreError::Refused(format!(
+                        "hold {hold_id} was already resolved by {}: {}",
+                        was.by, was.why
+                    )));
+                }
                 if !h.is_short() {
                     return abort(StoreError::Refused(format!(
                         "hold {hold_id} is not a partial case at the end of a batch ({})",
@@ -538,7 +647,9 @@ impl AggStore {
                         )));
                     }
                 }
-                holds.remove(&key)?;
+                let mut h = h;
+                h.resolved = Some(r.clone());
+                holds.insert(&key, enc(&h))?;
                 int.insert(intent.sscc.as_bytes(), enc(intent))?;
                 Ok(())
             })
@@ -546,7 +657,14 @@ impl AggStore {
         self.flush()
     }
 
-    /// Every hold, oldest first.
+    /// Every hold not resolved yet, oldest first.
+    pub fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
+        let mut all = self.holds()?;
+        all.retain(|h| h.resolved.is_none());
+        Ok(all)
+    }
+
+    /// Every hold, resolved ones included, oldest first.
     pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
         let mut out = Vec::new();
         for kv in self.holds.iter() {
@@ -581,6 +699,23 @@ impl AggStore {
             .get(child.key().as_bytes())
             .map_err(io("read"))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Units of `batch` accounted for by aggregation: in its cases, and kept by its
+    /// open holds (a short case waiting for its partial close).
+    pub fn units_packed(&self, batch: &str) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for c in self.containers()? {
+            if c.level == Level::Case && c.batch == batch {
+                n += c.children.len() as u64;
+            }
+        }
+        for h in self.open_holds()? {
+            if h.level == Level::Case && h.batch == batch {
+                n += h.children.len() as u64;
+            }
+        }
+        Ok(n)
     }
 
     /// Count containers by level.
@@ -882,10 +1017,13 @@ mod tests {
                 .is_err()
         );
         s.dissolve("Y", &[])?;
-        // Now it goes: the hold is gone, the intent recorded, then committed as usual.
+        // Now it goes: the hold is resolved (kept), the intent recorded, then committed
+        // as usual.
         s.close_partial(h.id, &intent("X", Level::Case, kids.clone()))?;
-        assert!(s.hold_by_id(h.id)?.is_none());
-        assert_eq!(s.holds()?.len(), 1);
+        let resolved = s.hold_by_id(h.id)?.and_then(|h| h.resolved);
+        assert_eq!(resolved.map(|r| r.by).as_deref(), Some("case station"));
+        assert_eq!(s.open_holds()?.len(), 1);
+        assert_eq!(s.holds()?.len(), 2);
         assert!(
             s.close_partial(h.id, &intent("Z", Level::Case, kids.clone()))
                 .is_err()
@@ -894,6 +1032,77 @@ mod tests {
         let c = s.commit("X", &[])?;
         assert_eq!(c.children, kids);
         assert_eq!(s.parent_of(&unit("1"))?.as_deref(), Some("X"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_resolved_hold_is_kept_with_who_and_why() -> Result<(), StoreError> {
+        let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
+        let s = AggStore::open(d.path())?;
+        let a = s.hold(Level::Case, "B1", vec!["unreadable: x".into()], None, 3)?;
+        let b = s.hold(
+            Level::Case,
+            "B1",
+            vec!["label verify: x".into()],
+            Some("C".into()),
+            4,
+        )?;
+        let r = Resolution {
+            by: "sue".into(),
+            why: "case emptied and repacked".into(),
+            at_us: 9,
+        };
+        // Who and why are required; an unknown hold is refused.
+        let empty = Resolution {
+            why: " ".into(),
+            ..r.clone()
+        };
+        assert!(matches!(
+            s.resolve_hold(a.id, &empty),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            s.resolve_hold(999, &r),
+            Err(StoreError::Unknown(_))
+        ));
+        let h = s.resolve_hold(a.id, &r)?;
+        assert_eq!(h.resolved.as_ref(), Some(&r));
+        // Once only; the record stays.
+        assert!(
+            matches!(s.resolve_hold(a.id, &r), Err(StoreError::Refused(m)) if m.contains("already resolved by sue"))
+        );
+        assert_eq!(
+            s.open_holds()?.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![b.id]
+        );
+        assert_eq!(s.holds()?.len(), 2);
+        // The holds naming a container are resolved with it.
+        assert_eq!(s.resolve_holds_of("C", &r)?, vec![b.id]);
+        assert_eq!(s.resolve_holds_of("C", &r)?, Vec::<u64>::new());
+        assert!(s.open_holds()?.is_empty());
+        drop(s);
+        let s = AggStore::open(d.path())?;
+        assert_eq!(s.hold_by_id(a.id)?.and_then(|h| h.resolved), Some(r));
+        // A resolved short hold is no longer closable as a partial case.
+        let sh = s.hold_with_children(
+            Level::Case,
+            "B1",
+            vec![format!("{SHORT}: 1 of 4 units")],
+            None,
+            5,
+            vec![unit("1")],
+        )?;
+        s.resolve_hold(
+            sh.id,
+            &Resolution {
+                by: "sue".into(),
+                why: "units scrapped".into(),
+                at_us: 6,
+            },
+        )?;
+        assert!(
+            matches!(s.close_partial(sh.id, &intent("X", Level::Case, vec![unit("1")])), Err(StoreError::Refused(m)) if m.contains("already resolved"))
+        );
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The aggregation read API of a running daemon: `GET /api/v1/agg/containers/{code}`
 //! answers the tree under a scanned case or pallet code (or the containers a unit is
 //! in) as `{"code", "tree", "container"}`, `GET /api/v1/agg/holds` the cases and
-//! pallets held for rework. It changes nothing (rework is the HMI's). Every request
+//! pallets held for rework and not resolved yet (each with its reasons, the units a
+//! short case keeps, `resolved: null`). It changes nothing (rework is the HMI's). Every request
 //! needs `Authorization: Bearer TOKEN`: the daemon's local token (random per start,
 //! written with the address to `<data>/hmi/agg-api.json`, mode 0600, for `linectl agg`
 //! on the same PC) or one of `LINECTL_API_TOKENS`. Errors are the APIs' JSON body:

@@ -263,7 +263,7 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
                 Daemon::Answer(s, v) => {
                     anyhow::bail!("the running daemon answered {s}: {}", message(&v))
                 }
-                Daemon::Absent => store(&dir)?.holds()?,
+                Daemon::Absent => store(&dir)?.open_holds()?,
             };
             print_holds(&holds);
             Ok(ExitCode::SUCCESS)

@@ -11,7 +11,8 @@
 //! `[batch]` defaults once the devices are connected.
 //!
 //! With an `[aggregation]` section it also runs the case and pallet stations on their
-//! devices (after `station::recover`), journaling into the line's journal, serves the
+//! devices (after `station::recover`; cases labelled `gtin-serial` take their serials
+//! from the line's own pool, `Line::pool`), journaling into the line's journal, serves the
 //! HMI's aggregation rework pages and the aggregation read API (a local bearer token
 //! and the address in `DATA_DIR/hmi/agg-api.json` for `linectl agg`), and stops the
 //! stations before the line at shutdown.
@@ -381,7 +382,7 @@ fn start_aggregation(
     let site = linectl::pipeline::site_sgln(&profile.line.site)?;
     let events =
         linectl::epcis::aggregation::AggregationEvents::new(cfg.identifiers, &site, &site)?;
-    let svc = Arc::new(AggService::new(ServiceParts {
+    let svc = AggService::new(ServiceParts {
         store,
         journal: line.journal(),
         events,
@@ -394,7 +395,24 @@ fn start_aggregation(
         },
         running_batch: linectl::aggregation::service::running_batch(line.status().clone()),
         default_batch: profile.batch.lot.clone(),
-    }));
+    })
+    // The line's own pool: unit states for the checks, case serials for the labels.
+    .with_pool(line.pool())
+    .with_line_batch(linectl::aggregation::service::line_batch(
+        line.status().clone(),
+    ));
+    let svc = match (a.case_label, &a.case_gtin) {
+        (linectl::profile::aggregation::CaseLabel::GtinSerial, Some(g)) => {
+            svc.with_case_serials(linectl::aggregation::service::CaseSerials {
+                case_gtin: g.clone(),
+                line: profile.line.id.clone(),
+                label_batch: a.case_label_batch,
+                default_expiry: profile.batch.expiry.clone(),
+            })
+        }
+        _ => svc,
+    };
+    let svc = Arc::new(svc);
     let setup = |level: Level| -> anyhow::Result<StationSetup> {
         let (st, layout, expected, ext) = match level {
             Level::Case => (

@@ -7,6 +7,12 @@
 //! permission checked on the server, the step audited before it takes effect (by the
 //! service), errors shown on a page of their own with nothing changed.
 //!
+//! Holds: the list shows the open holds (`?resolved=1` adds the resolved ones with who,
+//! why and when); `POST /aggregation/hold` resolves one (`action=resolve`) or closes a
+//! short hold — the last case of a batch, held with its units and no label yet — as a
+//! partial case (`action=partial`: the case station prints and reads back its label,
+//! the outcome is shown). Both need a supervisor and a reason and are audited first.
+//!
 //! Roles (what a line engineer expects at a rework table): operators and supervisors
 //! (`packml_command`, the people running the line) open cases, take units out, put
 //! units in, re-close a case at its packing level and dissolve a case; closing a case
@@ -22,7 +28,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::pages::{Frame, esc};
-use super::{Ctx, Hmi, Msg, back, internal, refused};
+use super::{Ctx, Hmi, back, internal, refused};
 use crate::aggregation::AggError;
 use crate::aggregation::service::{AggService, Step};
 use crate::aggregation::show::parse_code;
@@ -52,12 +58,24 @@ fn agg_error(e: AggError) -> Response {
     refused(code, title, &format!("{e} — nothing was changed."))
 }
 
-/// `GET /aggregation`.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    resolved: Option<String>,
+}
+
+/// `GET /aggregation[?resolved=1]`.
 pub(super) async fn list_page(
     State(h): State<Hmi>,
     headers: HeaderMap,
-    Query(m): Query<Msg>,
+    Query(m): Query<ListQuery>,
 ) -> Response {
+    let with_resolved = m
+        .resolved
+        .as_deref()
+        .is_some_and(|v| v == "1" || v == "true");
     let ctx = match h.auth(&headers, Permission::ViewLine) {
         Ok(c) => c,
         Err(r) => return r,
@@ -67,7 +85,12 @@ pub(super) async fn list_page(
         Err(r) => return r,
     };
     let r = tokio::task::spawn_blocking(move || {
-        Ok::<_, AggError>((svc.holds()?, svc.containers()?, svc.packing()))
+        let holds = if with_resolved {
+            svc.all_holds()?
+        } else {
+            svc.holds()?
+        };
+        Ok::<_, AggError>((holds, svc.containers()?, svc.packing()))
     })
     .await;
     let (holds, containers, packing) = match r {
@@ -81,11 +104,18 @@ pub(super) async fn list_page(
         "<form method=get action=/aggregation/container><label for=code>Scan a case, pallet or unit code</label>\
 <input id=code name=code autofocus required><p><button type=submit id=show>Show</button></p></form>",
     );
-    let _ = write!(b, "<h2>Held for rework ({})</h2>", holds.len());
+    let open_n = holds.iter().filter(|h| h.resolved.is_none()).count();
+    let _ = write!(b, "<h2>Held for rework ({open_n})</h2>");
+    if with_resolved {
+        b.push_str("<p><a href=/aggregation>Open holds only</a></p>");
+    } else {
+        b.push_str("<p><a href=\"/aggregation?resolved=1\" id=show-resolved>Show resolved holds too</a></p>");
+    }
+    let supervisor = is_supervisor(&ctx);
     if holds.is_empty() {
         b.push_str("<p>None.</p>");
     } else {
-        b.push_str("<table id=holds><tr><th>Hold</th><th>Level</th><th>Batch</th><th>SSCC</th><th>Reasons</th></tr>");
+        b.push_str("<table id=holds><tr><th>Hold</th><th>Level</th><th>Batch</th><th>SSCC</th><th>Reasons</th><th>Resolution</th></tr>");
         for hd in holds.iter().rev() {
             let sscc = hd.sscc.as_deref().map_or_else(
                 || "—".to_string(),
@@ -97,9 +127,20 @@ pub(super) async fn list_page(
                     )
                 },
             );
+            let resolution = match &hd.resolved {
+                Some(r) => format!(
+                    "resolved by {} at {}: {}",
+                    esc(&r.by),
+                    esc(&wall_time(r.at_us)),
+                    esc(&r.why)
+                ),
+                None if supervisor => hold_forms(&f, hd),
+                None => "open (a supervisor resolves it)".to_string(),
+            };
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{sscc}</td><td><ul>{}</ul></td></tr>",
+                "<tr id=hold-{}><td>{}</td><td>{}</td><td>{}</td><td>{sscc}</td><td><ul>{}</ul></td><td>{resolution}</td></tr>",
+                hd.id,
                 hd.id,
                 hd.level.name(),
                 esc(&hd.batch),
@@ -208,6 +249,34 @@ pub(super) async fn container_page(
     };
     b.push_str("<p><a class=btn href=/aggregation>Back to aggregation</a></p>");
     Html(f.render("/aggregation", &title, &b)).into_response()
+}
+
+fn wall_time(us: u64) -> String {
+    crate::epcis::EventTime::from_wall_micros(us, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|_| us.to_string())
+}
+
+/// The supervisor's forms of an open hold: close a short one as a partial case,
+/// resolve any.
+fn hold_forms(f: &Frame<'_>, h: &crate::aggregation::store::Hold) -> String {
+    let form = |action: &str, label: &str, class: &str| {
+        format!(
+            "<form method=post action=/aggregation/hold id=hold-{action}-{id}>{}<input type=hidden name=hold value={id}><input type=hidden name=action value={action}><label>Reason</label><input name=reason required><button type=submit class=\"{class}\">{label}</button></form>",
+            f.csrf_input(),
+            id = h.id
+        )
+    };
+    let mut out = String::new();
+    if h.is_short() {
+        out.push_str(&form(
+            "partial",
+            &format!("Close as partial case of {} units", h.children.len()),
+            "warn",
+        ));
+    }
+    out.push_str(&form("resolve", "Resolve hold", ""));
+    out
 }
 
 fn is_supervisor(ctx: &Ctx) -> bool {
@@ -328,8 +397,15 @@ pub(super) async fn step(
             &format!("{m} — nothing was changed."),
         )
     };
-    if sscc.is_empty() || !sscc.bytes().all(|b| b.is_ascii_digit()) || sscc.len() != 18 {
-        return bad("sscc must be the container's 18-digit SSCC");
+    let is_sscc = sscc.len() == 18 && sscc.bytes().all(|b| b.is_ascii_digit());
+    let is_case_sgtin = matches!(
+        crate::gs1::container::ContainerId::parse(&sscc),
+        Ok(crate::gs1::container::ContainerId::Sgtin { .. })
+    );
+    if !is_sscc && !is_case_sgtin {
+        return bad(
+            "sscc must be the container's 18-digit SSCC or its case GTIN and serial (01)…(21)…",
+        );
     }
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
@@ -415,6 +491,104 @@ pub(super) async fn step(
 
 fn back_to(sscc: &str, msg: &str) -> Response {
     let q = super::form_urlencoded_encode(msg);
-    axum::response::Redirect::to(&format!("/aggregation/container?code={sscc}&msg={q}"))
+    let code = super::form_urlencoded_encode(sscc);
+    axum::response::Redirect::to(&format!("/aggregation/container?code={code}&msg={q}"))
         .into_response()
+}
+
+/// The hold form.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct HoldForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    hold: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /aggregation/hold`: resolve a hold, or close a short one as a partial case.
+pub(super) async fn hold_action(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    Form(f): Form<HoldForm>,
+) -> Response {
+    let ctx = match h.auth_post(&headers, Permission::PackmlCommand, &f.csrf) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let svc = match service(&h) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let bad = |m: &str| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            &format!("{m} — nothing was changed."),
+        )
+    };
+    let Ok(id) = f.hold.trim().parse::<u64>() else {
+        return bad("hold must be a hold number");
+    };
+    let reason = f.reason.trim().to_string();
+    if reason.is_empty() {
+        return bad("a reason is required");
+    }
+    let what = match f.action.as_str() {
+        "resolve" => "resolving a hold",
+        "partial" => "closing a partial case",
+        other => return bad(&format!("unknown action {other:?}")),
+    };
+    if !is_supervisor(&ctx) {
+        if let Err(r) = h.append(
+            Entry::new(
+                ctx.actor.audit_actor(),
+                Action::AccessDenied,
+                format!("hold:{id}"),
+            )
+            .detail(format!("{what} needs a supervisor")),
+        ) {
+            return r;
+        }
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Not permitted",
+            &format!("{what} needs a supervisor — nothing was changed."),
+        );
+    }
+    let actor = ctx.actor.audit_actor();
+    let partial = f.action == "partial";
+    let r = tokio::task::spawn_blocking(move || {
+        if partial {
+            svc.close_short(&actor, id, &reason).map(|(c, frame)| {
+                format!(
+                    "hold {id} closed as a partial case of {} units: label {} read back from frame {frame}",
+                    c.children.len(),
+                    c.sscc
+                )
+            })
+        } else {
+            svc.resolve_hold(&actor, id, &reason)
+                .map(|_| format!("hold {id} resolved"))
+        }
+    })
+    .await;
+    match r {
+        Ok(Ok(msg)) => back("/aggregation", &msg),
+        Ok(Err(e)) => match &e {
+            AggError::Usage(m) if m.starts_with("no hold") => refused(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                &format!("{e} — nothing was changed."),
+            ),
+            AggError::Usage(_) | AggError::Store(StoreError::Refused(_)) => {
+                refused(StatusCode::CONFLICT, "Refused", &format!("{e}"))
+            }
+            _ => internal(e),
+        },
+        Err(e) => internal(e),
+    }
 }

@@ -200,6 +200,7 @@ impl Hmi {
             .route("/aggregation", get(aggregation::list_page))
             .route("/aggregation/container", get(aggregation::container_page))
             .route("/aggregation/step", post(aggregation::step))
+            .route("/aggregation/hold", post(aggregation::hold_action))
             .with_state(self.clone())
     }
 

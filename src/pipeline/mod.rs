@@ -398,6 +398,7 @@ pub enum StartError {
 /// The running pipeline.
 pub struct Line {
     journal: Arc<crate::journal::Journal>,
+    pool: crate::pool::SharedPool,
     cmd: Sender<coordinator::Ev>,
     status: StatusCell,
     activity: Activity,
@@ -420,10 +421,11 @@ impl Line {
         clock: Arc<dyn Clock>,
         hooks: Hooks,
     ) -> Result<Line, StartError> {
-        let pool = crate::pool::Pool::open(
+        let pool: crate::pool::SharedPool = Arc::new(Mutex::new(crate::pool::Pool::open(
             &cfg.data_dir.join("pool"),
             crate::pool::OpenMode::CreateIfMissing,
-        )?;
+        )?));
+        let shared_pool = pool.clone();
         let journal = Arc::new(crate::journal::Journal::open(
             crate::journal::JournalConfig {
                 consumers: cfg.journal_consumers.clone(),
@@ -527,6 +529,7 @@ impl Line {
         }
         Ok(Line {
             journal,
+            pool: shared_pool,
             cmd: ev_tx,
             status,
             activity,
@@ -558,6 +561,13 @@ impl Line {
     /// The event journal (for the uplink and the pull API).
     pub fn journal(&self) -> Arc<crate::journal::Journal> {
         self.journal.clone()
+    }
+
+    /// The serial pool the printer thread hands out from, shared (its data dir is
+    /// locked by this process): the aggregation's case serials and unit states use it.
+    /// Lock it per operation (`crate::pool::alloc::lock`), never across a wait.
+    pub fn pool(&self) -> crate::pool::SharedPool {
+        self.pool.clone()
     }
 
     /// Stop every thread (devices are left as they are; a running batch stays open

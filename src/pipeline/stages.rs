@@ -20,7 +20,7 @@ use super::{BatchOrder, LineConfig};
 use crate::clock::{Activity, Clock, Micros};
 use crate::market::{CodeTemplate, Market, Product};
 use crate::pool::alloc::AllocatorConfig;
-use crate::pool::{Pool, SerialState};
+use crate::pool::{Pool, SerialState, SharedAllocator, SharedPool};
 use crate::vision::pool::{DecodePool, FrameDecoder, PoolConfig};
 use crate::vision::{DecodeConfig, GreyFrame};
 
@@ -452,7 +452,7 @@ impl PrinterStage {
 pub(crate) fn printer_thread(
     ctx: Ctx,
     factory: DeviceFactory<dyn Printer>,
-    mut pool: Pool,
+    pool: SharedPool,
     cfg: PrinterSetup,
     rx: Receiver<PrinterCmd>,
     ev: Sender<Ev>,
@@ -479,7 +479,7 @@ pub(crate) fn printer_thread(
             rest: Vec::with_capacity(64),
         },
     };
-    if let Ok(n) = pool.available(&cfg.gtin) {
+    if let Ok(n) = crate::pool::alloc::lock(&pool).and_then(|p| p.available(&cfg.gtin)) {
         st.report(PrinterEv::PoolLevel(n));
     }
     let mut queue: std::collections::VecDeque<PrinterCmd> =
@@ -496,7 +496,7 @@ pub(crate) fn printer_thread(
                     reply,
                 } => {
                     if !run_batch(
-                        &mut st, &mut pool, &cfg, &order, first_unit, reply, &rx, &mut queue,
+                        &mut st, &pool, &cfg, &order, first_unit, reply, &rx, &mut queue,
                     ) {
                         break 'thread;
                     }
@@ -505,7 +505,10 @@ pub(crate) fn printer_thread(
                     let _ = reply.send(Err("no batch is running".into()));
                 }
                 PrinterCmd::States(mut s) => {
-                    apply_states(&mut pool, &cfg.gtin, &mut s, &mut st.reuse);
+                    match crate::pool::alloc::lock(&pool) {
+                        Ok(mut p) => apply_states(&mut p, &cfg.gtin, &mut s, &mut st.reuse),
+                        Err(e) => tracing::error!(error = %e, "pool state update failed"),
+                    }
                     st.reuse.give_back(s);
                 }
                 PrinterCmd::LoadUpTo(_) | PrinterCmd::End => {}
@@ -521,7 +524,7 @@ pub(crate) fn printer_thread(
 #[allow(clippy::too_many_arguments)]
 fn run_batch(
     st: &mut PrinterStage,
-    pool: &mut Pool,
+    pool: &SharedPool,
     cfg: &PrinterSetup,
     order: &BatchOrder,
     first_unit: u64,
@@ -536,7 +539,8 @@ fn run_batch(
             return true;
         }
     };
-    let mut alloc = match pool.allocator(
+    let mut alloc = match SharedAllocator::new(
+        pool,
         &cfg.gtin,
         &cfg.line,
         &order.lot,
@@ -570,7 +574,9 @@ fn run_batch(
                 }
                 PrinterCmd::End => {
                     finish(alloc, &cfg.gtin, &mut states, &mut st.reuse);
-                    if let Ok(n) = pool.available(&cfg.gtin) {
+                    if let Ok(n) =
+                        crate::pool::alloc::lock(pool).and_then(|p| p.available(&cfg.gtin))
+                    {
                         st.report(PrinterEv::PoolLevel(n));
                     }
                     return true;
@@ -593,7 +599,10 @@ fn run_batch(
             }
         }
         if !states.is_empty() {
-            apply_states(alloc.pool_mut(), &cfg.gtin, &mut states, &mut st.reuse);
+            match alloc.pool() {
+                Ok(mut p) => apply_states(&mut p, &cfg.gtin, &mut states, &mut st.reuse),
+                Err(e) => tracing::error!(error = %e, "pool state update failed"),
+            }
         }
         if b.next_unit <= b.target
             && let Some(p) = st.printer.as_mut()
@@ -624,13 +633,16 @@ fn run_batch(
 }
 
 fn finish(
-    mut alloc: crate::pool::Allocator<'_, crate::pool::SledStore>,
+    alloc: SharedAllocator,
     gtin: &str,
     states: &mut Vec<(String, SerialState)>,
     reuse: &mut Reuse,
 ) {
     if !states.is_empty() {
-        apply_states(alloc.pool_mut(), gtin, states, reuse);
+        match alloc.pool() {
+            Ok(mut p) => apply_states(&mut p, gtin, states, reuse),
+            Err(e) => tracing::error!(error = %e, "pool state update failed"),
+        }
     }
     if let Err(e) = alloc.close() {
         tracing::error!(error = %e, "closing the batch allocation failed");
@@ -669,14 +681,15 @@ fn apply_states(
 }
 
 fn begin(
-    pool: &mut Pool,
+    pool: &SharedPool,
     cfg: &PrinterSetup,
     order: &BatchOrder,
     printer: Option<&mut Box<dyn Printer>>,
 ) -> Result<CodeTemplate, String> {
     let template = CodeTemplate::new(cfg.market, &cfg.product, &order.batch_data())
         .map_err(|e| format!("batch data: {e}"))?;
-    pool.ensure_available(&cfg.gtin, order.quantity)
+    crate::pool::alloc::lock(pool)
+        .and_then(|p| p.ensure_available(&cfg.gtin, order.quantity))
         .map_err(|e| e.to_string())?;
     let p = printer.ok_or_else(|| "printer not connected".to_string())?;
     let st = p.status().map_err(|e| format!("printer: {e}"))?;
@@ -698,7 +711,7 @@ fn begin(
 
 fn load(
     b: &mut Batch,
-    a: &mut crate::pool::Allocator<'_, crate::pool::SledStore>,
+    a: &mut SharedAllocator,
     p: &mut dyn Printer,
     market: Market,
     reuse: &mut Reuse,

@@ -5,6 +5,8 @@
 //! out twice. It does not know printers: "Encoded" is whatever the caller reports with
 //! [`Allocator::mark_encoded`].
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use super::{
     Block, BlockStatus, GS, M_NEXT_BLOCK, Op, Pool, PoolError, SerialState, Space, Store, k_active,
     k_bidx, k_block, k_gtin, k_report, rules, to_json,
@@ -65,15 +67,22 @@ struct Active {
     pos: usize,
 }
 
-/// Hands out serials of one GTIN for one line and batch.
-pub struct Allocator<'p, S: Store> {
-    pool: &'p mut Pool<S>,
+/// What an allocator keeps apart from the pool it hands out from (moved between an
+/// [`Allocator`] and a [`SharedAllocator`] without allocating).
+#[derive(Default)]
+struct Cursor {
     gtin: String,
     line: String,
     batch: String,
     cfg: AllocatorConfig,
     remaining: Option<u64>,
     active: Option<Active>,
+}
+
+/// Hands out serials of one GTIN for one line and batch.
+pub struct Allocator<'p, S: Store> {
+    pool: &'p mut Pool<S>,
+    c: Cursor,
 }
 
 impl<S: Store> Pool<S> {
@@ -99,12 +108,14 @@ impl<S: Store> Pool<S> {
         }
         Ok(Allocator {
             pool: self,
-            gtin,
-            line: line.to_string(),
-            batch: batch.to_string(),
-            remaining: cfg.quantity,
-            cfg,
-            active: None,
+            c: Cursor {
+                gtin,
+                line: line.to_string(),
+                batch: batch.to_string(),
+                remaining: cfg.quantity,
+                cfg,
+                active: None,
+            },
         })
     }
 
@@ -219,35 +230,38 @@ impl<S: Store> Pool<S> {
 impl<S: Store> Allocator<'_, S> {
     /// The next serial. Reserves a new block (durably) when the current one is used up.
     pub fn next_serial(&mut self) -> Result<Handed, PoolError> {
-        if self.remaining == Some(0) {
+        if self.c.remaining == Some(0) {
             return Err(PoolError::Usage(format!(
                 "all {} serials of this allocation were handed out",
-                self.cfg.quantity.unwrap_or(0)
+                self.c.cfg.quantity.unwrap_or(0)
             )));
         }
         let exhausted = self
+            .c
             .active
             .as_ref()
             .is_none_or(|a| a.pos >= a.entries.len());
         if exhausted {
             let want = self
+                .c
                 .remaining
-                .map_or(self.cfg.block_size, |r| r.min(self.cfg.block_size));
-            let prev = self.active.take();
+                .map_or(self.c.cfg.block_size, |r| r.min(self.c.cfg.block_size));
+            let prev = self.c.active.take();
             let (block, entries) = self.pool.reserve(
-                &self.gtin,
-                &self.line,
-                &self.batch,
+                &self.c.gtin,
+                &self.c.line,
+                &self.c.batch,
                 want,
                 prev.as_ref().map(|a| &a.block),
             )?;
-            self.active = Some(Active {
+            self.c.active = Some(Active {
                 block,
                 entries,
                 pos: 0,
             });
         }
         let a = self
+            .c
             .active
             .as_mut()
             .ok_or_else(|| PoolError::Usage("no active block".into()))?;
@@ -256,7 +270,7 @@ impl<S: Store> Allocator<'_, S> {
             .get(a.pos)
             .ok_or_else(|| PoolError::Usage("no serial left in the block".into()))?;
         a.pos += 1;
-        if let Some(r) = self.remaining.as_mut() {
+        if let Some(r) = self.c.remaining.as_mut() {
             *r -= 1;
         }
         Ok(Handed {
@@ -271,6 +285,7 @@ impl<S: Store> Allocator<'_, S> {
     /// the disk: a crash can at worst turn them SNInvalid, never Unallocated.
     pub fn mark_encoded(&mut self, h: &Handed) -> Result<(), PoolError> {
         let a = self
+            .c
             .active
             .as_mut()
             .filter(|a| a.block.id == h.block)
@@ -302,7 +317,8 @@ impl<S: Store> Allocator<'_, S> {
 
     /// Serials reserved but not yet handed out.
     pub fn in_hand(&self) -> u64 {
-        self.active
+        self.c
+            .active
             .as_ref()
             .map_or(0, |a| (a.entries.len() - a.pos) as u64)
     }
@@ -310,12 +326,12 @@ impl<S: Store> Allocator<'_, S> {
     /// The state the pool holds for the current block's serials (Allocated until
     /// marked Encoded).
     pub fn current_block(&self) -> Option<&Block> {
-        self.active.as_ref().map(|a| &a.block)
+        self.c.active.as_ref().map(|a| &a.block)
     }
 
     /// Unallocated serials left in the pool for this GTIN (plus those in hand).
     pub fn available(&self) -> Result<u64, PoolError> {
-        Ok(self.pool.available(&self.gtin)? + self.in_hand())
+        Ok(self.pool.available(&self.c.gtin)? + self.in_hand())
     }
 
     /// The pool this allocator hands out from, for moving serials it already handed
@@ -330,8 +346,13 @@ impl<S: Store> Allocator<'_, S> {
         self.close_inner()
     }
 
+    /// Let go of the pool, keeping the open block (for [`SharedAllocator`]).
+    fn detach(mut self) -> Cursor {
+        std::mem::take(&mut self.c)
+    }
+
     fn close_inner(&mut self) -> Result<(), PoolError> {
-        if let Some(a) = self.active.take() {
+        if let Some(a) = self.c.active.take() {
             let ops = Pool::<S>::close_ops(&a.block);
             self.pool.commit_durable(ops, None)?;
             let unused = a.block.end - a.block.encoded_upto;
@@ -346,6 +367,98 @@ impl<S: Store> Allocator<'_, S> {
 impl<S: Store> Drop for Allocator<'_, S> {
     fn drop(&mut self) {
         if let Err(e) = self.close_inner() {
+            tracing::error!(error = %e, "closing the allocator's block failed; recovery will invalidate it at the next open");
+        }
+    }
+}
+
+/// A pool shared between threads: the line's printer thread hands out unit serials
+/// from it while the aggregation's case station takes case serials and checks unit
+/// states. Each use locks it for that one operation (uncontended: no allocation, a
+/// few tens of nanoseconds).
+pub type SharedPool<S = super::SledStore> = Arc<Mutex<Pool<S>>>;
+
+/// Lock a [`SharedPool`] for one operation. A poisoned lock (a thread panicked while it
+/// held the pool, maybe mid-change) is refused rather than used.
+pub fn lock<S: Store>(pool: &SharedPool<S>) -> Result<MutexGuard<'_, Pool<S>>, PoolError> {
+    pool.lock().map_err(|_| {
+        PoolError::Usage(
+            "the serial pool's lock is poisoned (a thread failed while using it): restart linectl"
+                .into(),
+        )
+    })
+}
+
+/// An [`Allocator`] over a [`SharedPool`]: the same durable hand-out, the pool locked
+/// only for each call, so other users of the pool are not kept out for a whole batch.
+/// Dropping it closes the open block like an [`Allocator`].
+pub struct SharedAllocator<S: Store = super::SledStore> {
+    pool: SharedPool<S>,
+    c: Cursor,
+}
+
+impl<S: Store> SharedAllocator<S> {
+    /// [`Pool::allocator`] on the shared `pool`.
+    pub fn new(
+        pool: &SharedPool<S>,
+        gtin: &str,
+        line: &str,
+        batch: &str,
+        cfg: AllocatorConfig,
+    ) -> Result<SharedAllocator<S>, PoolError> {
+        let c = lock(pool)?.allocator(gtin, line, batch, cfg)?.detach();
+        Ok(SharedAllocator {
+            pool: pool.clone(),
+            c,
+        })
+    }
+
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&mut Allocator<'_, S>) -> Result<T, PoolError>,
+    ) -> Result<T, PoolError> {
+        let pool = self.pool.clone();
+        let mut g = lock(&pool)?;
+        let mut a = Allocator {
+            pool: &mut g,
+            c: std::mem::take(&mut self.c),
+        };
+        let r = f(&mut a);
+        self.c = a.detach();
+        r
+    }
+
+    /// [`Allocator::next_serial`].
+    pub fn next_serial(&mut self) -> Result<Handed, PoolError> {
+        self.with(|a| a.next_serial())
+    }
+
+    /// [`Allocator::mark_encoded`].
+    pub fn mark_encoded(&mut self, h: &Handed) -> Result<(), PoolError> {
+        self.with(|a| a.mark_encoded(h))
+    }
+
+    /// [`Allocator::available`].
+    pub fn available(&mut self) -> Result<u64, PoolError> {
+        self.with(|a| a.available())
+    }
+
+    /// The pool, locked (for moving handed-out serials to their final states).
+    pub fn pool(&self) -> Result<MutexGuard<'_, Pool<S>>, PoolError> {
+        lock(&self.pool)
+    }
+
+    /// [`Allocator::close`].
+    pub fn close(mut self) -> Result<(), PoolError> {
+        self.with(|a| a.close_inner())
+    }
+}
+
+impl<S: Store> Drop for SharedAllocator<S> {
+    fn drop(&mut self) {
+        if self.c.active.is_some()
+            && let Err(e) = self.with(|a| a.close_inner())
+        {
             tracing::error!(error = %e, "closing the allocator's block failed; recovery will invalidate it at the next open");
         }
     }

@@ -76,7 +76,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::market::Market;
-pub use alloc::{Allocator, Handed};
+pub use alloc::{Allocator, Handed, SharedAllocator, SharedPool};
 pub use forecast::{Forecast, PoolLevel};
 pub use hwm::{Hwm, HwmError, Mark};
 pub use source::{Format, SerialRecord, Source, SourceError};

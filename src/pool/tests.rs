@@ -726,3 +726,79 @@ fn an_interrupted_migration_is_finished_or_redone() {
         assert!(v.ok() && v.serials == 3, "{:?}", v.problems);
     }
 }
+
+#[test]
+fn a_shared_allocator_keeps_its_block_while_others_use_the_pool() {
+    const CASE: &str = "19506000134359";
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    p.import(
+        G,
+        Some(Market::UsDscsa),
+        list(&["U1", "U2", "U3", "U4", "U5"]),
+        "t",
+    )
+    .unwrap();
+    p.import(CASE, Some(Market::UsDscsa), list(&["C1", "C2"]), "t")
+        .unwrap();
+    let shared: SharedPool = std::sync::Arc::new(std::sync::Mutex::new(p));
+    let mut units = SharedAllocator::new(
+        &shared,
+        G,
+        "L1",
+        "B1",
+        AllocatorConfig {
+            block_size: 3,
+            quantity: None,
+        },
+    )
+    .unwrap();
+    let u1 = units.next_serial().unwrap();
+    // Between two unit serials another user takes a case serial from the same pool.
+    {
+        let mut g = alloc::lock(&shared).unwrap();
+        let mut cases = g
+            .allocator(
+                CASE,
+                "L1",
+                "B1",
+                AllocatorConfig {
+                    block_size: 1,
+                    quantity: None,
+                },
+            )
+            .unwrap();
+        let c = cases.next_serial().unwrap();
+        assert_eq!(c.serial(), "C1");
+        cases.mark_encoded(&c).unwrap();
+        cases.close().unwrap();
+        g.set_state(CASE, &["C1"], SerialState::Commissioned)
+            .unwrap();
+    }
+    // The unit block goes on where it was: no serial skipped, none twice.
+    let u2 = units.next_serial().unwrap();
+    assert_eq!((u1.serial(), u2.serial()), ("U1", "U2"));
+    assert_eq!(u1.block, u2.block);
+    units.mark_encoded(&u2).unwrap();
+    assert_eq!(units.available().unwrap(), 3);
+    units
+        .pool()
+        .unwrap()
+        .set_state(G, &["U1"], SerialState::Commissioned)
+        .unwrap();
+    units.close().unwrap();
+    let g = alloc::lock(&shared).unwrap();
+    assert_eq!(g.state_of(G, "U2").unwrap(), Some(SerialState::Encoded));
+    // The unused tail of the closed block is invalid, the rest untouched.
+    assert_eq!(g.state_of(G, "U3").unwrap(), Some(SerialState::SnInvalid));
+    assert_eq!(g.state_of(G, "U4").unwrap(), Some(SerialState::Unallocated));
+    assert_eq!(
+        g.state_of(CASE, "C1").unwrap(),
+        Some(SerialState::Commissioned)
+    );
+    assert_eq!(
+        g.state_of(CASE, "C2").unwrap(),
+        Some(SerialState::Unallocated)
+    );
+    assert!(g.verify().unwrap().ok());
+}

@@ -361,6 +361,22 @@ mod tests {
     }
 
     #[test]
+    fn the_case_gtin_must_not_be_the_product_gtin() {
+        let base = with("").unwrap_or_else(|e| panic!("{e}"));
+        let unit = base.product.gtin.clone();
+        let e = with(&format!(
+            "[aggregation]\ncompany_prefix = \"9506000\"\ncase_label = \"gtin-serial\"\ncase_gtin = \"{unit}\"\n"
+        ))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("p.toml: aggregation.case_gtin:") && e.contains("is the product's GTIN"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let e = with(
             "[aggregation]\ncompany_prefix = \"95x\"\ncase_extension = 12\nunits_per_case = 200\n\

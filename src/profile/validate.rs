@@ -54,6 +54,18 @@ pub(crate) fn validate(s: &Sections, out: &mut Problems) {
     }
     if let Some(Some(a)) = &s.aggregation {
         super::aggregation::validate(a, out);
+        if let (Some(p), Some(cg)) = (&s.product, &a.case_gtin)
+            && let (Ok(unit), Ok(case)) =
+                (market::normalise_gtin(&p.gtin), market::normalise_gtin(cg))
+            && unit == case
+        {
+            out.push(
+                "aggregation.case_gtin",
+                format!(
+                    "{cg} is the product's GTIN ([product] gtin): a case is a trade item of its own and needs its own GTIN (e.g. another indicator digit)"
+                ),
+            );
+        }
     }
 }
 
