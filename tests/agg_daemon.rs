@@ -19,7 +19,7 @@
 mod hmi_support;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,30 @@ fn http_get(addr: &str, path: &str, token: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Start `linectl run` on `profile` and `data` (its log in `log`: a pipe nobody reads
+/// would stall it) and wait for its aggregation API file: the child, the file's path and
+/// its content.
+fn start_daemon(profile: &Path, data: &Path, log: &Path) -> (Child, PathBuf, serde_json::Value) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
+        .args(["run", "--profile"])
+        .arg(profile)
+        .arg("--data-dir")
+        .arg(data)
+        .env("LINECTL_API_TOKENS", "pull-token")
+        .env_remove("LINECTL_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start linectl run");
+    let api_file = data.join("hmi/agg-api.json");
+    let api: serde_json::Value = wait_for("the aggregation API file", &mut child, || {
+        std::fs::read(&api_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    (child, api_file, api)
+}
+
 #[test]
 fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -262,23 +286,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
 
     // 3. The daemon (its log in a file: a pipe nobody reads would stall it).
     let log_path = dir.path().join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
-        .args(["run", "--profile"])
-        .arg(&prof_path)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("LINECTL_API_TOKENS", "pull-token")
-        .env_remove("LINECTL_DATA_DIR")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("start linectl run");
-    let api_file = data.join("hmi/agg-api.json");
-    let api: serde_json::Value = wait_for("the aggregation API file", &mut child, || {
-        std::fs::read(&api_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    });
+    let (mut child, api_file, api) = start_daemon(&prof_path, &data, &log_path);
     let addr = api["addr"].as_str().unwrap().to_string();
     #[cfg(unix)]
     {
@@ -578,23 +586,7 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     )
     .unwrap();
     let log_path = dir.path().join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linectl"))
-        .args(["run", "--profile"])
-        .arg(&prof_path)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("LINECTL_API_TOKENS", "pull-token")
-        .env_remove("LINECTL_DATA_DIR")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("start linectl run");
-    let api_file = data.join("hmi/agg-api.json");
-    let api: serde_json::Value = wait_for("the aggregation API file", &mut child, || {
-        std::fs::read(&api_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    });
+    let (mut child, _, api) = start_daemon(&prof_path, &data, &log_path);
     let addr = api["addr"].as_str().unwrap().to_string();
     let token = api["token"].as_str().unwrap().to_string();
     let sock: std::net::SocketAddr = addr.parse().unwrap();

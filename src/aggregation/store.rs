@@ -246,6 +246,25 @@ fn tx_err(op: &'static str) -> impl Fn(TransactionError<StoreError>) -> StoreErr
     }
 }
 
+/// The hold `id` inside a transaction, refused when unknown or already resolved.
+fn open_hold(holds: &sled::transaction::TransactionalTree, id: u64) -> TxResult<Hold> {
+    let key = id.to_be_bytes();
+    let Some(v) = holds.get(key)? else {
+        return abort(StoreError::Unknown(format!("hold {id}")));
+    };
+    let h: Hold = match dec(&key, &v) {
+        Ok(h) => h,
+        Err(e) => return abort(e),
+    };
+    if let Some(was) = &h.resolved {
+        return abort(StoreError::Refused(format!(
+            "hold {id} was already resolved by {}: {}",
+            was.by, was.why
+        )));
+    }
+    Ok(h)
+}
+
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
@@ -472,19 +491,7 @@ impl AggStore {
             .holds
             .transaction(|holds| {
                 let key = id.to_be_bytes();
-                let Some(v) = holds.get(key)? else {
-                    return abort(StoreError::Unknown(format!("hold {id}")));
-                };
-                let mut h: Hold = match dec(&key, &v) {
-                    Ok(h) => h,
-                    Err(e) => return abort(e),
-                };
-                if let Some(was) = &h.resolved {
-                    return abort(StoreError::Refused(format!(
-                        "hold {id} was already resolved by {}: {}",
-                        was.by, was.why
-                    )));
-                }
+                let mut h = open_hold(holds, id)?;
                 h.resolved = Some(r.clone());
                 holds.insert(&key, enc(&h))?;
                 Ok(h)
@@ -601,19 +608,7 @@ impl AggStore {
         (&self.holds, &self.intents, &self.containers, &self.children)
             .transaction(|(holds, int, cont, child)| {
                 let key = hold_id.to_be_bytes();
-                let Some(v) = holds.get(key)? else {
-                    return abort(StoreError::Unknown(format!("hold {hold_id}")));
-                };
-                let h: Hold = match dec(&key, &v) {
-                    Ok(h) => h,
-                    Err(e) => return abort(e),
-                };
-                if let Some(was) = &h.resolved {
-                    return abort(StoreError::Refused(format!(
-                        "hold {hold_id} was already resolved by {}: {}",
-                        was.by, was.why
-                    )));
-                }
+                let h = open_hold(holds, hold_id)?;
                 if !h.is_short() {
                     return abort(StoreError::Refused(format!(
                         "hold {hold_id} is not a partial case at the end of a batch ({})",

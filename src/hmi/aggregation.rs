@@ -46,6 +46,22 @@ fn service(h: &Hmi) -> Result<Arc<AggService>, Response> {
     })
 }
 
+/// A rework form's preamble: the session with its CSRF token and the right to command
+/// the line, then the aggregation service.
+fn posted(h: &Hmi, headers: &HeaderMap, csrf: &str) -> Result<(Ctx, Arc<AggService>), Response> {
+    let ctx = h.auth_post(headers, Permission::PackmlCommand, csrf)?;
+    Ok((ctx, service(h)?))
+}
+
+/// A form the HMI refuses before anything is touched.
+fn bad_request(m: &str) -> Response {
+    refused(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        &format!("{m} — nothing was changed."),
+    )
+}
+
 fn agg_error(e: AggError) -> Response {
     let (code, title) = match &e {
         AggError::Usage(m) if m.starts_with("no case") => (StatusCode::NOT_FOUND, "Not found"),
@@ -381,35 +397,24 @@ pub(super) async fn step(
     headers: HeaderMap,
     Form(f): Form<StepForm>,
 ) -> Response {
-    let ctx = match h.auth_post(&headers, Permission::PackmlCommand, &f.csrf) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let svc = match service(&h) {
-        Ok(s) => s,
+    let (ctx, svc) = match posted(&h, &headers, &f.csrf) {
+        Ok(p) => p,
         Err(r) => return r,
     };
     let sscc = f.sscc.trim().to_string();
-    let bad = |m: &str| {
-        refused(
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            &format!("{m} — nothing was changed."),
-        )
-    };
     let is_sscc = sscc.len() == 18 && sscc.bytes().all(|b| b.is_ascii_digit());
     let is_case_sgtin = matches!(
         crate::gs1::container::ContainerId::parse(&sscc),
         Ok(crate::gs1::container::ContainerId::Sgtin { .. })
     );
     if !is_sscc && !is_case_sgtin {
-        return bad(
+        return bad_request(
             "sscc must be the container's 18-digit SSCC or its case GTIN and serial (01)…(21)…",
         );
     }
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
-        return bad("a reason is required");
+        return bad_request("a reason is required");
     }
     let step = match f.step.as_str() {
         "open" => Step::Open,
@@ -419,9 +424,9 @@ pub(super) async fn step(
         "remove" | "add" => match units(&f.units) {
             Ok(u) if f.step == "remove" => Step::Remove(u),
             Ok(u) => Step::Add(u),
-            Err(m) => return bad(&m),
+            Err(m) => return bad_request(&m),
         },
-        other => return bad(&format!("unknown step {other:?}")),
+        other => return bad_request(&format!("unknown step {other:?}")),
     };
     // Supervisor-only steps.
     let s2 = svc.clone();
@@ -515,32 +520,21 @@ pub(super) async fn hold_action(
     headers: HeaderMap,
     Form(f): Form<HoldForm>,
 ) -> Response {
-    let ctx = match h.auth_post(&headers, Permission::PackmlCommand, &f.csrf) {
-        Ok(c) => c,
+    let (ctx, svc) = match posted(&h, &headers, &f.csrf) {
+        Ok(p) => p,
         Err(r) => return r,
-    };
-    let svc = match service(&h) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let bad = |m: &str| {
-        refused(
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            &format!("{m} — nothing was changed."),
-        )
     };
     let Ok(id) = f.hold.trim().parse::<u64>() else {
-        return bad("hold must be a hold number");
+        return bad_request("hold must be a hold number");
     };
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
-        return bad("a reason is required");
+        return bad_request("a reason is required");
     }
     let what = match f.action.as_str() {
         "resolve" => "resolving a hold",
         "partial" => "closing a partial case",
-        other => return bad(&format!("unknown action {other:?}")),
+        other => return bad_request(&format!("unknown action {other:?}")),
     };
     if !is_supervisor(&ctx) {
         if let Err(r) = h.append(
