@@ -35,8 +35,28 @@ fn run_cmd(dir: &std::path::Path, url: &str, units: u64, seed: u64) -> Command {
         .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr_file(dir));
     c
+}
+
+/// Where a run's stderr goes: a file in the data dir (appended, so every run of a test is
+/// kept; removed with the temporary dir), shown by [`stderr_of`] when a run fails.
+fn stderr_path(dir: &std::path::Path) -> PathBuf {
+    dir.join("hil-sim-stderr.log")
+}
+
+fn stderr_file(dir: &std::path::Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_path(dir))
+        .map(Stdio::from)
+        .unwrap_or_else(|e| panic!("stderr log for {}: {e}", dir.display()))
+}
+
+/// The runs' stderr so far, for a failure message.
+fn stderr_of(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(stderr_path(dir)).unwrap_or_else(|e| format!("(no stderr: {e})"))
 }
 
 #[test]
@@ -62,7 +82,11 @@ fn sigkill_during_uploading_runs_loses_and_duplicates_no_event() {
     let status = run_cmd(dir.path(), &url, 120, 99)
         .status()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "the last run failed: {status}");
+    assert!(
+        status.success(),
+        "the last run failed: {status}\n{}",
+        stderr_of(dir.path())
+    );
     // What the journal holds after all the crashes.
     let journal = Journal::open(JournalConfig {
         consumers: vec![ConsumerConfig::holding("uplink")],
@@ -161,11 +185,14 @@ fn site_server_down_for_most_of_a_run_gets_everything_afterwards_in_order() {
         }
         if t0.elapsed() > Duration::from_secs(180) {
             let _ = child.kill();
-            panic!("the run did not finish after the outage");
+            panic!(
+                "the run did not finish after the outage\n{}",
+                stderr_of(dir.path())
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{status}\n{}", stderr_of(dir.path()));
     let ids = journal_event_ids(dir.path());
     assert!(ids.len() >= 240, "{} events journaled", ids.len());
     assert_eq!(
