@@ -60,6 +60,14 @@ pub enum CodecError {
         /// Checksum byte that arrived.
         received: u8,
     },
+    /// The CRC-16 at the end of a frame (Modbus RTU) does not match its content.
+    #[error("bad CRC in frame: computed 0x{computed:04x}, received 0x{received:04x}")]
+    BadCrc {
+        /// CRC computed over the received bytes.
+        computed: u16,
+        /// CRC that arrived.
+        received: u16,
+    },
     /// A byte that cannot start or continue a message here.
     #[error("unexpected byte 0x{byte:02x} {context}")]
     UnexpectedByte {

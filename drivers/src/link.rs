@@ -66,6 +66,16 @@ impl Link for SerialLink {
             .set_timeout(timeout.max(Duration::from_millis(1)))
             .map_err(io::Error::from)
     }
+
+    /// Asks the port how much has arrived (no wait), then reads that much.
+    fn read_available(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let ready = self.0.bytes_to_read().map_err(io::Error::from)?;
+        if ready == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(ready as usize);
+        self.0.read(buf.get_mut(..n).unwrap_or_default())
+    }
 }
 
 /// Where a device is: `host:port` or a serial device path (anything containing `/`,

@@ -1,11 +1,16 @@
 //! PLC over Modbus: the driver against its twin (TCP, and RTU over a socat PTY pair),
-//! against pymodbus (server and client peers) and mbpoll; exceptions vs transport
+//! the RTU golden transcript checked byte-for-byte against both the driver and the
+//! twin, against pymodbus (server and client peers) and mbpoll; exceptions vs transport
 //! failures, timeouts, reconnect with backoff.
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::Step;
+use linectl_drivers::link::open_serial;
 
 use linectl_drivers::plc::modbus::{Endpoint, ModbusConfig, ModbusPlc, PlcTwin, RegisterMap};
 use linectl_drivers::{ErrorKind, PackMlCommand, PackMlState, Plc, PlcCounters, Verdict};
@@ -82,6 +87,115 @@ fn driver_against_twin_rtu_over_socat_pty() {
     };
     let mut plc = ModbusPlc::connect(ep, cfg()).unwrap_or_else(|e| panic!("{e}"));
     exercise(&mut plc, &twin);
+}
+
+/// Plays the device side of `steps` on a serial port, checking that the host sends
+/// exactly the `>` bytes.
+fn scripted_serial_unit(
+    path: &str,
+    steps: Vec<Step>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    let mut port =
+        open_serial(path, 19200, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for (i, step) in steps.iter().enumerate() {
+            match step {
+                Step::Host(want) => {
+                    let mut got = vec![0u8; want.len()];
+                    port.read_exact(&mut got)
+                        .map_err(|e| format!("step {i}: reading {want:02x?}: {e}"))?;
+                    if &got != want {
+                        return Err(format!(
+                            "step {i}: host sent {got:02x?}, transcript says {want:02x?}"
+                        ));
+                    }
+                }
+                Step::Device(bytes) => port
+                    .write_all(bytes)
+                    .and_then(|()| port.flush())
+                    .map_err(|e| e.to_string())?,
+                Step::Print => {}
+            }
+        }
+        let mut extra = [0u8; 64];
+        std::thread::sleep(Duration::from_millis(200));
+        match linectl_drivers::link::Link::read_available(&mut port, &mut extra) {
+            Ok(n) if n > 0 => Err(format!("host sent extra bytes {:02x?}", &extra[..n])),
+            _ => Ok(()),
+        }
+    })
+}
+
+#[test]
+fn rtu_golden_transcript_driver_side() {
+    let steps = common::transcript("modbus-rtu/session.golden");
+    let pty = common::pty_pair();
+    let unit = scripted_serial_unit(&pty.b, steps);
+    let map = RegisterMap {
+        alarms: 900,
+        ..RegisterMap::default()
+    };
+    let ep = Endpoint::Rtu {
+        path: pty.a.clone(),
+        baud: 19200,
+    };
+    let c = ModbusConfig {
+        map,
+        slave: 3,
+        ..cfg()
+    };
+    let mut plc = ModbusPlc::connect(ep, c).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plc.trigger_counter().ok(), Some(3));
+    assert_eq!(plc.poll().ok(), Some((3, Some(PackMlState::Stopped))));
+    assert!(plc.write_verdict(70_005, Verdict::Reject).is_ok());
+    assert!(plc.heartbeat(4242).is_ok());
+    assert!(plc.command(PackMlCommand::Reset).is_ok());
+    assert_eq!(plc.state().ok(), Some(Some(PackMlState::Idle)));
+    let e = plc
+        .alarms()
+        .err()
+        .unwrap_or_else(|| panic!("expected an exception"));
+    assert_eq!(e.kind(), ErrorKind::DeviceFault, "{e}");
+    assert!(e.to_string().contains("device fault 2"), "{e}");
+    assert!(plc.is_connected());
+    assert_eq!(plc.trigger_counter().ok(), Some(3));
+    assert_eq!(unit.join().ok(), Some(Ok(())));
+}
+
+#[test]
+fn rtu_golden_transcript_twin_side() {
+    let steps = common::transcript("modbus-rtu/session.golden");
+    let pty = common::pty_pair();
+    let twin = PlcTwin::new(RegisterMap::default()).unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        twin.trigger();
+    }
+    let h = twin
+        .spawn_rtu(&pty.b, 19200)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(h.is_running(), "RTU twin failed to open {}", pty.b);
+    let mut port =
+        open_serial(&pty.a, 19200, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Host(bytes) => {
+                assert!(port.write_all(bytes).and_then(|()| port.flush()).is_ok());
+            }
+            Step::Device(want) => {
+                let mut got = vec![0u8; want.len()];
+                port.read_exact(&mut got)
+                    .unwrap_or_else(|e| panic!("step {i}: reading {want:02x?}: {e}"));
+                assert_eq!(&got, want, "step {i}");
+                // The silence between frames (3.5 characters at 19200 baud is 2 ms).
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Step::Print => {}
+        }
+    }
+    assert_eq!(twin.verdict(70_005), Some(Verdict::Reject));
+    assert_eq!(twin.heartbeat(), 4242);
+    assert_eq!(twin.state(), Some(PackMlState::Idle));
 }
 
 #[test]

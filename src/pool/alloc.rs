@@ -29,6 +29,15 @@ impl Handed {
         self.payload.split(char::from(GS)).next().unwrap_or("")
     }
 
+    /// The value of extra AI `ai` stored with it (Russia: 91 or 92), without
+    /// collecting the others (the printer thread's per-unit path).
+    pub fn extra_ai(&self, ai: &str) -> Option<&str> {
+        self.payload
+            .split(char::from(GS))
+            .skip(1)
+            .find_map(|e| e.strip_prefix(ai).filter(|_| ai.len() == 2))
+    }
+
     /// The extra AIs stored with it (Russia: 91 and 92), as (AI, value).
     pub fn extra_ais(&self) -> Vec<(&str, &str)> {
         self.payload

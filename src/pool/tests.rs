@@ -360,6 +360,8 @@ fn russian_codes_keep_their_crypto_tail() {
     let h = a.next_serial().unwrap();
     assert_eq!(h.serial(), "ABCDEFGHIJKLM");
     assert_eq!(h.extra_ais()[0], ("91", "EE07"));
+    assert_eq!(h.extra_ai("91"), Some("EE07"));
+    assert_eq!(h.extra_ai("21"), None);
     a.mark_encoded(&h).unwrap();
     a.close().unwrap();
     // A serial without its tail is refused.

@@ -165,7 +165,38 @@ pub fn locate_busy(
     if bw == 0 || bh == 0 || src.len() < w * h {
         return None;
     }
-    let mut score = vec![0u32; bw * bh];
+    LOCATE_SCRATCH.with(|s| locate_in(src, (w, h), (bw, bh), margin, &mut s.borrow_mut()))
+}
+
+/// The working lists of [`locate_busy`], kept per decode thread so that a frame that
+/// needs locating allocates nothing once the lists have grown to the frame size.
+#[derive(Default)]
+struct Scratch {
+    score: Vec<u32>,
+    sorted: Vec<u32>,
+    seen: Vec<bool>,
+    stack: Vec<usize>,
+}
+
+thread_local! {
+    static LOCATE_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+fn locate_in(
+    src: &[u8],
+    (w, h): (usize, usize),
+    (bw, bh): (usize, usize),
+    margin: usize,
+    scratch: &mut Scratch,
+) -> Option<(usize, usize, usize, usize)> {
+    let Scratch {
+        score,
+        sorted,
+        seen,
+        stack,
+    } = scratch;
+    score.clear();
+    score.resize(bw * bh, 0);
     for y in 0..bh * BLOCK {
         let row = &src[y * w..(y + 1) * w];
         let below = src.get((y + 1) * w..(y + 2) * w);
@@ -193,13 +224,16 @@ pub fn locate_busy(
     }
     // 35% of the way from the median block (background: texture, sensor noise) to the
     // busiest one
-    let mut sorted = score.clone();
+    sorted.clear();
+    sorted.extend_from_slice(score);
     let mid = sorted.len() / 2;
     let (_, &mut floor, _) = sorted.select_nth_unstable(mid);
     let threshold = floor + (max - floor) / 100 * 35;
     // flood fill from the busiest block
-    let mut seen = vec![false; bw * bh];
-    let mut stack = vec![best];
+    seen.clear();
+    seen.resize(bw * bh, false);
+    stack.clear();
+    stack.push(best);
     seen[best] = true;
     let (mut x0, mut y0, mut x1, mut y1) = (best % bw, best / bw, best % bw, best / bw);
     while let Some(i) = stack.pop() {

@@ -1,11 +1,15 @@
-//! Fuzz the host-side ZPL `~HS` line decoder and status parser.
+//! Fuzz the host-side ZPL `~HS` decoders (line by line, and the driver's in-place one)
+//! and the status parser.
 #![no_main]
 #[path = "common.rs"]
 mod common;
 use libfuzzer_sys::fuzz_target;
-use linectl_drivers::printer::zpl::{HostStatus, HsLineDecoder};
+use linectl_drivers::printer::zpl::{HostStatus, HostStatusDecoder, HsLineDecoder};
 
 fuzz_target!(|data: &[u8]| {
+    common::drive(HostStatusDecoder::new(768), 768, data, |hs| {
+        let _ = hs.faults();
+    });
     let mut lines = Vec::new();
     common::drive(HsLineDecoder::new(256), 256, data, |l| lines.push(l));
     for w in lines.chunks_exact(3) {

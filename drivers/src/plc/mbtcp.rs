@@ -5,11 +5,14 @@
 //!
 //! Owns: the framing and checking of requests and replies, per-request deadlines.
 //! Does not own: reconnecting, the register map, error reporting to the line (that is
-//! [`super::modbus::ModbusPlc`]), nor Modbus RTU (tokio-modbus does that).
+//! [`super::modbus::ModbusPlc`]), nor Modbus RTU ([`super::mbrtu`], which shares this
+//! module's [`ReqError`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+
+use crate::error::{CodecError, Error};
 
 /// Largest Modbus TCP frame (MBAP header 7 + PDU 253).
 const MAX_ADU: usize = 260;
@@ -18,15 +21,49 @@ pub(crate) const MAX_READ: u16 = 125;
 /// Most registers one write-multiple may carry.
 const MAX_WRITE: usize = 123;
 
-/// What went wrong with one request.
-#[derive(Debug)]
-pub(crate) enum TcpError {
-    /// The socket failed.
+/// What went wrong with one request (Modbus TCP or RTU).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReqError {
+    /// The link failed.
+    #[error("{0}")]
     Io(io::Error),
-    /// The reply broke the protocol (the connection is out of step).
-    Protocol(String),
+    /// The reply broke the protocol.
+    #[error("{0}")]
+    Protocol(CodecError),
     /// No complete reply before the deadline.
+    #[error("no reply in time")]
     Timeout,
+}
+
+impl ReqError {
+    /// The driver's error for this failure of `device` while `during` (a request
+    /// bounded by `timeout`): `Transport`, `Protocol` or `Timeout`.
+    pub(crate) fn into_error(self, device: &str, during: &'static str, timeout: Duration) -> Error {
+        match self {
+            ReqError::Io(source) => Error::Transport {
+                device: device.to_string(),
+                during,
+                source,
+            },
+            ReqError::Protocol(source) => Error::Protocol {
+                device: device.to_string(),
+                during,
+                source,
+            },
+            ReqError::Timeout => Error::Timeout {
+                device: device.to_string(),
+                during,
+                timeout,
+            },
+        }
+    }
+}
+
+fn bad(detail: String) -> ReqError {
+    ReqError::Protocol(CodecError::Malformed {
+        what: "Modbus reply",
+        detail,
+    })
 }
 
 /// One Modbus TCP connection.
@@ -61,11 +98,11 @@ impl TcpClient {
         &mut self,
         addr: u16,
         regs: &mut [u16],
-    ) -> Result<Result<(), u8>, TcpError> {
+    ) -> Result<Result<(), u8>, ReqError> {
         let n = u16::try_from(regs.len())
             .ok()
             .filter(|n| (1..=MAX_READ).contains(n))
-            .ok_or_else(|| TcpError::Protocol(format!("cannot read {} registers", regs.len())))?;
+            .ok_or_else(|| bad(format!("cannot read {} registers", regs.len())))?;
         let pdu = [0x03, hi(addr), lo(addr), hi(n), lo(n)];
         let reply = match self.transact(&pdu)? {
             Ok(reply) => reply,
@@ -79,7 +116,7 @@ impl TcpClient {
                 }
                 Ok(Ok(()))
             }
-            _ => Err(TcpError::Protocol(format!(
+            _ => Err(bad(format!(
                 "read reply of {} bytes for {n} registers",
                 reply.len()
             ))),
@@ -91,11 +128,11 @@ impl TcpClient {
         &mut self,
         addr: u16,
         value: u16,
-    ) -> Result<Result<(), u8>, TcpError> {
+    ) -> Result<Result<(), u8>, ReqError> {
         let pdu = [0x06, hi(addr), lo(addr), hi(value), lo(value)];
         match self.transact(&pdu)? {
             Ok(reply) if reply == &pdu[1..] => Ok(Ok(())),
-            Ok(reply) => Err(TcpError::Protocol(format!(
+            Ok(reply) => Err(bad(format!(
                 "write-register reply {reply:02x?} does not echo the request"
             ))),
             Err(code) => Ok(Err(code)),
@@ -107,12 +144,9 @@ impl TcpClient {
         &mut self,
         addr: u16,
         values: &[u16],
-    ) -> Result<Result<(), u8>, TcpError> {
+    ) -> Result<Result<(), u8>, ReqError> {
         if values.is_empty() || values.len() > MAX_WRITE {
-            return Err(TcpError::Protocol(format!(
-                "cannot write {} registers",
-                values.len()
-            )));
+            return Err(bad(format!("cannot write {} registers", values.len())));
         }
         let n = values.len() as u16;
         let mut pdu = [0u8; 6 + 2 * MAX_WRITE];
@@ -123,7 +157,7 @@ impl TcpClient {
         let len = 6 + 2 * values.len();
         match self.transact(&pdu[..len])? {
             Ok(reply) if reply == &pdu[1..5] => Ok(Ok(())),
-            Ok(reply) => Err(TcpError::Protocol(format!(
+            Ok(reply) => Err(bad(format!(
                 "write-registers reply {reply:02x?} does not match the request"
             ))),
             Err(code) => Ok(Err(code)),
@@ -132,13 +166,14 @@ impl TcpClient {
 
     /// Send `pdu`, take the reply: its PDU data after the function code, or the
     /// exception code.
-    fn transact(&mut self, pdu: &[u8]) -> Result<Result<&[u8], u8>, TcpError> {
+    fn transact(&mut self, pdu: &[u8]) -> Result<Result<&[u8], u8>, ReqError> {
         let deadline = Instant::now() + self.timeout;
         self.tid = self.tid.wrapping_add(1);
         let len = pdu.len() + 1;
-        let frame = self.req.get_mut(..6 + len).ok_or_else(|| {
-            TcpError::Protocol(format!("request of {} bytes is too long", pdu.len()))
-        })?;
+        let frame = self
+            .req
+            .get_mut(..6 + len)
+            .ok_or_else(|| bad(format!("request of {} bytes is too long", pdu.len())))?;
         frame[..7].copy_from_slice(&[
             hi(self.tid),
             lo(self.tid),
@@ -151,7 +186,7 @@ impl TcpClient {
         frame[7..].copy_from_slice(pdu);
         self.stream
             .set_write_timeout(Some(self.timeout))
-            .map_err(TcpError::Io)?;
+            .map_err(ReqError::Io)?;
         self.stream.write_all(frame).map_err(io_or_timeout)?;
         read_exact_by(&mut self.stream, &mut self.rep[..7], deadline)?;
         let [t0, t1, p0, p1, l0, l1, unit] = [
@@ -169,7 +204,7 @@ impl TcpClient {
             || unit != self.unit
             || !(2..=MAX_ADU - 6).contains(&rlen)
         {
-            return Err(TcpError::Protocol(format!(
+            return Err(bad(format!(
                 "reply header {:02x?} does not answer transaction {} of unit {}",
                 &self.rep[..7],
                 self.tid,
@@ -182,9 +217,7 @@ impl TcpClient {
         match body {
             [f, data @ ..] if *f == fc => Ok(Ok(data)),
             [f, code] if *f == fc | 0x80 => Ok(Err(*code)),
-            _ => Err(TcpError::Protocol(format!(
-                "reply {body:02x?} to function {fc:#04x}"
-            ))),
+            _ => Err(bad(format!("reply {body:02x?} to function {fc:#04x}"))),
         }
     }
 }
@@ -197,10 +230,10 @@ fn lo(v: u16) -> u8 {
     v.to_be_bytes()[1]
 }
 
-fn io_or_timeout(e: io::Error) -> TcpError {
+fn io_or_timeout(e: io::Error) -> ReqError {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TcpError::Timeout,
-        _ => TcpError::Io(e),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ReqError::Timeout,
+        _ => ReqError::Io(e),
     }
 }
 
@@ -209,17 +242,17 @@ fn read_exact_by(
     stream: &mut TcpStream,
     buf: &mut [u8],
     deadline: Instant,
-) -> Result<(), TcpError> {
+) -> Result<(), ReqError> {
     let mut got = 0;
     while got < buf.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(TcpError::Timeout);
+            return Err(ReqError::Timeout);
         }
-        stream.set_read_timeout(Some(left)).map_err(TcpError::Io)?;
+        stream.set_read_timeout(Some(left)).map_err(ReqError::Io)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => {
-                return Err(TcpError::Io(io::Error::new(
+                return Err(ReqError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the PLC closed the connection",
                 )));
@@ -282,7 +315,7 @@ mod tests {
         let mut three = [0u16; 3];
         assert!(matches!(
             c.read_holding(7, &mut three),
-            Err(TcpError::Protocol(_))
+            Err(ReqError::Protocol(_))
         ));
     }
 
@@ -296,9 +329,9 @@ mod tests {
             out
         });
         let mut c = client(addr);
-        assert!(matches!(c.write_single(2, 9), Err(TcpError::Protocol(_))));
+        assert!(matches!(c.write_single(2, 9), Err(ReqError::Protocol(_))));
         let silent = server(|_| Vec::new());
         let mut c = client(silent);
-        assert!(matches!(c.write_single(2, 9), Err(TcpError::Timeout)));
+        assert!(matches!(c.write_single(2, 9), Err(ReqError::Timeout)));
     }
 }

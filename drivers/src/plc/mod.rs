@@ -1,10 +1,12 @@
 //! The [`Plc`] trait the line's controller implements, its data types, and the
-//! Modbus TCP/RTU implementation ([`modbus`]).
+//! Modbus TCP/RTU implementation ([`modbus`], over our own blocking clients `mbtcp`
+//! and `mbrtu`).
 //!
 //! Owns: the host-facing PLC API (trigger counter, verdicts, heartbeat, PackML,
 //! counters, alarms). Does not own: reject timing (the PLC's shift register times
 //! the reject pulse; Modbus polling is not deterministic enough to do it).
 
+mod mbrtu;
 mod mbtcp;
 pub mod modbus;
 
@@ -228,8 +230,8 @@ pub struct PlcCounters {
 ///
 /// # Blocking by design
 /// Methods block until the PLC answered or the timeout given at connect time elapsed.
-/// The Modbus implementation owns a private single-threaded tokio runtime (tokio-modbus
-/// is async) and blocks on it per call, so callers stay on plain threads, as the
+/// The Modbus implementation uses plain blocking I/O (a `std` TCP socket, a
+/// `serialport` port) with no runtime, so callers stay on plain threads, as the
 /// pipeline does everywhere except at I/O edges. Never call these methods from inside
 /// an async task: use `spawn_blocking` there.
 ///

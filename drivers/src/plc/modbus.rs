@@ -1,13 +1,13 @@
-//! PLC over Modbus TCP and RTU (tokio-modbus): the configurable holding-register map,
-//! the [`ModbusPlc`] driver with reconnect/backoff, and the [`PlcTwin`] server that
-//! plays the PLC for the simulator and tests.
+//! PLC over Modbus TCP and RTU: the configurable holding-register map, the
+//! [`ModbusPlc`] driver with reconnect/backoff, and the [`PlcTwin`] server that plays
+//! the PLC for the simulator and tests.
 //!
 //! Owns: register layout and its encoding (32-bit values as two registers, high word
 //! first), telling Modbus exceptions (`DeviceFault`) from link failures
-//! (`Transport`). Does not own: Modbus framing (the client side of Modbus TCP is
-//! `super::mbtcp`, allocation-free per request; RTU and the twin's server use
-//! tokio-modbus) nor the PLC program (the twin implements just enough of one: PackML
-//! transitions, counters).
+//! (`Transport`). Does not own: Modbus framing (the client side is ours and
+//! allocation-free per request: `super::mbtcp` for TCP, `super::mbrtu` for RTU; the
+//! twin's servers use tokio-modbus) nor the PLC program (the twin implements just
+//! enough of one: PackML transitions, counters).
 
 use std::future::Future;
 use std::io;
@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio_modbus::client::{Context, Reader, Writer};
-use tokio_modbus::{ExceptionCode, Request, Response, Slave, SlaveRequest};
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
+use super::mbtcp::ReqError;
 use super::{PackMlCommand, PackMlState, Plc, PlcCounters, Verdict};
 use crate::error::{CodecError, Error};
 
@@ -223,18 +223,62 @@ enum Op<'a> {
     Write(u16, &'a [u16]),
 }
 
-/// A live connection: Modbus TCP by our own blocking client (nothing allocated per
-/// request), RTU through tokio-modbus.
-enum Conn {
-    /// Boxed: its request and reply buffers live in it (made once per connection).
-    Tcp(Box<super::mbtcp::TcpClient>),
-    Rtu(Context),
+/// The requests both clients make.
+trait Requests {
+    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError>;
+    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError>;
+    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError>;
 }
 
-/// The PLC driver. Blocking: Modbus TCP on a `std` socket; RTU through tokio-modbus on
-/// a current-thread tokio runtime it owns.
+impl Requests for super::mbtcp::TcpClient {
+    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
+        super::mbtcp::TcpClient::read_holding(self, addr, regs)
+    }
+    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError> {
+        super::mbtcp::TcpClient::write_single(self, addr, value)
+    }
+    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError> {
+        super::mbtcp::TcpClient::write_multiple(self, addr, values)
+    }
+}
+
+impl Requests for super::mbrtu::RtuClient {
+    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
+        super::mbrtu::RtuClient::read_holding(self, addr, regs)
+    }
+    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError> {
+        super::mbrtu::RtuClient::write_single(self, addr, value)
+    }
+    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError> {
+        super::mbrtu::RtuClient::write_multiple(self, addr, values)
+    }
+}
+
+/// Run `op` on `c`; a read lands in the front of `regs`.
+fn run_op(c: &mut dyn Requests, op: Op<'_>, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
+    match op {
+        Op::Read(a, n) => match regs.get_mut(..usize::from(n)) {
+            Some(dst) => c.read_holding(a, dst),
+            None => Err(ReqError::Protocol(CodecError::Malformed {
+                what: "Modbus request",
+                detail: format!("cannot read {n} registers"),
+            })),
+        },
+        Op::WriteOne(a, v) => c.write_single(a, v),
+        Op::Write(a, w) => c.write_multiple(a, w),
+    }
+}
+
+/// A live connection, by our own blocking clients (nothing allocated per request).
+/// Boxed: their request and reply buffers live in them (made once per connection).
+enum Conn {
+    Tcp(Box<super::mbtcp::TcpClient>),
+    Rtu(Box<super::mbrtu::RtuClient>),
+}
+
+/// The PLC driver. Blocking: Modbus TCP on a `std` socket, Modbus RTU on a
+/// `serialport` port.
 pub struct ModbusPlc {
-    rt: tokio::runtime::Runtime,
     endpoint: Endpoint,
     cfg: ModbusConfig,
     ctx: Option<Conn>,
@@ -254,17 +298,8 @@ impl ModbusPlc {
             Endpoint::Tcp(a) => format!("modbus-tcp@{a}"),
             Endpoint::Rtu { path, .. } => format!("modbus-rtu@{path}"),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Transport {
-                device: device.clone(),
-                during: "starting the I/O runtime",
-                source,
-            })?;
         let backoff = cfg.backoff_initial;
         let mut plc = ModbusPlc {
-            rt,
             endpoint,
             cfg,
             ctx: None,
@@ -306,7 +341,6 @@ impl ModbusPlc {
             });
         }
         let timeout = self.cfg.timeout;
-        let slave = Slave(self.cfg.slave);
         let r = match &self.endpoint {
             Endpoint::Tcp(a) => {
                 match super::mbtcp::TcpClient::connect(*a, self.cfg.slave, timeout) {
@@ -315,21 +349,16 @@ impl ModbusPlc {
                     Err(e) => Ok(Err(e)),
                 }
             }
-            Endpoint::Rtu { path, baud } => {
-                let (path, baud) = (path.clone(), *baud);
-                self.rt
-                    .block_on(async move {
-                        tokio::time::timeout(timeout, async move {
-                            let port =
-                                tokio_serial::SerialStream::open(&tokio_serial::new(path, baud))?;
-                            Ok(Conn::Rtu(tokio_modbus::client::rtu::attach_slave(
-                                port, slave,
-                            )))
-                        })
-                        .await
-                    })
-                    .map_err(drop)
-            }
+            Endpoint::Rtu { path, baud } => match crate::link::open_serial(path, *baud, timeout) {
+                Ok(port) => Ok(Ok(Conn::Rtu(Box::new(super::mbrtu::RtuClient::new(
+                    Box::new(port),
+                    self.cfg.slave,
+                    *baud,
+                    timeout,
+                ))))),
+                Err(Error::Transport { source, .. }) => Ok(Err(source)),
+                Err(e) => Ok(Err(io::Error::other(e.to_string()))),
+            },
         };
         match r {
             Ok(Ok(ctx)) => {
@@ -369,100 +398,35 @@ impl ModbusPlc {
     fn exec(&mut self, op: Op<'_>, during: &'static str) -> Result<usize, Error> {
         self.ensure_connected(during)?;
         let timeout = self.cfg.timeout;
-        let ModbusPlc { rt, ctx, regs, .. } = self;
-        let r = match ctx.as_mut() {
+        let ModbusPlc { ctx, regs, .. } = self;
+        let n_read = match op {
+            Op::Read(_, n) => usize::from(n),
+            _ => 0,
+        };
+        // A TCP connection that erred is dropped (a late reply would answer the next
+        // transaction); the RTU client gets back in step by itself, so only a failed
+        // port is reopened.
+        let (r, tcp) = match ctx.as_mut() {
             None => return Err(Error::config("internal: no connection after connect")),
-            Some(Conn::Tcp(c)) => {
-                use super::mbtcp::TcpError;
-                let r = match op {
-                    Op::Read(a, n) => match regs.get_mut(..usize::from(n)) {
-                        Some(dst) => c.read_holding(a, dst).map(|r| r.map(|()| dst.len())),
-                        None => Err(TcpError::Protocol(format!("cannot read {n} registers"))),
-                    },
-                    Op::WriteOne(a, v) => c.write_single(a, v).map(|r| r.map(|()| 0)),
-                    Op::Write(a, w) => c.write_multiple(a, w).map(|r| r.map(|()| 0)),
-                };
-                match r {
-                    Ok(Ok(got)) => Ok(Ok(Ok(got))),
-                    Ok(Err(code)) => Ok(Ok(Err(ExceptionCode::new(code)))),
-                    Err(TcpError::Io(e)) => Ok(Err(tokio_modbus::Error::Transport(e))),
-                    Err(TcpError::Protocol(detail)) => {
-                        self.next_attempt = Instant::now();
-                        self.ctx = None;
-                        return Err(Error::Protocol {
-                            device: self.device.clone(),
-                            during,
-                            source: CodecError::Malformed {
-                                what: "Modbus reply",
-                                detail,
-                            },
-                        });
-                    }
-                    Err(TcpError::Timeout) => Err(()),
-                }
-            }
-            Some(Conn::Rtu(ctx)) => rt
-                .block_on(async move {
-                    tokio::time::timeout(timeout, async move {
-                        match op {
-                            Op::Read(a, n) => ctx.read_holding_registers(a, n).await.map(|r| {
-                                r.map(|v| {
-                                    for (d, s) in regs.iter_mut().zip(&v) {
-                                        *d = *s;
-                                    }
-                                    v.len()
-                                })
-                            }),
-                            Op::WriteOne(a, v) => {
-                                ctx.write_single_register(a, v).await.map(|r| r.map(|()| 0))
-                            }
-                            Op::Write(a, w) => ctx
-                                .write_multiple_registers(a, w)
-                                .await
-                                .map(|r| r.map(|()| 0)),
-                        }
-                    })
-                    .await
-                })
-                .map_err(drop),
+            Some(Conn::Tcp(c)) => (run_op(c.as_mut(), op, regs), true),
+            Some(Conn::Rtu(c)) => (run_op(c.as_mut(), op, regs), false),
         };
         match r {
-            Ok(Ok(Ok(got))) => Ok(got),
-            Ok(Ok(Err(exc))) => Err(Error::DeviceFault {
+            Ok(Ok(())) => Ok(n_read),
+            Ok(Err(code)) => Err(Error::DeviceFault {
                 device: self.device.clone(),
-                code: Some(u32::from(u8::from(exc))),
-                detail: format!("Modbus exception while {during}: {exc:?}"),
+                code: Some(u32::from(code)),
+                detail: format!(
+                    "Modbus exception while {during}: {:?}",
+                    ExceptionCode::new(code)
+                ),
             }),
-            Ok(Err(tokio_modbus::Error::Transport(source))) => {
-                self.next_attempt = Instant::now();
-                self.ctx = None;
-                Err(Error::Transport {
-                    device: self.device.clone(),
-                    during,
-                    source,
-                })
-            }
-            Ok(Err(tokio_modbus::Error::Protocol(p))) => {
-                self.next_attempt = Instant::now();
-                self.ctx = None;
-                Err(Error::Protocol {
-                    device: self.device.clone(),
-                    during,
-                    source: CodecError::Malformed {
-                        what: "Modbus reply",
-                        detail: p.to_string(),
-                    },
-                })
-            }
-            Err(()) => {
-                // A late reply would desynchronise the next request: start afresh.
-                self.next_attempt = Instant::now();
-                self.ctx = None;
-                Err(Error::Timeout {
-                    device: self.device.clone(),
-                    during,
-                    timeout,
-                })
+            Err(e) => {
+                if tcp || matches!(e, ReqError::Io(_)) {
+                    self.next_attempt = Instant::now();
+                    self.ctx = None;
+                }
+                Err(e.into_error(&self.device, during, timeout))
             }
         }
     }

@@ -5,6 +5,10 @@
 //! [`PrinterReply`]), the [`MarkemPrinter`] driver and the [`MarkemSession`] twin.
 //! Does not own: message layouts stored on the printer.
 //!
+//! The driver's per-print path allocates nothing: frames are checked and parsed in
+//! place in the decoder's buffer ([`MarkemDecoder::decode_with`]) and requests are
+//! encoded into one buffer per connection ([`encode_external_variables`]).
+//!
 //! # Framing
 //! `ident (1 byte) | length (2 bytes, big-endian) | data (length bytes) | checksum`,
 //! checksum = XOR of every preceding byte of the frame (ident, both length bytes,
@@ -32,7 +36,7 @@ use std::time::Duration;
 use crate::error::{CodecError, Error};
 use crate::link::{Decoder, DeviceSession, Framed, Link, bounded_extend};
 use crate::printer::{
-    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields,
+    PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus, TwinState, item_fields_iter,
 };
 
 /// Ask "ready?".
@@ -77,18 +81,65 @@ pub fn xor(bytes: &[u8]) -> u8 {
 
 /// Encode one frame. Fails (`Config`) when data exceeds 65535 bytes.
 pub fn encode_frame(id: u8, data: &[u8]) -> Result<Vec<u8>, Error> {
-    let len = u16::try_from(data.len()).map_err(|_| {
-        Error::config(format!(
-            "frame 0x{id:02x}: {} data bytes exceed 65535",
-            data.len()
-        ))
-    })?;
     let mut f = Vec::with_capacity(data.len() + 4);
-    f.push(id);
-    f.extend_from_slice(&len.to_be_bytes());
-    f.extend_from_slice(data);
-    f.push(xor(&f));
+    encode_frame_into(&mut f, id, data)?;
     Ok(f)
+}
+
+/// [`encode_frame`] appended to `out` (on an error `out` is as it was).
+pub fn encode_frame_into(out: &mut Vec<u8>, id: u8, data: &[u8]) -> Result<(), Error> {
+    let start = open_frame(out, id);
+    out.extend_from_slice(data);
+    close_frame(out, start)
+}
+
+/// Start a frame at the end of `out`: identifier and a length to be filled in by
+/// [`close_frame`]. Returns where the frame starts.
+fn open_frame(out: &mut Vec<u8>, id: u8) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[id, 0, 0]);
+    start
+}
+
+/// Finish the frame started at `start`: its length field and checksum. A frame over
+/// 65535 data bytes is taken back out (`Config` error).
+fn close_frame(out: &mut Vec<u8>, start: usize) -> Result<(), Error> {
+    let size = out.len() - start - 3;
+    let Ok(len) = u16::try_from(size) else {
+        let id = out.get(start).copied().unwrap_or(0);
+        out.truncate(start);
+        return Err(Error::config(format!(
+            "frame 0x{id:02x}: {size} data bytes exceed 65535"
+        )));
+    };
+    if let Some(l) = out.get_mut(start + 1..start + 3) {
+        l.copy_from_slice(&len.to_be_bytes());
+    }
+    let sum = xor(out.get(start..).unwrap_or_default());
+    out.push(sum);
+    Ok(())
+}
+
+/// Append an external-variables frame (0x41) for `(index, value)` pairs to `out`,
+/// refusing a value over 255 bytes (`Config` error; `out` is then as it was).
+pub fn encode_external_variables<'a>(
+    out: &mut Vec<u8>,
+    vars: impl IntoIterator<Item = (u8, &'a [u8])>,
+) -> Result<(), Error> {
+    let start = open_frame(out, ident::EXTERNAL_VARIABLES);
+    for (i, v) in vars {
+        let Ok(l) = u8::try_from(v.len()) else {
+            out.truncate(start);
+            return Err(Error::config(format!(
+                "external variable {i}: {} bytes exceed 255",
+                v.len()
+            )));
+        };
+        out.push(i);
+        out.push(l);
+        out.extend_from_slice(v);
+    }
+    close_frame(out, start)
 }
 
 /// One unit on the wire: a control byte or a checked frame.
@@ -103,6 +154,47 @@ pub enum Unit {
         /// Data.
         data: Vec<u8>,
     },
+}
+
+/// A unit on the wire as the decoder holds it: a frame's data is borrowed from the
+/// decoder's buffer. Reading it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawUnit<'a> {
+    /// ENQ, ACK or NAK.
+    Control(u8),
+    /// A frame whose checksum matched.
+    Frame {
+        /// Identifier.
+        ident: u8,
+        /// Data.
+        data: &'a [u8],
+    },
+}
+
+impl RawUnit<'_> {
+    /// An owned copy.
+    pub fn to_unit(self) -> Unit {
+        match self {
+            RawUnit::Control(b) => Unit::Control(b),
+            RawUnit::Frame { ident, data } => Unit::Frame {
+                ident,
+                data: data.to_vec(),
+            },
+        }
+    }
+}
+
+impl Unit {
+    /// The unit borrowed.
+    pub fn as_raw(&self) -> RawUnit<'_> {
+        match self {
+            Unit::Control(b) => RawUnit::Control(*b),
+            Unit::Frame { ident, data } => RawUnit::Frame {
+                ident: *ident,
+                data,
+            },
+        }
+    }
 }
 
 /// Incremental decoder for both directions.
@@ -128,18 +220,20 @@ impl MarkemDecoder {
     }
 }
 
-impl Decoder for MarkemDecoder {
-    type Item = Unit;
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        bounded_extend(&mut self.buf, bytes, self.limit + 4)
-    }
-    fn decode(&mut self) -> Result<Option<Unit>, CodecError> {
+impl MarkemDecoder {
+    /// Take the next complete unit, if any, and hand it to `parse` while it is still in
+    /// the buffer (no copy); the unit leaves the buffer either way. Errors as
+    /// [`Decoder::decode`].
+    pub fn decode_with<T>(
+        &mut self,
+        parse: impl FnOnce(RawUnit<'_>) -> Result<T, CodecError>,
+    ) -> Result<Option<T>, CodecError> {
         let Some(&first) = self.buf.first() else {
             return Ok(None);
         };
         if matches!(first, ENQ | ACK | NAK) {
             self.buf.drain(..1);
-            return Ok(Some(Unit::Control(first)));
+            return parse(RawUnit::Control(first)).map(Some);
         }
         if !ident::ALL.contains(&first) {
             self.buf.drain(..1);
@@ -162,20 +256,33 @@ impl Decoder for MarkemDecoder {
         let Some(&received) = self.buf.get(3 + len) else {
             return Ok(None);
         };
-        let frame: Vec<u8> = self.buf.drain(..4 + len).collect();
-        let body = frame.get(..3 + len).unwrap_or_default();
+        let body = self.buf.get(..3 + len).unwrap_or_default();
         let computed = xor(body);
-        if computed != received {
-            return Err(CodecError::BadChecksum {
+        let r = if computed != received {
+            Err(CodecError::BadChecksum {
                 ident: first,
                 computed,
                 received,
-            });
-        }
-        Ok(Some(Unit::Frame {
-            ident: first,
-            data: body.get(3..).unwrap_or_default().to_vec(),
-        }))
+            })
+        } else {
+            parse(RawUnit::Frame {
+                ident: first,
+                data: body.get(3..).unwrap_or_default(),
+            })
+            .map(Some)
+        };
+        self.buf.drain(..4 + len);
+        r
+    }
+}
+
+impl Decoder for MarkemDecoder {
+    type Item = Unit;
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        bounded_extend(&mut self.buf, bytes, self.limit + 4)
+    }
+    fn decode(&mut self) -> Result<Option<Unit>, CodecError> {
+        self.decode_with(|r| Ok(r.to_unit()))
     }
     fn pending(&self) -> usize {
         self.buf.len()
@@ -211,49 +318,54 @@ pub enum HostRequest {
 impl HostRequest {
     /// Encode for the wire.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`HostRequest::encode`] appended to `out` (a buffer reused from request to
+    /// request; on an error `out` is as it was).
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         match self {
-            HostRequest::Enq => Ok(vec![ENQ]),
-            HostRequest::SelectJob(j) => encode_frame(ident::SELECT_JOB, j.as_bytes()),
+            HostRequest::Enq => {
+                out.push(ENQ);
+                Ok(())
+            }
+            HostRequest::SelectJob(j) => encode_frame_into(out, ident::SELECT_JOB, j.as_bytes()),
             HostRequest::ExternalVariables(vars) => {
-                let mut d = Vec::new();
-                for (i, v) in vars {
-                    let l = u8::try_from(v.len()).map_err(|_| {
-                        Error::config(format!(
-                            "external variable {i}: {} bytes exceed 255",
-                            v.len()
-                        ))
-                    })?;
-                    d.push(*i);
-                    d.push(l);
-                    d.extend_from_slice(v);
-                }
-                encode_frame(ident::EXTERNAL_VARIABLES, &d)
+                encode_external_variables(out, vars.iter().map(|(i, v)| (*i, v.as_slice())))
             }
-            HostRequest::ClearBuffer => encode_frame(ident::CLEAR_BUFFER, &[]),
+            HostRequest::ClearBuffer => encode_frame_into(out, ident::CLEAR_BUFFER, &[]),
             HostRequest::PrintAckEnable(on) => {
-                encode_frame(ident::PRINT_ACK_ENABLE, &[u8::from(*on)])
+                encode_frame_into(out, ident::PRINT_ACK_ENABLE, &[u8::from(*on)])
             }
-            HostRequest::FaultStatus => encode_frame(ident::FAULT_STATUS, &[]),
-            HostRequest::Print => encode_frame(ident::PRINT, &[]),
+            HostRequest::FaultStatus => encode_frame_into(out, ident::FAULT_STATUS, &[]),
+            HostRequest::Print => encode_frame_into(out, ident::PRINT, &[]),
         }
     }
 
     /// Interpret a decoded unit (device side).
     pub fn parse(u: Unit) -> Result<Self, CodecError> {
+        Self::parse_raw(u.as_raw())
+    }
+
+    /// Interpret a unit still in the decoder's buffer (device side).
+    pub fn parse_raw(u: RawUnit<'_>) -> Result<Self, CodecError> {
         match u {
-            Unit::Control(ENQ) => Ok(HostRequest::Enq),
-            Unit::Control(b) => Err(CodecError::UnexpectedByte {
+            RawUnit::Control(ENQ) => Ok(HostRequest::Enq),
+            RawUnit::Control(b) => Err(CodecError::UnexpectedByte {
                 byte: b,
                 context: "from the host",
             }),
-            Unit::Frame { ident, data } => match ident {
+            RawUnit::Frame { ident, data } => match ident {
                 ident::SELECT_JOB => Ok(HostRequest::SelectJob(
-                    String::from_utf8(data)
-                        .map_err(|_| malformed("select job", "job name is not UTF-8"))?,
+                    std::str::from_utf8(data)
+                        .map_err(|_| malformed("select job", "job name is not UTF-8"))?
+                        .to_string(),
                 )),
                 ident::EXTERNAL_VARIABLES => {
                     let mut vars = Vec::new();
-                    let mut rest = data.as_slice();
+                    let mut rest = data;
                     while let [i, l, tail @ ..] = rest {
                         let l = usize::from(*l);
                         let v = tail.get(..l).ok_or_else(|| {
@@ -336,18 +448,24 @@ impl PrinterReply {
 
     /// Interpret a decoded unit (host side).
     pub fn parse(u: Unit) -> Result<Self, CodecError> {
+        Self::parse_raw(u.as_raw())
+    }
+
+    /// Interpret a unit still in the decoder's buffer (host side). Allocates only for
+    /// a fault status that lists faults (and for errors).
+    pub fn parse_raw(u: RawUnit<'_>) -> Result<Self, CodecError> {
         match u {
-            Unit::Control(ACK) => Ok(PrinterReply::Ack),
-            Unit::Control(NAK) => Ok(PrinterReply::Nak),
-            Unit::Control(b) => Err(CodecError::UnexpectedByte {
+            RawUnit::Control(ACK) => Ok(PrinterReply::Ack),
+            RawUnit::Control(NAK) => Ok(PrinterReply::Nak),
+            RawUnit::Control(b) => Err(CodecError::UnexpectedByte {
                 byte: b,
                 context: "from the printer",
             }),
-            Unit::Frame {
+            RawUnit::Frame {
                 ident: ident::PRINT_ACK,
                 data,
             } => {
-                let b: [u8; 4] = data.as_slice().try_into().map_err(|_| {
+                let b: [u8; 4] = data.try_into().map_err(|_| {
                     malformed(
                         "print acknowledgement",
                         format!("{} data bytes, expected 4", data.len()),
@@ -355,7 +473,7 @@ impl PrinterReply {
                 })?;
                 Ok(PrinterReply::PrintAck(u32::from_be_bytes(b)))
             }
-            Unit::Frame {
+            RawUnit::Frame {
                 ident: ident::FAULT_STATUS,
                 data,
             } => {
@@ -365,7 +483,7 @@ impl PrinterReply {
                         format!("{} data bytes do not match the layout", data.len()),
                     )
                 };
-                let [state, q0, q1, c0, c1, c2, c3, n, rest @ ..] = data.as_slice() else {
+                let [state, q0, q1, c0, c1, c2, c3, n, rest @ ..] = data else {
                     return Err(bad());
                 };
                 if rest.len() != usize::from(*n) * 2 {
@@ -381,7 +499,7 @@ impl PrinterReply {
                         .collect(),
                 })
             }
-            Unit::Frame { ident, .. } => Err(malformed(
+            RawUnit::Frame { ident, .. } => Err(malformed(
                 "printer frame",
                 format!("identifier 0x{ident:02x} is not a reply"),
             )),
@@ -417,7 +535,7 @@ impl Decoder for ReplyDecoder {
         self.0.feed(bytes)
     }
     fn decode(&mut self) -> Result<Option<PrinterReply>, CodecError> {
-        self.0.decode()?.map(PrinterReply::parse).transpose()
+        self.0.decode_with(PrinterReply::parse_raw)
     }
     fn pending(&self) -> usize {
         self.0.pending()
@@ -434,7 +552,7 @@ impl Decoder for RequestDecoder {
         self.0.feed(bytes)
     }
     fn decode(&mut self) -> Result<Option<HostRequest>, CodecError> {
-        self.0.decode()?.map(HostRequest::parse).transpose()
+        self.0.decode_with(HostRequest::parse_raw)
     }
     fn pending(&self) -> usize {
         self.0.pending()
@@ -444,6 +562,8 @@ impl Decoder for RequestDecoder {
 /// Markem-Imaje printer driver (host side).
 pub struct MarkemPrinter {
     framed: Framed<ReplyDecoder>,
+    /// The request being sent, reused from request to request.
+    out: Vec<u8>,
     cfg: MarkemConfig,
     base: Option<u32>,
     count: u64,
@@ -459,6 +579,7 @@ impl MarkemPrinter {
     ) -> Result<Self, Error> {
         let mut p = MarkemPrinter {
             framed: Framed::new(link, ReplyDecoder::default(), device),
+            out: Vec::new(),
             cfg,
             base: None,
             count: 0,
@@ -500,7 +621,14 @@ impl MarkemPrinter {
     }
 
     fn command(&mut self, req: &HostRequest, during: &'static str) -> Result<(), Error> {
-        self.framed.send(&req.encode()?, during)?;
+        self.out.clear();
+        req.encode_into(&mut self.out)?;
+        self.send_out(during)
+    }
+
+    /// Send the request in `self.out` and take its ACK.
+    fn send_out(&mut self, during: &'static str) -> Result<(), Error> {
+        self.framed.send(&self.out, during)?;
         match self.reply(during)? {
             PrinterReply::Ack => Ok(()),
             PrinterReply::Nak => Err(Error::DeviceFault {
@@ -528,20 +656,14 @@ impl Printer for MarkemPrinter {
 
     fn load(&mut self, items: &[PrintItem]) -> Result<(), Error> {
         for item in items {
-            let vars = item_fields(item, "")
-                .into_iter()
-                .enumerate()
-                .map(|(i, (_, v))| {
-                    (
-                        u8::try_from(i + 1).unwrap_or(u8::MAX),
-                        v.as_bytes().to_vec(),
-                    )
-                })
-                .collect();
-            self.command(
-                &HostRequest::ExternalVariables(vars),
-                "transmitting external variables",
+            self.out.clear();
+            encode_external_variables(
+                &mut self.out,
+                item_fields_iter(item, "")
+                    .enumerate()
+                    .map(|(i, (_, v))| (u8::try_from(i + 1).unwrap_or(u8::MAX), v.as_bytes())),
             )?;
+            self.send_out("transmitting external variables")?;
         }
         Ok(())
     }
@@ -566,10 +688,9 @@ impl Printer for MarkemPrinter {
     }
 
     fn status(&mut self) -> Result<PrinterStatus, Error> {
-        self.framed.send(
-            &HostRequest::FaultStatus.encode()?,
-            "requesting fault status",
-        )?;
+        self.out.clear();
+        HostRequest::FaultStatus.encode_into(&mut self.out)?;
+        self.framed.send(&self.out, "requesting fault status")?;
         match self.reply("requesting fault status")? {
             PrinterReply::FaultStatus {
                 state,
@@ -701,6 +822,51 @@ mod tests {
             f,
             vec![0x40, 0x00, 0x02, b'A', b'B', 0x40 ^ 0x02 ^ b'A' ^ b'B']
         );
+    }
+
+    #[test]
+    fn external_variables_encode_into_a_reused_buffer() {
+        let vars: [(u8, &[u8]); 2] = [(1, b"SN0001"), (2, b"L42")];
+        let mut out = vec![ACK];
+        assert!(encode_external_variables(&mut out, vars).is_ok());
+        let owned =
+            HostRequest::ExternalVariables(vars.iter().map(|(i, v)| (*i, v.to_vec())).collect());
+        let mut want = vec![ACK];
+        want.extend(owned.encode().unwrap_or_default());
+        assert_eq!(out, want);
+        // Too long a value: refused, the buffer as it was.
+        let long = [b'x'; 256];
+        assert!(matches!(
+            encode_external_variables(&mut out, [(1, &long[..])]),
+            Err(Error::Config(_))
+        ));
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn replies_are_parsed_in_place() {
+        let mut d = MarkemDecoder::default();
+        assert!(
+            d.feed(&PrinterReply::PrintAck(7).encode())
+                .and_then(|()| d.feed(&[NAK]))
+                .is_ok()
+        );
+        assert_eq!(
+            d.decode_with(PrinterReply::parse_raw),
+            Ok(Some(PrinterReply::PrintAck(7)))
+        );
+        assert_eq!(
+            d.decode_with(PrinterReply::parse_raw),
+            Ok(Some(PrinterReply::Nak))
+        );
+        assert_eq!(d.pending(), 0);
+        // A reply that does not parse leaves the buffer all the same.
+        assert!(
+            d.feed(&encode_frame(ident::PRINT_ACK, &[1]).unwrap_or_default())
+                .is_ok()
+        );
+        assert!(d.decode_with(PrinterReply::parse_raw).is_err());
+        assert_eq!(d.pending(), 0);
     }
 
     #[test]

@@ -259,11 +259,6 @@ impl TwinState {
 }
 
 /// Fields to send for an item: its own fields, or `code_field` = element string.
-pub(crate) fn item_fields<'a>(item: &'a PrintItem, code_field: &'a str) -> Vec<(&'a str, &'a str)> {
-    item_fields_iter(item, code_field).collect()
-}
-
-/// [`item_fields`] without collecting them.
 pub(crate) fn item_fields_iter<'a>(
     item: &'a PrintItem,
     code_field: &'a str,

@@ -1,10 +1,14 @@
 //! Zebra ZPL over raw TCP (port 9100) or RS-232: label formats with a GS1 DataMatrix
 //! (`^BX` with `_` as escape character, `_1` = FNC1), `~HS` host status, `~JA` cancel.
 //!
-//! Owns: the ZPL codec for both ends (host: [`render_label`], [`HsLineDecoder`],
-//! [`HostStatus::parse`]; device: [`ZplDecoder`], [`HostStatus::encode`]), the
-//! [`ZebraPrinter`] driver and the [`ZplSession`] twin.
+//! Owns: the ZPL codec for both ends (host: [`render_label`], [`HostStatusDecoder`],
+//! [`HsLineDecoder`], [`HostStatus::parse`]; device: [`ZplDecoder`],
+//! [`HostStatus::encode`]), the [`ZebraPrinter`] driver and the [`ZplSession`] twin.
 //! Does not own: GS1 syntax (the element string arrives finished).
+//!
+//! The driver's per-label path allocates nothing: labels are rendered into one buffer
+//! per connection ([`render_label_into`]) and the `~HS` answer is parsed in place in
+//! the decoder's buffer ([`HostStatusDecoder`]).
 //!
 //! # Bytes
 //! Host → printer: label formats `^XA…^XZ` (one per print, `^PQ1`), `~HS`, `~JA`.
@@ -43,6 +47,21 @@ pub const DEFAULT_TEMPLATE: &str = "^XA^FO40,40^BXN,6,200,,,,_^FD{DM}^FS^PQ1^XZ"
 /// Escape a GS1 element string for a `^BX` field with `_` as escape character.
 pub fn escape_datamatrix(element_string: &str) -> Result<String, Error> {
     let mut out = String::with_capacity(element_string.len() + 4);
+    escape_datamatrix_into(&mut out, element_string)?;
+    Ok(out)
+}
+
+/// [`escape_datamatrix`] appended to `out` (on an error `out` is as it was).
+pub fn escape_datamatrix_into(out: &mut String, element_string: &str) -> Result<(), Error> {
+    let start = out.len();
+    let r = escape_to(out, element_string);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn escape_to(out: &mut String, element_string: &str) -> Result<(), Error> {
     out.push_str("_1");
     for (i, c) in element_string.chars().enumerate() {
         match c {
@@ -61,7 +80,7 @@ pub fn escape_datamatrix(element_string: &str) -> Result<String, Error> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Undo [`escape_datamatrix`] (device side): `_1` → GS (the leading one dropped).
@@ -115,24 +134,61 @@ fn check_text(name: &str, value: &str) -> Result<(), Error> {
 /// Render one label: `{DM}` in the template becomes the escaped element string and
 /// `{NAME}` becomes field `NAME`'s value.
 pub fn render_label(template: &str, item: &PrintItem) -> Result<Vec<u8>, Error> {
-    let mut out = template.replace("{DM}", &escape_datamatrix(&item.element_string)?);
-    for (k, v) in &item.fields {
-        check_text(k, v)?;
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    if let Some(start) = out.find('{')
-        && let Some(len) = out.get(start..).and_then(|s| s.find('}'))
-    {
-        return Err(Error::config(format!(
-            "ZPL: template placeholder {} has no value for unit {}",
-            out.get(start..=start + len).unwrap_or("{"),
-            item.unit
-        )));
-    }
+    let mut out = String::with_capacity(template.len() + item.element_string.len() + 16);
+    render_label_into(&mut out, template, item)?;
     Ok(out.into_bytes())
 }
 
-/// Decodes the printer's `~HS` answer into its `STX…ETX` lines (host side).
+/// [`render_label`] appended to `out` (a buffer reused from label to label; on an
+/// error `out` is as it was). Every field and the element string are checked even
+/// when the template does not use them; a placeholder without a value is a `Config`
+/// error.
+pub fn render_label_into(out: &mut String, template: &str, item: &PrintItem) -> Result<(), Error> {
+    let start = out.len();
+    let r = render_to(out, template, item);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn render_to(out: &mut String, template: &str, item: &PrintItem) -> Result<(), Error> {
+    for (k, v) in &item.fields {
+        check_text(k, v)?;
+    }
+    let mut dm = false;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest.get(open..).and_then(|s| s.find('}')) else {
+            break;
+        };
+        out.push_str(rest.get(..open).unwrap_or_default());
+        let name = rest.get(open + 1..open + len).unwrap_or_default();
+        if name == "DM" {
+            escape_datamatrix_into(out, &item.element_string)?;
+            dm = true;
+        } else if let Some((_, v)) = item.fields.iter().find(|(k, _)| k == name) {
+            out.push_str(v);
+        } else {
+            return Err(Error::config(format!(
+                "ZPL: template placeholder {{{name}}} has no value for unit {}",
+                item.unit
+            )));
+        }
+        rest = rest.get(open + len + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    if !dm {
+        // Checked all the same, as if printed.
+        let mark = out.len();
+        escape_datamatrix_into(out, &item.element_string)?;
+        out.truncate(mark);
+    }
+    Ok(())
+}
+
+/// Decodes the printer's `~HS` answer into its `STX…ETX` lines (host side), one owned
+/// line at a time (for tools and tests; the driver uses [`HostStatusDecoder`]).
 /// CR and LF between frames are skipped; any other byte outside a frame is an error.
 #[derive(Debug)]
 pub struct HsLineDecoder {
@@ -206,6 +262,99 @@ impl Decoder for HsLineDecoder {
     }
 }
 
+/// Decodes the printer's whole `~HS` answer (three `STX…ETX` lines) into a
+/// [`HostStatus`], parsed in place in its buffer: nothing is allocated for a
+/// well-formed answer (host side). CR and LF between lines are skipped; any other
+/// byte outside a line is an error, as is a control or non-ASCII byte inside one.
+#[derive(Debug)]
+pub struct HostStatusDecoder {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for HostStatusDecoder {
+    fn default() -> Self {
+        Self::new(768)
+    }
+}
+
+impl HostStatusDecoder {
+    /// A decoder accepting answers up to `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        HostStatusDecoder {
+            buf: Vec::new(),
+            limit,
+        }
+    }
+
+    fn need_more(&mut self) -> Result<Option<HostStatus>, CodecError> {
+        if self.buf.len() > self.limit {
+            let size = self.buf.len();
+            self.buf.clear();
+            return Err(CodecError::Oversize {
+                size,
+                limit: self.limit,
+            });
+        }
+        Ok(None)
+    }
+}
+
+impl Decoder for HostStatusDecoder {
+    type Item = HostStatus;
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        bounded_extend(&mut self.buf, bytes, self.limit)
+    }
+    fn decode(&mut self) -> Result<Option<HostStatus>, CodecError> {
+        let mut lines = [(0, 0); 3];
+        let mut pos = 0;
+        for line in &mut lines {
+            while matches!(self.buf.get(pos), Some(b'\r' | b'\n')) {
+                pos += 1;
+            }
+            match self.buf.get(pos) {
+                None => return self.need_more(),
+                Some(&STX) => {}
+                Some(&byte) => {
+                    self.buf.drain(..=pos);
+                    return Err(CodecError::UnexpectedByte {
+                        byte,
+                        context: "outside an STX…ETX status line",
+                    });
+                }
+            }
+            let from = pos + 1;
+            let Some(len) = self
+                .buf
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&b| b == ETX))
+            else {
+                return self.need_more();
+            };
+            let inner = self.buf.get(from..from + len).unwrap_or_default();
+            if let Some(&byte) = inner.iter().find(|b| !b.is_ascii() || b.is_ascii_control()) {
+                self.buf.drain(..=from + len);
+                return Err(CodecError::UnexpectedByte {
+                    byte,
+                    context: "inside a status line",
+                });
+            }
+            *line = (from, from + len);
+            pos = from + len + 1;
+        }
+        // Printable ASCII only (checked above): valid UTF-8.
+        let text = |(a, b): (usize, usize)| {
+            std::str::from_utf8(self.buf.get(a..b).unwrap_or_default()).unwrap_or_default()
+        };
+        let r = HostStatus::parse(&lines.map(text));
+        self.buf.drain(..pos);
+        r.map(Some)
+    }
+    fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// The fields of a `~HS` answer this crate uses (others are kept for re-encoding).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostStatus {
@@ -247,16 +396,23 @@ pub struct HostStatus {
     pub graphics_stored: u32,
 }
 
-fn fields<'a>(line: &'a str, n: usize, which: &'static str) -> Result<Vec<&'a str>, CodecError> {
-    let f: Vec<&str> = line.split(',').collect();
-    if f.len() != n {
+/// The `N` comma-separated fields of a status line, borrowed.
+fn fields<'a, const N: usize>(
+    line: &'a str,
+    which: &'static str,
+) -> Result<[&'a str; N], CodecError> {
+    let mut f = [""; N];
+    let mut n = 0;
+    for part in line.split(',') {
+        if let Some(slot) = f.get_mut(n) {
+            *slot = part;
+        }
+        n += 1;
+    }
+    if n != N {
         return Err(CodecError::Malformed {
             what: which,
-            detail: format!(
-                "expected {n} comma-separated fields, got {}: {:.60}",
-                f.len(),
-                line
-            ),
+            detail: format!("expected {N} comma-separated fields, got {n}: {line:.60}"),
         });
     }
     Ok(f)
@@ -292,14 +448,16 @@ fn flag(f: &[&str], i: usize, which: &'static str) -> Result<bool, CodecError> {
 }
 
 impl HostStatus {
-    /// Parse the three `~HS` lines (without STX/ETX).
-    pub fn parse(lines: &[String; 3]) -> Result<Self, CodecError> {
+    /// Parse the three `~HS` lines (without STX/ETX). Allocates nothing unless the
+    /// lines are malformed.
+    pub fn parse<S: AsRef<str>>(lines: &[S; 3]) -> Result<Self, CodecError> {
         const L1: &str = "~HS line 1";
         const L2: &str = "~HS line 2";
         const L3: &str = "~HS line 3";
-        let a = fields(&lines[0], 12, L1)?;
-        let b = fields(&lines[1], 11, L2)?;
-        let c = fields(&lines[2], 2, L3)?;
+        let [l1, l2, l3] = lines;
+        let a: [&str; 12] = fields(l1.as_ref(), L1)?;
+        let b: [&str; 11] = fields(l2.as_ref(), L2)?;
+        let c: [&str; 2] = fields(l3.as_ref(), L3)?;
         let _: u32 = num(&c, 0, L3)?;
         Ok(HostStatus {
             comm_settings: num(&a, 0, L1)?,
@@ -408,9 +566,12 @@ impl Default for ZplConfig {
 
 /// Zebra ZPL printer driver (host side).
 pub struct ZebraPrinter {
-    framed: Framed<HsLineDecoder>,
+    framed: Framed<HostStatusDecoder>,
     cfg: ZplConfig,
-    template: Option<String>,
+    /// The selected template (an index into `cfg.templates`).
+    template: Option<usize>,
+    /// The label being sent, reused from label to label.
+    out: String,
     sent: u64,
     printed: u64,
 }
@@ -419,9 +580,10 @@ impl ZebraPrinter {
     /// Drive a printer over an open link; `device` names it in errors.
     pub fn new(link: Box<dyn Link>, device: impl Into<String>, cfg: ZplConfig) -> Self {
         ZebraPrinter {
-            framed: Framed::new(link, HsLineDecoder::default(), device),
+            framed: Framed::new(link, HostStatusDecoder::default(), device),
             cfg,
             template: None,
+            out: String::new(),
             sent: 0,
             printed: 0,
         }
@@ -430,17 +592,9 @@ impl ZebraPrinter {
     /// Ask `~HS` and parse the answer.
     pub fn host_status(&mut self) -> Result<HostStatus, Error> {
         self.framed.send(HS_REQUEST, "requesting ~HS")?;
-        let t = self.cfg.timeout;
-        let lines = [
-            self.framed.recv(t, "reading ~HS line 1")?,
-            self.framed.recv(t, "reading ~HS line 2")?,
-            self.framed.recv(t, "reading ~HS line 3")?,
-        ];
-        let hs = HostStatus::parse(&lines).map_err(|source| Error::Protocol {
-            device: self.framed.device().to_string(),
-            during: "parsing ~HS",
-            source,
-        })?;
+        let hs = self
+            .framed
+            .recv(self.cfg.timeout, "reading the ~HS answer")?;
         let outstanding = u64::from(hs.formats_in_buffer) + u64::from(hs.labels_remaining);
         self.printed = self.printed.max(self.sent.saturating_sub(outstanding));
         Ok(hs)
@@ -453,15 +607,9 @@ impl Printer for ZebraPrinter {
     }
 
     fn select_job(&mut self, job: &str) -> Result<(), Error> {
-        let t = self
-            .cfg
-            .templates
-            .iter()
-            .find(|(n, _)| n == job)
-            .map(|(_, t)| t.clone());
-        match t {
-            Some(t) => {
-                self.template = Some(t);
+        match self.cfg.templates.iter().position(|(n, _)| n == job) {
+            Some(i) => {
+                self.template = Some(i);
                 Ok(())
             }
             None => Err(Error::config(format!(
@@ -478,15 +626,17 @@ impl Printer for ZebraPrinter {
     }
 
     fn load(&mut self, items: &[PrintItem]) -> Result<(), Error> {
-        let Some(template) = self.template.clone() else {
+        let Some((_, template)) = self.template.and_then(|i| self.cfg.templates.get(i)) else {
             return Err(Error::config(format!(
                 "{}: load before select_job",
                 self.framed.device()
             )));
         };
         for item in items {
-            let bytes = render_label(&template, item)?;
-            self.framed.send(&bytes, "sending a label format")?;
+            self.out.clear();
+            render_label_into(&mut self.out, template, item)?;
+            self.framed
+                .send(self.out.as_bytes(), "sending a label format")?;
             self.sent += 1;
             tracing::debug!(
                 device = self.framed.device(),
@@ -790,6 +940,77 @@ mod tests {
         }
         let lines: [String; 3] = lines.try_into().unwrap_or_default();
         assert_eq!(HostStatus::parse(&lines), Ok(hs));
+    }
+
+    #[test]
+    fn labels_render_into_a_reused_buffer() {
+        let item = PrintItem {
+            unit: 9,
+            element_string: "0109506000134352\u{1d}21A_B".into(),
+            fields: vec![("LOT".into(), "L1".into())],
+        };
+        let t = "^XA^FO1,1^BXN,6,200,,,,_^FD{DM}^FS^FO9,9^FD{LOT} {x^FS^XZ";
+        let mut out = String::from("old");
+        out.clear();
+        assert!(render_label_into(&mut out, t, &item).is_ok());
+        assert_eq!(
+            out,
+            "^XA^FO1,1^BXN,6,200,,,,_^FD_10109506000134352_121A_d095B^FS^FO9,9^FDL1 {x^FS^XZ"
+        );
+        assert_eq!(render_label(t, &item).ok(), Some(out.clone().into_bytes()));
+        // Errors leave the buffer as it was; the element string is checked even when
+        // the template does not print it.
+        let before = out.clone();
+        let bad = PrintItem {
+            element_string: "01^".into(),
+            ..item.clone()
+        };
+        assert!(render_label_into(&mut out, "^XA^FD{LOT}^FS^XZ", &bad).is_err());
+        assert!(render_label_into(&mut out, "^XA^FD{DM}{NOPE}^FS^XZ", &item).is_err());
+        assert_eq!(out, before);
+    }
+
+    #[test]
+    fn host_status_is_decoded_in_place_drip_and_garbage() {
+        let hs = HostStatus {
+            paused: true,
+            formats_in_buffer: 2,
+            labels_remaining: 1,
+            ribbon_out: true,
+            ..HostStatus::default()
+        };
+        let mut bytes = b"\r\n".to_vec();
+        bytes.extend(hs.encode());
+        bytes.extend(hs.encode());
+        let mut d = HostStatusDecoder::default();
+        let mut got = Vec::new();
+        for b in &bytes {
+            assert!(d.feed(&[*b]).is_ok());
+            while let Ok(Some(m)) = d.decode() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, vec![hs.clone(), hs.clone()]);
+        // A stray byte between lines, a control byte inside one.
+        let mut bad = hs.encode();
+        bad.insert(bad.iter().position(|&b| b == b'\n').unwrap_or(0) + 1, b'Q');
+        assert!(d.feed(&bad).is_ok());
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::UnexpectedByte { byte: b'Q', .. })
+        ));
+        let mut d = HostStatusDecoder::default();
+        assert!(d.feed(b"\x02030,0\x07,0\x03").is_ok());
+        assert!(matches!(
+            d.decode(),
+            Err(CodecError::UnexpectedByte { byte: 0x07, .. })
+        ));
+        assert_eq!(d.pending(), 0);
+        // Lines that do not parse.
+        let mut d = HostStatusDecoder::default();
+        assert!(d.feed(b"\x021,2\x03\x023\x03\x024\x03").is_ok());
+        assert!(matches!(d.decode(), Err(CodecError::Malformed { .. })));
+        assert_eq!(d.pending(), 0);
     }
 
     #[test]
