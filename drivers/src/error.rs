@@ -86,6 +86,11 @@ pub enum CodecError {
     },
 }
 
+/// A device's description in errors (kind and address), shared: a driver keeps one and
+/// each error clones the handle, so an error on a hot path (a camera's idle poll timing
+/// out) does not allocate.
+pub type DeviceName = std::sync::Arc<str>;
+
 /// The error of every driver in this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -94,7 +99,7 @@ pub enum Error {
     #[error("{device}: no answer within {timeout:?} while {during}")]
     Timeout {
         /// Device description (kind and address).
-        device: String,
+        device: DeviceName,
         /// The operation that waited.
         during: &'static str,
         /// The timeout that elapsed.
@@ -104,7 +109,7 @@ pub enum Error {
     #[error("{device}: transport error while {during}: {source}")]
     Transport {
         /// Device description.
-        device: String,
+        device: DeviceName,
         /// The operation.
         during: &'static str,
         /// The I/O error.
@@ -117,7 +122,7 @@ pub enum Error {
     )]
     Disconnected {
         /// Device description.
-        device: String,
+        device: DeviceName,
         /// The operation.
         during: &'static str,
         /// Bytes of a partial message that were buffered when the link closed.
@@ -127,7 +132,7 @@ pub enum Error {
     #[error("{device}: device fault{}: {detail}", code.map(|c| format!(" {c}")).unwrap_or_default())]
     DeviceFault {
         /// Device description.
-        device: String,
+        device: DeviceName,
         /// Device-specific numeric code (NAK reason, Modbus exception code, fault code).
         code: Option<u32>,
         /// Human-readable detail.
@@ -137,7 +142,7 @@ pub enum Error {
     #[error("{device}: protocol error while {during}: {source}")]
     Protocol {
         /// Device description.
-        device: String,
+        device: DeviceName,
         /// The operation.
         during: &'static str,
         /// What the decoder found.
@@ -172,7 +177,7 @@ mod tests {
 
     #[test]
     fn kinds_map_one_to_one() {
-        let d = || "dev".to_string();
+        let d = || DeviceName::from("dev");
         let cases = [
             (
                 Error::Timeout {

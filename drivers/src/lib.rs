@@ -18,7 +18,7 @@ pub mod plc;
 pub mod printer;
 
 pub use camera::{Frame, FrameSource};
-pub use error::{CodecError, Error, ErrorKind};
+pub use error::{CodecError, DeviceName, Error, ErrorKind};
 pub use factory::{connect_frame_source, connect_plc, connect_printer};
 pub use plc::{PackMlCommand, PackMlState, Plc, PlcCounters, Verdict};
 pub use printer::{PrintItem, Printer, PrinterFault, PrinterState, PrinterStatus};

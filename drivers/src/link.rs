@@ -139,13 +139,13 @@ pub fn open_tcp(address: &str, timeout: Duration) -> Result<TcpStream, Error> {
     let stream = TcpStream::connect_timeout(&sa, timeout).map_err(|source| {
         if source.kind() == io::ErrorKind::TimedOut {
             Error::Timeout {
-                device: address.to_string(),
+                device: address.into(),
                 during: "connecting",
                 timeout,
             }
         } else {
             Error::Transport {
-                device: address.to_string(),
+                device: address.into(),
                 during: "connecting",
                 source,
             }
@@ -161,7 +161,7 @@ pub fn open_serial(path: &str, baud: u32, timeout: Duration) -> Result<SerialLin
         .timeout(timeout.max(Duration::from_millis(1)))
         .open()
         .map_err(|e| Error::Transport {
-            device: path.to_string(),
+            device: path.into(),
             during: "opening serial port",
             source: io::Error::from(e),
         })?;
@@ -215,7 +215,7 @@ pub(crate) fn bounded_extend(
 pub struct Framed<D: Decoder> {
     link: Box<dyn Link>,
     decoder: D,
-    device: String,
+    device: crate::error::DeviceName,
     chunk: Vec<u8>,
 }
 
@@ -225,7 +225,7 @@ impl<D: Decoder> Framed<D> {
         Framed {
             link,
             decoder,
-            device: device.into(),
+            device: device.into().into(),
             chunk: vec![0; READ_CHUNK],
         }
     }
@@ -240,6 +240,11 @@ impl<D: Decoder> Framed<D> {
     /// The device description used in errors.
     pub fn device(&self) -> &str {
         &self.device
+    }
+
+    /// The device description as a shared handle, for errors (no allocation).
+    pub fn name(&self) -> crate::error::DeviceName {
+        self.device.clone()
     }
 
     /// Write all bytes and flush.
@@ -470,7 +475,7 @@ impl TwinServer {
                 }
             })
             .map_err(|source| Error::Transport {
-                device: path.to_string(),
+                device: path.into(),
                 during: "spawning twin",
                 source,
             })?;

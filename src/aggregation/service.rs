@@ -696,7 +696,7 @@ type Slot<T> = Arc<Mutex<Option<Box<T>>>>;
 
 fn not_connected(what: &str) -> DevError {
     DevError::Disconnected {
-        device: what.to_string(),
+        device: what.into(),
         during: "reconnecting",
         pending: 0,
     }

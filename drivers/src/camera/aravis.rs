@@ -24,7 +24,7 @@ pub struct AravisSource {
     requests: Option<mpsc::Sender<mpsc::Sender<Reply>>>,
     thread: Option<JoinHandle<()>>,
     timeout: Duration,
-    device: String,
+    device: crate::error::DeviceName,
 }
 
 fn capture_loop(
@@ -85,7 +85,7 @@ fn capture_loop(
 impl AravisSource {
     /// Open the camera `id` (as `arv-tool-0.8` lists it; empty = first camera).
     pub fn open(id: &str, timeout: Duration) -> Result<Self, Error> {
-        let device = format!("aravis@{id}");
+        let device: crate::error::DeviceName = format!("aravis@{id}").into();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (req_tx, req_rx) = mpsc::channel();
         let cam_id = (!id.is_empty()).then(|| id.to_string());

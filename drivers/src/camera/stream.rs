@@ -248,7 +248,7 @@ impl FrameSource for StreamSource {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Err(Error::Timeout {
-                            device: self.framed.device().to_string(),
+                            device: self.framed.name(),
                             during: "waiting for a frame",
                             timeout: self.timeout,
                         });
@@ -263,7 +263,7 @@ impl FrameSource for StreamSource {
                 let next = f.unit;
                 self.ahead = Some(f);
                 return Err(Error::DeviceFault {
-                    device: self.framed.device().to_string(),
+                    device: self.framed.name(),
                     code: None,
                     detail: format!("frame of unit {unit} lost: the next frame is for unit {next}"),
                 });
@@ -299,7 +299,7 @@ impl FrameServer {
     /// Listen on `addr` (e.g. `127.0.0.1:0`).
     pub fn bind(addr: &str) -> Result<Self, Error> {
         let tr = |source| Error::Transport {
-            device: addr.to_string(),
+            device: addr.to_string().into(),
             during: "binding the frame server",
             source,
         };

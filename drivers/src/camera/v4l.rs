@@ -27,14 +27,14 @@ pub struct V4lSource {
     height: u32,
     stride: u32,
     yuyv: bool,
-    device: String,
+    device: crate::error::DeviceName,
 }
 
 impl V4lSource {
     /// Open `path` (e.g. `/dev/video0`), ask for `GREY` at the device's current size,
     /// fall back to `YUYV`; `timeout` bounds each frame wait.
     pub fn open(path: &str, timeout: Duration) -> Result<Self, Error> {
-        let device = format!("v4l@{path}");
+        let device: crate::error::DeviceName = format!("v4l@{path}").into();
         let tr = |during: &'static str| {
             let device = device.clone();
             move |source| Error::Transport {

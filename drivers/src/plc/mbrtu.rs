@@ -469,8 +469,12 @@ mod tests {
 
     /// What the PLC driver makes of an error: its kind.
     fn kind(e: ReqError) -> ErrorKind {
-        e.into_error("modbus-rtu@test", "testing", Duration::from_millis(1))
-            .kind()
+        e.into_error(
+            &"modbus-rtu@test".into(),
+            "testing",
+            Duration::from_millis(1),
+        )
+        .kind()
     }
 
     /// The answers a well-behaved unit 7 gives (registers 0x1234, 0xabcd, exception 2

@@ -38,20 +38,25 @@ pub(crate) enum ReqError {
 impl ReqError {
     /// The driver's error for this failure of `device` while `during` (a request
     /// bounded by `timeout`): `Transport`, `Protocol` or `Timeout`.
-    pub(crate) fn into_error(self, device: &str, during: &'static str, timeout: Duration) -> Error {
+    pub(crate) fn into_error(
+        self,
+        device: &crate::error::DeviceName,
+        during: &'static str,
+        timeout: Duration,
+    ) -> Error {
         match self {
             ReqError::Io(source) => Error::Transport {
-                device: device.to_string(),
+                device: device.clone(),
                 during,
                 source,
             },
             ReqError::Protocol(source) => Error::Protocol {
-                device: device.to_string(),
+                device: device.clone(),
                 during,
                 source,
             },
             ReqError::Timeout => Error::Timeout {
-                device: device.to_string(),
+                device: device.clone(),
                 during,
                 timeout,
             },

@@ -286,7 +286,7 @@ pub struct ModbusPlc {
     regs: [u16; super::mbtcp::MAX_READ as usize],
     next_attempt: Instant,
     backoff: Duration,
-    device: String,
+    device: crate::error::DeviceName,
 }
 
 impl ModbusPlc {
@@ -297,7 +297,8 @@ impl ModbusPlc {
         let device = match &endpoint {
             Endpoint::Tcp(a) => format!("modbus-tcp@{a}"),
             Endpoint::Rtu { path, .. } => format!("modbus-rtu@{path}"),
-        };
+        }
+        .into();
         let backoff = cfg.backoff_initial;
         let mut plc = ModbusPlc {
             endpoint,
@@ -737,7 +738,7 @@ impl PlcTwin {
     pub fn spawn_tcp(&self, addr: &str) -> Result<TwinHandle, Error> {
         let std_listener =
             std::net::TcpListener::bind(addr).map_err(|source| Error::Transport {
-                device: addr.to_string(),
+                device: addr.to_string().into(),
                 during: "binding the PLC twin",
                 source,
             })?;
@@ -793,7 +794,7 @@ impl TwinHandle {
             .enable_all()
             .build()
             .map_err(|source| Error::Transport {
-                device: what.to_string(),
+                device: what.into(),
                 during: "starting the twin runtime",
                 source,
             })?;
@@ -810,7 +811,7 @@ impl TwinHandle {
                 }
             })
             .map_err(|source| Error::Transport {
-                device: what.to_string(),
+                device: what.into(),
                 during: "spawning the twin",
                 source,
             })?;

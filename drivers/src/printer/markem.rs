@@ -608,7 +608,7 @@ impl MarkemPrinter {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout {
-                    device: self.framed.device().to_string(),
+                    device: self.framed.name(),
                     during,
                     timeout: self.cfg.timeout,
                 });
@@ -632,12 +632,12 @@ impl MarkemPrinter {
         match self.reply(during)? {
             PrinterReply::Ack => Ok(()),
             PrinterReply::Nak => Err(Error::DeviceFault {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 code: Some(u32::from(NAK)),
                 detail: format!("NAK while {during}"),
             }),
             other => Err(Error::Protocol {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 during,
                 source: malformed("reply", format!("expected ACK or NAK, got {other:?}")),
             }),
@@ -718,7 +718,7 @@ impl Printer for MarkemPrinter {
                 })
             }
             other => Err(Error::Protocol {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 during: "requesting fault status",
                 source: malformed("reply", format!("expected fault status, got {other:?}")),
             }),

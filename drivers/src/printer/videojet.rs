@@ -525,7 +525,7 @@ impl VideojetPrinter {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout {
-                    device: self.framed.device().to_string(),
+                    device: self.framed.name(),
                     during,
                     timeout: self.cfg.timeout,
                 });
@@ -549,12 +549,12 @@ impl VideojetPrinter {
         match self.reply(during)? {
             PrinterMessage::Ack => Ok(()),
             PrinterMessage::Err { code, text } => Err(Error::DeviceFault {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 code: Some(u32::from(code)),
                 detail: format!("{during}: {text}"),
             }),
             other => Err(Error::Protocol {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 during,
                 source: malformed("reply", format!("expected ACK or ERR, got {other:?}")),
             }),
@@ -629,7 +629,7 @@ impl Printer for VideojetPrinter {
                 })
             }
             other => Err(Error::Protocol {
-                device: self.framed.device().to_string(),
+                device: self.framed.name(),
                 during: "requesting status",
                 source: malformed("reply", format!("expected STS, got {other:?}")),
             }),
