@@ -737,14 +737,7 @@ fn load(
         item.fields.clear();
         let es = &mut item.element_string;
         let r = if market == Market::RuCrypto {
-            let extra = h.extra_ais();
-            let get = |ai: &str| {
-                extra
-                    .iter()
-                    .find(|(k, _)| *k == ai)
-                    .map(|(_, v)| *v)
-                    .unwrap_or("")
-            };
+            let get = |ai: &str| h.extra_ai(ai).unwrap_or("");
             b.template
                 .write_with_tail(h.serial(), get("91"), get("92"), es)
         } else {
