@@ -400,7 +400,7 @@ impl Store for SledStore {
         in_sled(|| tree.get_lt(key)).map_err(io_err("read"))
     }
 
-    fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> SledScan {
+    fn scan(&self, space: Space, start: &[u8], end: &[u8]) -> SledScan {
         SledScan {
             iter: self
                 .tree(space)
