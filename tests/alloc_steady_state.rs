@@ -317,11 +317,11 @@ fn allowed(stage: Stage, inside: Inside) -> Option<f64> {
     match (stage, inside) {
         (Stage::Other, _) | (_, Inside::Decoder) | (_, Inside::Sled) => None,
         // The serial pool's own code around sled (sled itself is the `sled` span):
-        // handing out a serial copies its payload out of sled into a new string, a
-        // state change builds its lookup keys as vectors, decodes the block's JSON
-        // metadata and commits owned key/value vectors. Not reworked yet: held to its
-        // measured level (38.0).
-        (Stage::Printer, Inside::Storage) => Some(40.0),
+        // none. A handed-out serial carries its payload inline; a state change builds
+        // its keys on the stack, reads sled's values in place, decodes only the
+        // numbers of the block record and commits from the pool's reused batch (38.0
+        // per unit before that rework).
+        (Stage::Printer, Inside::Storage) => Some(0.0),
         // The journal's append takes an owned payload per record (copied out of the
         // recorder's reused buffer) and answers through a one-shot channel per append.
         (Stage::Recorder, Inside::Storage) => Some(2.0),

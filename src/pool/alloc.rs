@@ -4,13 +4,78 @@
 //! serials of a reserved block, which recovery makes SNInvalid; it can never hand one
 //! out twice. It does not know printers: "Encoded" is whatever the caller reports with
 //! [`Allocator::mark_encoded`].
+//!
+//! In steady state (between block reservations) handing out a serial and marking it
+//! Encoded allocate nothing: a block's payloads are read once into a buffer the
+//! allocator keeps from block to block, a [`Handed`] carries its payload inline, and
+//! the block record is serialised into a buffer the pool keeps.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Block, BlockStatus, GS, M_NEXT_BLOCK, Op, Pool, PoolError, SerialState, Space, Store, k_active,
-    k_bidx, k_block, k_gtin, k_report, rules, to_json,
+    Block, BlockStatus, GS, M_NEXT_BLOCK, Ops, Pool, PoolError, SerialState, Space, Store,
+    k_active, k_bidx, k_block, k_gtin, k_report, put_json, rules, write_json,
 };
+
+/// The longest payload the store holds (its length is one byte, see `layout`).
+const PAYLOAD_MAX: usize = 255;
+
+/// A stored payload, held inline so that handing a serial out never allocates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    len: u8,
+    bytes: [u8; PAYLOAD_MAX],
+}
+
+impl Payload {
+    /// `text` as a payload; `None` when it is longer than the store holds (255 bytes).
+    pub fn new(text: &str) -> Option<Payload> {
+        let len = u8::try_from(text.len()).ok()?;
+        let mut bytes = [0u8; PAYLOAD_MAX];
+        bytes
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(Payload { len, bytes })
+    }
+
+    /// The payload text.
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` cut at its end: always UTF-8.
+        std::str::from_utf8(self.bytes.get(..usize::from(self.len)).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Payload {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Payload {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// One serial handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +85,7 @@ pub struct Handed {
     /// Its sequence number in the GTIN's pool.
     pub seq: u64,
     /// The stored payload: the serial, then for Russia GS "91"key GS "92"crypto.
-    pub payload: String,
+    pub payload: Payload,
 }
 
 impl Handed {
@@ -29,22 +94,22 @@ impl Handed {
         self.payload.split(char::from(GS)).next().unwrap_or("")
     }
 
-    /// The value of extra AI `ai` stored with it (Russia: 91 or 92), without
-    /// collecting the others (the printer thread's per-unit path).
-    pub fn extra_ai(&self, ai: &str) -> Option<&str> {
-        self.payload
-            .split(char::from(GS))
-            .skip(1)
-            .find_map(|e| e.strip_prefix(ai).filter(|_| ai.len() == 2))
-    }
-
     /// The extra AIs stored with it (Russia: 91 and 92), as (AI, value).
     pub fn extra_ais(&self) -> Vec<(&str, &str)> {
+        self.extra().collect()
+    }
+
+    /// The value of extra AI `ai` stored with it (Russia: "91", "92"), if any; unlike
+    /// [`Handed::extra_ais`] it allocates nothing.
+    pub fn extra_ai(&self, ai: &str) -> Option<&str> {
+        self.extra().find(|(k, _)| *k == ai).map(|(_, v)| v)
+    }
+
+    fn extra(&self) -> impl Iterator<Item = (&str, &str)> {
         self.payload
             .split(char::from(GS))
             .skip(1)
             .map(|e| (e.get(..2).unwrap_or(""), e.get(2..).unwrap_or("")))
-            .collect()
     }
 }
 
@@ -67,13 +132,51 @@ impl Default for AllocatorConfig {
     }
 }
 
-/// A serial of a reserved block: its seq and stored payload.
-type Entry = (u64, Box<str>);
+/// The serials of the reserved block, in the order they are handed out: each seq with
+/// where its payload ends in `text`. Kept from block to block (cleared, not freed).
+#[derive(Default)]
+struct Entries {
+    seqs: Vec<(u64, usize)>,
+    text: String,
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        self.seqs.clear();
+        self.text.clear();
+    }
+
+    fn push(&mut self, seq: u64, payload: &str) {
+        self.text.push_str(payload);
+        self.seqs.push((seq, self.text.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// The seq of entry `i`.
+    fn seq(&self, i: usize) -> Option<u64> {
+        self.seqs.get(i).map(|e| e.0)
+    }
+
+    /// Entry `i`: its seq and payload.
+    fn get(&self, i: usize) -> Option<(u64, &str)> {
+        let (seq, end) = *self.seqs.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(j) => self.seqs.get(j)?.1,
+            None => 0,
+        };
+        Some((seq, self.text.get(start..end)?))
+    }
+}
 
 struct Active {
     block: Block,
-    entries: Vec<Entry>,
+    /// Entries of `Cursor::entries` handed out so far.
     pos: usize,
+    /// The seq of the last serial handed out from `block`.
+    handed_upto: Option<u64>,
 }
 
 /// What an allocator keeps apart from the pool it hands out from (moved between an
@@ -86,6 +189,8 @@ struct Cursor {
     cfg: AllocatorConfig,
     remaining: Option<u64>,
     active: Option<Active>,
+    /// The serials of `active`'s block.
+    entries: Entries,
 }
 
 /// Hands out serials of one GTIN for one line and batch.
@@ -124,40 +229,39 @@ impl<S: Store> Pool<S> {
                 remaining: cfg.quantity,
                 cfg,
                 active: None,
+                entries: Entries::default(),
             },
         })
     }
 
-    /// Ops that close `b` (its unused tail becomes SNInvalid and is listed for the site
-    /// server).
-    fn close_ops(b: &Block) -> Vec<Op> {
-        let mut closed = b.clone();
-        closed.status = BlockStatus::Closed;
-        let mut ops = vec![
-            Op::Put(k_block(b.id), to_json(&closed)),
-            Op::Del(k_active(b.id)),
-        ];
-        if closed.encoded_upto < closed.end {
-            ops.push(Op::Put(k_report(b.id), Vec::new()));
+    /// Close `b` (its unused tail becomes SNInvalid and is listed for the site server):
+    /// mark it closed and add its writes to `ops`.
+    fn close_ops(b: &mut Block, ops: &mut Ops) {
+        b.status = BlockStatus::Closed;
+        put_json(ops, &k_block(b.id), b);
+        ops.del(&k_active(b.id));
+        if b.encoded_upto < b.end {
+            ops.put(&k_report(b.id), &[]);
         }
-        ops
     }
 
     /// Reserve up to `want` Unallocated serials as one block, durably, closing `prev`
-    /// in the same commit. Returns after the block is on disk and in the high-water mark.
+    /// in the same commit; its serials are put in `entries` (cleared first). Returns
+    /// after the block is on disk and in the high-water mark.
     fn reserve(
         &mut self,
         gtin: &str,
         line: &str,
         batch: &str,
         want: u64,
-        prev: Option<&Block>,
-    ) -> Result<(Block, Vec<Entry>), PoolError> {
+        prev: Option<&mut Block>,
+        entries: &mut Entries,
+    ) -> Result<Block, PoolError> {
+        entries.clear();
         let meta = self
             .gtin_meta(gtin)?
             .ok_or_else(|| PoolError::UnknownGtin(gtin.to_string()))?;
         let want_n = usize::try_from(want).unwrap_or(usize::MAX);
-        let mut entries: Vec<Entry> = Vec::with_capacity(want_n.min(1 << 20));
         {
             let mut over = self
                 .overrides(gtin, meta.reserved_upto, meta.next_seq)
@@ -188,11 +292,11 @@ impl<S: Store> Pool<S> {
                     key: format!("{gtin} seq {seq}"),
                     reason: "serial is not UTF-8".into(),
                 })?;
-                entries.push((seq, text.into()));
+                entries.push(seq, text);
                 Ok(true)
             })?;
         }
-        let Some(last) = entries.last().map(|e| e.0) else {
+        let Some(last) = entries.len().checked_sub(1).and_then(|i| entries.seq(i)) else {
             return Err(PoolError::InsufficientSerialNumbers {
                 gtin: gtin.to_string(),
                 requested: want,
@@ -215,15 +319,19 @@ impl<S: Store> Pool<S> {
             reserved_upto: block.end,
             ..meta
         };
-        let mut ops = prev.map(Pool::<S>::close_ops).unwrap_or_default();
-        ops.extend([
-            Op::Put(k_block(id), to_json(&block)),
-            Op::Put(k_bidx(gtin, block.start), id.to_be_bytes().to_vec()),
-            Op::Put(k_active(id), Vec::new()),
-            Op::Put(k_gtin(gtin), to_json(&new_meta)),
-            Op::Put(M_NEXT_BLOCK.to_vec(), (id + 1).to_be_bytes().to_vec()),
-        ]);
-        self.commit_durable(ops, Some(id))?;
+        let mut ops = std::mem::take(&mut self.ops);
+        ops.clear();
+        if let Some(prev) = prev {
+            Pool::<S>::close_ops(prev, &mut ops);
+        }
+        put_json(&mut ops, &k_block(id), &block);
+        ops.put(&k_bidx(gtin, block.start), &id.to_be_bytes());
+        ops.put(&k_active(id), &[]);
+        put_json(&mut ops, &k_gtin(gtin), &new_meta);
+        ops.put(M_NEXT_BLOCK, &(id + 1).to_be_bytes());
+        let committed = self.commit_durable(&mut ops, Some(id));
+        self.ops = ops;
+        committed?;
         self.next_block = id + 1;
         tracing::debug!(
             block = id,
@@ -232,7 +340,7 @@ impl<S: Store> Pool<S> {
             end = block.end,
             "block reserved"
         );
-        Ok((block, entries))
+        Ok(block)
     }
 }
 
@@ -245,47 +353,63 @@ impl<S: Store> Allocator<'_, S> {
                 self.c.cfg.quantity.unwrap_or(0)
             )));
         }
-        let exhausted = self
-            .c
-            .active
-            .as_ref()
-            .is_none_or(|a| a.pos >= a.entries.len());
+        let c = &mut self.c;
+        let exhausted = c.active.as_ref().is_none_or(|a| a.pos >= c.entries.len());
         if exhausted {
-            let want = self
-                .c
+            let want = c
                 .remaining
-                .map_or(self.c.cfg.block_size, |r| r.min(self.c.cfg.block_size));
-            let prev = self.c.active.take();
-            let (block, entries) = self.pool.reserve(
-                &self.c.gtin,
-                &self.c.line,
-                &self.c.batch,
+                .map_or(c.cfg.block_size, |r| r.min(c.cfg.block_size));
+            let mut prev = c.active.take();
+            let block = self.pool.reserve(
+                &c.gtin,
+                &c.line,
+                &c.batch,
                 want,
-                prev.as_ref().map(|a| &a.block),
-            )?;
-            self.c.active = Some(Active {
+                prev.as_mut().map(|a| &mut a.block),
+                &mut c.entries,
+            );
+            let block = match block {
+                Ok(b) => b,
+                Err(e) => {
+                    c.entries.clear();
+                    // Refused before its commit (e.g. the pool ran dry): the used-up
+                    // block stays this allocator's, to be closed with it. After a
+                    // failed commit it is left to recovery, as the store may hold it
+                    // closed.
+                    if let Some(mut p) = prev.filter(|p| p.block.status == BlockStatus::Open) {
+                        p.pos = 0;
+                        c.active = Some(p);
+                    }
+                    return Err(e);
+                }
+            };
+            c.active = Some(Active {
                 block,
-                entries,
                 pos: 0,
+                handed_upto: None,
             });
         }
-        let a = self
-            .c
+        let a = c
             .active
             .as_mut()
             .ok_or_else(|| PoolError::Usage("no active block".into()))?;
-        let (seq, payload) = a
+        let (seq, text) = c
             .entries
             .get(a.pos)
             .ok_or_else(|| PoolError::Usage("no serial left in the block".into()))?;
+        let payload = Payload::new(text).ok_or_else(|| PoolError::Corrupt {
+            key: format!("{} seq {seq}", c.gtin),
+            reason: format!("stored payload is {} bytes long", text.len()),
+        })?;
         a.pos += 1;
-        if let Some(r) = self.c.remaining.as_mut() {
+        a.handed_upto = Some(seq);
+        if let Some(r) = c.remaining.as_mut() {
             *r -= 1;
         }
         Ok(Handed {
             block: a.block.id,
-            seq: *seq,
-            payload: payload.to_string(),
+            seq,
+            payload,
         })
     }
 
@@ -304,12 +428,7 @@ impl<S: Store> Allocator<'_, S> {
                     h.serial()
                 ))
             })?;
-        let handed_upto = a
-            .pos
-            .checked_sub(1)
-            .and_then(|i| a.entries.get(i))
-            .map(|e| e.0);
-        if handed_upto.is_none_or(|last| h.seq > last) {
+        if a.handed_upto.is_none_or(|last| h.seq > last) {
             return Err(PoolError::Usage(format!(
                 "serial `{}` was not handed out yet",
                 h.serial()
@@ -317,9 +436,12 @@ impl<S: Store> Allocator<'_, S> {
         }
         if h.seq + 1 > a.block.encoded_upto {
             a.block.encoded_upto = h.seq + 1;
-            self.pool
-                .store
-                .put(Space::Ctl, &k_block(a.block.id), &to_json(&a.block))?;
+            // Serialised into the pool's reused buffer: no allocation of ours.
+            let pool = &mut *self.pool;
+            pool.scratch.clear();
+            write_json(&mut pool.scratch, &a.block);
+            pool.store
+                .put(Space::Ctl, &k_block(a.block.id), &pool.scratch)?;
         }
         Ok(())
     }
@@ -329,7 +451,7 @@ impl<S: Store> Allocator<'_, S> {
         self.c
             .active
             .as_ref()
-            .map_or(0, |a| (a.entries.len() - a.pos) as u64)
+            .map_or(0, |a| self.c.entries.len().saturating_sub(a.pos) as u64)
     }
 
     /// The state the pool holds for the current block's serials (Allocated until
@@ -361,9 +483,11 @@ impl<S: Store> Allocator<'_, S> {
     }
 
     fn close_inner(&mut self) -> Result<(), PoolError> {
-        if let Some(a) = self.c.active.take() {
-            let ops = Pool::<S>::close_ops(&a.block);
-            self.pool.commit_durable(ops, None)?;
+        if let Some(mut a) = self.c.active.take() {
+            self.c.entries.clear();
+            let mut ops = Ops::new();
+            Pool::<S>::close_ops(&mut a.block, &mut ops);
+            self.pool.commit_durable(&mut ops, None)?;
             let unused = a.block.end - a.block.encoded_upto;
             if unused > 0 {
                 tracing::info!(block = a.block.id, unused, state = %SerialState::SnInvalid, "block closed with unused serials");

@@ -39,20 +39,71 @@ pub fn bundle_start(n: u64) -> u64 {
     n << BUNDLE_BITS
 }
 
+/// Bytes a [`Key`] holds without allocating: every key of a GTIN-14 fits.
+const KEY_INLINE: usize = 40;
+
+/// A store key built without allocating (on the stack; a longer key than any GTIN-14
+/// key, which only an odd argument can make, goes to the heap). Derefs to its bytes.
+#[derive(Clone)]
+pub struct Key(KeyBytes);
+
+#[derive(Clone)]
+enum KeyBytes {
+    Inline(u8, [u8; KEY_INLINE]),
+    Heap(Vec<u8>),
+}
+
+impl Key {
+    /// The concatenation of `parts`.
+    pub fn of(parts: &[&[u8]]) -> Key {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        match u8::try_from(len) {
+            Ok(n) if len <= KEY_INLINE => {
+                let mut buf = [0u8; KEY_INLINE];
+                let mut at = 0;
+                for p in parts {
+                    if let Some(dst) = buf.get_mut(at..at + p.len()) {
+                        dst.copy_from_slice(p);
+                    }
+                    at += p.len();
+                }
+                Key(KeyBytes::Inline(n, buf))
+            }
+            _ => Key(KeyBytes::Heap(parts.concat())),
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            KeyBytes::Inline(n, buf) => buf.get(..usize::from(*n)).unwrap_or_default(),
+            KeyBytes::Heap(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({})", String::from_utf8_lossy(self).escape_debug())
+    }
+}
+
 /// The Serials-space key of bundle `n` of `gtin`.
-pub fn bundle_key(gtin: &str, n: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(gtin.len() + 8);
-    k.extend_from_slice(gtin.as_bytes());
-    k.extend_from_slice(&n.to_be_bytes());
-    k
+pub fn bundle_key(gtin: &str, n: u64) -> Key {
+    Key::of(&[gtin.as_bytes(), &n.to_be_bytes()])
 }
 
 /// The Index-space key of `bucket` of `gtin`.
-pub fn bucket_key(gtin: &str, bucket: u16) -> Vec<u8> {
-    let mut k = Vec::with_capacity(gtin.len() + 2);
-    k.extend_from_slice(gtin.as_bytes());
-    k.extend_from_slice(&bucket.to_be_bytes());
-    k
+pub fn bucket_key(gtin: &str, bucket: u16) -> Key {
+    Key::of(&[gtin.as_bytes(), &bucket.to_be_bytes()])
 }
 
 /// The stable 64-bit hash of a serial (FNV-1a 64, then the splitmix64 finaliser).
@@ -105,26 +156,40 @@ pub fn push_payload(bundle: &mut Vec<u8>, payload: &[u8]) -> Result<(), PoolErro
 
 /// The payloads of a bundle value, in seq order. `key` names the record in errors.
 pub fn bundle_payloads<'v>(key: &[u8], value: &'v [u8]) -> Result<Vec<&'v [u8]>, PoolError> {
-    let mut out = Vec::with_capacity(BUNDLE as usize);
+    bundle_iter(key, value).collect()
+}
+
+/// The payloads of a bundle value, in seq order, one by one (nothing allocated); a
+/// malformed record ends with an `Err`. `key` names the record in errors.
+pub fn bundle_iter<'k, 'v>(
+    key: &'k [u8],
+    value: &'v [u8],
+) -> impl Iterator<Item = Result<&'v [u8], PoolError>> + use<'k, 'v> {
     let mut rest = value;
-    while let Some((&len, tail)) = rest.split_first() {
+    let mut n = 0u64;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let (&len, tail) = rest.split_first()?;
         let len = usize::from(len);
-        let p = tail.get(..len).ok_or_else(|| {
-            corrupt(
+        let out = match tail.get(..len) {
+            None => Err(corrupt(
                 key,
-                format!("bundle entry {} runs past the end of the record", out.len()),
-            )
-        })?;
-        out.push(p);
+                format!("bundle entry {n} runs past the end of the record"),
+            )),
+            Some(_) if n >= BUNDLE => Err(corrupt(
+                key,
+                format!("bundle holds more than {BUNDLE} serials"),
+            )),
+            Some(p) => Ok(p),
+        };
+        failed = out.is_err();
         rest = tail.get(len..).unwrap_or_default();
-    }
-    if out.len() as u64 > BUNDLE {
-        return Err(corrupt(
-            key,
-            format!("bundle holds {} serials, at most {BUNDLE}", out.len()),
-        ));
-    }
-    Ok(out)
+        n += 1;
+        Some(out)
+    })
 }
 
 /// The byte length of the first `n` entries of a bundle value.
@@ -191,6 +256,32 @@ pub fn bucket_find(entries: &[BucketEntry<'_>], serial: &[u8]) -> Option<u64> {
         .map(|e| e.1)
 }
 
+/// Look `serial` up in a bucket value without decoding it into a list (every entry is
+/// still checked for its form): its seq. `key` names the record in errors.
+pub fn bucket_lookup(key: &[u8], value: &[u8], serial: &[u8]) -> Result<Option<u64>, PoolError> {
+    let mut found = None;
+    let mut rest = value;
+    let mut i = 0usize;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        let (s, seq) = tail.get(..len).zip(tail.get(len..len + 8)).ok_or_else(|| {
+            corrupt(
+                key,
+                format!("index entry {i} runs past the end of the record"),
+            )
+        })?;
+        let seq: [u8; 8] = seq
+            .try_into()
+            .map_err(|_| corrupt(key, "index entry seq is not 8 bytes".into()))?;
+        if s == serial {
+            found = Some(u64::from_be_bytes(seq));
+        }
+        rest = tail.get(len + 8..).unwrap_or_default();
+        i += 1;
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +304,16 @@ mod tests {
         assert_eq!(e, [(&b"A1"[..], 7), (&b"B2"[..], 1 << 40)]);
         assert_eq!(bucket_find(&e, b"B2"), Some(1 << 40));
         assert_eq!(bucket_find(&e, b"B3"), None);
+        assert_eq!(bucket_lookup(b"k", &v, b"B2").unwrap(), Some(1 << 40));
+        assert_eq!(bucket_lookup(b"k", &v, b"A1").unwrap(), Some(7));
+        assert_eq!(bucket_lookup(b"k", &v, b"B3").unwrap(), None);
+        assert!(bucket_lookup(b"k", v.get(..v.len() - 3).unwrap(), b"A1").is_err());
+        assert_eq!(
+            &*bucket_key("09506000134352", 0x0102),
+            b"09506000134352\x01\x02"
+        );
+        let long = "9".repeat(60);
+        assert_eq!(bucket_key(&long, 1).len(), 62);
         assert!(bucket_entries(b"k", v.get(..v.len() - 3).unwrap()).is_err());
         assert!(push_payload(&mut b, &[b'x'; 256]).is_err());
     }

@@ -76,12 +76,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::market::Market;
-pub use alloc::{Allocator, Handed, SharedAllocator, SharedPool};
+pub use alloc::{Allocator, Handed, Payload, SharedAllocator, SharedPool};
 pub use forecast::{Forecast, PoolLevel};
 pub use hwm::{Hwm, HwmError, Mark};
+use layout::Key;
 pub use source::{Format, SerialRecord, Source, SourceError};
 pub use state::{SerialState, TransitionError, transition};
-pub use store::{Op, SledConfig, SledStore, Space, Store, StoreError};
+pub use store::{Op, Ops, SledConfig, SledStore, Space, Store, StoreError};
 pub use verify::VerifyReport;
 
 /// Group separator between a serial and its AI 91/92 tail in a stored payload.
@@ -289,6 +290,29 @@ pub struct Block {
 impl Block {
     /// The state a seq inside this block has, before any override.
     fn base_state(&self, seq: u64) -> SerialState {
+        BlockRange {
+            start: self.start,
+            end: self.end,
+            encoded_upto: self.encoded_upto,
+            status: self.status,
+        }
+        .base_state(seq)
+    }
+}
+
+/// What a state lookup needs of a block record: its seqs, watermark and status (the
+/// record decoded without its strings, so a lookup allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+struct BlockRange {
+    start: u64,
+    end: u64,
+    encoded_upto: u64,
+    status: BlockStatus,
+}
+
+impl BlockRange {
+    /// As [`Block::base_state`].
+    fn base_state(&self, seq: u64) -> SerialState {
         if seq < self.encoded_upto {
             SerialState::Encoded
         } else if self.status == BlockStatus::Open {
@@ -398,32 +422,33 @@ pub struct InvalidReport {
 
 // ---- keys ----------------------------------------------------------------------------
 
-fn ctl_key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = prefix.to_vec();
-    for p in parts {
-        k.extend_from_slice(p);
+fn ctl_key(prefix: &[u8], parts: &[&[u8]]) -> Key {
+    match parts {
+        [] => Key::of(&[prefix]),
+        [a] => Key::of(&[prefix, a]),
+        [a, b] => Key::of(&[prefix, a, b]),
+        _ => Key::of(&[prefix, &parts.concat()]),
     }
-    k
 }
-fn k_gtin(g: &str) -> Vec<u8> {
+fn k_gtin(g: &str) -> Key {
     ctl_key(b"g/", &[g.as_bytes()])
 }
-fn k_block(id: u64) -> Vec<u8> {
+fn k_block(id: u64) -> Key {
     ctl_key(b"b/", &[&id.to_be_bytes()])
 }
-fn k_active(id: u64) -> Vec<u8> {
+fn k_active(id: u64) -> Key {
     ctl_key(b"a/", &[&id.to_be_bytes()])
 }
-fn k_report(id: u64) -> Vec<u8> {
+fn k_report(id: u64) -> Key {
     ctl_key(b"r/", &[&id.to_be_bytes()])
 }
-fn k_bidx(g: &str, start: u64) -> Vec<u8> {
+fn k_bidx(g: &str, start: u64) -> Key {
     ctl_key(b"k/", &[g.as_bytes(), &start.to_be_bytes()])
 }
-fn k_over(g: &str, seq: u64) -> Vec<u8> {
+fn k_over(g: &str, seq: u64) -> Key {
     ctl_key(b"o/", &[g.as_bytes(), &seq.to_be_bytes()])
 }
-fn k_token(t: &str) -> Vec<u8> {
+fn k_token(t: &str) -> Key {
     ctl_key(b"t/", &[t.as_bytes()])
 }
 /// The end of a prefix range (all our keys after a prefix are < 0xff bytes).
@@ -462,9 +487,17 @@ fn json<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, PoolErr
     })
 }
 
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    // Our record types contain only strings, numbers and enums: serialising cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
+/// Serialise `v` onto the end of `out` (a reused buffer: no allocation once it has
+/// grown to the record's size).
+fn write_json<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+    // Our record types contain only strings, numbers and enums, and a Vec never refuses
+    // a write: serialising cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// `ops.put(key, JSON of v)`, serialised in place.
+fn put_json<T: Serialize>(ops: &mut Ops, key: &[u8], v: &T) {
+    ops.put_with(key, |out| write_json(out, v));
 }
 
 /// The serial part of a stored payload.
@@ -504,6 +537,11 @@ pub struct Pool<S: Store = SledStore> {
     recovery: Recovery,
     /// Serials per import chunk ([`IMPORT_CHUNK`]; smaller in tests).
     import_chunk: usize,
+    /// The batch of the next durable commit on the per-unit paths (state changes,
+    /// block reservation), kept between commits so that building one allocates nothing.
+    ops: Ops,
+    /// A record being serialised (the Encoded watermark's block record).
+    scratch: Vec<u8>,
 }
 
 impl Pool<SledStore> {
@@ -655,6 +693,8 @@ impl Pool<SledStore> {
             next_import,
             recovery: Recovery::default(),
             import_chunk: IMPORT_CHUNK,
+            ops: Ops::new(),
+            scratch: Vec::new(),
         };
         pool.recovery.migrated_from_format1 = backup;
         pool.recover()?;
@@ -664,14 +704,11 @@ impl Pool<SledStore> {
     fn create(dir: &Path, lock: File, cfg: &SledConfig) -> Result<Pool<SledStore>, PoolError> {
         let store = SledStore::open(&dir.join("store"), true, cfg)?;
         let store_id: u64 = rand::random();
-        store.commit(vec![
-            Op::Put(M_ID.to_vec(), store_id.to_be_bytes().to_vec()),
-            Op::Put(M_GEN.to_vec(), 0u64.to_be_bytes().to_vec()),
-            Op::Put(
-                M_FORMAT.to_vec(),
-                layout::FORMAT_VERSION.to_be_bytes().to_vec(),
-            ),
-        ])?;
+        let mut ops = Ops::new();
+        ops.put(M_ID, &store_id.to_be_bytes());
+        ops.put(M_GEN, &0u64.to_be_bytes());
+        ops.put(M_FORMAT, &layout::FORMAT_VERSION.to_be_bytes());
+        store.commit(&ops)?;
         store.make_durable()?;
         let hwm = Hwm::create(
             &dir.join("hwm"),
@@ -697,6 +734,8 @@ impl Pool<SledStore> {
             next_import: 1,
             recovery: Recovery::default(),
             import_chunk: IMPORT_CHUNK,
+            ops: Ops::new(),
+            scratch: Vec::new(),
         })
     }
 }
@@ -719,13 +758,9 @@ impl<S: Store> Pool<S> {
 
     /// Commit `ops` atomically with a new generation, make the store durable, then
     /// advance the high-water mark. Returns after everything is on disk.
-    fn commit_durable(
-        &mut self,
-        mut ops: Vec<Op>,
-        last_block: Option<u64>,
-    ) -> Result<(), PoolError> {
+    fn commit_durable(&mut self, ops: &mut Ops, last_block: Option<u64>) -> Result<(), PoolError> {
         let generation = self.generation + 1;
-        ops.push(Op::Put(M_GEN.to_vec(), generation.to_be_bytes().to_vec()));
+        ops.put(M_GEN, &generation.to_be_bytes());
         self.store.commit(ops)?;
         self.store.make_durable()?;
         self.generation = generation;
@@ -739,7 +774,7 @@ impl<S: Store> Pool<S> {
         Ok(())
     }
 
-    fn scan_ctl(&self, prefix: &[u8]) -> store::Scan<'_> {
+    fn scan_ctl(&self, prefix: &[u8]) -> S::Scan<'_> {
         self.store.scan(Space::Ctl, prefix, &prefix_end(prefix))
     }
 
@@ -764,6 +799,20 @@ impl<S: Store> Pool<S> {
     }
 
     fn block(&self, id: u64) -> Result<Block, PoolError> {
+        let k = k_block(id);
+        let v = self
+            .store
+            .get(Space::Ctl, &k)?
+            .ok_or_else(|| PoolError::Corrupt {
+                key: printable(&k),
+                reason: "block record missing".into(),
+            })?;
+        json(&k, &v)
+    }
+
+    /// The seqs and states of block `id` (its record decoded without its strings: no
+    /// allocation).
+    fn block_range(&self, id: u64) -> Result<BlockRange, PoolError> {
         let k = k_block(id);
         let v = self
             .store
@@ -814,7 +863,7 @@ impl<S: Store> Pool<S> {
             self.recovery.staged_removed += self.remove_staged(&gtin, meta.next_seq)?;
         }
         // 2. Blocks left open by a process that died.
-        let mut ops = Vec::new();
+        let mut ops = Ops::new();
         let mut ids = Vec::new();
         for kv in self.scan_ctl(b"a/") {
             let (k, _) = kv?;
@@ -826,16 +875,16 @@ impl<S: Store> Pool<S> {
             tracing::warn!(block = id, gtin = %b.gtin, line = %b.line, batch = %b.batch, invalid,
                 "recovery: block was open when its process died; unused serials become SNInvalid");
             b.status = BlockStatus::Closed;
-            ops.push(Op::Put(k_block(id), to_json(&b)));
-            ops.push(Op::Del(k_active(id)));
+            put_json(&mut ops, &k_block(id), &b);
+            ops.del(&k_active(id));
             if invalid > 0 {
-                ops.push(Op::Put(k_report(id), Vec::new()));
+                ops.put(&k_report(id), &[]);
             }
             self.recovery.blocks_closed += 1;
             self.recovery.serials_invalidated += invalid;
         }
         if !ops.is_empty() || self.generation > self.hwm.mark().generation {
-            self.commit_durable(ops, None)?;
+            self.commit_durable(&mut ops, None)?;
         }
         Ok(())
     }
@@ -864,11 +913,12 @@ impl<S: Store> Pool<S> {
         ) {
             let (k, v) = kv?;
             let base = layout::bundle_start(tail_u64(&k)?);
-            for (seq, p) in (base..).zip(layout::bundle_payloads(&k, &v)?) {
+            for (seq, p) in (base..).zip(layout::bundle_iter(&k, &v)) {
                 if seq < from {
+                    p?;
                     continue;
                 }
-                if seq >= to || !f(seq, p)? {
+                if seq >= to || !f(seq, p?)? {
                     return Ok(());
                 }
             }
@@ -1026,17 +1076,14 @@ impl<S: Store> Pool<S> {
             ..meta
         };
         drop(stager);
-        let mut ops = vec![
-            Op::Put(k_gtin(&gtin), to_json(&new_meta)),
-            Op::Put(
-                ctl_key(b"p/", &[&report.import_id.to_be_bytes()]),
-                to_json(&report),
-            ),
-            Op::Put(
-                M_NEXT_IMPORT.to_vec(),
-                (self.next_import + 1).to_be_bytes().to_vec(),
-            ),
-        ];
+        let mut ops = Ops::new();
+        put_json(&mut ops, &k_gtin(&gtin), &new_meta);
+        put_json(
+            &mut ops,
+            &ctl_key(b"p/", &[&report.import_id.to_be_bytes()]),
+            &report,
+        );
+        ops.put(M_NEXT_IMPORT, &(self.next_import + 1).to_be_bytes());
         if let Some((mut rec, collection_id, digest, count)) = token {
             rec.received = Some(ReceivedCollection {
                 collection_id,
@@ -1044,9 +1091,9 @@ impl<S: Store> Pool<S> {
                 digest,
                 report: report.clone(),
             });
-            ops.push(Op::Put(k_token(&rec.token), to_json(&rec)));
+            put_json(&mut ops, &k_token(&rec.token), &rec);
         }
-        self.commit_durable(ops, None)?;
+        self.commit_durable(&mut ops, None)?;
         self.next_import += 1;
         tracing::info!(gtin = %gtin, imported = report.imported, duplicates_in_pool = report.duplicates_in_pool,
             duplicates_in_file = report.duplicates_in_file, source = name, "import committed");
@@ -1133,26 +1180,24 @@ impl<S: Store> Pool<S> {
         Ok(out)
     }
 
-    fn seq_of(&self, gtin: &str, serial: &str) -> Result<Option<u64>, PoolError> {
+    /// The seq of `serial` among the live serials of `gtin` (whose record is `meta`).
+    fn seq_of(&self, gtin: &str, meta: &GtinMeta, serial: &str) -> Result<Option<u64>, PoolError> {
         let ik = layout::bucket_key(gtin, layout::bucket_of(serial.as_bytes()));
         let Some(v) = self.store.get(Space::Index, &ik)? else {
             return Ok(None);
         };
-        let Some(seq) = layout::bucket_find(&layout::bucket_entries(&ik, &v)?, serial.as_bytes())
-        else {
-            return Ok(None);
-        };
-        let live = self.gtin_meta(gtin)?.is_some_and(|m| seq < m.next_seq);
-        Ok(live.then_some(seq))
+        let seq = layout::bucket_lookup(&ik, &v, serial.as_bytes())?;
+        Ok(seq.filter(|s| *s < meta.next_seq))
     }
 
     fn state_at(&self, gtin: &str, meta: &GtinMeta, seq: u64) -> Result<SerialState, PoolError> {
-        if let Some(v) = self.store.get(Space::Ctl, &k_over(gtin, seq))? {
+        let ok = k_over(gtin, seq);
+        if let Some(v) = self.store.get(Space::Ctl, &ok)? {
             return v
                 .first()
                 .and_then(|c| SerialState::from_code(*c))
                 .ok_or_else(|| PoolError::Corrupt {
-                    key: printable(&k_over(gtin, seq)),
+                    key: printable(&ok),
                     reason: "bad state code".into(),
                 });
         }
@@ -1160,9 +1205,12 @@ impl<S: Store> Pool<S> {
             return Ok(SerialState::Unallocated);
         }
         let probe = k_bidx(gtin, seq.saturating_add(1));
+        let prefix = probe
+            .get(..probe.len().saturating_sub(8))
+            .unwrap_or_default();
         match self.store.get_lt(Space::Ctl, &probe)? {
-            Some((k, v)) if k.starts_with(&ctl_key(b"k/", &[gtin.as_bytes()])) => {
-                let b = self.block(be_u64(&k, &v)?)?;
+            Some((k, v)) if k.starts_with(prefix) && k.len() == probe.len() => {
+                let b = self.block_range(be_u64(&k, &v)?)?;
                 if seq >= b.start && seq < b.end {
                     Ok(b.base_state(seq))
                 } else {
@@ -1185,7 +1233,7 @@ impl<S: Store> Pool<S> {
         let Some(meta) = self.gtin_meta(&gtin)? else {
             return Ok(None);
         };
-        match self.seq_of(&gtin, serial)? {
+        match self.seq_of(&gtin, &meta, serial)? {
             Some(seq) => Ok(Some(self.state_at(&gtin, &meta, seq)?)),
             None => Ok(None),
         }
@@ -1206,48 +1254,57 @@ impl<S: Store> Pool<S> {
                 "use return_unallocated to return serials".into(),
             ));
         }
-        let ops = self.override_ops(gtin, serials, to)?.1;
-        self.commit_durable(ops, None)
+        // The pool's own batch, kept between calls: a state change allocates nothing.
+        let mut ops = std::mem::take(&mut self.ops);
+        ops.clear();
+        let r = self
+            .override_ops(gtin, serials, to, &mut ops)
+            .and_then(|_| self.commit_durable(&mut ops, None));
+        self.ops = ops;
+        r
     }
 
+    /// Add to `ops` the overrides that move `serials` of `gtin` to `to`, each checked by
+    /// [`transition`]; returns the GTIN-14. Allocates nothing unless it refuses.
     fn override_ops(
         &self,
         gtin: &str,
         serials: &[impl AsRef<str>],
         to: SerialState,
-    ) -> Result<(String, Vec<Op>), PoolError> {
-        let gtin = rules::normalise_gtin(gtin).map_err(PoolError::BadGtin)?;
+        ops: &mut Ops,
+    ) -> Result<rules::Gtin14, PoolError> {
+        let g14 = rules::gtin14(gtin).map_err(PoolError::BadGtin)?;
+        let gtin = g14.as_str();
         let meta = self
-            .gtin_meta(&gtin)?
-            .ok_or_else(|| PoolError::UnknownGtin(gtin.clone()))?;
-        let mut ops = Vec::new();
+            .gtin_meta(gtin)?
+            .ok_or_else(|| PoolError::UnknownGtin(gtin.to_string()))?;
         for s in serials {
             let s = s.as_ref();
             let unknown = || PoolError::UnknownSerial {
-                gtin: gtin.clone(),
+                gtin: gtin.to_string(),
                 serial: s.to_string(),
             };
-            let seq = self.seq_of(&gtin, s)?.ok_or_else(unknown)?;
-            let from = self.state_at(&gtin, &meta, seq)?;
+            let seq = self.seq_of(gtin, &meta, s)?.ok_or_else(unknown)?;
+            let from = self.state_at(gtin, &meta, seq)?;
             // Invalidating or returning is only offered for serials never reserved: a
             // reserved serial's fate belongs to its block.
             if matches!(to, SerialState::SnInvalid | SerialState::Returned)
                 && from != SerialState::Unallocated
             {
                 return Err(PoolError::Transition {
-                    gtin: gtin.clone(),
+                    gtin: gtin.to_string(),
                     serial: s.to_string(),
                     source: TransitionError { from, to },
                 });
             }
             transition(from, to).map_err(|source| PoolError::Transition {
-                gtin: gtin.clone(),
+                gtin: gtin.to_string(),
                 serial: s.to_string(),
                 source,
             })?;
-            ops.push(Op::Put(k_over(&gtin, seq), vec![to.code()]));
+            ops.put(&k_over(gtin, seq), &[to.code()]);
         }
-        Ok((gtin, ops))
+        Ok(g14)
     }
 
     /// Return Unallocated serials to the site server (SNReturnUnallocated): they become
@@ -1258,18 +1315,14 @@ impl<S: Store> Pool<S> {
         serials: &[&str],
         reason: &str,
     ) -> Result<u64, PoolError> {
-        let (gtin, mut ops) = self.override_ops(gtin, serials, SerialState::Returned)?;
+        let mut ops = Ops::new();
+        let gtin = self.override_ops(gtin, serials, SerialState::Returned, &mut ops)?;
         let id = self.next_import;
-        let record = serde_json::json!({ "gtin": gtin, "serials": serials, "reason": reason });
-        ops.push(Op::Put(
-            ctl_key(b"n/", &[&id.to_be_bytes()]),
-            to_json(&record),
-        ));
-        ops.push(Op::Put(
-            M_NEXT_IMPORT.to_vec(),
-            (id + 1).to_be_bytes().to_vec(),
-        ));
-        self.commit_durable(ops, None)?;
+        let record =
+            serde_json::json!({ "gtin": gtin.as_str(), "serials": serials, "reason": reason });
+        put_json(&mut ops, &ctl_key(b"n/", &[&id.to_be_bytes()]), &record);
+        ops.put(M_NEXT_IMPORT, &(id + 1).to_be_bytes());
+        self.commit_durable(&mut ops, None)?;
         self.next_import += 1;
         Ok(id)
     }
@@ -1313,7 +1366,9 @@ impl<S: Store> Pool<S> {
                 "block {block} has no pending SNInvalid report"
             )));
         }
-        self.commit_durable(vec![Op::Del(k_report(block))], None)
+        let mut ops = Ops::new();
+        ops.del(&k_report(block));
+        self.commit_durable(&mut ops, None)
     }
 
     /// Call `f(serial payload, state)` for every serial of a GTIN, in seq order.
@@ -1377,7 +1432,9 @@ impl<S: Store> Pool<S> {
             count,
             received: None,
         };
-        self.commit_durable(vec![Op::Put(k_token(&token), to_json(&rec))], None)?;
+        let mut ops = Ops::new();
+        put_json(&mut ops, &k_token(&token), &rec);
+        self.commit_durable(&mut ops, None)?;
         Ok(rec)
     }
 

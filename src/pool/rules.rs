@@ -11,27 +11,56 @@ pub fn is_cset82(c: char) -> bool {
     u8::try_from(c).is_ok_and(|b| SerialCharset::Cset82.contains(b))
 }
 
-/// Check a GTIN (8, 12, 13 or 14 digits, GS1 check digit) and return it as GTIN-14.
-pub fn normalise_gtin(gtin: &str) -> Result<String, String> {
+/// A checked GTIN-14 (14 ASCII digits, right check digit), held inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Gtin14([u8; 14]);
+
+impl Gtin14 {
+    /// The 14 digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Gtin14 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Check a GTIN (8, 12, 13 or 14 digits, GS1 check digit) and return it as GTIN-14,
+/// without allocating (the error text aside).
+pub fn gtin14(gtin: &str) -> Result<Gtin14, String> {
     let g = gtin.trim();
     if !matches!(g.len(), 8 | 12 | 13 | 14) || !g.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("GTIN `{gtin}` must be 8, 12, 13 or 14 digits"));
     }
-    let g14 = format!("{g:0>14}");
-    let digits: Vec<u32> = g14.bytes().map(|b| u32::from(b - b'0')).collect();
-    let (body, check) = digits.split_at(13);
+    let mut g14 = [b'0'; 14];
+    if let Some(tail) = g14.get_mut(14 - g.len()..) {
+        tail.copy_from_slice(g.as_bytes());
+    }
+    let (body, check) = g14.split_at(13);
     let sum: u32 = body
         .iter()
         .enumerate()
-        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .map(|(i, d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 0 { d * 3 } else { d }
+        })
         .sum();
     let want = (10 - sum % 10) % 10;
-    if check.first() != Some(&want) {
+    if check.first().map(|c| u32::from(c - b'0')) != Some(want) {
         return Err(format!(
             "GTIN `{gtin}` has a wrong check digit (expected {want})"
         ));
     }
-    Ok(g14)
+    Ok(Gtin14(g14))
+}
+
+/// Check a GTIN (8, 12, 13 or 14 digits, GS1 check digit) and return it as GTIN-14.
+pub fn normalise_gtin(gtin: &str) -> Result<String, String> {
+    gtin14(gtin).map(|g| g.as_str().to_string())
 }
 
 /// The market's serial rules.
@@ -84,6 +113,8 @@ mod tests {
         );
         assert!(normalise_gtin("0950600013435X").is_err());
         assert!(normalise_gtin("123").is_err());
+        assert_eq!(gtin14("9506000134352").unwrap().as_str(), "09506000134352");
+        assert!(gtin14("09506000134353").is_err());
     }
 
     #[test]

@@ -344,7 +344,7 @@ pub(super) fn remove_staged<S: Store>(store: &S, gtin: &str, from: u64) -> Resul
         } else if keep < payloads.len() {
             let len = bundle_prefix_len(&k, &v, keep)?;
             let kept = v.get(..len).unwrap_or_default().to_vec();
-            trim = Some((k, kept));
+            trim = Some((k.to_vec(), kept));
         }
     }
     if removed == 0 {

@@ -37,13 +37,85 @@ pub enum Space {
     LegacyIndex,
 }
 
-/// One write of an atomic [`Store::commit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+/// One write of an atomic [`Store::commit`], borrowed from an [`Ops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
     /// Set `key` to `value`.
-    Put(Vec<u8>, Vec<u8>),
+    Put(&'a [u8], &'a [u8]),
     /// Remove `key`.
-    Del(Vec<u8>),
+    Del(&'a [u8]),
+}
+
+/// The writes of one atomic [`Store::commit`], in order. Keys and values are copied into
+/// one byte buffer, so a batch kept and [`Ops::clear`]ed between commits allocates
+/// nothing once its buffers have grown to the largest batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ops {
+    bytes: Vec<u8>,
+    /// Per write: where its key ends in `bytes` and, for a put, where its value ends
+    /// (each write starts where the previous one ended).
+    ends: Vec<(usize, Option<usize>)>,
+}
+
+impl Ops {
+    /// An empty batch.
+    pub fn new() -> Ops {
+        Ops::default()
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.put_with(key, |b| b.extend_from_slice(value));
+    }
+
+    /// Set `key` to what `write` appends to the buffer it is given (e.g. a record
+    /// serialised in place).
+    pub fn put_with(&mut self, key: &[u8], write: impl FnOnce(&mut Vec<u8>)) {
+        self.bytes.extend_from_slice(key);
+        let k = self.bytes.len();
+        write(&mut self.bytes);
+        self.ends.push((k, Some(self.bytes.len())));
+    }
+
+    /// Remove `key`.
+    pub fn del(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push((self.bytes.len(), None));
+    }
+
+    /// Forget every write, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// No writes.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The number of writes.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The writes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Op<'_>> + '_ {
+        let mut at = 0usize;
+        self.ends.iter().map(move |&(k, v)| {
+            let key = self.bytes.get(at..k).unwrap_or_default();
+            match v {
+                Some(v) => {
+                    at = v;
+                    Op::Put(key, self.bytes.get(k..v).unwrap_or_default())
+                }
+                None => {
+                    at = k;
+                    Op::Del(key)
+                }
+            }
+        })
+    }
 }
 
 /// A storage failure. All are fatal for the operation that met them.
@@ -68,36 +140,44 @@ pub enum StoreError {
     },
 }
 
-/// A key-value pair returned by a scan.
-pub type Kv = (Vec<u8>, Vec<u8>);
-
-/// An iterator over a key range; every `Err` is fatal.
-pub type Scan<'a> = Box<dyn Iterator<Item = Result<Kv, StoreError>> + 'a>;
-
 /// The storage the pool needs: ordered keys, range scans, an atomic batch on `Ctl`,
 /// compare-and-swap for the index, and a way to make everything written so far durable.
+/// Values are handed out as the store holds them ([`Store::Value`], sled's
+/// reference-counted `IVec`), never copied into new vectors.
 pub trait Store {
+    /// A stored key or value as the store hands it out.
+    type Value: std::ops::Deref<Target = [u8]> + AsRef<[u8]> + std::fmt::Debug;
+    /// An iterator over a key range; every `Err` is fatal.
+    type Scan<'a>: Iterator<Item = Result<(Self::Value, Self::Value), StoreError>>
+    where
+        Self: 'a;
     /// Read one key.
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Self::Value>, StoreError>;
     /// Write one key (not durable until [`Store::make_durable`]).
     fn put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     /// Remove one key.
     fn del(&self, space: Space, key: &[u8]) -> Result<(), StoreError>;
     /// Set `key` to `new` only if it currently holds `old`; on a mismatch return the
     /// current value as `Err`-free `Some(current)`.
+    #[allow(clippy::type_complexity)]
     fn cas(
         &self,
         space: Space,
         key: &[u8],
         old: Option<&[u8]>,
         new: Option<&[u8]>,
-    ) -> Result<Result<(), Option<Vec<u8>>>, StoreError>;
-    /// The greatest key strictly below `key`.
-    fn get_lt(&self, space: Space, key: &[u8]) -> Result<Option<Kv>, StoreError>;
+    ) -> Result<Result<(), Option<Self::Value>>, StoreError>;
+    /// The greatest key strictly below `key`, with its value.
+    #[allow(clippy::type_complexity)]
+    fn get_lt(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<(Self::Value, Self::Value)>, StoreError>;
     /// Keys in `[start, end)`, in order.
-    fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> Scan<'a>;
+    fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> Self::Scan<'a>;
     /// Apply `ops` to `Ctl` atomically (all or none survive a crash).
-    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    fn commit(&self, ops: &Ops) -> Result<(), StoreError>;
     /// Make every write so far durable against power loss.
     fn make_durable(&self) -> Result<(), StoreError>;
     /// Bytes on disk.
@@ -260,12 +340,29 @@ fn in_sled<R>(f: impl FnOnce() -> R) -> R {
     crate::pipeline::probe::inside(crate::pipeline::probe::Inside::Sled, f)
 }
 
+/// A range scan of the sled store (or the error that kept it from starting).
+pub struct SledScan {
+    iter: Result<sled::Iter, Option<StoreError>>,
+}
+
+impl Iterator for SledScan {
+    type Item = Result<(sled::IVec, sled::IVec), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.iter {
+            Ok(iter) => in_sled(|| iter.next()).map(|r| r.map_err(io_err("scan"))),
+            Err(e) => e.take().map(Err),
+        }
+    }
+}
+
 impl Store for SledStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    type Value = sled::IVec;
+    type Scan<'a> = SledScan;
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         let tree = self.tree(space)?;
-        Ok(in_sled(|| tree.get(key))
-            .map_err(io_err("read"))?
-            .map(|v| v.to_vec()))
+        in_sled(|| tree.get(key)).map_err(io_err("read"))
     }
 
     fn put(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -286,39 +383,36 @@ impl Store for SledStore {
         key: &[u8],
         old: Option<&[u8]>,
         new: Option<&[u8]>,
-    ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
+    ) -> Result<Result<(), Option<sled::IVec>>, StoreError> {
         let tree = self.tree(space)?;
         match in_sled(|| tree.compare_and_swap(key, old, new)).map_err(io_err("write"))? {
             Ok(()) => Ok(Ok(())),
-            Err(e) => Ok(Err(e.current.map(|v| v.to_vec()))),
+            Err(e) => Ok(Err(e.current)),
         }
     }
 
-    fn get_lt(&self, space: Space, key: &[u8]) -> Result<Option<Kv>, StoreError> {
+    fn get_lt(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<(sled::IVec, sled::IVec)>, StoreError> {
         let tree = self.tree(space)?;
-        Ok(in_sled(|| tree.get_lt(key))
-            .map_err(io_err("read"))?
-            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+        in_sled(|| tree.get_lt(key)).map_err(io_err("read"))
     }
 
-    fn scan<'a>(&'a self, space: Space, start: &[u8], end: &[u8]) -> Scan<'a> {
-        let tree = match self.tree(space) {
-            Ok(t) => t,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
-        let mut iter = in_sled(|| tree.range(start.to_vec()..end.to_vec()));
-        Box::new(std::iter::from_fn(move || {
-            in_sled(|| iter.next()).map(|r| {
-                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(io_err("scan"))
-            })
-        }))
+    fn scan(&self, space: Space, start: &[u8], end: &[u8]) -> SledScan {
+        SledScan {
+            iter: self
+                .tree(space)
+                .map(|tree| in_sled(|| tree.range(start..end)))
+                .map_err(Some),
+        }
     }
 
-    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    fn commit(&self, ops: &Ops) -> Result<(), StoreError> {
         in_sled(|| {
             let mut batch = sled::Batch::default();
-            for op in ops {
+            for op in ops.iter() {
                 match op {
                     Op::Put(k, v) => batch.insert(k, v),
                     Op::Del(k) => batch.remove(k),

@@ -62,7 +62,7 @@ fn reserve_hand_out_encode_and_recover_after_a_crash() {
     let fake = Handed {
         block: h2.block,
         seq: h2.seq + 1,
-        payload: "A3".into(),
+        payload: super::alloc::Payload::new("A3").unwrap(),
     };
     assert!(a.mark_encoded(&fake).is_err());
     // Crash: the allocator vanishes without closing its block.
@@ -362,6 +362,11 @@ fn russian_codes_keep_their_crypto_tail() {
     assert_eq!(h.extra_ais()[0], ("91", "EE07"));
     assert_eq!(h.extra_ai("91"), Some("EE07"));
     assert_eq!(h.extra_ai("21"), None);
+    assert_eq!(
+        h.extra_ai("92"),
+        Some("Ab1+/=cryptocryptocryptocryptocryptocrypto12")
+    );
+    assert_eq!(h.extra_ai("93"), None);
     a.mark_encoded(&h).unwrap();
     a.close().unwrap();
     // A serial without its tail is refused.
@@ -539,12 +544,9 @@ fn a_store_in_a_newer_format_is_refused_by_name() {
     let d = tempfile::tempdir().unwrap();
     {
         let p = new_pool(d.path());
-        p.store
-            .commit(vec![Op::Put(
-                M_FORMAT.to_vec(),
-                3u64.to_be_bytes().to_vec(),
-            )])
-            .unwrap();
+        let mut ops = Ops::new();
+        ops.put(M_FORMAT, &3u64.to_be_bytes());
+        p.store.commit(&ops).unwrap();
         p.store.make_durable().unwrap();
     }
     let e = Pool::open(d.path(), OpenMode::MustExist)
@@ -803,4 +805,125 @@ fn a_shared_allocator_keeps_its_block_while_others_use_the_pool() {
         Some(SerialState::Unallocated)
     );
     assert!(g.verify().unwrap().ok());
+}
+
+/// State changes read each serial's block record from the store as it is now (no copy
+/// of it is kept): after a block is used up and the next one reserved, after Encoded
+/// moves, after a refused change (whose writes must not ride along with the next
+/// commit) and after crash recovery closed the open block.
+#[test]
+fn state_changes_follow_the_block_records_through_refills_and_recovery() {
+    let d = tempfile::tempdir().unwrap();
+    let mut p = new_pool(d.path());
+    let serials = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"];
+    p.import(G, Some(Market::UsDscsa), list(&serials), "t")
+        .unwrap();
+    let mut a = p.allocator(G, "L1", "B1", cfg_of(3)).unwrap();
+    let h: Vec<Handed> = (0..3).map(|_| a.next_serial().unwrap()).collect();
+    a.mark_encoded(&h[1]).unwrap();
+    let pool = a.pool_mut();
+    pool.set_state(G, &["S1"], SerialState::Commissioned)
+        .unwrap();
+    // S3 is Allocated (handed out, never sent): refused, and S2's write is not kept.
+    let e = pool
+        .set_state(G, &["S2", "S3"], SerialState::Commissioned)
+        .unwrap_err();
+    assert!(matches!(e, PoolError::Transition { .. }), "{e}");
+    // A repeated report is refused too.
+    pool.set_state(G, &["S1"], SerialState::Commissioned)
+        .unwrap_err();
+    assert_eq!(pool.state_of(G, "S2").unwrap(), Some(SerialState::Encoded));
+    // Block 1 used up: the next serial reserves block 2 and closes block 1, so S3
+    // (never marked Encoded) is SNInvalid from then on.
+    let h4 = a.next_serial().unwrap();
+    assert_eq!((h4.serial(), h4.block), ("S4", h[0].block + 1));
+    let pool = a.pool_mut();
+    assert_eq!(
+        pool.state_of(G, "S3").unwrap(),
+        Some(SerialState::SnInvalid)
+    );
+    pool.set_state(G, &["S3"], SerialState::Commissioned)
+        .unwrap_err();
+    pool.set_state(G, &["S4"], SerialState::Commissioned)
+        .unwrap_err();
+    a.mark_encoded(&h4).unwrap();
+    a.pool_mut()
+        .set_state(G, &["S2", "S4"], SerialState::Commissioned)
+        .unwrap();
+    let h5 = a.next_serial().unwrap();
+    a.mark_encoded(&h5).unwrap();
+    // Crash with block 2 open: S5 Encoded, S6 reserved and never handed out.
+    std::mem::forget(a);
+    drop(p);
+    let mut p = new_pool(d.path());
+    assert_eq!(p.recovery().blocks_closed, 1);
+    p.set_state(G, &["S5"], SerialState::LabelScrapped).unwrap();
+    p.set_state(G, &["S6"], SerialState::Commissioned)
+        .unwrap_err();
+    let states: Vec<_> = serials
+        .iter()
+        .map(|s| p.state_of(G, s).unwrap().unwrap())
+        .collect();
+    use SerialState::*;
+    assert_eq!(
+        states,
+        [
+            Commissioned,
+            Commissioned,
+            SnInvalid,
+            Commissioned,
+            LabelScrapped,
+            SnInvalid,
+            Unallocated
+        ]
+    );
+    // A new allocator after recovery starts past every reserved serial.
+    let mut a = p.allocator(G, "L1", "B2", cfg_of(3)).unwrap();
+    let h7 = a.next_serial().unwrap();
+    assert_eq!(h7.serial(), "S7");
+    // The pool is dry: refused, and the used-up block stays the allocator's (marked
+    // and closed with it, not left open).
+    assert!(matches!(
+        a.next_serial(),
+        Err(PoolError::InsufficientSerialNumbers { .. })
+    ));
+    a.mark_encoded(&h7).unwrap();
+    assert_eq!(a.in_hand(), 0);
+    drop(a);
+    assert_eq!(p.state_of(G, "S7").unwrap(), Some(SerialState::Encoded));
+    let v = p.verify().unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+}
+
+fn cfg_of(block_size: u64) -> AllocatorConfig {
+    AllocatorConfig {
+        block_size,
+        quantity: None,
+    }
+}
+
+#[test]
+fn payloads_are_held_inline_up_to_the_store_limit() {
+    let p = alloc::Payload::new("A1\u{1d}91EE07").unwrap();
+    assert_eq!(p.as_str(), "A1\u{1d}91EE07");
+    assert_eq!(format!("{p:?}"), format!("{:?}", "A1\u{1d}91EE07"));
+    assert!(alloc::Payload::new(&"x".repeat(255)).is_some());
+    assert!(alloc::Payload::new(&"x".repeat(256)).is_none());
+    let mut ops = Ops::new();
+    ops.put(b"k1", b"v1");
+    ops.del(b"k2");
+    ops.put_with(b"k3", |b| b.extend_from_slice(b"v3"));
+    ops.put(b"", b"");
+    let got: Vec<Op<'_>> = ops.iter().collect();
+    assert_eq!(
+        got,
+        [
+            Op::Put(b"k1", b"v1"),
+            Op::Del(b"k2"),
+            Op::Put(b"k3", b"v3"),
+            Op::Put(b"", b"")
+        ]
+    );
+    ops.clear();
+    assert!(ops.is_empty() && ops.iter().next().is_none());
 }
