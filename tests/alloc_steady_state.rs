@@ -322,15 +322,11 @@ fn allowed(stage: Stage, inside: Inside) -> Option<f64> {
         // numbers of the block record and commits from the pool's reused batch (38.0
         // per unit before that rework).
         (Stage::Printer, Inside::Storage) => Some(0.0),
-        // The journal's append takes an owned payload per record (copied out of the
-        // recorder's reused buffer) and answers through a one-shot channel per append.
-        (Stage::Recorder, Inside::Storage) => Some(2.0),
-        // The list of records handed to the journal's append (one per group of units).
-        (Stage::Recorder, Inside::Own) => Some(1.0),
-        // The simulator's observer hook (absent in the daemon): each unit's record owns
-        // its serial, on an unbounded channel; and the slot map's nodes while it grows
-        // to its bound (4096 units).
-        (Stage::Coordinator, Inside::Own) => Some(1.5),
+        // Zero like the rest: the journal append (`Appender`: the recorder's reused
+        // `RecordBatch` goes to the committer and back, the answer comes in a reused
+        // slot), the recorder's record list (that batch), the coordinator's unit slots
+        // (a ring allocated at batch start) and the observer hook (an inline serial on
+        // hil-sim's bounded channel).
         _ => Some(0.0),
     }
 }

@@ -31,7 +31,7 @@ type Case<'a> = (
 fn reject(unit: u64) -> UnitRecord {
     UnitRecord {
         unit,
-        serial: Some(format!("SERIAL{unit}")),
+        serial: Some(format!("SERIAL{unit}").into()),
         verdict: "mismatch",
         detail: format!("decoded SERIALX{unit}, expected SERIAL{unit}"),
         grade: Some('C'),

@@ -485,10 +485,12 @@ fn run_core(
     cfg.heartbeat = Duration::from_millis(100);
     let decode_cfg = cfg.decode.clone();
     let slow_cost = cfg.decode_deadline + Duration::from_millis(20);
-    let (obs_tx, obs_rx) = crossbeam_channel::unbounded::<UnitRecord>();
+    // Bounded (preallocated: the coordinator's send allocates nothing) and drained at
+    // every step of the simulation, far more often than it could fill.
+    let (obs_tx, obs_rx) = crossbeam_channel::bounded::<UnitRecord>(OBSERVED_QUEUE);
     // With a front end, a tee thread copies every outcome to it as well.
     let (line_tx, front_rx, tee) = if front.is_some() {
-        let (ltx, lrx) = crossbeam_channel::unbounded::<UnitRecord>();
+        let (ltx, lrx) = crossbeam_channel::bounded::<UnitRecord>(OBSERVED_QUEUE);
         let (ftx, frx) = crossbeam_channel::unbounded::<UnitRecord>();
         let to_sim = obs_tx.clone();
         let tee = std::thread::spawn(move || {
@@ -624,6 +626,8 @@ fn run_core(
         limit: opts.units,
         stopped: false,
         external_start,
+        observed: obs_rx,
+        records: Vec::new(),
     };
     sim.start()?;
     sim.main_loop()?;
@@ -632,7 +636,8 @@ fn run_core(
         // Let the tee pass on what the line has published.
         std::thread::sleep(Duration::from_millis(200));
     }
-    let records: Vec<UnitRecord> = obs_rx.try_iter().collect();
+    let mut records = std::mem::take(&mut sim.records);
+    records.extend(sim.observed.try_iter());
     let mut report = sim.report(&status, &records, wall0, cpu0);
     // Everything journaled reaches the site server (real time: the uplink is not part of
     // the line's lockstep).
@@ -649,7 +654,7 @@ fn run_core(
         let commissioned: Vec<String> = records
             .iter()
             .filter(|r| r.verdict == "pass")
-            .filter_map(|r| r.serial.clone())
+            .filter_map(|r| r.serial.as_deref().map(str::to_owned))
             .collect();
         report.site_server = Some(crate::report::SiteReport {
             events: st.events as u64,
@@ -674,6 +679,9 @@ fn run_core(
     }
     Ok((report, site))
 }
+
+/// Unit records the observer channel holds before the coordinator would wait.
+const OBSERVED_QUEUE: usize = 8192;
 
 struct Sim<'a> {
     opts: &'a SimOptions,
@@ -713,6 +721,9 @@ struct Sim<'a> {
     stopped: bool,
     /// The operator starts the batch (through a front end), not the runner.
     external_start: bool,
+    /// The line's unit records, drained into `records` at every step.
+    observed: crossbeam_channel::Receiver<UnitRecord>,
+    records: Vec<UnitRecord>,
 }
 
 impl Sim<'_> {
@@ -879,6 +890,7 @@ impl Sim<'_> {
                 }
             }
             self.fire()?;
+            self.records.extend(self.observed.try_iter());
             self.progress(false);
         }
     }

@@ -258,7 +258,7 @@ impl Exceptions {
             id,
             time_us: now_us,
             unit: rec.unit,
-            serial: rec.serial.clone(),
+            serial: rec.serial.as_deref().map(str::to_owned),
             reason: rec.verdict.to_string(),
             detail: rec.detail.clone(),
             grade: rec.grade,
@@ -328,7 +328,7 @@ mod tests {
     fn reject(unit: u64) -> UnitRecord {
         UnitRecord {
             unit,
-            serial: Some(format!("S{unit}")),
+            serial: Some(format!("S{unit}").into()),
             verdict: "mismatch",
             detail: "decoded X, expected Y".into(),
             grade: Some('B'),

@@ -1,8 +1,9 @@
 //! The committer thread: owns the active segment file, takes queued append requests in
 //! batches, checks them against the disk budget, writes each batch with one `write` and
 //! one `fdatasync`, rolls over to a new segment when one is full, publishes the durable
-//! end to readers and only then acknowledges. Reading, cursors and retention rules live
-//! in `mod.rs`; the byte format in `format`.
+//! end to readers and only then acknowledges (an appender's batch goes back with its
+//! answer). Its own lists are reused from batch to batch. Reading, cursors and retention
+//! rules live in `mod.rs`; the byte format in `format`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tracing::{error, warn};
 
 use super::recovery::INDEX_EVERY;
 use super::{
-    Appended, JournalError, Reply, Request, Seq, Shared, StorageFile, create_segment, format, lock,
+    Appended, JournalError, Request, Seq, Shared, StorageFile, create_segment, format, lock,
 };
 
 /// The thread that owns the active segment: writes batches, fdatasyncs, acknowledges.
@@ -27,6 +28,10 @@ pub(super) struct Committer {
     pub(super) next: Seq,
     /// Encoded records not yet written (one write, one `fdatasync`).
     pub(super) buf: Vec<u8>,
+    /// Requests written in this batch, waiting for its `fdatasync` (reused).
+    pub(super) acks: Vec<(Request, Appended)>,
+    /// Index entries of this batch not yet published (reused).
+    pub(super) index: Vec<u64>,
 }
 
 /// Records of the active segment written in this batch but not yet published.
@@ -37,6 +42,7 @@ struct Pending {
 impl Committer {
     pub(super) fn run(mut self, rx: Receiver<Request>) {
         let max_bytes = self.shared.config.max_batch_bytes as u64;
+        // Reused from batch to batch, like `acks` and `index`.
         let mut batch: Vec<Request> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut bytes = first.bytes;
@@ -50,13 +56,22 @@ impl Committer {
                     Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
                 }
             }
-            self.commit(std::mem::take(&mut batch));
+            let mut acks = std::mem::take(&mut self.acks);
+            let mut pending = Pending {
+                index: std::mem::take(&mut self.index),
+            };
+            self.commit(batch.drain(..), &mut acks, &mut pending);
+            // Whatever an early return left unanswered is answered by dropping it.
+            acks.clear();
+            pending.index.clear();
+            self.acks = acks;
+            self.index = pending.index;
         }
     }
 
-    fn fail_all(batch: Vec<Request>, e: &JournalError) {
+    fn fail_all(batch: impl Iterator<Item = Request>, e: &JournalError) {
         for r in batch {
-            r.reply.send(Err(e.clone()));
+            r.answer(Err(e.clone()));
         }
     }
 
@@ -65,15 +80,18 @@ impl Committer {
         *lock(&self.shared.failed) = Some(cause.to_string());
     }
 
-    fn commit(&mut self, batch: Vec<Request>) {
+    fn commit(
+        &mut self,
+        batch: impl Iterator<Item = Request>,
+        acks: &mut Vec<(Request, Appended)>,
+        pending: &mut Pending,
+    ) {
         if let Some(cause) = lock(&self.shared.failed).clone() {
             return Self::fail_all(batch, &JournalError::Failed { cause });
         }
         let budget = self.shared.config.disk_budget_bytes;
         let seg_max = self.shared.config.segment_bytes;
         self.buf.clear();
-        let mut pending = Pending { index: Vec::new() };
-        let mut acks: Vec<(Reply, Appended)> = Vec::with_capacity(batch.len());
         let mut rolled = false;
         let seg_len_before = self.seg_len;
         for req in batch {
@@ -87,9 +105,9 @@ impl Committer {
                     Ok(()) => {}
                     Err(e) => {
                         self.stop(&e);
-                        req.reply.send(Err(e.clone()));
-                        for (reply, _) in acks {
-                            reply.send(Err(e.clone()));
+                        req.answer(Err(e.clone()));
+                        for (r, _) in acks.drain(..) {
+                            r.answer(Err(e.clone()));
                         }
                         return;
                     }
@@ -102,27 +120,31 @@ impl Committer {
                         needed_bytes = req.bytes,
                         "journal full, append refused"
                     );
-                    req.reply.send(Err(JournalError::Full {
+                    let needed_bytes = req.bytes;
+                    req.answer(Err(JournalError::Full {
                         used_bytes,
                         budget_bytes: budget,
-                        needed_bytes: req.bytes,
+                        needed_bytes,
                     }));
                     continue;
                 }
             }
             let first = self.next;
             let count = req.records.len() as u64;
-            for (kind, payload) in &req.records {
+            for i in 0..req.records.len() {
+                let Some((kind, payload)) = req.records.get(i) else {
+                    break;
+                };
                 let rec_len = format::record_len(payload.len()) as u64;
                 let in_segment = self.seg_len + self.buf.len() as u64;
                 let has_records = self.next > self.seg_first;
                 if has_records && in_segment + rec_len > seg_max {
-                    if let Err(e) = self.flush(&mut pending).and_then(|()| self.roll()) {
+                    if let Err(e) = self.flush(pending).and_then(|()| self.roll()) {
                         self.stop(&e);
-                        for (reply, _) in acks {
-                            reply.send(Err(e.clone()));
+                        for (r, _) in acks.drain(..) {
+                            r.answer(Err(e.clone()));
                         }
-                        req.reply.send(Err(e));
+                        req.answer(Err(e));
                         return;
                     }
                     rolled = true;
@@ -135,15 +157,15 @@ impl Committer {
                 } else {
                     0
                 };
-                format::encode_record(&mut self.buf, self.next, *kind, flags, payload);
+                format::encode_record(&mut self.buf, self.next, kind, flags, payload);
                 self.next = self.next.next();
             }
-            acks.push((req.reply, Appended { first, count }));
+            acks.push((req, Appended { first, count }));
         }
         if acks.is_empty() {
             return;
         }
-        if let Err(e) = self.flush(&mut pending) {
+        if let Err(e) = self.flush(pending) {
             // A failed write before any roll-over is undone; anything else stops.
             let undone = !rolled
                 && matches!(&e, JournalError::Io { op: "write", .. })
@@ -151,13 +173,13 @@ impl Committer {
             if !undone {
                 self.stop(&e);
             }
-            for (reply, _) in acks {
-                reply.send(Err(e.clone()));
+            for (r, _) in acks.drain(..) {
+                r.answer(Err(e.clone()));
             }
             return;
         }
-        for (reply, appended) in acks {
-            reply.send(Ok(appended));
+        for (r, appended) in acks.drain(..) {
+            r.answer(Ok(appended));
         }
     }
 

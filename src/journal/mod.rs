@@ -2,11 +2,14 @@
 //! [`RecordType`] tag (the EPCIS module serializes events; the journal never looks
 //! inside). An append is acknowledged only after its bytes are written to a segment file
 //! and `fdatasync`ed; a committer thread batches the records of many appenders into one
-//! write and one `fdatasync` (group commit). Named consumers ("uplink", "site-pull")
-//! read from a durable cursor and confirm what they have delivered; segments every
-//! record-holding consumer has confirmed are deleted, and when the disk budget is used
-//! up by unconfirmed records, appends fail with [`JournalError::Full`] so the line can
-//! hold. Nothing unconfirmed is ever dropped.
+//! write and one `fdatasync` (group commit). Records come as owned payloads (`append`,
+//! tickets, callbacks) or through an [`Appender`], whose packed [`RecordBatch`] travels
+//! to the committer and back with the answer into the appender's reused answer slot:
+//! appending that way allocates nothing in steady state. Named consumers ("uplink",
+//! "site-pull") read from a durable cursor and confirm what they have delivered; segments
+//! every record-holding consumer has confirmed are deleted, and when the disk budget is
+//! used up by unconfirmed records, appends fail with [`JournalError::Full`] so the line
+//! can hold. Nothing unconfirmed is ever dropped.
 //!
 //! Not owned here: event contents (`epcis`), the upload itself (uplink), where the
 //! journal directory lives (the line profile). File operations go through
@@ -33,7 +36,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
@@ -217,22 +220,227 @@ type Callback = Box<dyn FnOnce(AppendResult) + Send + 'static>;
 enum Reply {
     Ticket(tokio::sync::oneshot::Sender<AppendResult>),
     Callback(Callback),
+    /// An [`Appender`]'s reused answer slot: gets the result and the batch back.
+    Slot(SlotReply),
 }
 
-impl Reply {
-    fn send(self, r: AppendResult) {
+/// The records of one request: owned payloads, or an [`Appender`]'s packed batch (handed
+/// back with the answer).
+enum Records {
+    Owned(Vec<(RecordType, Vec<u8>)>),
+    Packed(RecordBatch),
+}
+
+impl Records {
+    fn len(&self) -> usize {
         match self {
-            // The receiver may have been dropped: nobody is waiting, nothing to do.
-            Reply::Ticket(tx) => drop(tx.send(r)),
-            Reply::Callback(f) => f(r),
+            Records::Owned(v) => v.len(),
+            Records::Packed(b) => b.len(),
         }
+    }
+
+    /// Record `i`'s type and payload.
+    fn get(&self, i: usize) -> Option<(RecordType, &[u8])> {
+        match self {
+            Records::Owned(v) => v.get(i).map(|(k, p)| (*k, p.as_slice())),
+            Records::Packed(b) => b.get(i),
+        }
+    }
+
+    /// Bytes the records take in a segment.
+    fn frame_bytes(&self) -> u64 {
+        (0..self.len())
+            .filter_map(|i| self.get(i))
+            .map(|(_, p)| format::record_len(p.len()) as u64)
+            .sum()
     }
 }
 
 struct Request {
-    records: Vec<(RecordType, Vec<u8>)>,
+    records: Records,
     bytes: u64,
     reply: Reply,
+}
+
+impl Request {
+    /// Answer the appender; an appender's batch goes back with the answer.
+    fn answer(self, r: AppendResult) {
+        match self.reply {
+            // The receiver may have been dropped: nobody is waiting, nothing to do.
+            Reply::Ticket(tx) => drop(tx.send(r)),
+            Reply::Callback(f) => f(r),
+            Reply::Slot(s) => {
+                let batch = match self.records {
+                    Records::Packed(b) => Some(b),
+                    Records::Owned(_) => None,
+                };
+                s.answer(r, batch);
+            }
+        }
+    }
+}
+
+/// Records packed into one byte buffer, for [`Appender::append`]: the buffers travel to
+/// the committer and come back with the answer, so a batch reused from append to append
+/// allocates nothing once it has grown to its largest group.
+#[derive(Debug, Default)]
+pub struct RecordBatch {
+    bytes: Vec<u8>,
+    /// Each record's type and the end of its payload in `bytes`.
+    ends: Vec<(RecordType, usize)>,
+}
+
+impl RecordBatch {
+    /// An empty batch with room for `records` records of `bytes` payload bytes in all.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        RecordBatch {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(records),
+        }
+    }
+
+    /// Add a record (its payload is copied into the batch).
+    pub fn push(&mut self, kind: RecordType, payload: &[u8]) {
+        self.bytes.extend_from_slice(payload);
+        self.ends.push((kind, self.bytes.len()));
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// No records.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Remove every record, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Record `i`'s type and payload.
+    pub fn get(&self, i: usize) -> Option<(RecordType, &[u8])> {
+        let &(kind, end) = self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.ends.get(prev)?.1,
+            None => 0,
+        };
+        Some((kind, self.bytes.get(start..end)?))
+    }
+
+    /// Each record's type and payload, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (RecordType, &[u8])> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// The answer slot of one [`Appender`], reused from append to append. Requests are told
+/// apart by number, so an answer can never be taken for a later request's.
+#[derive(Default)]
+struct AnswerSlot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Number of the last request answered.
+    answered: u64,
+    /// Its answer (and the batch handed back), until the appender takes it.
+    answer: Option<(AppendResult, Option<RecordBatch>)>,
+}
+
+/// The committer's end of an [`AnswerSlot`] for request `number`. Dropped unanswered (the
+/// request was lost), it answers `Closed`, so the appender never waits forever.
+struct SlotReply {
+    slot: Arc<AnswerSlot>,
+    number: u64,
+}
+
+impl SlotReply {
+    fn answer(self, r: AppendResult, batch: Option<RecordBatch>) {
+        self.slot.put(self.number, r, batch);
+    }
+}
+
+impl Drop for SlotReply {
+    fn drop(&mut self) {
+        // A no-op when `answer` ran: the number is answered already.
+        self.slot.put(self.number, Err(JournalError::Closed), None);
+    }
+}
+
+impl AnswerSlot {
+    fn put(&self, number: u64, r: AppendResult, batch: Option<RecordBatch>) {
+        let mut st = lock(&self.state);
+        if st.answered >= number {
+            return;
+        }
+        st.answered = number;
+        st.answer = Some((r, batch));
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    fn wait(&self, number: u64) -> (AppendResult, Option<RecordBatch>) {
+        let mut st = lock(&self.state);
+        loop {
+            if st.answered >= number
+                && let Some(a) = st.answer.take()
+            {
+                return a;
+            }
+            st = self.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A thread's reusable way to append: packed batches ([`RecordBatch`]) that come back
+/// with the answer and one answer slot for all its appends, so appending in steady state
+/// allocates nothing. Durability is the same as [`Journal::append_batch`]: `append`
+/// returns only once every record of the batch is written and `fdatasync`ed, and the
+/// records of many appenders share one group commit.
+pub struct Appender<'j> {
+    journal: &'j Journal,
+    slot: Arc<AnswerSlot>,
+    number: u64,
+}
+
+impl std::fmt::Debug for Appender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("appends", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Appender<'_> {
+    /// Append the records of `batch` (contiguous seqs) and return once all are durable.
+    /// Blocks while the committer's queue is full (back-pressure). On return the batch
+    /// is empty and keeps its buffers for the next group (unless the journal had already
+    /// stopped and lost the request: then it is a new, empty batch). A size error is
+    /// returned at once and leaves the batch as it was.
+    pub fn append(&mut self, batch: &mut RecordBatch) -> Result<Appended, JournalError> {
+        for (_, p) in batch.iter() {
+            self.journal.check_size(p)?;
+        }
+        self.number += 1;
+        let reply = Reply::Slot(SlotReply {
+            slot: self.slot.clone(),
+            number: self.number,
+        });
+        self.journal
+            .submit(Records::Packed(std::mem::take(batch)), reply);
+        let (r, back) = self.slot.wait(self.number);
+        if let Some(mut back) = back {
+            back.clear();
+            *batch = back;
+        }
+        r
+    }
 }
 
 /// A pending append. Wait for it with [`Ticket::wait`] from a thread, or `.await` it
@@ -414,6 +622,8 @@ impl Journal {
             seg_len,
             next,
             buf: Vec::with_capacity(config.max_batch_bytes.min(16 * 1024 * 1024) + 64 * 1024),
+            acks: Vec::new(),
+            index: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("journal-commit".into())
@@ -443,26 +653,32 @@ impl Journal {
         Ok(())
     }
 
-    fn submit(&self, records: Vec<(RecordType, Vec<u8>)>, reply: Reply) {
-        if let Some(cause) = lock(&self.shared.failed).clone() {
-            return reply.send(Err(JournalError::Failed { cause }));
-        }
-        let bytes = records
-            .iter()
-            .map(|(_, p)| format::record_len(p.len()) as u64)
-            .sum();
+    fn submit(&self, records: Records, reply: Reply) {
+        let bytes = records.frame_bytes();
         let req = Request {
             records,
             bytes,
             reply,
         };
+        if let Some(cause) = lock(&self.shared.failed).clone() {
+            return req.answer(Err(JournalError::Failed { cause }));
+        }
         match &self.tx {
             Some(tx) => {
                 if let Err(e) = tx.send(req) {
-                    e.into_inner().reply.send(Err(JournalError::Closed));
+                    e.into_inner().answer(Err(JournalError::Closed));
                 }
             }
-            None => req.reply.send(Err(JournalError::Closed)),
+            None => req.answer(Err(JournalError::Closed)),
+        }
+    }
+
+    /// A reusable appender for one thread: see [`Appender`].
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            journal: self,
+            slot: Arc::new(AnswerSlot::default()),
+            number: 0,
         }
     }
 
@@ -484,7 +700,7 @@ impl Journal {
             self.check_size(p)?;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(records, Reply::Ticket(tx));
+        self.submit(Records::Owned(records), Reply::Ticket(tx));
         Ok(Ticket { rx })
     }
 
@@ -518,7 +734,7 @@ impl Journal {
     {
         self.check_size(&payload)?;
         self.submit(
-            vec![(kind, payload)],
+            Records::Owned(vec![(kind, payload)]),
             Reply::Callback(Box::new(move |r: AppendResult| on_done(r.map(|a| a.first)))),
         );
         Ok(())

@@ -673,3 +673,156 @@ fn bytes_from_counts_the_records_still_to_deliver() {
         );
     }
 }
+
+#[test]
+fn an_appender_acknowledges_after_durability_and_hands_its_batch_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let j = Journal::open(config(dir.path())).expect("open");
+        let mut a = j.appender();
+        let mut batch = RecordBatch::with_capacity(8, 4096);
+        for group in 0..3u64 {
+            for i in 0..=group {
+                batch.push(RecordType(2 + i as u16), &payload(10 * group + i));
+            }
+            let first = j.end_seq();
+            let appended = a.append(&mut batch).expect("append");
+            assert_eq!(
+                appended,
+                Appended {
+                    first,
+                    count: group + 1
+                }
+            );
+            // Durable once acknowledged; the batch is back, empty, with its room.
+            assert_eq!(j.end_seq(), Seq(first.0 + group + 1));
+            assert!(batch.is_empty());
+            assert!(batch.bytes.capacity() >= 4096 && batch.ends.capacity() >= 8);
+        }
+        // An empty batch is a no-op that still answers.
+        assert_eq!(
+            a.append(&mut batch).expect("empty"),
+            Appended {
+                first: Seq(6),
+                count: 0
+            }
+        );
+        // The owned forms and the appender share one sequence.
+        assert_eq!(j.append(EVENT, payload(99)).expect("append"), Seq(6));
+    }
+    let j = Journal::open(config(dir.path())).expect("reopen");
+    let recs = all(&j);
+    let want: Vec<(RecordType, Vec<u8>)> = [(0u64, 0u64), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+        .iter()
+        .map(|&(g, i)| (RecordType(2 + i as u16), payload(10 * g + i)))
+        .chain([(EVENT, payload(99))])
+        .collect();
+    assert_eq!(
+        recs.into_iter()
+            .map(|r| (r.kind, r.payload))
+            .collect::<Vec<_>>(),
+        want
+    );
+}
+
+#[test]
+fn an_appender_refuses_a_record_too_large_and_keeps_the_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Journal::open(config(dir.path())).expect("open");
+    let mut a = j.appender();
+    let mut batch = RecordBatch::default();
+    batch.push(EVENT, b"ok");
+    batch.push(EVENT, &[0; 1025]);
+    let e = a.append(&mut batch).expect_err("too large");
+    assert_eq!(e.kind(), JournalErrorKind::TooLarge);
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch.get(0), Some((EVENT, &b"ok"[..])));
+    assert_eq!(j.end_seq(), Seq(0));
+}
+
+#[test]
+fn appenders_of_many_threads_share_group_commits_with_dense_seqs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Journal::open(config(dir.path())).expect("open");
+    std::thread::scope(|s| {
+        for t in 0..6u64 {
+            let j = &j;
+            s.spawn(move || {
+                let mut a = j.appender();
+                let mut batch = RecordBatch::default();
+                for g in 0..40u64 {
+                    batch.push(EVENT, format!("t{t}-g{g}-a").as_bytes());
+                    batch.push(EVENT, format!("t{t}-g{g}-b").as_bytes());
+                    let got = a.append(&mut batch).expect("append");
+                    assert_eq!(got.count, 2);
+                    // Both of a group are contiguous and durable when acknowledged.
+                    let r = j.read_from(got.first, 2).expect("read");
+                    assert_eq!(r[0].payload, format!("t{t}-g{g}-a").into_bytes());
+                    assert_eq!(r[1].payload, format!("t{t}-g{g}-b").into_bytes());
+                }
+            });
+        }
+    });
+    let recs = all(&j);
+    assert_eq!(recs.len(), 6 * 40 * 2);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.seq, Seq(i as u64));
+    }
+}
+
+#[test]
+fn an_appender_gets_the_failure_of_a_stopped_journal_and_keeps_a_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (j, faults) = faulty(dir.path());
+    let mut a = j.appender();
+    let mut batch = RecordBatch::with_capacity(4, 256);
+    batch.push(EVENT, &payload(0));
+    assert_eq!(a.append(&mut batch).expect("append").first, Seq(0));
+    faults.fail_sync_in.store(1, Ordering::SeqCst);
+    batch.push(EVENT, &payload(1));
+    let e = a.append(&mut batch).expect_err("fsync fails");
+    assert!(
+        matches!(
+            &e,
+            JournalError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(batch.is_empty() && batch.bytes.capacity() >= 256);
+    batch.push(EVENT, &payload(2));
+    let e = a.append(&mut batch).expect_err("stopped");
+    assert_eq!(e.kind(), JournalErrorKind::Failed, "{e}");
+    assert!(batch.is_empty() && batch.bytes.capacity() >= 256);
+    assert_eq!(all(&j).len(), 1);
+}
+
+#[test]
+fn an_appender_of_a_closed_journal_is_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut j = Journal::open(config(dir.path())).expect("open");
+    j.shutdown();
+    let mut a = j.appender();
+    let mut batch = RecordBatch::default();
+    batch.push(EVENT, b"late");
+    let e = a.append(&mut batch).expect_err("closed");
+    assert_eq!(e.kind(), JournalErrorKind::Closed, "{e}");
+    // A request lost unanswered answers `Closed` when dropped; each request number is
+    // answered once.
+    let slot = Arc::new(AnswerSlot::default());
+    drop(SlotReply {
+        slot: slot.clone(),
+        number: 1,
+    });
+    slot.put(
+        1,
+        Ok(Appended {
+            first: Seq(5),
+            count: 1,
+        }),
+        None,
+    );
+    assert!(matches!(slot.wait(1), (Err(JournalError::Closed), None)));
+}

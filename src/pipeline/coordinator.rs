@@ -6,7 +6,7 @@
 //! reason, re-synchronisation on Unhold) and keeps the status snapshot. It owns no
 //! device and no storage: it talks to the stage threads through channels.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +14,10 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use linectl_drivers::{PackMlCommand, PackMlState, Verdict as PlcVerdict};
 
 use super::recorder::{Durable, Rec};
+use super::slots::UnitSlots;
 use super::stages::{Ctx, Loaded, PlcCmd, PlcEv, PrinterCmd, PrinterEv, VisionEv};
 use super::wait::{Waiter, Wake, reply};
-use super::{BatchOrder, LineCommand, LineConfig, LineError, StatusCell, UnitRecord};
+use super::{BatchOrder, LineCommand, LineConfig, LineError, StatusCell, UnitRecord, UnitSerial};
 use crate::clock::Micros;
 use crate::gs1::Gs1Code;
 use crate::packml::{Command, Machine, Severity, State, StopReason};
@@ -47,6 +48,13 @@ struct Slot {
     awaiting: Option<Option<char>>,
 }
 
+impl Slot {
+    /// Decided and not waiting for the PLC: the unit's state may go.
+    fn finished(&self) -> bool {
+        self.decided && self.awaiting.is_none()
+    }
+}
+
 struct RunBatch {
     order: BatchOrder,
     /// The order's lot and expiry, shared with every unit's record (no copy per unit).
@@ -54,7 +62,8 @@ struct RunBatch {
     expiry: Arc<str>,
     first_unit: u64,
     last_unit: u64,
-    slots: BTreeMap<u64, Slot>,
+    /// Units by number (a ring allocated at batch start: no allocation per unit).
+    slots: UnitSlots<Slot>,
     /// Units counted and waiting for a verdict, with their deadline.
     pending: VecDeque<(u64, Micros)>,
     loaded_upto: u64,
@@ -98,6 +107,8 @@ pub(crate) struct Coordinator {
 }
 
 const CHECK_EVERY: Duration = Duration::from_millis(20);
+/// PLC counts kept for the drift checks.
+const HISTORY: usize = 4096;
 const IDLE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl Coordinator {
@@ -131,7 +142,8 @@ impl Coordinator {
             verifier,
             batch: None,
             plc_total: None,
-            history: VecDeque::new(),
+            // Room for its bound up front: it never grows while the line runs.
+            history: VecDeque::with_capacity(HISTORY + 1),
             plc_state: None,
             printed: None,
             printer_fault: None,
@@ -240,7 +252,7 @@ impl Coordinator {
                     break;
                 }
                 b.pending.pop_front();
-                if b.slots.get(&unit).is_some_and(|s| s.decided) {
+                if b.slots.get(unit).is_some_and(|s| s.decided) {
                     continue;
                 }
                 expired.push(unit);
@@ -250,7 +262,7 @@ impl Coordinator {
             let seen_frame = self
                 .batch
                 .as_ref()
-                .and_then(|b| b.slots.get(&unit))
+                .and_then(|b| b.slots.get(unit))
                 .is_some_and(|s| s.frame_at.is_some());
             let (code, detail) = if seen_frame {
                 ("late", "no verdict by the deadline".to_string())
@@ -342,8 +354,9 @@ impl Coordinator {
             counted
                 && b.pending.is_empty()
                 && b.slots
-                    .range(..=b.last_unit)
-                    .all(|(_, s)| s.decided && s.awaiting.is_none())
+                    .iter()
+                    .filter(|(u, _)| *u <= b.last_unit)
+                    .all(|(_, s)| s.finished())
         });
         match self.machine.state() {
             State::Execute => {
@@ -382,10 +395,10 @@ impl Coordinator {
             let counted = self.plc_total.unwrap_or(0);
             let unprinted: Vec<String> = b
                 .slots
-                .range(counted + 1..)
-                .map(|(_, s)| s.serial.clone())
+                .take_from(counted + 1)
+                .into_iter()
+                .map(|(_, s)| s.serial)
                 .collect();
-            b.slots.retain(|u, _| *u <= counted);
             if !unprinted.is_empty() {
                 let lot = b.order.lot.clone();
                 self.ctx.send(
@@ -552,7 +565,7 @@ impl Coordinator {
             expiry: Arc::from(order.expiry.as_str()),
             first_unit,
             last_unit,
-            slots: BTreeMap::new(),
+            slots: UnitSlots::new(),
             pending: VecDeque::new(),
             loaded_upto: first_unit - 1,
             started_plc: false,
@@ -654,7 +667,7 @@ impl Coordinator {
                 let prev = self.plc_total.unwrap_or(total);
                 self.plc_total = Some(total);
                 self.history.push_back((at, total));
-                while self.history.len() > 4096 {
+                while self.history.len() > HISTORY {
                     self.history.pop_front();
                 }
                 if let Some(b) = self.batch.as_mut() {
@@ -669,7 +682,7 @@ impl Coordinator {
                         if unit < b.first_unit {
                             continue;
                         }
-                        if let Some(s) = b.slots.get_mut(&unit) {
+                        if let Some(s) = b.slots.get_mut(unit) {
                             s.due = Some(due);
                         }
                         b.pending.push_back((unit, due));
@@ -687,7 +700,7 @@ impl Coordinator {
                 let frame_at = self
                     .batch
                     .as_ref()
-                    .and_then(|b| b.slots.get(&unit))
+                    .and_then(|b| b.slots.get(unit))
                     .and_then(|s| s.frame_at);
                 if let Some(f) = frame_at {
                     let us = at.since(f).as_micros() as u64;
@@ -757,6 +770,7 @@ impl Coordinator {
                     decided: false,
                     awaiting: None,
                 },
+                Slot::finished,
             );
         }
         // The list and its element strings go back to the printer thread for reuse.
@@ -827,7 +841,7 @@ impl Coordinator {
             return;
         };
         let due = b.pending.iter().find(|p| p.0 == unit).map(|p| p.1);
-        let Some(slot) = b.slots.get_mut(&unit) else {
+        let Some(slot) = b.slots.get_mut(unit) else {
             self.decide_reject(
                 unit,
                 "no-code",
@@ -915,7 +929,7 @@ impl Coordinator {
                 },
             ),
         );
-        match b.slots.get_mut(&unit) {
+        match b.slots.get_mut(unit) {
             Some(s) => {
                 s.decided = true;
                 if s.frame_at.is_none() {
@@ -938,6 +952,7 @@ impl Coordinator {
                         decided: true,
                         awaiting: None,
                     },
+                    Slot::finished,
                 );
             }
         }
@@ -949,7 +964,7 @@ impl Coordinator {
         let Some(b) = self.batch.as_mut() else {
             return;
         };
-        let Some(s) = b.slots.get_mut(&unit) else {
+        let Some(s) = b.slots.get_mut(unit) else {
             return;
         };
         let Some(grade) = s.awaiting.take() else {
@@ -994,7 +1009,7 @@ impl Coordinator {
         };
         // The unit is done: its serial goes to the records, its parsed code back to
         // the parser.
-        let serial = match b.slots.get_mut(&unit) {
+        let serial = match b.slots.get_mut(unit) {
             Some(slot) => {
                 if let Some(code) = slot.code.take() {
                     self.free_codes.push(code.into_elements());
@@ -1003,12 +1018,6 @@ impl Coordinator {
             }
             None => None,
         };
-        // Keep memory bounded: units well behind are done.
-        if b.slots.len() > 4096 {
-            let keep_from = unit.saturating_sub(2048);
-            b.slots
-                .retain(|u, s| *u >= keep_from || !s.decided || s.awaiting.is_some());
-        }
         let mut frame = None;
         let mut frame_rec = None;
         if !pass {
@@ -1026,8 +1035,9 @@ impl Coordinator {
                 frame = Some(name);
             }
         }
+        // The observer's copy of the serial is inline (no allocation).
         let observed = match &self.observer {
-            Some(_) => serial.clone(),
+            Some(_) => serial.as_deref().map(UnitSerial::from),
             None => None,
         };
         if let Some(s) = serial {

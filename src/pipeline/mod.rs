@@ -26,6 +26,8 @@ pub mod frames;
 mod histogram;
 pub mod probe;
 mod recorder;
+mod serial;
+mod slots;
 mod stages;
 mod wait;
 
@@ -46,6 +48,7 @@ use crate::vision::DecodeConfig;
 
 pub use devices::{DeviceFactory, Devices};
 pub use histogram::TimeHistogram;
+pub use serial::UnitSerial;
 
 /// Everything the pipeline needs to know about the line, taken from a profile.
 #[derive(Debug, Clone)]
@@ -270,8 +273,8 @@ pub enum LineError {
 pub struct UnitRecord {
     /// Line unit number (PLC count).
     pub unit: u64,
-    /// The serial loaded for it (`None`: no code was loaded).
-    pub serial: Option<String>,
+    /// The serial loaded for it (`None`: no code was loaded); inline, no allocation.
+    pub serial: Option<UnitSerial>,
     /// `pass` or the reject reason code.
     pub verdict: &'static str,
     /// Human-readable detail of a reject.
@@ -369,8 +372,10 @@ impl StatusCell {
 /// Optional hooks for the simulator and tests.
 #[derive(Default)]
 pub struct Hooks {
-    /// Receives every unit's record (bounded channels would block the line: this one
-    /// is unbounded and meant for the simulator and tests).
+    /// Receives every unit's record. The coordinator blocks while a bounded channel is
+    /// full, so drain it promptly (hil-sim drains its bounded one at every step of the
+    /// simulation: nothing allocates per unit); an unbounded one never blocks the line
+    /// but allocates a block every 31 records.
     pub observer: Option<Sender<UnitRecord>>,
     /// Idle accounting for lockstep simulation (see [`Activity`]).
     pub activity: Activity,

@@ -16,11 +16,15 @@ use crate::epcis::{EventTime, LineEvents, UnitEvent, UnitEventWriter};
 use crate::uplink::record::{EVENT_RECORD, EventRecord};
 use std::sync::Arc;
 
-use crate::journal::Journal;
+use crate::journal::{Journal, RecordBatch};
 use crate::vision::GreyFrame;
 
 /// Records taken into one group of events at most.
 const GROUP_MAX: usize = 512;
+
+/// Payload bytes the group's record batch has room for from the start (it grows past
+/// this once if a group needs more, and keeps that room).
+const GROUP_BYTES: usize = GROUP_MAX * 1024;
 
 /// Reject frames waiting for the frame store; more are dropped (with a warning).
 const FRAMES_QUEUED: usize = 16;
@@ -78,12 +82,15 @@ pub(crate) fn recorder_thread(
         tracing::warn!(error = %e, "no reject-frame thread: reject frames are not kept");
     }
     let mut waiter = ctx.waiter();
-    // Reused from group to group: the records taken, the per-unit event writer and the
-    // buffer it writes each payload into.
-    // Room for the largest group up front: a burst never grows it.
+    // Reused from group to group: the records taken, the per-unit event writer, the
+    // buffer it writes each payload into, the batch of journal records (its buffers go
+    // to the journal's committer and come back with the answer) and the appender's
+    // answer slot. Room for the largest group up front: a burst never grows them.
     let mut recs: Vec<Rec> = Vec::with_capacity(GROUP_MAX);
     let mut writer = UnitEventWriter::new(&events);
     let mut buf: Vec<u8> = Vec::new();
+    let mut payloads = RecordBatch::with_capacity(GROUP_MAX, GROUP_BYTES);
+    let mut appender = journal.appender();
     loop {
         let first = match waiter.wait(&rx) {
             Wake::Msg(m) => m,
@@ -112,7 +119,7 @@ pub(crate) fn recorder_thread(
                 tracing::warn!("reject frame dropped: the frame store is behind");
             }
         }
-        let mut payloads = Vec::with_capacity(recs.len());
+        payloads.clear();
         // A list the printer thread handed back, or a new one.
         let mut states = states_back.try_recv().unwrap_or_default();
         let mut commissioned = 0u64;
@@ -142,14 +149,8 @@ pub(crate) fn recorder_thread(
                         SerialState::Destroyed
                     };
                     states.push((serial, state));
-                    // The journal takes each payload as its own `Vec`: the copy out of
-                    // the reused buffer is the journal's cost.
                     written
-                        .map(|()| {
-                            super::probe::inside(super::probe::Inside::Storage, || {
-                                (EVENT_RECORD, buf.as_slice().to_vec())
-                            })
-                        })
+                        .map(|()| payloads.push(EVENT_RECORD, &buf))
                         .map_err(|e| e.to_string())
                 }
                 Rec::Unprinted { serials, lot } => {
@@ -160,7 +161,10 @@ pub(crate) fn recorder_thread(
                         .map_err(|e| e.to_string())
                         .and_then(|e| {
                             EventRecord::new(&lot, &e)
-                                .map(|r| r.to_journal())
+                                .map(|r| {
+                                    let (kind, payload) = r.to_journal();
+                                    payloads.push(kind, &payload);
+                                })
                                 .map_err(|e| e.to_string())
                         });
                     for s in serials {
@@ -169,15 +173,14 @@ pub(crate) fn recorder_thread(
                     record
                 }
             };
-            match record {
-                Ok(r) => payloads.push(r),
-                Err(e) => tracing::error!(error = %e, "building an event failed"),
+            if let Err(e) = record {
+                tracing::error!(error = %e, "building an event failed");
             }
         }
         drop(events_span);
         let n = payloads.len() as u64;
         let appended = super::probe::inside(super::probe::Inside::Storage, || {
-            journal.append_batch(payloads)
+            appender.append(&mut payloads)
         });
         match appended {
             Ok(_) => {
@@ -196,6 +199,7 @@ pub(crate) fn recorder_thread(
             }
         }
     }
+    drop(appender);
     drop(journal);
     // Let the frames already handed over reach the store before the line is down.
     drop(keep_tx);

@@ -130,7 +130,7 @@ pub fn spawn_unit_log(
                             time_us: clock.wall_micros(),
                             lot: status.snapshot().batch.map(|b| b.lot),
                             unit: rec.unit,
-                            serial: rec.serial.clone(),
+                            serial: rec.serial.as_deref().map(str::to_owned),
                             verdict: rec.verdict.to_string(),
                             grade: rec.grade,
                         };
