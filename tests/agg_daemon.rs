@@ -718,10 +718,18 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     };
     let o = console("open", "op", &bad_pw);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("wrong user name or password"), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrong user name or password"),
+        "{}",
+        text(&o)
+    );
     let o = console("open", "op", &pw_file);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains(&format!("case {partial_key} opened")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("case {partial_key} opened")),
+        "{}",
+        text(&o)
+    );
     let o = console("close", "op", &pw_file);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
@@ -835,10 +843,7 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         rework.contains(&"op".to_string()) && rework.contains(&"sup".to_string()),
         "{rework:?}"
     );
-    assert_eq!(
-        on(&case_obj, linectl::audit::Action::AccessDenied).len(),
-        1
-    );
+    assert_eq!(on(&case_obj, linectl::audit::Action::AccessDenied).len(), 1);
     let commissioned: Vec<&str> = states
         .iter()
         .filter(|(_, s)| *s == linectl::pool::SerialState::Commissioned)

@@ -21,8 +21,8 @@ use linectl::aggregation::station::{
     recover_settling,
 };
 use linectl::aggregation::store::{AggStore, Child, Intent, Level, Stage};
-use linectl::epcis::aggregation::AggregationEvents;
 use linectl::epcis::EventTime;
+use linectl::epcis::aggregation::AggregationEvents;
 use linectl::journal::{Journal, Seq};
 use linectl::pool::SerialState;
 use serde_json::Value;
@@ -244,6 +244,12 @@ fn crash_recovery_loses_nothing_and_duplicates_nothing() {
     assert_eq!(journaled(&journal), 2);
     assert!(store.container("095060000000000015").unwrap().is_none());
     assert_eq!(store.holds().unwrap().len(), 1);
+    // The voided case's units stay with its hold (they count as packed for the batch's
+    // last case), not closable as a partial case from there.
+    let h = &store.holds().unwrap()[0];
+    assert_eq!(h.children.len(), 2);
+    assert!(!h.is_short());
+    assert_eq!(store.units_packed("EU24A001").unwrap(), 2 + 2 + 1);
     assert!(store.intents().unwrap().is_empty() && store.outbox().unwrap().is_empty());
     // Recovery again changes nothing.
     let r = recover(&store, &journal, &events, 6).unwrap();
@@ -303,9 +309,7 @@ fn a_case_gtin_serial_voided_in_a_crash_is_never_reused_and_resolves_when_packed
         .unwrap();
     drop((store, journal));
     let (store, journal, events2) = setup(dir.path());
-    let r =
-        recover_settling(&store, &journal, &events2, 7, &mut ids)
-            .unwrap();
+    let r = recover_settling(&store, &journal, &events2, 7, &mut ids).unwrap();
     assert_eq!(r.voided, vec![first.id()]);
     assert_eq!(
         store.holds().unwrap()[0].sscc.as_deref(),
@@ -487,7 +491,9 @@ fn short_hold_dir() -> (tempfile::TempDir, u64) {
         .hold_with_children(
             Level::Case,
             LOT,
-            vec![format!("short: 2 of 4 units in the last case of batch {LOT}")],
+            vec![format!(
+                "short: 2 of 4 units in the last case of batch {LOT}"
+            )],
             None,
             1,
             units(&["E1", "E2"]),

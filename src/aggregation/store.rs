@@ -458,7 +458,10 @@ impl AggStore {
         Ok(c)
     }
 
-    /// Drop an intent and hold the case or pallet for rework with `reasons`.
+    /// Drop an intent and hold the case or pallet for rework with `reasons`. The hold
+    /// keeps the intent's children (they passed every check and sit in the held
+    /// container: the end-of-batch count needs them, see [`AggStore::units_packed`]);
+    /// it is not a `short` hold, so they are not closed from it.
     pub fn abandon(
         &self,
         sscc: &str,
@@ -467,9 +470,16 @@ impl AggStore {
     ) -> Result<Hold, StoreError> {
         let i = self.intent(sscc)?;
         let level = i.as_ref().map_or(Level::Case, |i| i.level);
-        let batch = i.map(|i| i.batch).unwrap_or_default();
+        let (batch, children) = i.map(|i| (i.batch, i.children)).unwrap_or_default();
         self.intents.remove(sscc.as_bytes()).map_err(io("intent"))?;
-        self.hold(level, &batch, reasons, Some(sscc.to_string()), at_us)
+        self.hold_with_children(
+            level,
+            &batch,
+            reasons,
+            Some(sscc.to_string()),
+            at_us,
+            children,
+        )
     }
 
     /// [`AggStore::abandon`] for the label of a partial case: the hold keeps the
@@ -1212,7 +1222,10 @@ mod tests {
         assert_eq!((a.id, b.id), (1, 2));
         drop(s);
         let s = AggStore::open(&d.path().join("new"))?;
-        assert_eq!(s.hold(Level::Pallet, "B1", vec!["x".into()], None, 3)?.id, 3);
+        assert_eq!(
+            s.hold(Level::Pallet, "B1", vec!["x".into()], None, 3)?.id,
+            3
+        );
         // A store written before the counter: its holds numbered by sled from 0.
         let old = AggStore::open(&d.path().join("old"))?;
         for id in [0u64, 1] {
@@ -1236,7 +1249,10 @@ mod tests {
             old.holds()?.iter().map(|h| h.id).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
-        assert_eq!(old.hold_by_id(0)?.map(|h| h.reasons), Some(vec!["old 0".into()]));
+        assert_eq!(
+            old.hold_by_id(0)?.map(|h| h.reasons),
+            Some(vec!["old 0".into()])
+        );
         Ok(())
     }
 

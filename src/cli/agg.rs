@@ -506,7 +506,10 @@ fn through_daemon(
         let v: serde_json::Value =
             serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         if status != 200 {
-            anyhow::bail!("the running daemon refused the {kind} step ({status}): {}", message(&v));
+            anyhow::bail!(
+                "the running daemon refused the {kind} step ({status}): {}",
+                message(&v)
+            );
         }
         println!("{}", message(&v));
         if let Some(tree) = v.get("tree").and_then(|t| t.as_str()) {

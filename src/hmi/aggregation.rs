@@ -537,8 +537,7 @@ async fn do_step(
     let audit_actor = actor.audit_actor();
     let s2 = svc.clone();
     let (sc, st, rs) = (sscc.clone(), step.clone(), reason.clone());
-    let c = match tokio::task::spawn_blocking(move || s2.apply(&audit_actor, &sc, &st, &rs)).await
-    {
+    let c = match tokio::task::spawn_blocking(move || s2.apply(&audit_actor, &sc, &st, &rs)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(agg_refusal(e)),
         Err(e) => return Err(join_error(e)),
