@@ -16,6 +16,7 @@
 //! HMI (the case station prints and reads back its label) and resolves another hold,
 //! which stays on record (shown with `?resolved=1`).
 
+mod agg_support;
 mod hmi_support;
 
 use std::io::Read;
@@ -23,29 +24,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use agg_support::{LAYOUT, label_frame, label_of, publish, sim_opts, text};
 use hil_sim::aggregation::{Slot, render_layer};
-use linectl::profile::aggregation::LayoutSection;
-use linectl_drivers::Frame;
 use linectl_drivers::camera::stream::FrameServer;
 use linectl_drivers::link::TwinServer;
 use linectl_drivers::printer::TwinState;
 
 fn linectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_linectl"))
-        .args(args)
-        .env_remove("LINECTL_DATA_DIR")
-        .env_remove("LINECTL_PROFILE")
-        .env("USER", "tester")
-        .output()
-        .expect("run linectl")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    agg_support::run_linectl(env!("CARGO_BIN_EXE_linectl"), args)
 }
 
 fn wait_for<T>(what: &str, child: &mut Child, mut f: impl FnMut() -> Option<T>) -> T {
@@ -65,30 +51,9 @@ fn wait_for<T>(what: &str, child: &mut Child, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-fn publish(server: &FrameServer, unit: u64, f: &hil_sim::render::GreyFrame) {
-    server
-        .publish(&Frame {
-            unit,
-            timestamp_us: 0,
-            width: f.width,
-            height: f.height,
-            pixels: f.pixels.clone(),
-        })
-        .expect("publish");
-}
-
 /// The packer's number of the layer frame (the station starts waiting for 0 and follows
 /// the packer's numbering); its label frame is the next number.
 const LAYER_FRAME: u64 = 100;
-
-const LAYOUT: LayoutSection = LayoutSection {
-    rows: 2,
-    cols: 2,
-    x: 0,
-    y: 0,
-    width: 1224,
-    height: 1024,
-};
 
 fn daemon_profile(base: &str, cam: &str, prn: &str) -> String {
     base.replace("127.0.0.1:5020", "127.0.0.1:1")
@@ -218,23 +183,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     // 1. The line commissions a few units of the profile's batch.
     let profile =
         linectl::profile::Profile::load_with_env(&base_path, Some(Default::default())).unwrap();
-    let opts = hil_sim::line::SimOptions {
-        profile: profile.clone(),
-        units: 8,
-        rate_upm: None,
-        defects: "0".parse().unwrap(),
-        faults: "0".parse().unwrap(),
-        seed: 3,
-        realtime: false,
-        data_dir: data.clone(),
-        printer_transport: hil_sim::line::PrinterTransport::Tcp,
-        frame: (1280, 960),
-        progress: false,
-        status_listen: None,
-        stop: None,
-        site_server: false,
-        site_url: None,
-    };
+    let opts = sim_opts(&profile, &data, 8, 3);
     let rep = hil_sim::line::run(&opts).unwrap();
     assert!(rep.passed >= 4, "{rep:?}");
     let codes = commissioned_codes(&data, &profile);
@@ -280,6 +229,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
                 children: Vec::new(),
                 stage: linectl::aggregation::store::Stage::Printing,
                 at_us: 1,
+                partial_of: None,
             })
             .unwrap();
     }
@@ -311,13 +261,8 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     while label.is_none() {
         publish(&cam, LAYER_FRAME, &layer);
         for _ in 0..20 {
-            if let Some(rec) = printer.print_one() {
-                label = rec
-                    .fields
-                    .iter()
-                    .find(|(n, _)| n == "DM")
-                    .or_else(|| rec.fields.first())
-                    .map(|(_, v)| v.clone());
+            if let Some(l) = label_of(&printer) {
+                label = Some(l);
                 break;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -328,17 +273,7 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     let label = label.unwrap();
     assert!(label.starts_with("00") && label.len() == 20, "{label:?}");
     let sscc = label[2..].to_string();
-    let label_layout = LayoutSection {
-        rows: 1,
-        cols: 1,
-        x: 0,
-        y: 0,
-        width: 640,
-        height: 480,
-    };
-    let label_frame =
-        render_layer(640, 480, &label_layout, &[Slot::Code(label.clone())], 9).unwrap();
-    publish(&cam, LAYER_FRAME + 1, &label_frame);
+    publish(&cam, LAYER_FRAME + 1, &label_frame(&label));
 
     // 5. `linectl agg show` through the daemon prints the case and its 4 units.
     let d = data.to_str().unwrap();
@@ -432,57 +367,12 @@ fn the_daemon_runs_the_case_station_and_serves_its_trees() {
     assert_eq!(text(&o).matches(" unit (01)").count(), 4);
 }
 
-fn sim_opts(
-    profile: &linectl::profile::Profile,
-    data: &Path,
-    units: u64,
-) -> hil_sim::line::SimOptions {
-    hil_sim::line::SimOptions {
-        profile: profile.clone(),
-        units,
-        rate_upm: None,
-        defects: "0".parse().unwrap(),
-        faults: "0".parse().unwrap(),
-        seed: 5,
-        realtime: false,
-        data_dir: data.to_path_buf(),
-        printer_transport: hil_sim::line::PrinterTransport::Tcp,
-        frame: (1280, 960),
-        progress: false,
-        status_listen: None,
-        stop: None,
-        site_server: false,
-        site_url: None,
-    }
-}
-
 /// Open holds through the daemon's read API.
 fn api_holds(addr: &str, token: &str) -> Vec<serde_json::Value> {
     let (status, body) = http_get(addr, "/api/v1/agg/holds", token);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["holds"].as_array().cloned().unwrap_or_default()
-}
-
-fn label_of(printer: &TwinState) -> Option<String> {
-    let rec = printer.print_one()?;
-    rec.fields
-        .iter()
-        .find(|(n, _)| n == "DM")
-        .or_else(|| rec.fields.first())
-        .map(|(_, v)| v.clone())
-}
-
-fn label_frame(label: &str) -> hil_sim::render::GreyFrame {
-    let layout = LayoutSection {
-        rows: 1,
-        cols: 1,
-        x: 0,
-        y: 0,
-        width: 640,
-        height: 480,
-    };
-    render_layer(640, 480, &layout, &[Slot::Code(label.to_string())], 9).unwrap()
 }
 
 #[test]
@@ -496,7 +386,7 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
     // 1. The line commissions 6 units: one full case of 4, then a short last case of 2.
     let profile =
         linectl::profile::Profile::load_with_env(&base_path, Some(Default::default())).unwrap();
-    let rep = hil_sim::line::run(&sim_opts(&profile, &data, 6)).unwrap();
+    let rep = hil_sim::line::run(&sim_opts(&profile, &data, 6, 5)).unwrap();
     let codes = commissioned_codes(&data, &profile);
     assert_eq!(codes.len(), 6, "{rep:?}");
     let lot = profile.batch.lot.clone().unwrap();
@@ -799,7 +689,85 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
         "{adds:?}"
     );
 
-    // 8. Stop; the pool shows both case serials Commissioned (taken from the line's pool).
+    // 8. Rework at the console through the daemon, as HMI users (their role decides):
+    // the operator opens the partial case; closing it short needs a supervisor (the
+    // operator is refused and that is audited); the supervisor closes it. A wrong
+    // password and a request without the daemon's token are refused.
+    let d = data.to_str().unwrap();
+    let prof = prof_path.to_str().unwrap();
+    let pw_file = dir.path().join("pw");
+    std::fs::write(&pw_file, format!("{PW}\n")).unwrap();
+    let bad_pw = dir.path().join("bad-pw");
+    std::fs::write(&bad_pw, "not-the-password\n").unwrap();
+    let console = |step: &str, user: &str, pw: &Path| {
+        linectl(&[
+            "agg",
+            "--data-dir",
+            d,
+            step,
+            &partial_key,
+            "--reason",
+            "console rework",
+            "--profile",
+            prof,
+            "--user",
+            user,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+    };
+    let o = console("open", "op", &bad_pw);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrong user name or password"),
+        "{}",
+        text(&o)
+    );
+    let o = console("open", "op", &pw_file);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("case {partial_key} opened")),
+        "{}",
+        text(&o)
+    );
+    let o = console("close", "op", &pw_file);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("closing a partial case needs a supervisor"),
+        "{}",
+        text(&o)
+    );
+    let o = console("close", "sup", &pw_file);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("closed as a partial case of 2 units"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(text(&o).matches(" unit (01)").count(), 2, "{}", text(&o));
+    {
+        use std::io::Write;
+        let body = format!(
+            r#"{{"user":"sup","password":"{PW}","sscc":"{partial_key}","step":"open","reason":"x"}}"#
+        );
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /api/v1/agg/rework HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer pull-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status: u16 = raw
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        assert!(status == 401 || status == 403, "{raw}");
+    }
+
+    // 9. Stop; the pool shows both case serials Commissioned (taken from the line's pool).
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -864,6 +832,18 @@ fn gtin_serial_cases_from_the_shared_pool_and_a_short_last_case_closed_at_the_hm
             "units re-inspected and repacked".to_string()
         )]
     );
+    // The console steps: each audited as its user's, the operator's partial close
+    // refused as access_denied.
+    let case_obj = format!("case:{partial_key}");
+    let rework: Vec<String> = on(&case_obj, linectl::audit::Action::AggregationRework)
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert!(
+        rework.contains(&"op".to_string()) && rework.contains(&"sup".to_string()),
+        "{rework:?}"
+    );
+    assert_eq!(on(&case_obj, linectl::audit::Action::AccessDenied).len(), 1);
     let commissioned: Vec<&str> = states
         .iter()
         .filter(|(_, s)| *s == linectl::pool::SerialState::Commissioned)

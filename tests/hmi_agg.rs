@@ -45,6 +45,7 @@ fn pack(store: &AggStore, sscc: &str, level: Level, children: Vec<Child>) {
             children,
             stage: Stage::Printing,
             at_us: 1_767_225_600_000_000,
+            partial_of: None,
         })
         .unwrap();
     store.advance(sscc, Stage::Verified).unwrap();
@@ -239,8 +240,16 @@ fn rework_steps_over_http_are_checked_audited_first_and_evented() {
         "{}",
         r.body
     );
-    let r = step(&op, &op_csrf, "095060000000009999", "open", "");
+    let r = step(&op, &op_csrf, "095060000000009995", "open", "");
     assert_eq!(r.status, 404, "{}", r.body);
+    // A code of SSCC shape with a wrong check digit is a bad request, not unknown.
+    let r = step(&op, &op_csrf, "095060000000009999", "open", "");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("check digit wrong") && r.body.contains("nothing was changed"),
+        "{}",
+        r.body
+    );
     let r = get(
         addr,
         "/aggregation/container?code=095060000000009999",

@@ -139,6 +139,7 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
                 children: ["E2EU1", "E2EU2", "E2EU3", "E2EU4"].map(unit).to_vec(),
                 stage: linectl::aggregation::store::Stage::Verified,
                 at_us: clock.wall_micros(),
+                partial_of: None,
             })
             .unwrap();
         agg_store.commit(E2E_CASE, &[]).unwrap();

@@ -1,6 +1,9 @@
 //! The simulated case packer's layers read back through linectl's multi-symbol decoder,
 //! and the full line + aggregation run with injected faults.
 
+#[path = "../../tests/agg_support/mod.rs"]
+mod agg_support;
+
 use hil_sim::aggregation::{Slot, render_layer};
 use linectl::aggregation::detect::{CellRead, LayerDecoder};
 use linectl::profile::aggregation::LayoutSection;
@@ -46,6 +49,7 @@ fn a_full_layer_reads_back_cell_by_cell_with_faults_in_place() {
     }
 }
 
+/// The shared line options, with the simulated site server (the run uploads).
 fn small_opts(
     p: linectl::profile::Profile,
     dir: &std::path::Path,
@@ -53,21 +57,8 @@ fn small_opts(
     seed: u64,
 ) -> hil_sim::line::SimOptions {
     hil_sim::line::SimOptions {
-        profile: p,
-        units,
-        rate_upm: None,
-        defects: "0".parse().unwrap(),
-        faults: "0".parse().unwrap(),
-        seed,
-        realtime: false,
-        data_dir: dir.to_path_buf(),
-        printer_transport: hil_sim::line::PrinterTransport::Tcp,
-        frame: (1280, 960),
-        progress: false,
-        status_listen: None,
-        stop: None,
         site_server: true,
-        site_url: None,
+        ..agg_support::sim_opts(&p, dir, units, seed)
     }
 }
 
@@ -269,23 +260,7 @@ fn every_injected_fault_holds_its_case_and_nothing_is_aggregated_wrongly() {
     a.case_layout.rows = 4;
     a.case_layout.cols = 6;
     a.cases_per_pallet = 3;
-    let opts = hil_sim::line::SimOptions {
-        profile: p,
-        units: 600,
-        rate_upm: None,
-        defects: "0".parse().unwrap(),
-        faults: "0".parse().unwrap(),
-        seed: 7,
-        realtime: false,
-        data_dir: dir.path().to_path_buf(),
-        printer_transport: hil_sim::line::PrinterTransport::Tcp,
-        frame: (1280, 960),
-        progress: false,
-        status_listen: None,
-        stop: None,
-        site_server: false,
-        site_url: None,
-    };
+    let opts = agg_support::sim_opts(&p, dir.path(), 600, 7);
     let faults =
         "damaged=0.15,foreign=0.15,missing=0.15,duplicate=0.15,label=0.15,pallet-missing=0.2"
             .parse()

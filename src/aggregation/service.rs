@@ -17,12 +17,14 @@
 //!
 //! End of batch: before each case layer the runner works out whether it is the batch's
 //! last case ([`is_last_case`]): the units commissioned in the batch less those packed
-//! (cases of the batch and short holds), plus — while the batch runs — the units still
-//! to be inspected, cannot fill another case. A short last layer is then held as
-//! `short` with its units; the supervisor closes it at the HMI
-//! ([`AggService::close_short`]), which the case station's thread does (it owns the
-//! label printer and camera: a command channel), reading the label from frame `n + 1`
-//! where `n` is the layer frame it waits for next (that pair is then used up).
+//! (cases of the batch, and the checked units its open holds keep — short or not: see
+//! [`AggStore::units_packed`]), plus — while the batch runs — the units still to be
+//! inspected, cannot fill another case. A short last layer is then held as `short`
+//! with its units; the supervisor closes it at the HMI ([`AggService::close_short`]),
+//! which the case station's thread does (it owns the label printer and camera: a
+//! command channel, waited on for a bounded time, see [`Claim`]), reading the label
+//! from frame `n + 1` where `n` is the layer frame it waits for next (that pair is then
+//! used up).
 //!
 //! Holds are never deleted: [`AggService::resolve_hold`] (supervisor, reason) marks one
 //! resolved, and re-closing or partially closing a container resolves the holds naming
@@ -221,10 +223,54 @@ pub enum StationCmd {
         hold: u64,
         /// Who asked and why.
         resolution: Resolution,
+        /// Taken by the station before it acts, or given up by the requester: only
+        /// one of the two happens.
+        claim: Claim,
         /// The outcome and the label frame number read.
         reply: crossbeam_channel::Sender<Result<(Outcome, u64), String>>,
     },
 }
+
+/// Who has a command: the station takes it before acting on it, or its requester gives
+/// it up after waiting too long — whichever comes first; the other then knows.
+#[derive(Debug, Clone, Default)]
+pub struct Claim(Arc<std::sync::atomic::AtomicU8>);
+
+const CLAIM_PENDING: u8 = 0;
+const CLAIM_TAKEN: u8 = 1;
+const CLAIM_GIVEN_UP: u8 = 2;
+
+impl Claim {
+    /// The station's side: whether it may act (false: the requester gave up, nothing
+    /// may be done).
+    pub fn take(&self) -> bool {
+        self.0
+            .compare_exchange(
+                CLAIM_PENDING,
+                CLAIM_TAKEN,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+
+    /// The requester's side: whether it gave up before the station took the command
+    /// (false: the station is acting on it).
+    pub fn give_up(&self) -> bool {
+        self.0
+            .compare_exchange(
+                CLAIM_PENDING,
+                CLAIM_GIVEN_UP,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+}
+
+/// How long [`AggService::close_short`] waits for the case station by default (it
+/// looks at commands between containers, at least once per camera timeout).
+pub const STATION_ANSWER: Duration = Duration::from_secs(20);
 
 /// Tells which batch the line is running now (`None` between batches).
 pub type BatchProbe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
@@ -279,6 +325,7 @@ pub struct AggService {
     case_serials: Option<CaseSerials>,
     line_batch: Option<LineProbe>,
     case_station: Mutex<Option<crossbeam_channel::Sender<StationCmd>>>,
+    station_answer: Duration,
     ledgers: Mutex<HashMap<String, BatchLedger>>,
     /// One rework step at a time (a step's checks and its change belong together).
     step: Mutex<()>,
@@ -320,6 +367,7 @@ impl AggService {
             case_serials: None,
             line_batch: None,
             case_station: Mutex::new(None),
+            station_answer: STATION_ANSWER,
             ledgers: Mutex::new(HashMap::new()),
             step: Mutex::new(()),
         }
@@ -336,6 +384,13 @@ impl AggService {
     /// [`AggService::with_pool`]).
     pub fn with_case_serials(mut self, c: CaseSerials) -> AggService {
         self.case_serials = Some(c);
+        self
+    }
+
+    /// How long a request to the case station ([`AggService::close_short`]) waits for
+    /// the station to take it, and then again for its outcome.
+    pub fn with_station_answer(mut self, wait: Duration) -> AggService {
+        self.station_answer = wait.max(Duration::from_millis(1));
         self
     }
 
@@ -560,17 +615,54 @@ impl AggService {
             },
             || {
                 let (rtx, rrx) = crossbeam_channel::bounded(1);
-                tx.send(StationCmd::ClosePartial {
-                    hold: id,
-                    resolution: Resolution {
-                        by: actor.user.clone(),
-                        why: format!("closed as a partial case: {reason}"),
-                        at_us: self.p.clock.wall_micros(),
+                let claim = Claim::default();
+                let wait = self.station_answer;
+                let secs = wait.as_secs_f64();
+                tx.send_timeout(
+                    StationCmd::ClosePartial {
+                        hold: id,
+                        resolution: Resolution {
+                            by: actor.user.clone(),
+                            why: format!("closed as a partial case: {reason}"),
+                            at_us: self.p.clock.wall_micros(),
+                        },
+                        claim: claim.clone(),
+                        reply: rtx,
                     },
-                    reply: rtx,
-                })
-                .map_err(|_| AggError::Usage("the case station has stopped".into()))?;
-                match rrx.recv() {
+                    wait,
+                )
+                .map_err(|e| match e {
+                    crossbeam_channel::SendTimeoutError::Timeout(_) => AggError::Usage(format!(
+                        "the case station did not answer in {secs:.0} s; nothing was changed"
+                    )),
+                    crossbeam_channel::SendTimeoutError::Disconnected(_) => {
+                        AggError::Usage("the case station has stopped; nothing was changed".into())
+                    }
+                })?;
+                let got = match rrx.recv_timeout(wait) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) if claim.give_up() => {
+                        // The station never took it and now never will.
+                        return Err(AggError::Usage(format!(
+                            "the case station did not answer in {secs:.0} s; nothing was changed"
+                        )));
+                    }
+                    // Taken meanwhile: the station is printing and reading the label
+                    // (bounded by its device timeouts); wait for how it ended.
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        rrx.recv_timeout(wait).map_err(|_| {
+                            AggError::Usage(format!(
+                                "the case station took the request but gave no outcome within {:.0} s more: \
+                                 see the holds and the case list for what it did",
+                                secs
+                            ))
+                        })
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(AggError::Usage(
+                        "the case station stopped before closing the case".into(),
+                    )),
+                    Ok(r) => Ok(r),
+                };
+                match got {
                     Ok(Ok((Outcome::Aggregated(c), frame))) => Ok((c, frame)),
                     Ok(Ok((Outcome::Held(h), frame))) => Err(AggError::Usage(format!(
                         "the label (frame {frame}) did not verify: held short again as hold {}: {}",
@@ -578,9 +670,7 @@ impl AggService {
                         h.reasons.join("; ")
                     ))),
                     Ok(Err(e)) => Err(AggError::Usage(e)),
-                    Err(_) => Err(AggError::Usage(
-                        "the case station stopped before closing the case".into(),
-                    )),
+                    Err(e) => Err(e),
                 }
             },
         )
@@ -984,8 +1074,16 @@ fn run_station(
                 StationCmd::ClosePartial {
                     hold,
                     resolution,
+                    claim,
                     reply,
                 } => {
+                    if !claim.take() {
+                        tracing::info!(
+                            hold,
+                            "partial close given up by its requester before the station got to it: not done"
+                        );
+                        continue;
+                    }
                     // The partial case takes the next frame pair: its label is n + 1.
                     let label = next + 1;
                     let r = svc
@@ -1163,6 +1261,7 @@ mod tests {
                     children: serials.iter().map(|s| unit(s)).collect(),
                     stage: Stage::Printing,
                     at_us: 1,
+                    partial_of: None,
                 })
                 .unwrap_or_else(|e| panic!("{e}"));
             store
@@ -1238,6 +1337,109 @@ mod tests {
             matches!(&e, Err(AggError::Usage(m)) if m.contains("packing level is 2")),
             "{e:?}"
         );
+    }
+
+    /// A service over fresh stores in `d` (packing 4 units a case), batch B1 running.
+    fn service_in(d: &std::path::Path) -> (AggService, AggStore, Arc<AuditTrail>) {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock::new());
+        let journal = Arc::new(
+            Journal::open(JournalConfig {
+                consumers: Vec::new(),
+                ..JournalConfig::in_dir(d.join("journal"))
+            })
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (audit, _) = AuditTrail::open(d, clock.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let audit = Arc::new(audit);
+        let store = AggStore::open(&d.join("aggregation")).unwrap_or_else(|e| panic!("{e}"));
+        let site = Sgln::new("9506000000008", None).unwrap_or_else(|e| panic!("{e}"));
+        let events = AggregationEvents::new(IdForm::DigitalLink, &site, &site)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let svc = AggService::new(ServiceParts {
+            store: store.clone(),
+            journal,
+            events,
+            audit: audit.clone(),
+            clock,
+            gtin: "09506000134352".into(),
+            packing: Packing {
+                units_per_case: 4,
+                cases_per_pallet: 2,
+            },
+            running_batch: Arc::new(|| Some("B1".to_string())),
+            default_batch: None,
+        });
+        (svc, store, audit)
+    }
+
+    #[test]
+    fn a_partial_close_the_station_does_not_take_in_time_is_given_up_and_never_done() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (svc, store, audit) = service_in(d.path());
+        let svc = Arc::new(svc.with_station_answer(Duration::from_millis(300)));
+        let h = store
+            .hold_with_children(
+                Level::Case,
+                "B1",
+                vec!["short: 1 of 4 units in the last case of batch B1".into()],
+                None,
+                1,
+                vec![unit("A1")],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A case station busy elsewhere: its command channel is not read.
+        let (tx, cmds) = crossbeam_channel::bounded(4);
+        *svc.case_station.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        let actor = AuditActor {
+            user: "sue".into(),
+            role: "supervisor".into(),
+        };
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let s2 = svc.clone();
+        let a2 = actor.clone();
+        let id = h.id;
+        std::thread::spawn(move || {
+            let _ = done_tx.send(s2.close_short(&a2, id, "last case"));
+        });
+        let r = done
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("close_short never returned"));
+        let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("did not answer in") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        // The station gets to it later: the command is given up, it must not act.
+        match cmds.try_recv() {
+            Ok(StationCmd::ClosePartial { claim, hold, .. }) => {
+                assert_eq!(hold, h.id);
+                assert!(!claim.take(), "a given-up command was still taken");
+            }
+            Err(e) => panic!("no command was sent: {e}"),
+        }
+        assert!(
+            store
+                .hold_by_id(h.id)
+                .ok()
+                .flatten()
+                .is_some_and(|h| h.is_short()),
+            "the hold changed"
+        );
+        // The attempt is on record: audited first, then its failure.
+        let recs = audit
+            .query(&crate::audit::Query::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recs.iter()
+                .filter(|r| r.object == format!("hold:{}", h.id))
+                .count()
+                >= 2,
+            "{recs:?}"
+        );
+        // A station that takes a command in time is answered (the claim is its).
+        let c = Claim::default();
+        assert!(c.take());
+        assert!(!c.give_up());
     }
 
     #[test]

@@ -227,10 +227,19 @@ impl Station {
                 );
                 return Ok(Outcome::Held(h));
             }
-            return self.hold(
+            // The units that passed every check stay with the hold: they sit in the
+            // held case (the end-of-batch count needs them, see `AggStore::units_packed`).
+            let h = self.store.hold_with_children(
+                level,
+                &self.cfg.batch,
                 check.problems.iter().map(ToString::to_string).collect(),
                 None,
-            );
+                self.clock.wall_micros(),
+                check.children,
+            )?;
+            tracing::warn!(level = level.name(), hold = h.id, reasons = ?h.reasons,
+                kept = h.children.len(), "held for rework");
+            return Ok(Outcome::Held(h));
         }
         self.label_and_commit(check.children, layer_frame, label_frame, None)
     }
@@ -297,6 +306,7 @@ impl Station {
             children,
             stage: Stage::Printing,
             at_us: self.clock.wall_micros(),
+            partial_of: partial_of.as_ref().map(|(hold, _)| *hold),
         };
         let begun = match partial_of {
             None => self.store.begin(&intent),
@@ -317,6 +327,7 @@ impl Station {
         if let Err(e) = self.print(want.clone(), unit) {
             return self.hold(vec![format!("label printer: {e}")], Some(&key));
         }
+        crash_point("agg-label-printing");
         let label = match self.dev.camera.frame(label_frame) {
             Ok(f) => f,
             Err(e) => return self.hold(vec![format!("no label frame: {e}")], Some(&key)),
@@ -345,6 +356,7 @@ impl Station {
         }
         self.store.advance(&key, Stage::Verified)?;
         let c = finish(&self.store, &self.journal, &self.events, &key)?;
+        crash_point("agg-committed");
         self.ids.settled(&key, true)?;
         tracing::info!(level = level.name(), id = %id, children = c.children.len(), "aggregated");
         Ok(Outcome::Aggregated(c))
@@ -360,6 +372,26 @@ impl Station {
             element_string,
             fields: Vec::new(),
         }])
+    }
+}
+
+/// The crash-test hook: with `LINECTL_CRASH_POINT=NAME` in the environment a station
+/// stops at the point `NAME` — it creates the file named by `LINECTL_CRASH_POINT_FILE`
+/// (if set) and then waits there for good, for a test to SIGKILL the process at exactly
+/// that point. Points: `agg-label-printing` (a label's intent durable and the label
+/// sent to the printer, not read back yet) and `agg-committed` (a container aggregated
+/// with its event, its identifier not yet settled in the pool). Unset (always, outside
+/// such tests) it costs one environment lookup per container.
+pub fn crash_point(name: &str) {
+    if std::env::var_os("LINECTL_CRASH_POINT").is_none_or(|v| v != name) {
+        return;
+    }
+    tracing::warn!(point = name, "crash point reached: waiting to be killed");
+    if let Some(f) = std::env::var_os("LINECTL_CRASH_POINT_FILE") {
+        let _ = std::fs::write(f, name);
+    }
+    loop {
+        std::thread::park();
     }
 }
 
@@ -393,6 +425,20 @@ pub trait ContainerIds: Send {
         let _ = (id, aggregated);
         Ok(())
     }
+
+    /// Write settlements kept back (see [`PoolCaseIds`]). The default has none.
+    fn flush(&mut self) -> Result<(), AggError> {
+        Ok(())
+    }
+
+    /// After a crash (and [`recover`]): settle identifiers a crash left half-way —
+    /// a case serial still Encoded in the pool becomes Commissioned if its case is in
+    /// the store, LabelScrapped otherwise (a label voided, or taken and never printed);
+    /// spares still listed stay. Returns (commissioned, scrapped). The default has none.
+    fn settle_leftovers(&mut self, store: &AggStore) -> Result<(usize, usize), AggError> {
+        let _ = store;
+        Ok((0, 0))
+    }
 }
 
 /// SSCCs from the profile's scheme, serial references from the store's counter.
@@ -406,16 +452,28 @@ impl ContainerIds for SsccIds {
     }
 }
 
-/// Cases labelled with a case GTIN and a serial from the serial pool: each serial is
-/// reserved durably (a block of one) and marked Encoded before the label intent is
-/// written, so a crash at any point leaves it used, never free; an aggregated case's
-/// serial becomes Commissioned, a voided label's LabelScrapped.
+/// Cases labelled with a case GTIN and a serial from the serial pool.
+///
+/// Serials are made Encoded a few at a time ([`PoolCaseIds::with_ahead`], 8 by
+/// default) in one pool lock hold: one durable block reservation, the block handed out
+/// and marked Encoded, the block closed durably. Only then are they listed as spares in
+/// the aggregation store (its own fsync, not under the pool lock), and each label takes
+/// the next spare: so a case label takes the pool's lock (and its fsyncs) once per few
+/// cases, and the line's printer thread, which shares the pool, waits at most that
+/// often. A serial is Encoded in the pool before it can reach a label, so a crash never
+/// frees it. How a label ended (aggregated: Commissioned, voided: LabelScrapped) is
+/// applied to the pool in batches too (at the next refill, every few labels, and at
+/// [`ContainerIds::flush`] or drop); after a crash [`recover_settling`] settles what
+/// was left Encoded from the store's record (see [`ContainerIds::settle_leftovers`]).
 pub struct PoolCaseIds<S: Store + Send + 'static> {
     pool: Arc<Mutex<Pool<S>>>,
     gtin: String,
     line: String,
     batch: String,
     label_ais: Vec<(String, String)>,
+    ahead: u64,
+    /// Serials settled but not yet written to the pool: (serial, aggregated).
+    pending: Vec<(String, bool)>,
 }
 
 impl<S: Store + Send + 'static> PoolCaseIds<S> {
@@ -434,7 +492,15 @@ impl<S: Store + Send + 'static> PoolCaseIds<S> {
             line: line.to_string(),
             batch: batch.to_string(),
             label_ais: Vec::new(),
+            ahead: 8,
+            pending: Vec::new(),
         })
+    }
+
+    /// Make `n` serials Encoded per pool step (at least 1).
+    pub fn with_ahead(mut self, n: u64) -> Self {
+        self.ahead = n.max(1);
+        self
     }
 
     /// Print these elements (AI, value) on each case label too, e.g. the expiry (17)
@@ -452,6 +518,62 @@ impl<S: Store + Send + 'static> PoolCaseIds<S> {
     fn pool(&self) -> Result<std::sync::MutexGuard<'_, Pool<S>>, AggError> {
         crate::pool::alloc::lock(&self.pool).map_err(pool_err(&self.gtin))
     }
+
+    /// Write the pending settlements (one durable pool commit per target state).
+    fn write_pending(&mut self, pool: &mut Pool<S>) -> Result<(), AggError> {
+        for (aggregated, to) in [
+            (true, SerialState::Commissioned),
+            (false, SerialState::LabelScrapped),
+        ] {
+            let serials: Vec<&str> = self
+                .pending
+                .iter()
+                .filter(|(_, a)| *a == aggregated)
+                .map(|(s, _)| s.as_str())
+                .collect();
+            if !serials.is_empty() {
+                pool.set_state(&self.gtin, &serials, to)
+                    .map_err(pool_err(&self.gtin))?;
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// One pool step: the pending settlements, then `ahead` serials reserved, handed
+    /// out, marked Encoded and their block closed, durably; then listed as spares.
+    fn refill(&mut self, store: &AggStore) -> Result<(), AggError> {
+        let (gtin, line, batch) = (self.gtin.clone(), self.line.clone(), self.batch.clone());
+        let pool_arc = self.pool.clone();
+        let mut pool = crate::pool::alloc::lock(&pool_arc).map_err(pool_err(&gtin))?;
+        self.write_pending(&mut pool)?;
+        let mut a = pool
+            .allocator(
+                &gtin,
+                &line,
+                &batch,
+                AllocatorConfig {
+                    block_size: self.ahead,
+                    quantity: None,
+                },
+            )
+            .map_err(pool_err(&gtin))?;
+        let mut got = vec![a.next_serial().map_err(pool_err(&gtin))?];
+        while a.in_hand() > 0 {
+            got.push(a.next_serial().map_err(pool_err(&gtin))?);
+        }
+        if let Some(last) = got.last() {
+            a.mark_encoded(last).map_err(pool_err(&gtin))?;
+        }
+        a.close().map_err(pool_err(&gtin))?;
+        drop(pool);
+        let spares: Vec<(u64, String)> = got
+            .iter()
+            .map(|h| (h.seq, h.serial().to_string()))
+            .collect();
+        store.add_spare_ids(&gtin, &spares)?;
+        Ok(())
+    }
 }
 
 fn pool_err(gtin: &str) -> impl Fn(PoolError) -> AggError + '_ {
@@ -462,29 +584,22 @@ fn pool_err(gtin: &str) -> impl Fn(PoolError) -> AggError + '_ {
 }
 
 impl<S: Store + Send + 'static> ContainerIds for PoolCaseIds<S> {
-    fn take(&mut self, level: Level, _store: &AggStore) -> Result<ContainerId, AggError> {
+    fn take(&mut self, level: Level, store: &AggStore) -> Result<ContainerId, AggError> {
         if level != Level::Case {
             return Err(AggError::Usage(
                 "a pallet is labelled with an SSCC, not a case GTIN".into(),
             ));
         }
-        let (gtin, line, batch) = (self.gtin.clone(), self.line.clone(), self.batch.clone());
-        let mut pool = self.pool()?;
-        let mut a = pool
-            .allocator(
-                &gtin,
-                &line,
-                &batch,
-                AllocatorConfig {
-                    block_size: 1,
-                    quantity: None,
-                },
-            )
-            .map_err(pool_err(&gtin))?;
-        let h = a.next_serial().map_err(pool_err(&gtin))?;
-        a.mark_encoded(&h).map_err(pool_err(&gtin))?;
-        a.close().map_err(pool_err(&gtin))?;
-        ContainerId::sgtin(&gtin, h.serial()).map_err(|e| AggError::Usage(e.to_string()))
+        let serial = match store.take_spare_id(&self.gtin)? {
+            Some(s) => s,
+            None => {
+                self.refill(store)?;
+                store.take_spare_id(&self.gtin)?.ok_or_else(|| {
+                    AggError::Usage(format!("no case serial of {} after a refill", self.gtin))
+                })?
+            }
+        };
+        ContainerId::sgtin(&self.gtin, &serial).map_err(|e| AggError::Usage(e.to_string()))
     }
 
     fn label(&self, id: &ContainerId) -> Result<String, AggError> {
@@ -496,14 +611,67 @@ impl<S: Store + Send + 'static> ContainerIds for PoolCaseIds<S> {
         let Ok(ContainerId::Sgtin { gtin, serial }) = ContainerId::parse(id) else {
             return Ok(());
         };
-        let to = if aggregated {
-            SerialState::Commissioned
-        } else {
-            SerialState::LabelScrapped
-        };
-        let mut pool = self.pool()?;
-        pool.set_state(&gtin, &[serial.as_str()], to)
-            .map_err(pool_err(&gtin))
+        if gtin != self.gtin {
+            return Ok(());
+        }
+        self.pending.push((serial, aggregated));
+        if self.pending.len() as u64 >= self.ahead {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), AggError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pool_arc = self.pool.clone();
+        let mut pool = crate::pool::alloc::lock(&pool_arc).map_err(pool_err(&self.gtin))?;
+        self.write_pending(&mut pool)
+    }
+
+    fn settle_leftovers(&mut self, store: &AggStore) -> Result<(usize, usize), AggError> {
+        self.flush()?;
+        let spare: std::collections::HashSet<String> =
+            store.spare_ids(&self.gtin)?.into_iter().collect();
+        let mut encoded = Vec::new();
+        {
+            let pool = self.pool()?;
+            pool.for_each(&self.gtin, |payload, state| {
+                if state == SerialState::Encoded {
+                    let serial = payload.split('\t').next().unwrap_or(payload);
+                    if !spare.contains(serial) {
+                        encoded.push(serial.to_string());
+                    }
+                }
+            })
+            .map_err(pool_err(&self.gtin))?;
+        }
+        let mut n = (0, 0);
+        for serial in encoded {
+            let key = ContainerId::sgtin(&self.gtin, &serial)
+                .map_err(|e| AggError::Usage(e.to_string()))?
+                .id();
+            let aggregated = store.container(&key)?.is_some();
+            if aggregated {
+                n.0 += 1;
+            } else {
+                n.1 += 1;
+            }
+            tracing::warn!(id = %key, aggregated, "case serial left Encoded by a crash: settled");
+            self.pending.push((serial, aggregated));
+        }
+        self.flush()?;
+        Ok(n)
+    }
+}
+
+impl<S: Store + Send + 'static> Drop for PoolCaseIds<S> {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(gtin = %self.gtin, error = %e,
+                "case serials not settled in the pool; recovery settles them at the next start");
+        }
     }
 }
 
@@ -606,6 +774,19 @@ pub fn recover(
     };
     for i in store.intents()? {
         match i.stage {
+            // A partial case (closed from a short hold) keeps its units: held short
+            // again, the supervisor closes it again at the HMI without a new read.
+            Stage::Printing if i.partial_of.is_some() && i.level == Level::Case => {
+                store.abandon_keeping_children(
+                    &i.sscc,
+                    vec![format!(
+                        "{SHORT}: interrupted while the partial case's label was printed (hold {}): label voided, close it again at the HMI",
+                        i.partial_of.unwrap_or_default()
+                    )],
+                    now_us,
+                )?;
+                r.voided.push(i.sscc);
+            }
             Stage::Printing => {
                 store.abandon(
                     &i.sscc,
@@ -649,6 +830,15 @@ pub fn recover_settling(
     }
     for c in &r.committed {
         ids.settled(c, true)?;
+    }
+    ids.flush()?;
+    let (commissioned, scrapped) = ids.settle_leftovers(store)?;
+    if commissioned + scrapped > 0 {
+        tracing::warn!(
+            commissioned,
+            scrapped,
+            "case serials a crash left Encoded were settled"
+        );
     }
     Ok(r)
 }

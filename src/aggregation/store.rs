@@ -120,6 +120,11 @@ pub struct Intent {
     pub stage: Stage,
     /// Event time, µs since the Unix epoch (the event is rebuilt identically from it).
     pub at_us: u64,
+    /// The short hold this label closes as a partial case, if it is one: a crash while
+    /// it prints holds the case short again with its units (see
+    /// `super::station::recover`).
+    #[serde(default)]
+    pub partial_of: Option<u64>,
 }
 
 /// A case or pallet held for rework instead of being aggregated.
@@ -231,6 +236,7 @@ pub struct AggStore {
     holds: sled::Tree,
     meta: sled::Tree,
     outbox: sled::Tree,
+    spares: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -265,6 +271,15 @@ fn open_hold(holds: &sled::transaction::TransactionalTree, id: u64) -> TxResult<
     Ok(h)
 }
 
+/// `GTIN/` then the pool seq, big-endian (so a scan is in seq order).
+fn spare_key(gtin: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(gtin.len() + 9);
+    k.extend_from_slice(gtin.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
@@ -292,6 +307,7 @@ impl AggStore {
             holds: tree("holds")?,
             meta: tree("meta")?,
             outbox: tree("outbox")?,
+            spares: tree("spares")?,
             db,
         })
     }
@@ -442,7 +458,10 @@ impl AggStore {
         Ok(c)
     }
 
-    /// Drop an intent and hold the case or pallet for rework with `reasons`.
+    /// Drop an intent and hold the case or pallet for rework with `reasons`. The hold
+    /// keeps the intent's children (they passed every check and sit in the held
+    /// container: the end-of-batch count needs them, see [`AggStore::units_packed`]);
+    /// it is not a `short` hold, so they are not closed from it.
     pub fn abandon(
         &self,
         sscc: &str,
@@ -451,9 +470,16 @@ impl AggStore {
     ) -> Result<Hold, StoreError> {
         let i = self.intent(sscc)?;
         let level = i.as_ref().map_or(Level::Case, |i| i.level);
-        let batch = i.map(|i| i.batch).unwrap_or_default();
+        let (batch, children) = i.map(|i| (i.batch, i.children)).unwrap_or_default();
         self.intents.remove(sscc.as_bytes()).map_err(io("intent"))?;
-        self.hold(level, &batch, reasons, Some(sscc.to_string()), at_us)
+        self.hold_with_children(
+            level,
+            &batch,
+            reasons,
+            Some(sscc.to_string()),
+            at_us,
+            children,
+        )
     }
 
     /// [`AggStore::abandon`] for the label of a partial case: the hold keeps the
@@ -537,7 +563,7 @@ impl AggStore {
         at_us: u64,
         children: Vec<Child>,
     ) -> Result<Hold, StoreError> {
-        let id = self.db.generate_id().map_err(io("hold id"))?;
+        let id = self.next_hold_id()?;
         let h = Hold {
             id,
             level,
@@ -553,6 +579,84 @@ impl AggStore {
             .map_err(io("hold"))?;
         self.flush()?;
         Ok(h)
+    }
+
+    /// The next hold number, from 1: the store's counter (`next/hold`), started past
+    /// the last hold of a store written before it existed (whose numbers came from
+    /// sled's id generator, from 0: they stay as they are).
+    fn next_hold_id(&self) -> Result<u64, StoreError> {
+        let floor = match self.holds.last().map_err(io("hold id"))? {
+            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: format!("{:?}", k.as_ref()),
+                    reason: "a hold key is not 8 bytes".into(),
+                })?
+                .saturating_add(1),
+            None => 1,
+        }
+        .max(1);
+        let prev = self
+            .meta
+            .fetch_and_update(b"next/hold", |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(floor, u64::from_be_bytes)
+                    .max(floor);
+                Some((n + 1).to_be_bytes().to_vec())
+            })
+            .map_err(io("hold id"))?;
+        Ok(prev
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(floor, u64::from_be_bytes)
+            .max(floor))
+    }
+
+    /// Keep case serials the pool has already made Encoded (durably) for labels to
+    /// come: `(pool seq, serial)` of the case GTIN `gtin`, taken in seq order by
+    /// [`AggStore::take_spare_id`]. A serial listed here was never on a label.
+    pub fn add_spare_ids(&self, gtin: &str, ids: &[(u64, String)]) -> Result<(), StoreError> {
+        for (seq, serial) in ids {
+            self.spares
+                .insert(spare_key(gtin, *seq), serial.as_bytes())
+                .map_err(io("spare"))?;
+        }
+        self.flush()
+    }
+
+    /// Take the first spare case serial of `gtin` off the list (not flushed here: the
+    /// label's intent, written next, flushes it; a crash before that leaves it a
+    /// spare, and it was never printed).
+    pub fn take_spare_id(&self, gtin: &str) -> Result<Option<String>, StoreError> {
+        let prefix = spare_key(gtin, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        loop {
+            let Some((k, v)) = self
+                .spares
+                .scan_prefix(prefix)
+                .next()
+                .transpose()
+                .map_err(io("spare"))?
+            else {
+                return Ok(None);
+            };
+            // Removed only if still there (one taker wins).
+            if self.spares.remove(&k).map_err(io("spare"))?.is_some() {
+                return Ok(Some(String::from_utf8_lossy(&v).into_owned()));
+            }
+        }
+    }
+
+    /// The spare case serials of `gtin`, in seq order.
+    pub fn spare_ids(&self, gtin: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = spare_key(gtin, 0);
+        self.spares
+            .scan_prefix(&prefix[..prefix.len() - 8])
+            .map(|kv| {
+                kv.map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                    .map_err(io("spare"))
+            })
+            .collect()
     }
 
     /// Events written with a change and not yet confirmed journaled.
@@ -585,7 +689,7 @@ impl AggStore {
     /// [`Hold::is_short`]) as it is: in one transaction the hold is marked resolved
     /// (kept for the record) and `intent`
     /// (the label about to be printed for it, stage `Printing`, a case with exactly
-    /// the hold's children) is recorded. Refused, with nothing changed, if the hold is
+    /// the hold's children; recorded with `partial_of` naming the hold) is recorded. Refused, with nothing changed, if the hold is
     /// not a short case, the children differ, one of them has meanwhile got a parent,
     /// or the identifier is taken. The station then prints, verifies and commits the
     /// intent as any other (see `super::station::Station::close_partial`).
@@ -605,6 +709,10 @@ impl AggStore {
         intent: &Intent,
         r: &Resolution,
     ) -> Result<(), StoreError> {
+        let intent = &Intent {
+            partial_of: Some(hold_id),
+            ..intent.clone()
+        };
         (&self.holds, &self.intents, &self.containers, &self.children)
             .transaction(|(holds, int, cont, child)| {
                 let key = hold_id.to_be_bytes();
@@ -696,21 +804,24 @@ impl AggStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Units of `batch` accounted for by aggregation: in its cases, and kept by its
-    /// open holds (a short case waiting for its partial close).
+    /// Units of `batch` accounted for by aggregation: in its cases, and sitting in its
+    /// held cases (the units of an open hold that passed every check: a short case
+    /// waiting for its partial close, or a case held for a foreign, duplicate or
+    /// unreadable code). A unit counts once: one in a case by now (its held case was
+    /// reworked and packed again) is not counted again for the hold.
     pub fn units_packed(&self, batch: &str) -> Result<u64, StoreError> {
-        let mut n = 0u64;
+        let mut seen = std::collections::HashSet::new();
         for c in self.containers()? {
             if c.level == Level::Case && c.batch == batch {
-                n += c.children.len() as u64;
+                seen.extend(c.children.iter().map(Child::key));
             }
         }
         for h in self.open_holds()? {
             if h.level == Level::Case && h.batch == batch {
-                n += h.children.len() as u64;
+                seen.extend(h.children.iter().map(Child::key));
             }
         }
-        Ok(n)
+        Ok(seen.len() as u64)
     }
 
     /// Count containers by level.
@@ -898,6 +1009,7 @@ mod tests {
             children,
             stage: Stage::Printing,
             at_us: 1,
+            partial_of: None,
         }
     }
 
@@ -1097,6 +1209,49 @@ mod tests {
         )?;
         assert!(
             matches!(s.close_partial(sh.id, &intent("X", Level::Case, vec![unit("1")])), Err(StoreError::Refused(m)) if m.contains("already resolved"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn hold_numbers_start_at_1_and_follow_a_store_that_counted_from_0() -> Result<(), StoreError> {
+        let d = tempfile::tempdir().map_err(|e| StoreError::Refused(e.to_string()))?;
+        let s = AggStore::open(&d.path().join("new"))?;
+        let a = s.hold(Level::Case, "B1", vec!["unreadable: x".into()], None, 1)?;
+        let b = s.hold(Level::Case, "B1", vec!["unreadable: y".into()], None, 2)?;
+        assert_eq!((a.id, b.id), (1, 2));
+        drop(s);
+        let s = AggStore::open(&d.path().join("new"))?;
+        assert_eq!(
+            s.hold(Level::Pallet, "B1", vec!["x".into()], None, 3)?.id,
+            3
+        );
+        // A store written before the counter: its holds numbered by sled from 0.
+        let old = AggStore::open(&d.path().join("old"))?;
+        for id in [0u64, 1] {
+            let h = Hold {
+                id,
+                level: Level::Case,
+                batch: "B1".into(),
+                reasons: vec![format!("old {id}")],
+                sscc: None,
+                at_us: id,
+                children: Vec::new(),
+                resolved: None,
+            };
+            old.holds
+                .insert(id.to_be_bytes(), enc(&h))
+                .map_err(io("test"))?;
+        }
+        let n = old.hold(Level::Case, "B1", vec!["new".into()], None, 5)?;
+        assert_eq!(n.id, 2);
+        assert_eq!(
+            old.holds()?.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            old.hold_by_id(0)?.map(|h| h.reasons),
+            Some(vec!["old 0".into()])
         );
         Ok(())
     }

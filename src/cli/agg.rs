@@ -9,10 +9,13 @@
 //! While `linectl run` holds the data dir it holds the stores too: `show` and `holds`
 //! then ask the daemon over HTTP (its address and a local bearer token are in
 //! `DATA_DIR/hmi/agg-api.json`, written by the daemon, readable by its user only), and
-//! the rework steps refuse (exit 2) and point to the HMI's aggregation page, where they
-//! are done with the operator's own account. With no daemon the stores are opened
-//! directly. At the console no batch runs, so `close` of a case short of the packing
-//! level closes it as a partial case (the batch has ended) and says so.
+//! the rework steps go to the daemon (`POST /api/v1/agg/rework`) as the HMI user
+//! `--user NAME` (password from `--password-file`, `LINECTL_PASSWORD` or a prompt),
+//! checked, role-gated and audited by the daemon as at the HMI; without `--user` they
+//! are refused (exit 2) with a pointer to the HMI. With no daemon the stores are opened
+//! directly. At the console `close` of a case short of the packing level closes it as
+//! a partial case and says so (without a daemon no batch runs: the batch has ended;
+//! through the daemon it is the supervisor's partial close).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,6 +91,14 @@ pub struct StepArgs {
     /// The line profile (identifier form, site, product, packing levels).
     #[arg(long, env = "LINECTL_PROFILE")]
     pub profile: PathBuf,
+    /// While `linectl run` holds the data dir: the HMI user doing the step (their role
+    /// decides what they may do, as at the HMI).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A file holding that user's password (first line); else `LINECTL_PASSWORD`, else
+    /// a prompt on the terminal.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Where a running daemon serves the aggregation read API (`<data>/hmi/agg-api.json`).
@@ -268,6 +279,40 @@ fn real(args: AggArgs) -> anyhow::Result<ExitCode> {
             print_holds(&holds);
             Ok(ExitCode::SUCCESS)
         }
+        AggCmd::Open(step) if daemon_runs(&dir)? => through_daemon(&dir, &step, &[("open", &[])]),
+        AggCmd::Close(step) if daemon_runs(&dir)? => {
+            // Short of the packing level: a partial case (a supervisor's step).
+            let n = daemon_container(&dir, &step.sscc)?
+                .and_then(|c| c.get("children").and_then(|c| c.as_array()).map(Vec::len))
+                .unwrap_or(0);
+            let per_case = packing_of(&step)?.units_per_case as usize;
+            let kind = if n > 0 && n < per_case {
+                println!(
+                    "case {} holds {n} of {per_case} units: closing it as a partial case",
+                    step.sscc
+                );
+                "partial"
+            } else {
+                "close"
+            };
+            through_daemon(&dir, &step, &[(kind, &[])])
+        }
+        AggCmd::Dissolve(step) if daemon_runs(&dir)? => {
+            through_daemon(&dir, &step, &[("dissolve", &[])])
+        }
+        AggCmd::Swap { step, remove, add } if daemon_runs(&dir)? => {
+            let mut steps: Vec<(&str, &[String])> = Vec::new();
+            if !remove.is_empty() {
+                steps.push(("remove", &remove));
+            }
+            if !add.is_empty() {
+                steps.push(("add", &add));
+            }
+            if steps.is_empty() {
+                anyhow::bail!("swap needs --remove CODE or --add CODE");
+            }
+            through_daemon(&dir, &step, &steps)
+        }
         AggCmd::Open(step) => step_with(&dir, &step, |r, a| {
             r.open_case(a, &step.sscc, &step.reason).map(|_| ())
         }),
@@ -343,21 +388,24 @@ fn ledger_for(
     Ok(l)
 }
 
-fn step_with(
-    dir: &Path,
-    step: &StepArgs,
-    f: impl FnOnce(&Rework<'_>, &AuditActor) -> Result<(), linectl::aggregation::AggError>,
-) -> anyhow::Result<ExitCode> {
-    if let Daemon::Answer(..) = daemon(dir, "/api/v1/agg/holds")? {
-        let addr = std::fs::read(api_file(dir))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<DaemonApi>(&b).ok())
-            .map(|a| a.addr)
-            .unwrap_or_default();
-        anyhow::bail!(
-            "linectl run holds this data dir: rework at the HMI (http://{addr}/aggregation) with your own account"
-        );
+/// Whether a running daemon answers for `dir` (it then holds the stores).
+fn daemon_runs(dir: &Path) -> anyhow::Result<bool> {
+    Ok(matches!(
+        daemon(dir, "/api/v1/agg/holds")?,
+        Daemon::Answer(..)
+    ))
+}
+
+/// The container `code` as the running daemon has it.
+fn daemon_container(dir: &Path, code: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    match daemon(dir, &format!("/api/v1/agg/containers/{}", pct(code)))? {
+        Daemon::Answer(200, v) => Ok(v.get("container").cloned().filter(|c| !c.is_null())),
+        Daemon::Answer(404, _) | Daemon::Absent => Ok(None),
+        Daemon::Answer(s, v) => anyhow::bail!("the running daemon answered {s}: {}", message(&v)),
     }
+}
+
+fn packing_of(step: &StepArgs) -> anyhow::Result<Packing> {
     let p = Profile::load(&step.profile).map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(agg) = &p.aggregation else {
         anyhow::bail!(
@@ -365,10 +413,119 @@ fn step_with(
             step.profile.display()
         );
     };
-    let packing = Packing {
+    Ok(Packing {
         units_per_case: agg.units_per_case,
         cases_per_pallet: agg.cases_per_pallet,
+    })
+}
+
+/// The password of the HMI user `user`: `--password-file`, `LINECTL_PASSWORD`, or a
+/// prompt on the terminal (not echoed where `stty` can switch echo off).
+fn password_for(user: &str, file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the password file {}", f.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_string());
+    }
+    if let Ok(pw) = std::env::var("LINECTL_PASSWORD") {
+        return Ok(pw);
+    }
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no --password-file, no LINECTL_PASSWORD and no terminal to ask on")?;
+    let stty = |arg: &str| {
+        tty.try_clone().ok().and_then(|t| {
+            std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(t)
+                .status()
+                .ok()
+        })
     };
+    let mut out = tty.try_clone().context("terminal")?;
+    write!(out, "Password for {user}: ")?;
+    out.flush()?;
+    let silenced = stty("-echo").is_some_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::BufReader::new(tty.try_clone().context("terminal")?).read_line(&mut line);
+    if silenced {
+        let _ = stty("echo");
+        let _ = writeln!(out);
+    }
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Do `steps` (step name, unit codes) on `step.sscc` through the running daemon, as the
+/// HMI user `--user` (the daemon checks their password and role and audits each step).
+fn through_daemon(
+    dir: &Path,
+    step: &StepArgs,
+    steps: &[(&str, &[String])],
+) -> anyhow::Result<ExitCode> {
+    let file = api_file(dir);
+    let api: DaemonApi = std::fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| format!("reading {}", file.display()))?;
+    let Some(user) = step.user.as_deref() else {
+        anyhow::bail!(
+            "linectl run holds this data dir: give --user NAME (your HMI account) to rework through it, \
+             or rework at the HMI (http://{}/aggregation) with your own account",
+            api.addr
+        );
+    };
+    let password = password_for(user, step.password_file.as_deref())?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // A step may wait on the stores and the journal's fsync, never on a device.
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("http://{}/api/v1/agg/rework", api.addr);
+    for (kind, units) in steps {
+        let body = serde_json::json!({
+            "user": user,
+            "password": password,
+            "sscc": step.sscc,
+            "step": kind,
+            "units": units,
+            "reason": step.reason,
+        });
+        let mut resp = agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", api.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| anyhow::anyhow!("asking the running daemon at {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        if status != 200 {
+            anyhow::bail!(
+                "the running daemon refused the {kind} step ({status}): {}",
+                message(&v)
+            );
+        }
+        println!("{}", message(&v));
+        if let Some(tree) = v.get("tree").and_then(|t| t.as_str()) {
+            print!("{tree}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn step_with(
+    dir: &Path,
+    step: &StepArgs,
+    f: impl FnOnce(&Rework<'_>, &AuditActor) -> Result<(), linectl::aggregation::AggError>,
+) -> anyhow::Result<ExitCode> {
+    let p = Profile::load(&step.profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let packing = packing_of(step)?;
     let s = store(dir)?;
     let cfg = linectl::pipeline::LineConfig::from_profile(&p, dir.to_path_buf());
     let journal = Journal::open(JournalConfig {

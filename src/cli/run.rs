@@ -118,6 +118,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let (svc, stations, token) =
                 start_aggregation(&profile, a, &args.data_dir, &line, &parts, clock.clone())?;
             hmi.set_aggregation(svc.clone());
+            hmi.set_aggregation_token(token.clone());
             let mut tokens = api_tokens.clone();
             tokens.push(token.clone());
             app = app.merge(linectl::api::agg::agg_router(

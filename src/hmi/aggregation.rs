@@ -62,18 +62,6 @@ fn bad_request(m: &str) -> Response {
     )
 }
 
-fn agg_error(e: AggError) -> Response {
-    let (code, title) = match &e {
-        AggError::Usage(m) if m.starts_with("no case") => (StatusCode::NOT_FOUND, "Not found"),
-        AggError::Store(StoreError::Unknown(_)) => (StatusCode::NOT_FOUND, "Not found"),
-        AggError::Usage(_) | AggError::Store(StoreError::Refused(_)) => {
-            (StatusCode::CONFLICT, "Step refused")
-        }
-        _ => return internal(e),
-    };
-    refused(code, title, &format!("{e} — nothing was changed."))
-}
-
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct ListQuery {
     #[serde(default)]
@@ -373,9 +361,9 @@ pub(super) struct StepForm {
     reason: String,
 }
 
-fn units(text: &str) -> Result<Vec<Child>, String> {
+fn units(lines: &[&str]) -> Result<Vec<Child>, String> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -391,6 +379,187 @@ fn units(text: &str) -> Result<Vec<Child>, String> {
     Ok(out)
 }
 
+/// Why a rework step was not done (nothing was changed): an HTTP status, a title and
+/// the message; the form answers it as a page, the console API as JSON.
+struct Refusal {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, title: &'static str, message: String) -> Refusal {
+        Refusal {
+            status,
+            title,
+            message,
+        }
+    }
+
+    fn bad(m: &str) -> Refusal {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            format!("{m} — nothing was changed."),
+        )
+    }
+
+    fn page(self) -> Response {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            return internal(self.message);
+        }
+        refused(self.status, self.title, &self.message)
+    }
+
+    fn json(self) -> Response {
+        let code = match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "refused",
+            _ => "internal",
+        };
+        crate::api::ApiError::new(self.status, code, self.message).into_response()
+    }
+}
+
+fn agg_refusal(e: AggError) -> Refusal {
+    let (status, title) = match &e {
+        AggError::Usage(m) if m.starts_with("no case") => (StatusCode::NOT_FOUND, "Not found"),
+        AggError::Store(StoreError::Unknown(_)) => (StatusCode::NOT_FOUND, "Not found"),
+        AggError::Usage(_) | AggError::Store(StoreError::Refused(_)) => {
+            (StatusCode::CONFLICT, "Step refused")
+        }
+        _ => {
+            tracing::error!(error = %e, "rework step failed");
+            return Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string());
+        }
+    };
+    Refusal::new(status, title, format!("{e} — nothing was changed."))
+}
+
+fn join_error(e: tokio::task::JoinError) -> Refusal {
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string())
+}
+
+/// A rework step as asked (form or console API).
+struct StepAsk<'a> {
+    sscc: &'a str,
+    step: &'a str,
+    units: Vec<&'a str>,
+    reason: &'a str,
+}
+
+/// What a done step reports: the container's level and code, the step, and a message.
+struct Done {
+    level: Level,
+    sscc: String,
+    step: Step,
+    message: String,
+}
+
+/// One rework step by `actor` (a logged-in user who may command the line): the request
+/// checked (a container code with its check digit, a reason, a known step, unit
+/// codes), the supervisor-only steps refused otherwise (audited `access_denied`), then
+/// done by the service (audited first). Shared by the form and the console API.
+async fn do_step(
+    h: &Hmi,
+    svc: &Arc<AggService>,
+    actor: &crate::users::Actor,
+    ask: StepAsk<'_>,
+) -> Result<Done, Refusal> {
+    // The container's code, check digits included: a mistyped or misread code is a
+    // bad request, not an unknown container.
+    let sscc = match crate::gs1::container::ContainerId::parse(ask.sscc) {
+        Ok(id) => id.id(),
+        Err(e) => {
+            return Err(Refusal::bad(&format!(
+                "sscc must be the container's 18-digit SSCC (check digit included) or its case GTIN and serial (01)…(21)…: {e}"
+            )));
+        }
+    };
+    let reason = ask.reason.trim().to_string();
+    if reason.is_empty() {
+        return Err(Refusal::bad("a reason is required"));
+    }
+    let step = match ask.step {
+        "open" => Step::Open,
+        "close" => Step::Close,
+        "partial" => Step::ClosePartial,
+        "dissolve" => Step::Dissolve,
+        "remove" | "add" => match units(&ask.units) {
+            Ok(u) if ask.step == "remove" => Step::Remove(u),
+            Ok(u) => Step::Add(u),
+            Err(m) => return Err(Refusal::bad(&m)),
+        },
+        other => return Err(Refusal::bad(&format!("unknown step {other:?}"))),
+    };
+    // Supervisor-only steps.
+    let s2 = svc.clone();
+    let sc = sscc.clone();
+    let level = match tokio::task::spawn_blocking(move || s2.store().container(&sc)).await {
+        Ok(Ok(Some(c))) => c.level,
+        Ok(Ok(None)) => {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                format!("no case or pallet {sscc} — nothing was changed."),
+            ));
+        }
+        Ok(Err(e)) => return Err(agg_refusal(e.into())),
+        Err(e) => return Err(join_error(e)),
+    };
+    let needs_supervisor = match &step {
+        Step::ClosePartial => Some("closing a partial case"),
+        Step::Dissolve if level == Level::Pallet => Some("dissolving a pallet"),
+        _ => None,
+    };
+    if let Some(what) = needs_supervisor
+        && actor.acting() != Acting::Role(Role::Supervisor)
+    {
+        h.0.audit
+            .append(
+                Entry::new(
+                    actor.audit_actor(),
+                    Action::AccessDenied,
+                    format!("{}:{sscc}", level.name()),
+                )
+                .detail(format!("{what} needs a supervisor")),
+            )
+            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string()))?;
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "Not permitted",
+            format!("{what} needs a supervisor — nothing was changed."),
+        ));
+    }
+    let audit_actor = actor.audit_actor();
+    let s2 = svc.clone();
+    let (sc, st, rs) = (sscc.clone(), step.clone(), reason.clone());
+    let c = match tokio::task::spawn_blocking(move || s2.apply(&audit_actor, &sc, &st, &rs)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(agg_refusal(e)),
+        Err(e) => return Err(join_error(e)),
+    };
+    let what = match &step {
+        Step::Open => "opened".to_string(),
+        Step::Close => "closed".to_string(),
+        Step::ClosePartial => {
+            format!("closed as a partial case of {} units", c.children.len())
+        }
+        Step::Remove(u) => format!("{} units taken out", u.len()),
+        Step::Add(u) => format!("{} units put in", u.len()),
+        Step::Dissolve => "dissolved".to_string(),
+    };
+    Ok(Done {
+        level,
+        message: format!("{} {sscc} {what}", level.name()),
+        sscc,
+        step,
+    })
+}
+
 /// `POST /aggregation/step`.
 pub(super) async fn step(
     State(h): State<Hmi>,
@@ -401,96 +570,144 @@ pub(super) async fn step(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let sscc = f.sscc.trim().to_string();
-    let is_sscc = sscc.len() == 18 && sscc.bytes().all(|b| b.is_ascii_digit());
-    let is_case_sgtin = matches!(
-        crate::gs1::container::ContainerId::parse(&sscc),
-        Ok(crate::gs1::container::ContainerId::Sgtin { .. })
-    );
-    if !is_sscc && !is_case_sgtin {
-        return bad_request(
-            "sscc must be the container's 18-digit SSCC or its case GTIN and serial (01)…(21)…",
-        );
-    }
-    let reason = f.reason.trim().to_string();
-    if reason.is_empty() {
-        return bad_request("a reason is required");
-    }
-    let step = match f.step.as_str() {
-        "open" => Step::Open,
-        "close" => Step::Close,
-        "partial" => Step::ClosePartial,
-        "dissolve" => Step::Dissolve,
-        "remove" | "add" => match units(&f.units) {
-            Ok(u) if f.step == "remove" => Step::Remove(u),
-            Ok(u) => Step::Add(u),
-            Err(m) => return bad_request(&m),
-        },
-        other => return bad_request(&format!("unknown step {other:?}")),
+    let ask = StepAsk {
+        sscc: &f.sscc,
+        step: &f.step,
+        units: f.units.lines().collect(),
+        reason: &f.reason,
     };
-    // Supervisor-only steps.
-    let s2 = svc.clone();
-    let sc = sscc.clone();
-    let level = match tokio::task::spawn_blocking(move || s2.store().container(&sc)).await {
-        Ok(Ok(Some(c))) => c.level,
-        Ok(Ok(None)) => {
-            return refused(
+    match do_step(&h, &svc, &ctx.actor, ask).await {
+        Ok(d) if d.step == Step::Dissolve => back("/aggregation", &d.message),
+        Ok(d) => back_to(&d.sscc, &d.message),
+        Err(r) => r.page(),
+    }
+}
+
+/// The console's rework request (`linectl agg open|swap|close|dissolve` while the
+/// daemon runs).
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct ConsoleStep {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    sscc: String,
+    #[serde(default)]
+    step: String,
+    #[serde(default)]
+    units: Vec<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/agg/rework`: one rework step from the console of the line PC. It needs
+/// the daemon's local token (`Authorization: Bearer`, from `<data>/hmi/agg-api.json`,
+/// readable by the daemon's OS user only) and an HMI user's name and password: the user
+/// logs in (failures count towards the lock-out, as at the HMI), must hold the right to
+/// command the line, and the step runs exactly as the HMI's form does (supervisor-only
+/// steps refused and audited `access_denied`, the step audited first); the session
+/// ends with the request. Answers `{"message", "sscc", "level", "tree"}` or the APIs'
+/// JSON error (`400`, `401`, `403`, `404`, `409`, `500`), nothing changed on an error.
+pub(super) async fn console_step(
+    State(h): State<Hmi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = h.0.agg_token.get() else {
+        return Refusal::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "this daemon runs no aggregation".into(),
+        )
+        .json();
+    };
+    if let Err(e) = crate::api::authorize(std::slice::from_ref(token), &headers) {
+        return e.into_response();
+    }
+    let ask: ConsoleStep = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return Refusal::bad(&format!("the request is not a rework step: {e}")).json();
+        }
+    };
+    let svc = match h.0.agg.get().cloned() {
+        Some(s) => s,
+        None => {
+            return Refusal::new(
                 StatusCode::NOT_FOUND,
                 "Not found",
-                &format!("no case or pallet {sscc} — nothing was changed."),
-            );
-        }
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
-    };
-    let needs_supervisor = match &step {
-        Step::ClosePartial => Some("closing a partial case"),
-        Step::Dissolve if level == Level::Pallet => Some("dissolving a pallet"),
-        _ => None,
-    };
-    if let Some(what) = needs_supervisor
-        && !is_supervisor(&ctx)
-    {
-        if let Err(r) = h.append(
-            Entry::new(
-                ctx.actor.audit_actor(),
-                Action::AccessDenied,
-                format!("{}:{sscc}", level.name()),
+                "this daemon runs no aggregation".into(),
             )
-            .detail(format!("{what} needs a supervisor")),
-        ) {
-            return r;
+            .json();
         }
-        return refused(
+    };
+    if ask.user.trim().is_empty() || ask.password.is_empty() {
+        return Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "Not logged in",
+            "a rework step needs an HMI user's name and password".into(),
+        )
+        .json();
+    }
+    let users = h.0.users.clone();
+    let (name, pw) = (ask.user.clone(), ask.password.clone());
+    let session = match tokio::task::spawn_blocking(move || users.login(&name, &pw)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(crate::users::LoginError::Internal(e))) => {
+            return Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", e.to_string()).json();
+        }
+        Ok(Err(e)) => {
+            return Refusal::new(StatusCode::UNAUTHORIZED, "Not logged in", e.to_string()).json();
+        }
+        Err(e) => return join_error(e).json(),
+    };
+    let r = match h
+        .0
+        .users
+        .authorize(&session.token, Permission::PackmlCommand)
+    {
+        Ok(actor) => {
+            let step = StepAsk {
+                sscc: &ask.sscc,
+                step: &ask.step,
+                units: ask.units.iter().map(String::as_str).collect(),
+                reason: &ask.reason,
+            };
+            do_step(&h, &svc, &actor, step).await
+        }
+        Err(crate::users::AuthError::Forbidden { role, permission }) => Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "Not permitted",
-            &format!("{what} needs a supervisor — nothing was changed."),
-        );
+            format!("role {role} may not {permission} — nothing was changed."),
+        )),
+        Err(e) => Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            e.to_string(),
+        )),
+    };
+    if let Err(e) = h.0.users.logout(&session.token) {
+        tracing::warn!(error = %e, "console rework session not ended cleanly");
     }
-    let actor = ctx.actor.audit_actor();
-    let s2 = svc.clone();
-    let (sc, st, rs) = (sscc.clone(), step.clone(), reason.clone());
-    match tokio::task::spawn_blocking(move || s2.apply(&actor, &sc, &st, &rs)).await {
-        Ok(Ok(c)) => {
-            let what = match &step {
-                Step::Open => "opened".to_string(),
-                Step::Close => "closed".to_string(),
-                Step::ClosePartial => {
-                    format!("closed as a partial case of {} units", c.children.len())
-                }
-                Step::Remove(u) => format!("{} units taken out", u.len()),
-                Step::Add(u) => format!("{} units put in", u.len()),
-                Step::Dissolve => "dissolved".to_string(),
-            };
-            let msg = format!("{} {sscc} {what}", level.name());
-            if step == Step::Dissolve {
-                back("/aggregation", &msg)
-            } else {
-                back_to(&sscc, &msg)
-            }
+    match r {
+        Ok(d) => {
+            let svc2 = svc.clone();
+            let code = d.sscc.clone();
+            let tree = tokio::task::spawn_blocking(move || svc2.show(&code))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            axum::Json(serde_json::json!({
+                "message": d.message,
+                "sscc": d.sscc,
+                "level": d.level.name(),
+                "tree": tree,
+            }))
+            .into_response()
         }
-        Ok(Err(e)) => agg_error(e),
-        Err(e) => internal(e),
+        Err(r) => r.json(),
     }
 }
 

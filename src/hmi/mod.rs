@@ -101,6 +101,7 @@ struct Inner {
     uplink: std::sync::OnceLock<UplinkProbe>,
     ops: std::sync::OnceLock<OpsProbe>,
     agg: std::sync::OnceLock<Arc<crate::aggregation::service::AggService>>,
+    agg_token: std::sync::OnceLock<String>,
 }
 
 /// Reads the EPCIS uplink's backlog: events journaled but not yet confirmed by the
@@ -147,6 +148,7 @@ impl Hmi {
             uplink: std::sync::OnceLock::new(),
             ops: std::sync::OnceLock::new(),
             agg: std::sync::OnceLock::new(),
+            agg_token: std::sync::OnceLock::new(),
         }))
     }
 
@@ -165,6 +167,12 @@ impl Hmi {
     /// later calls are ignored).
     pub fn set_aggregation(&self, svc: Arc<crate::aggregation::service::AggService>) {
         let _ = self.0.agg.set(svc);
+    }
+
+    /// Accept console rework steps (`POST /api/v1/agg/rework`) bearing this daemon's
+    /// local aggregation token, with an HMI user's credentials (set once).
+    pub fn set_aggregation_token(&self, token: String) {
+        let _ = self.0.agg_token.set(token);
     }
 
     fn ops(&self) -> Option<crate::serve::gauges::OpsGauges> {
@@ -201,6 +209,7 @@ impl Hmi {
             .route("/aggregation/container", get(aggregation::container_page))
             .route("/aggregation/step", post(aggregation::step))
             .route("/aggregation/hold", post(aggregation::hold_action))
+            .route("/api/v1/agg/rework", post(aggregation::console_step))
             .with_state(self.clone())
     }
 
