@@ -179,6 +179,8 @@ impl Decoder {
             n += 1;
         }
         self.crop = None;
+        let roi = self.roi(frame);
+        preprocess::reserve_locate(roi.width as usize / 2, roi.height as usize / 2);
         let mut located = false;
         let mut found = None;
         for pass in passes.into_iter().take(n) {

@@ -182,6 +182,27 @@ thread_local! {
     static LOCATE_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
+/// Size this thread's [`locate_busy`] lists for a `w`×`h` (downscaled) image up front,
+/// whether or not a frame will need locating: a decode worker calls it for every frame,
+/// so its lists are allocated once, on its first frame, and never when a rare frame
+/// first needs the fallback (allocation would then depend on which frames come).
+pub fn reserve_locate(w: usize, h: usize) {
+    let blocks = (w / BLOCK) * (h / BLOCK);
+    LOCATE_SCRATCH.with(|s| {
+        let Scratch {
+            score,
+            sorted,
+            seen,
+            stack,
+        } = &mut *s.borrow_mut();
+        for v in [score, sorted] {
+            v.reserve(blocks.saturating_sub(v.len()));
+        }
+        seen.reserve(blocks.saturating_sub(seen.len()));
+        stack.reserve(blocks.saturating_sub(stack.len()));
+    });
+}
+
 fn locate_in(
     src: &[u8],
     (w, h): (usize, usize),
@@ -233,6 +254,9 @@ fn locate_in(
     seen.clear();
     seen.resize(bw * bh, false);
     stack.clear();
+    // Every block is pushed at most once: room for all of them, so that how far the
+    // fill spreads never grows the list.
+    stack.reserve(bw * bh);
     stack.push(best);
     seen[best] = true;
     let (mut x0, mut y0, mut x1, mut y1) = (best % bw, best / bw, best % bw, best / bw);
