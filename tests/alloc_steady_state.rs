@@ -9,10 +9,13 @@
 //! extra units cost. The test holds every pipeline stage and every span of ours (own
 //! code, clock alarms, device drivers, storage, event building) to zero allocations per
 //! unit, or to the bound `allowed` gives with its reason; only third-party code is
-//! exempt: the DataMatrix reader (rxing) and the store under the serial pool (sled). It prints the whole breakdown and a
-//! before/after line (`--nocapture`), and with
+//! exempt: the DataMatrix reader (rxing) and the store under the serial pool (sled). A
+//! cell may exceed its bound by [`STRAY`] allocations in the whole long run (one-off
+//! growth that timing decides, see there), far below what any per-unit or per-group work
+//! makes. It prints the whole breakdown and a before/after line (`--nocapture`), and with
 //! `LINECTL_ALLOC_TRACE=coordinator,printer:driver` it samples backtraces of those
-//! stages' own allocations (or those inside the named span) to stderr.
+//! stages' own allocations (or those inside the named span) to stderr;
+//! `LINECTL_ALLOC_TRACE_SIZE=N` traces every one of exactly N bytes instead.
 //!
 //! The bounds hold for every shipped line profile, one test each, so every printer
 //! protocol and both Modbus transports are measured: eu-fmd-carton (Zipher text printer,
@@ -46,6 +49,9 @@ thread_local! {
 /// (Stage, whose code) pairs whose allocations are sampled with a backtrace
 /// (`LINECTL_ALLOC_TRACE`), one bit per pair.
 static TRACE_STAGE: AtomicU64 = AtomicU64::new(0);
+/// With `LINECTL_ALLOC_TRACE_SIZE=N`: every allocation of exactly N bytes of the traced
+/// pairs in the long run is traced (for a stray one the sampling would miss).
+static TRACE_SIZE: AtomicU64 = AtomicU64::new(0);
 /// Allocations of each traced pair so far in the traced run, and how many of them to
 /// pass over before sampling (as many as a whole short run made: start-up and the
 /// first units), so that the samples come from the steady state.
@@ -60,7 +66,21 @@ fn count(size: usize) {
     }
     let (stage, inside) = probe::current();
     let (i, k) = (stage as usize, inside as usize);
+    let size_wanted = TRACE_SIZE.load(Ordering::Relaxed);
     if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
+        && size_wanted != 0
+        && size as u64 == size_wanted
+    {
+        TRACING.with(|t| t.set(true));
+        eprintln!(
+            "--- {} {} allocation of {size} bytes:\n{}",
+            stage.name(),
+            inside.name(),
+            std::backtrace::Backtrace::force_capture()
+        );
+        TRACING.with(|t| t.set(false));
+    } else if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
+        && size_wanted == 0
         && let (Some(seen), Some(skip)) = (
             TRACE_SEEN.get(i).and_then(|r| r.get(k)),
             TRACE_SKIP.get(i).and_then(|r| r.get(k)),
@@ -229,6 +249,11 @@ fn steady_state(profile: &str) {
                 }
             }
         }
+        let size = std::env::var("LINECTL_ALLOC_TRACE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        TRACE_SIZE.store(size, Ordering::Relaxed);
         TRACE_STAGE.store(mask, Ordering::Relaxed);
     }
     let b = run(LONG);
@@ -294,7 +319,7 @@ fn steady_state(profile: &str) {
                 continue;
             };
             let (c, bytes) = per[s as usize][k as usize];
-            if c as f64 > max * n {
+            if c as f64 > max * n + STRAY as f64 {
                 over.push(format!(
                     "{} / {}: {c} allocations ({bytes} bytes) in {extra} units, at most {max} per unit",
                     s.name(),
@@ -309,6 +334,14 @@ fn steady_state(profile: &str) {
         over.join("\n")
     );
 }
+
+/// Allocations a cell may make in the long run beyond its bound, whatever the unit count:
+/// one-off growth that timing alone decides, not the units — a third-party structure
+/// reaching a new peak (crossbeam's list of blocked threads when one more thread waits
+/// on a channel at once than in the short run), or one more frame buffer in flight than
+/// the spares held. Work done per unit makes at least `LONG - SHORT` (300) allocations,
+/// work per group of 64 units about 5: both stay caught.
+const STRAY: u64 = 2;
 
 /// Allocations per unit a stage may make inside a span, `None` for what is not held to
 /// a bound: threads outside the pipeline, the third-party DataMatrix reader (rxing) on
