@@ -54,7 +54,6 @@ fn agg_events(doc: &Value) -> Vec<Value> {
 
 #[test]
 fn line_stations_show_and_rework_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
     let mut profile =
         linectl::profile::Profile::load_with_env(&profile_path(), Some(Default::default()))
             .unwrap();
@@ -65,8 +64,30 @@ fn line_stations_show_and_rework_end_to_end() {
     a.cases_per_pallet = 2;
     a.pallet_layout.rows = 1;
     a.pallet_layout.cols = 2;
-    let opts = agg_support::sim_opts(&profile, dir.path(), 72, 11);
-    let rep = hil_sim::aggregation::run_with_aggregation(&opts, &"none".parse().unwrap()).unwrap();
+    // The line talks to its simulated devices over loopback with wall-clock timeouts: on
+    // a heavily loaded machine a device may miss one and the line rejects those units
+    // (failing safe), leaving fewer units than the case count below expects. Such a run
+    // is run again (fresh data dir); a wrong verdict never is.
+    let mut attempt = 0;
+    let (dir, rep) = loop {
+        attempt += 1;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = agg_support::sim_opts(&profile, dir.path(), 72, 11);
+        let rep =
+            hil_sim::aggregation::run_with_aggregation(&opts, &"none".parse().unwrap()).unwrap();
+        assert_eq!(
+            (rep.missed_rejects, rep.duplicate_serials),
+            (0, 0),
+            "{rep:?}"
+        );
+        if rep.commissioned == 72 || attempt == 3 {
+            break (dir, rep);
+        }
+        eprintln!(
+            "attempt {attempt}: {} of 72 units commissioned (rejected: {:?}); again",
+            rep.commissioned, rep.rejected
+        );
+    };
     let agg = rep.aggregation.clone().unwrap();
     assert_eq!(
         (
