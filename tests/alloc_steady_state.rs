@@ -60,36 +60,32 @@ static TRACE_SEEN: [[AtomicU64; KINDS]; STAGES] =
 static TRACE_SKIP: [[AtomicU64; KINDS]; STAGES] =
     [const { [const { AtomicU64::new(0) }; KINDS] }; STAGES];
 
+/// Whether this allocation of a traced pair gets a backtrace: every one of the size
+/// `LINECTL_ALLOC_TRACE_SIZE` names, else every 97th past what the short run made.
+fn sampled(i: usize, k: usize, size: usize) -> bool {
+    match TRACE_SIZE.load(Ordering::Relaxed) {
+        0 => {
+            let (Some(seen), Some(skip)) = (
+                TRACE_SEEN.get(i).and_then(|r| r.get(k)),
+                TRACE_SKIP.get(i).and_then(|r| r.get(k)),
+            ) else {
+                return false;
+            };
+            seen.fetch_add(1, Ordering::Relaxed)
+                .checked_sub(skip.load(Ordering::Relaxed))
+                .is_some_and(|n| n.is_multiple_of(97))
+        }
+        wanted => size as u64 == wanted,
+    }
+}
+
 fn count(size: usize) {
     if TRACING.with(std::cell::Cell::get) {
         return;
     }
     let (stage, inside) = probe::current();
     let (i, k) = (stage as usize, inside as usize);
-    let size_wanted = TRACE_SIZE.load(Ordering::Relaxed);
-    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
-        && size_wanted != 0
-        && size as u64 == size_wanted
-    {
-        TRACING.with(|t| t.set(true));
-        eprintln!(
-            "--- {} {} allocation of {size} bytes:\n{}",
-            stage.name(),
-            inside.name(),
-            std::backtrace::Backtrace::force_capture()
-        );
-        TRACING.with(|t| t.set(false));
-    } else if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0
-        && size_wanted == 0
-        && let (Some(seen), Some(skip)) = (
-            TRACE_SEEN.get(i).and_then(|r| r.get(k)),
-            TRACE_SKIP.get(i).and_then(|r| r.get(k)),
-        )
-        && seen
-            .fetch_add(1, Ordering::Relaxed)
-            .checked_sub(skip.load(Ordering::Relaxed))
-            .is_some_and(|n| n.is_multiple_of(97))
-    {
+    if TRACE_STAGE.load(Ordering::Relaxed) & (1 << (i * KINDS + k)) != 0 && sampled(i, k, size) {
         TRACING.with(|t| t.set(true));
         eprintln!(
             "--- {} {} allocation of {size} bytes:\n{}",

@@ -799,20 +799,17 @@ impl<S: Store> Pool<S> {
     }
 
     fn block(&self, id: u64) -> Result<Block, PoolError> {
-        let k = k_block(id);
-        let v = self
-            .store
-            .get(Space::Ctl, &k)?
-            .ok_or_else(|| PoolError::Corrupt {
-                key: printable(&k),
-                reason: "block record missing".into(),
-            })?;
-        json(&k, &v)
+        self.block_record(id)
     }
 
     /// The seqs and states of block `id` (its record decoded without its strings: no
     /// allocation).
     fn block_range(&self, id: u64) -> Result<BlockRange, PoolError> {
+        self.block_record(id)
+    }
+
+    /// Block `id`'s record, decoded as `T` (whole, or only the parts `T` keeps).
+    fn block_record<T: for<'de> Deserialize<'de>>(&self, id: u64) -> Result<T, PoolError> {
         let k = k_block(id);
         let v = self
             .store
