@@ -181,6 +181,7 @@ fn run(profile: &str, units: u64) -> Snapshot {
         realtime: false,
         data_dir: dir.path().to_path_buf(),
         printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        printer_load_delay: std::time::Duration::ZERO,
         frame: (1280, 960),
         progress: false,
         status_listen: None,

@@ -101,6 +101,7 @@ fn a_finished_batch_is_exported_with_a_printable_report() {
         realtime: true,
         data_dir: data.clone(),
         printer_transport: PrinterTransport::Tcp,
+        printer_load_delay: std::time::Duration::ZERO,
         frame: (1280, 960),
         progress: false,
         status_listen: None,

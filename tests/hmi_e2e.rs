@@ -67,6 +67,7 @@ fn operator_runs_a_batch_and_a_supervisor_resolves_an_exception_in_chromium() {
         realtime: true,
         data_dir: dir.path().join("line"),
         printer_transport: PrinterTransport::Tcp,
+        printer_load_delay: std::time::Duration::ZERO,
         frame: (1280, 960),
         progress: false,
         status_listen: None,

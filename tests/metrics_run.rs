@@ -50,6 +50,7 @@ fn every_metric_family_is_served_during_a_run() {
         realtime: true,
         data_dir: dir.path().join("line"),
         printer_transport: PrinterTransport::Tcp,
+        printer_load_delay: std::time::Duration::ZERO,
         frame: (1280, 960),
         progress: false,
         status_listen: None,

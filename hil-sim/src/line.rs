@@ -68,6 +68,10 @@ pub struct SimOptions {
     pub data_dir: PathBuf,
     /// Printer transport.
     pub printer_transport: PrinterTransport,
+    /// How long the simulated printer takes to acknowledge each loaded code (zero: at
+    /// once; Videojet and Markem-Imaje). On the wall clock (`realtime`) a delay longer
+    /// than the unit pitch makes the printer fall behind the line.
+    pub printer_load_delay: Duration,
     /// Camera frame size.
     pub frame: (u32, u32),
     /// Print a live progress line to stderr.
@@ -97,6 +101,10 @@ pub enum SimError {
     #[error("the run is stuck: {0}")]
     Stuck(String),
 }
+
+/// How long (wall time) the run waits for the line to settle once nothing of the
+/// simulator's is left to happen, before it calls the run stuck.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Ground truth of one unit.
 #[derive(Debug, Clone, Default)]
@@ -226,6 +234,7 @@ fn start_devices(opts: &SimOptions) -> Result<(Devs, Profile), SimError> {
         }
     };
     let printer = TwinState::new(256);
+    printer.lock().load_delay = opts.printer_load_delay;
     let kind = profile.printer.kind;
     let st = printer.clone();
     let (server, socat) = match opts.printer_transport {
@@ -622,6 +631,7 @@ fn run_core(
         printed_codes: BTreeMap::new(),
         pending_content: BTreeMap::new(),
         last_progress: Instant::now(),
+        settling: None,
         wall0,
         limit: opts.units,
         stopped: false,
@@ -715,6 +725,8 @@ struct Sim<'a> {
     printed_codes: BTreeMap<String, u64>,
     pending_content: BTreeMap<u64, (Option<String>, Option<Defect>)>,
     last_progress: Instant,
+    /// Since when (wall time) nothing has been scheduled while the line settles.
+    settling: Option<Instant>,
     wall0: Instant,
     /// Units to feed (the options' count, cut short by a stop request).
     limit: u64,
@@ -873,9 +885,24 @@ impl Sim<'_> {
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
                 (None, None) => {
-                    return Err(SimError::Stuck("nothing left to happen".into()));
+                    // Nothing of the simulator's is due, yet the line has not settled:
+                    // its own threads may still be at work (a PLC poll not yet answered,
+                    // a last decode, a hold in progress), slowly on a loaded machine.
+                    // Look again shortly, for a bounded wall time.
+                    let since = *self.settling.get_or_insert_with(Instant::now);
+                    if since.elapsed() > SETTLE_LIMIT {
+                        let st = self.line.status().state();
+                        return Err(SimError::Stuck(format!(
+                            "nothing left to happen; the line stayed {st} for {} s",
+                            SETTLE_LIMIT.as_secs()
+                        )));
+                    }
+                    self.clock.now().plus(Duration::from_millis(5))
                 }
             };
+            if sim_next.is_some() || alarm.is_some() {
+                self.settling = None;
+            }
             let now = self.clock.now();
             if now.0 > 3_600_000_000 * 24 {
                 return Err(SimError::Stuck("a day of simulated time passed".into()));
@@ -1221,6 +1248,7 @@ impl Sim<'_> {
             printed: self.devs.printer.printed_count(),
             commissioned: status.commissioned,
             holds: self.holds,
+            late_codes: status.late_codes,
             ..Report::default()
         };
         for (unit, t) in &self.truth {

@@ -1,5 +1,5 @@
 //! The `hil-sim` binary: `hil-sim run --profile P [--units N] [--rate UPM]
-//! [--defects SPEC] [--faults SPEC] [--seed S] [--realtime] [--data-dir DIR]
+//! [--defects SPEC] [--faults SPEC] [--seed S] [--realtime] [--printer-load-ms MS] [--data-dir DIR]
 //! [--report FILE]` starts the simulated devices and linectl against them, shows a
 //! live progress line and writes the JSON report. It owns argument parsing and output
 //! only; the run is [`hil_sim::line::run`].
@@ -63,6 +63,11 @@ enum Cmd {
         /// How the printer is reached.
         #[arg(long, value_enum, default_value = "tcp")]
         printer_transport: Transport,
+        /// Milliseconds the simulated printer takes to acknowledge each loaded code
+        /// (Videojet, Markem-Imaje): with `--realtime`, more than the unit pitch makes
+        /// the printer fall behind the line.
+        #[arg(long, default_value_t = 0)]
+        printer_load_ms: u64,
         /// Frame size WxH.
         #[arg(long, default_value = "1280x960")]
         frame: String,
@@ -117,6 +122,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         data_dir,
         report,
         printer_transport,
+        printer_load_ms,
         frame,
         quiet,
         status,
@@ -158,6 +164,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Transport::Tcp => PrinterTransport::Tcp,
             Transport::Pty => PrinterTransport::Pty,
         },
+        printer_load_delay: std::time::Duration::from_millis(printer_load_ms),
         frame: (w, h),
         progress: !quiet,
         status_listen: Some(status.unwrap_or_else(|| prof_listen.clone())),

@@ -149,6 +149,9 @@ pub struct Report {
     pub commissioned: u64,
     /// Times the line was Held and the operator resumed it.
     pub holds: u64,
+    /// Codes that reached the printer only after their unit had passed it (linectl
+    /// records them as never applied; a printer slower than the line).
+    pub late_codes: u64,
     /// Verdict latency (frame in → verdict written to the PLC), ms; measured.
     pub latency_ms: Latency,
     /// The verdict deadline after the camera, ms.

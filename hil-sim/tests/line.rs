@@ -36,6 +36,7 @@ fn opts(
             realtime: false,
             data_dir: dir.path().to_path_buf(),
             printer_transport: PrinterTransport::Tcp,
+            printer_load_delay: std::time::Duration::ZERO,
             frame: (1280, 960),
             progress: false,
             status_listen: None,
@@ -247,4 +248,36 @@ fn every_skipped_print_holds_the_line_even_when_units_come_faster_than_the_settl
     let skips = r.injected.get("skipped-print").copied().unwrap_or(0);
     assert!(skips >= 2, "{r:?}");
     assert_eq!(r.holds, skips, "one hold per skipped print: {r:?}");
+}
+
+#[test]
+fn a_printer_slower_than_the_line_gets_late_codes_recorded_and_the_run_finishes() {
+    // On the wall clock, a printer that takes 150 ms to take each code while a unit
+    // comes every 100 ms falls behind: units pass it before their code is there (they
+    // are rejected, and the count drift holds the line), and codes loaded for them arrive
+    // after they were decided. Such a code belongs to no unit: it is recorded as never
+    // applied, the decided unit's outcome stands, and the batch still completes
+    // (regression: the late code replaced the decided unit's entry, which then never
+    // finished, and the line stayed Completing).
+    let (mut o, _d) = opts("eu-fmd-carton", 60, "0", "0", 3);
+    o.realtime = true;
+    o.rate_upm = Some(600.0);
+    o.printer_load_delay = std::time::Duration::from_millis(150);
+    let r = run(&o).unwrap_or_else(|e| panic!("{e}"));
+    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+    assert!(r.late_codes > 0, "no code came late: {json}");
+    assert!(
+        r.holds > 0,
+        "the printer falling behind must hold the line: {json}"
+    );
+    assert_eq!(r.missed_rejects, 0, "bad units passed: {json}");
+    assert_eq!(r.duplicate_serials, 0, "serials used twice: {json}");
+    let rejected: u64 = r.rejected.values().sum();
+    assert_eq!(r.passed + rejected, r.units, "{json}");
+    assert_eq!(r.commissioned, r.passed, "{json}");
+    let site = r
+        .site_server
+        .as_ref()
+        .unwrap_or_else(|| panic!("no site server report: {json}"));
+    assert_eq!(site.events, site.journaled, "{json}");
 }

@@ -578,6 +578,7 @@ impl Coordinator {
             s.triggered = 0;
             s.loaded = 0;
             s.printed = 0;
+            s.late_codes = 0;
             s.inspected = 0;
             s.passed = 0;
             s.rejected.clear();
@@ -750,7 +751,20 @@ impl Coordinator {
             return;
         };
         let n = items.len() as u64;
+        let mut late: Vec<String> = Vec::new();
         for l in items.iter_mut() {
+            b.loaded_upto = b.loaded_upto.max(l.unit);
+            if b.slots.get(l.unit).is_some_and(|s| s.decided) {
+                // The unit passed the printer and was decided (rejected: no frame, or
+                // no code, by its deadline) before its code reached the printer. The
+                // code belongs to no unit: it is recorded as never applied, and the
+                // unit's outcome stands. Anything the printer now puts on a later unit
+                // is that unit's wrong code (rejected), and the count drift holds the
+                // line until an Unhold reloads the printer.
+                tracing::warn!(unit = l.unit, "code loaded after its unit was decided");
+                late.push(std::mem::take(&mut l.serial));
+                continue;
+            }
             let mut code = None;
             let mut spare = self.free_codes.pop().unwrap_or_default();
             if let Err(e) =
@@ -759,7 +773,6 @@ impl Coordinator {
                 tracing::error!(unit = l.unit, error = %e, "loaded code does not parse");
                 self.free_codes.push(spare);
             }
-            b.loaded_upto = b.loaded_upto.max(l.unit);
             b.slots.insert(
                 l.unit,
                 Slot {
@@ -772,6 +785,13 @@ impl Coordinator {
                 },
                 Slot::finished,
             );
+        }
+        if !late.is_empty() {
+            let k = late.len() as u64;
+            self.status.update(|s| s.late_codes += k);
+            let lot = b.order.lot.clone();
+            self.ctx
+                .send(&self.rec, Rec::Unprinted { serials: late, lot });
         }
         // The list and its element strings go back to the printer thread for reuse.
         let _ = self.loaded_spares.try_send(items);

@@ -314,6 +314,9 @@ pub struct LineStatus {
     pub loaded: u64,
     /// Prints the printer reported in this batch.
     pub printed: u64,
+    /// Codes that reached the printer only after their unit had passed it (a printer
+    /// slower than the line), in this batch: recorded as never applied.
+    pub late_codes: u64,
     /// Units with a verdict in this batch.
     pub inspected: u64,
     /// Units passed.

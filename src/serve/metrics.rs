@@ -75,6 +75,13 @@ pub fn render(line: &str, s: &LineStatus) -> String {
     let _ = writeln!(o, "linectl_units_printed{{{l}}} {}", s.printed);
     family(
         &mut o,
+        "linectl_codes_late",
+        "gauge",
+        "Codes that reached the printer after their unit had passed it, in the current batch.",
+    );
+    let _ = writeln!(o, "linectl_codes_late{{{l}}} {}", s.late_codes);
+    family(
+        &mut o,
         "linectl_commissioned_total",
         "counter",
         "Passed units whose commissioning event is durable in the journal.",

@@ -70,6 +70,7 @@ pub fn sim_opts(
         realtime: false,
         data_dir: data.to_path_buf(),
         printer_transport: hil_sim::line::PrinterTransport::Tcp,
+        printer_load_delay: std::time::Duration::ZERO,
         frame: (1280, 960),
         progress: false,
         status_listen: None,

@@ -158,6 +158,10 @@ pub struct TwinInner {
     pub unreported: VecDeque<u64>,
     /// Times the host cleared the print buffer.
     pub clears: u64,
+    /// How long the Videojet and Markem-Imaje twins take to take each loaded print
+    /// before they acknowledge it (zero: at once). A slow printer on the wall clock:
+    /// codes reach it later than the line needs them.
+    pub load_delay: std::time::Duration,
 }
 
 /// Handle to a printer twin's state: cheap to clone, shared with its sessions.
@@ -246,6 +250,10 @@ impl TwinState {
 
     /// Queue one print; `Err(reason)` when faulted or full.
     pub(crate) fn enqueue(&self, fields: Vec<(String, String)>) -> Result<(), &'static str> {
+        let delay = self.lock().load_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut s = self.lock();
         if !s.faults.is_empty() {
             return Err("printer faulted");
