@@ -1,6 +1,7 @@
 //! A blocking Modbus RTU client for the PLC driver: RTU framing (unit id, PDU,
 //! CRC-16/MODBUS sent low byte first) of the three function codes the driver uses (03
-//! read holding registers, 06 write single register, 16 write multiple registers) over
+//! read holding registers, 06 write single register, 16 write multiple registers; the
+//! requests and their replies' data are [`super::pdu`]'s, shared with Modbus TCP) over
 //! any byte [`Link`] (a serial port or socat PTY; TCP for RTU-over-TCP gateways and the
 //! tests), with one request and one reply buffer per connection, so a poll or a verdict
 //! write allocates nothing.
@@ -29,14 +30,12 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use super::mbtcp::{MAX_READ, ReqError};
+use super::pdu::{Exchange, ReqError};
 use crate::error::CodecError;
 use crate::link::Link;
 
 /// Largest RTU frame (unit 1 + PDU 253 + CRC 2).
 const MAX_ADU: usize = 256;
-/// Most registers one write-multiple may carry.
-const MAX_WRITE: usize = 123;
 /// Bits per character on the line (start, 8 data, parity or second stop, stop).
 const BITS_PER_CHAR: u64 = 11;
 
@@ -87,18 +86,7 @@ fn wire_time(len: usize, baud: u32) -> Duration {
 }
 
 fn bad(detail: String) -> ReqError {
-    ReqError::Protocol(CodecError::Malformed {
-        what: "Modbus RTU reply",
-        detail,
-    })
-}
-
-fn hi(v: u16) -> u8 {
-    v.to_be_bytes()[0]
-}
-
-fn lo(v: u16) -> u8 {
-    v.to_be_bytes()[1]
+    super::pdu::bad("Modbus RTU reply", detail)
 }
 
 fn quiet(e: &io::Error) -> bool {
@@ -142,99 +130,7 @@ impl RtuClient {
         }
     }
 
-    /// Read `regs.len()` holding registers from `addr` into `regs`. `Ok(Err(code))` is a
-    /// Modbus exception.
-    pub(crate) fn read_holding(
-        &mut self,
-        addr: u16,
-        regs: &mut [u16],
-    ) -> Result<Result<(), u8>, ReqError> {
-        let n = u16::try_from(regs.len())
-            .ok()
-            .filter(|n| (1..=MAX_READ).contains(n))
-            .ok_or_else(|| bad(format!("cannot read {} registers", regs.len())))?;
-        let pdu = [0x03, hi(addr), lo(addr), hi(n), lo(n)];
-        let data = match self.transact(&pdu, 2 * usize::from(n) + 1)? {
-            Ok(data) => data,
-            Err(code) => return Ok(Err(code)),
-        };
-        match data {
-            [count, words @ ..] if usize::from(*count) == words.len() => {
-                for (r, w) in regs.iter_mut().zip(words.chunks_exact(2)) {
-                    *r = u16::from_be_bytes([w[0], w[1]]);
-                }
-                Ok(Ok(()))
-            }
-            _ => Err(bad(format!(
-                "read reply byte count {:?} for {n} registers",
-                data.first()
-            ))),
-        }
-    }
-
-    /// Write one register.
-    pub(crate) fn write_single(
-        &mut self,
-        addr: u16,
-        value: u16,
-    ) -> Result<Result<(), u8>, ReqError> {
-        let pdu = [0x06, hi(addr), lo(addr), hi(value), lo(value)];
-        match self.transact(&pdu, 4)? {
-            Ok(reply) if reply == &pdu[1..] => Ok(Ok(())),
-            Ok(reply) => {
-                let detail = format!("write-register reply {reply:02x?} does not echo the request");
-                self.resync = true;
-                Err(bad(detail))
-            }
-            Err(code) => Ok(Err(code)),
-        }
-    }
-
-    /// Write registers from `addr` on.
-    pub(crate) fn write_multiple(
-        &mut self,
-        addr: u16,
-        values: &[u16],
-    ) -> Result<Result<(), u8>, ReqError> {
-        if values.is_empty() || values.len() > MAX_WRITE {
-            return Err(bad(format!("cannot write {} registers", values.len())));
-        }
-        let n = values.len() as u16;
-        let mut pdu = [0u8; 6 + 2 * MAX_WRITE];
-        pdu[..6].copy_from_slice(&[0x10, hi(addr), lo(addr), hi(n), lo(n), (2 * n) as u8]);
-        for (w, v) in pdu[6..].chunks_exact_mut(2).zip(values) {
-            w.copy_from_slice(&v.to_be_bytes());
-        }
-        let len = 6 + 2 * values.len();
-        match self.transact(&pdu[..len], 4)? {
-            Ok(reply) if reply == &pdu[1..5] => Ok(Ok(())),
-            Ok(reply) => {
-                let detail =
-                    format!("write-registers reply {reply:02x?} does not match the request");
-                self.resync = true;
-                Err(bad(detail))
-            }
-            Err(code) => Ok(Err(code)),
-        }
-    }
-
-    /// Send `pdu` framed for our unit and take the reply: its data after the function
-    /// code (`data_len` bytes for a normal reply), or the exception code. Any error
-    /// leaves the client to get back in step before its next request.
-    fn transact(&mut self, pdu: &[u8], data_len: usize) -> Result<Result<&[u8], u8>, ReqError> {
-        let r = self.exchange(pdu, data_len);
-        if r.is_err() {
-            self.resync = true;
-        }
-        let (end, exception) = r?;
-        let body = self.rep.get(2..end).unwrap_or_default();
-        Ok(match exception {
-            Some(code) => Err(code),
-            None => Ok(body),
-        })
-    }
-
-    /// [`RtuClient::transact`] without the bookkeeping: the reply's length before its
+    /// [`Exchange::transact`] without the bookkeeping: the reply's length before its
     /// CRC, and the exception code if it was one.
     fn exchange(&mut self, pdu: &[u8], data_len: usize) -> Result<(usize, Option<u8>), ReqError> {
         let fc = pdu.first().copied().unwrap_or(0);
@@ -397,6 +293,30 @@ impl RtuClient {
             std::thread::sleep(ready - now);
         }
         Ok(())
+    }
+}
+
+impl Exchange for RtuClient {
+    fn reply_name(&self) -> &'static str {
+        "Modbus RTU reply"
+    }
+
+    /// Any error leaves the client to get back in step before its next request.
+    fn transact(&mut self, pdu: &[u8], data_len: usize) -> Result<Result<&[u8], u8>, ReqError> {
+        let r = self.exchange(pdu, data_len);
+        if r.is_err() {
+            self.resync = true;
+        }
+        let (end, exception) = r?;
+        let body = self.rep.get(2..end).unwrap_or_default();
+        Ok(match exception {
+            Some(code) => Err(code),
+            None => Ok(body),
+        })
+    }
+
+    fn out_of_step(&mut self) {
+        self.resync = true;
     }
 }
 

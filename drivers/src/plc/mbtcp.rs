@@ -1,74 +1,23 @@
-//! A blocking Modbus TCP client for the PLC driver's hot path: MBAP framing of the three
-//! function codes the driver uses (03 read holding registers, 06 write single register,
-//! 16 write multiple registers) over a `std` TCP stream, with one request and one reply
+//! A blocking Modbus TCP client for the PLC driver's hot path: MBAP framing (transaction
+//! id, protocol 0, length, unit) over a `std` TCP stream, with one request and one reply
 //! buffer per connection, so a poll or a verdict write allocates nothing.
 //!
-//! Owns: the framing and checking of requests and replies, per-request deadlines.
-//! Does not own: reconnecting, the register map, error reporting to the line (that is
-//! [`super::modbus::ModbusPlc`]), nor Modbus RTU ([`super::mbrtu`], which shares this
-//! module's [`ReqError`]).
+//! Owns: the MBAP framing and checking of replies, per-request deadlines.
+//! Does not own: the requests and their replies' data ([`super::pdu`], shared with
+//! Modbus RTU), reconnecting, the register map, error reporting to the line (that is
+//! [`super::modbus::ModbusPlc`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::error::{CodecError, Error};
+use super::pdu::{Exchange, ReqError, hi, lo};
 
 /// Largest Modbus TCP frame (MBAP header 7 + PDU 253).
 const MAX_ADU: usize = 260;
-/// Most registers one read may return (the PDU limit).
-pub(crate) const MAX_READ: u16 = 125;
-/// Most registers one write-multiple may carry.
-const MAX_WRITE: usize = 123;
-
-/// What went wrong with one request (Modbus TCP or RTU).
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReqError {
-    /// The link failed.
-    #[error("{0}")]
-    Io(io::Error),
-    /// The reply broke the protocol.
-    #[error("{0}")]
-    Protocol(CodecError),
-    /// No complete reply before the deadline.
-    #[error("no reply in time")]
-    Timeout,
-}
-
-impl ReqError {
-    /// The driver's error for this failure of `device` while `during` (a request
-    /// bounded by `timeout`): `Transport`, `Protocol` or `Timeout`.
-    pub(crate) fn into_error(
-        self,
-        device: &crate::error::DeviceName,
-        during: &'static str,
-        timeout: Duration,
-    ) -> Error {
-        match self {
-            ReqError::Io(source) => Error::Transport {
-                device: device.clone(),
-                during,
-                source,
-            },
-            ReqError::Protocol(source) => Error::Protocol {
-                device: device.clone(),
-                during,
-                source,
-            },
-            ReqError::Timeout => Error::Timeout {
-                device: device.clone(),
-                during,
-                timeout,
-            },
-        }
-    }
-}
 
 fn bad(detail: String) -> ReqError {
-    ReqError::Protocol(CodecError::Malformed {
-        what: "Modbus reply",
-        detail,
-    })
+    super::pdu::bad("Modbus reply", detail)
 }
 
 /// One Modbus TCP connection.
@@ -96,82 +45,15 @@ impl TcpClient {
             rep: [0; MAX_ADU],
         })
     }
+}
 
-    /// Read `regs.len()` holding registers from `addr` into `regs`. `Ok(Err(code))` is a
-    /// Modbus exception.
-    pub(crate) fn read_holding(
-        &mut self,
-        addr: u16,
-        regs: &mut [u16],
-    ) -> Result<Result<(), u8>, ReqError> {
-        let n = u16::try_from(regs.len())
-            .ok()
-            .filter(|n| (1..=MAX_READ).contains(n))
-            .ok_or_else(|| bad(format!("cannot read {} registers", regs.len())))?;
-        let pdu = [0x03, hi(addr), lo(addr), hi(n), lo(n)];
-        let reply = match self.transact(&pdu)? {
-            Ok(reply) => reply,
-            Err(code) => return Ok(Err(code)),
-        };
-        let want = 2 * usize::from(n);
-        match reply {
-            [count, data @ ..] if usize::from(*count) == want && data.len() == want => {
-                for (r, w) in regs.iter_mut().zip(data.chunks_exact(2)) {
-                    *r = u16::from_be_bytes([w[0], w[1]]);
-                }
-                Ok(Ok(()))
-            }
-            _ => Err(bad(format!(
-                "read reply of {} bytes for {n} registers",
-                reply.len()
-            ))),
-        }
+impl Exchange for TcpClient {
+    fn reply_name(&self) -> &'static str {
+        "Modbus reply"
     }
 
-    /// Write one register.
-    pub(crate) fn write_single(
-        &mut self,
-        addr: u16,
-        value: u16,
-    ) -> Result<Result<(), u8>, ReqError> {
-        let pdu = [0x06, hi(addr), lo(addr), hi(value), lo(value)];
-        match self.transact(&pdu)? {
-            Ok(reply) if reply == &pdu[1..] => Ok(Ok(())),
-            Ok(reply) => Err(bad(format!(
-                "write-register reply {reply:02x?} does not echo the request"
-            ))),
-            Err(code) => Ok(Err(code)),
-        }
-    }
-
-    /// Write registers from `addr` on.
-    pub(crate) fn write_multiple(
-        &mut self,
-        addr: u16,
-        values: &[u16],
-    ) -> Result<Result<(), u8>, ReqError> {
-        if values.is_empty() || values.len() > MAX_WRITE {
-            return Err(bad(format!("cannot write {} registers", values.len())));
-        }
-        let n = values.len() as u16;
-        let mut pdu = [0u8; 6 + 2 * MAX_WRITE];
-        pdu[..6].copy_from_slice(&[0x10, hi(addr), lo(addr), hi(n), lo(n), (2 * n) as u8]);
-        for (w, v) in pdu[6..].chunks_exact_mut(2).zip(values) {
-            w.copy_from_slice(&v.to_be_bytes());
-        }
-        let len = 6 + 2 * values.len();
-        match self.transact(&pdu[..len])? {
-            Ok(reply) if reply == &pdu[1..5] => Ok(Ok(())),
-            Ok(reply) => Err(bad(format!(
-                "write-registers reply {reply:02x?} does not match the request"
-            ))),
-            Err(code) => Ok(Err(code)),
-        }
-    }
-
-    /// Send `pdu`, take the reply: its PDU data after the function code, or the
-    /// exception code.
-    fn transact(&mut self, pdu: &[u8]) -> Result<Result<&[u8], u8>, ReqError> {
+    /// MBAP carries the reply's length: `_data_len` is not needed.
+    fn transact(&mut self, pdu: &[u8], _data_len: usize) -> Result<Result<&[u8], u8>, ReqError> {
         let deadline = Instant::now() + self.timeout;
         self.tid = self.tid.wrapping_add(1);
         let len = pdu.len() + 1;
@@ -225,14 +107,6 @@ impl TcpClient {
             _ => Err(bad(format!("reply {body:02x?} to function {fc:#04x}"))),
         }
     }
-}
-
-fn hi(v: u16) -> u8 {
-    v.to_be_bytes()[0]
-}
-
-fn lo(v: u16) -> u8 {
-    v.to_be_bytes()[1]
 }
 
 fn io_or_timeout(e: io::Error) -> ReqError {

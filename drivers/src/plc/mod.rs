@@ -9,6 +9,7 @@
 mod mbrtu;
 mod mbtcp;
 pub mod modbus;
+mod pdu;
 
 use crate::error::Error;
 

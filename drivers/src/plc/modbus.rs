@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
-use super::mbtcp::ReqError;
+use super::pdu::{Exchange, ReqError};
 use super::{PackMlCommand, PackMlState, Plc, PlcCounters, Verdict};
 use crate::error::{CodecError, Error};
 
@@ -223,39 +223,8 @@ enum Op<'a> {
     Write(u16, &'a [u16]),
 }
 
-/// The requests both clients make.
-trait Requests {
-    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError>;
-    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError>;
-    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError>;
-}
-
-impl Requests for super::mbtcp::TcpClient {
-    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
-        super::mbtcp::TcpClient::read_holding(self, addr, regs)
-    }
-    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError> {
-        super::mbtcp::TcpClient::write_single(self, addr, value)
-    }
-    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError> {
-        super::mbtcp::TcpClient::write_multiple(self, addr, values)
-    }
-}
-
-impl Requests for super::mbrtu::RtuClient {
-    fn read_holding(&mut self, addr: u16, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
-        super::mbrtu::RtuClient::read_holding(self, addr, regs)
-    }
-    fn write_single(&mut self, addr: u16, value: u16) -> Result<Result<(), u8>, ReqError> {
-        super::mbrtu::RtuClient::write_single(self, addr, value)
-    }
-    fn write_multiple(&mut self, addr: u16, values: &[u16]) -> Result<Result<(), u8>, ReqError> {
-        super::mbrtu::RtuClient::write_multiple(self, addr, values)
-    }
-}
-
 /// Run `op` on `c`; a read lands in the front of `regs`.
-fn run_op(c: &mut dyn Requests, op: Op<'_>, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
+fn run_op(c: &mut dyn Exchange, op: Op<'_>, regs: &mut [u16]) -> Result<Result<(), u8>, ReqError> {
     match op {
         Op::Read(a, n) => match regs.get_mut(..usize::from(n)) {
             Some(dst) => c.read_holding(a, dst),
@@ -283,7 +252,7 @@ pub struct ModbusPlc {
     cfg: ModbusConfig,
     ctx: Option<Conn>,
     /// The registers of the last read (reused).
-    regs: [u16; super::mbtcp::MAX_READ as usize],
+    regs: [u16; super::pdu::MAX_READ as usize],
     next_attempt: Instant,
     backoff: Duration,
     device: crate::error::DeviceName,
@@ -304,7 +273,7 @@ impl ModbusPlc {
             endpoint,
             cfg,
             ctx: None,
-            regs: [0; super::mbtcp::MAX_READ as usize],
+            regs: [0; super::pdu::MAX_READ as usize],
             next_attempt: Instant::now(),
             backoff,
             device,
