@@ -773,13 +773,24 @@ impl Coordinator {
                 tracing::error!(unit = l.unit, error = %e, "loaded code does not parse");
                 self.free_codes.push(spare);
             }
+            // A unit the PLC counted before its code arrived keeps the deadline its
+            // count gave it: a pass written after it is late, never "in time".
+            let counted = self.plc_total.is_some_and(|t| l.unit <= t);
+            let due = if counted {
+                b.pending
+                    .iter()
+                    .find(|(u, _)| *u == l.unit)
+                    .map(|&(_, d)| d)
+            } else {
+                None
+            };
             b.slots.insert(
                 l.unit,
                 Slot {
                     serial: std::mem::take(&mut l.serial),
                     code,
                     frame_at: None,
-                    due: None,
+                    due,
                     decided: false,
                     awaiting: None,
                 },
