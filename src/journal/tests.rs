@@ -386,6 +386,20 @@ fn faulty(dir: &Path) -> (Journal, Arc<Faults>) {
     )
 }
 
+/// `e` is the journal's report of a failed fdatasync.
+fn assert_fdatasync_failed(e: &JournalError) {
+    assert!(
+        matches!(
+            e,
+            JournalError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn failing_fdatasync_is_never_acknowledged_and_stops_the_journal() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -394,16 +408,7 @@ fn failing_fdatasync_is_never_acknowledged_and_stops_the_journal() {
         assert_eq!(j.append(EVENT, payload(0)).expect("append"), Seq(0));
         faults.fail_sync_in.store(1, Ordering::SeqCst);
         let e = j.append(EVENT, payload(1)).expect_err("fsync fails");
-        assert!(
-            matches!(
-                &e,
-                JournalError::Io {
-                    op: "fdatasync",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert_fdatasync_failed(&e);
         // The unacknowledged record is not visible to readers.
         assert_eq!(all(&j).len(), 1);
         assert_eq!(j.end_seq(), Seq(1));
@@ -781,16 +786,7 @@ fn an_appender_gets_the_failure_of_a_stopped_journal_and_keeps_a_batch() {
     faults.fail_sync_in.store(1, Ordering::SeqCst);
     batch.push(EVENT, &payload(1));
     let e = a.append(&mut batch).expect_err("fsync fails");
-    assert!(
-        matches!(
-            &e,
-            JournalError::Io {
-                op: "fdatasync",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_fdatasync_failed(&e);
     assert!(batch.is_empty() && batch.bytes.capacity() >= 256);
     batch.push(EVENT, &payload(2));
     let e = a.append(&mut batch).expect_err("stopped");

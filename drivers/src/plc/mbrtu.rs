@@ -211,12 +211,7 @@ impl RtuClient {
             }
             self.link.set_read_timeout(left).map_err(ReqError::Io)?;
             match self.link.read(&mut self.rep[got..to]) {
-                Ok(0) => {
-                    return Err(ReqError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the link closed",
-                    )));
-                }
+                Ok(0) => return Err(link_closed()),
                 Ok(n) => {
                     got += n;
                     self.busy_until = Instant::now();
@@ -235,12 +230,7 @@ impl RtuClient {
         let mut dropped = 0usize;
         loop {
             match self.link.read_available(&mut self.rep) {
-                Ok(0) => {
-                    return Err(ReqError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the link closed",
-                    )));
-                }
+                Ok(0) => return Err(link_closed()),
                 Ok(n) => {
                     dropped += n;
                     self.busy_until = Instant::now();
@@ -257,12 +247,7 @@ impl RtuClient {
             loop {
                 self.link.set_read_timeout(silence).map_err(ReqError::Io)?;
                 match self.link.read(&mut self.rep) {
-                    Ok(0) => {
-                        return Err(ReqError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the link closed",
-                        )));
-                    }
+                    Ok(0) => return Err(link_closed()),
                     Ok(n) => {
                         dropped += n;
                         self.busy_until = Instant::now();
@@ -318,6 +303,14 @@ impl Exchange for RtuClient {
     fn out_of_step(&mut self) {
         self.resync = true;
     }
+}
+
+/// The link reached its end (the port or connection closed).
+fn link_closed() -> ReqError {
+    ReqError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the link closed",
+    ))
 }
 
 fn io_or_timeout(e: io::Error) -> ReqError {
